@@ -1,0 +1,57 @@
+/*
+ * Internal helpers shared by the server and the helper library. Not installed,
+ * not part of the ABI: symbols are csgi__*.
+ */
+#ifndef CSGI_INTERNAL_H
+#define CSGI_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <csgi/csgi.h>
+
+/* True when [p, p+n) is a non-empty RFC 9110 token (tchar only). */
+int csgi__is_token(const char *p, size_t n);
+
+/*
+ * True when [p, p+n) is a valid field value: VCHAR, obs-text, SP and HTAB
+ * only (no NUL, CR, LF, other controls or DEL).
+ */
+int csgi__is_field_value(const char *p, size_t n);
+
+/* True when a reason phrase is valid (HTAB, SP, VCHAR, obs-text). */
+int csgi__is_reason(const char *p, size_t n);
+
+/* True when [a, a+an) equals the NUL-terminated b, ASCII case-insensitively. */
+int csgi__str_ieq(const char *a, size_t an, const char *b);
+
+/*
+ * True when the header name is hop-by-hop or connection-specific (Connection,
+ * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade).
+ */
+int csgi__is_hop_by_hop(const char *name, size_t n);
+
+/* The standard reason phrase of a status code, or "Unknown". Static. */
+const char *csgi__status_reason(int status);
+
+/*
+ * Parse a Content-Length value: 1..18 decimal digits, nothing else.
+ * Returns the value, or -1 when invalid.
+ */
+int64_t csgi__parse_content_length(const char *p, size_t n);
+
+/*
+ * Check a response head as start_response() must (SPEC.md section 4.3):
+ * status 200..599 (also 100..199 refused), reason, header names and values,
+ * no Status header, no hop-by-hop header, at most one well-formed
+ * Content-Length and none on 204/304.
+ *
+ * On failure writes a one-line reason into why (if non-NULL) and returns
+ * CSGI_ESTATUS or CSGI_EHEADER. On success returns 0 and, when
+ * content_length is non-NULL, stores the declared length there (-1 if none).
+ */
+int csgi__check_response_head(int status, struct csgi_str reason,
+                              const struct csgi_header *headers, size_t n_headers,
+                              int64_t *content_length, char *why, size_t why_len);
+
+#endif /* CSGI_INTERNAL_H */

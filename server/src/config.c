@@ -1,0 +1,664 @@
+/*
+ * Option table, JSON config (cJSON) and command-line parsing.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "log.h"
+
+enum opt_type {
+    OPT_FLAG,   /* no argument */
+    OPT_UINT,   /* unsigned integer */
+    OPT_SIZE,   /* bytes with k/m/g suffix */
+    OPT_STR,    /* string */
+    OPT_BIND,   /* repeatable --bind */
+    OPT_MOUNT,  /* repeatable /prefix=plugin */
+    OPT_SET,    /* repeatable plugin.key=value */
+    OPT_LEVEL,  /* log level name */
+    OPT_CONFIG, /* --config FILE (handled first) */
+};
+
+struct opt {
+    const char *name;
+    enum opt_type type;
+    size_t offset;
+    unsigned min;
+    const char *arg;
+    const char *help;
+};
+
+#define OFF(f) offsetof(struct srv_config, f)
+
+static const struct opt opts[] = {
+    {"bind", OPT_BIND, OFF(binds), 0, "ADDR",
+     "listen on host:port, [v6]:port or unix:/path (repeatable; default 127.0.0.1:8000)"},
+    {"plugins", OPT_STR, OFF(plugin_dir), 0, "DIR", "load every *.so in DIR (sorted order)"},
+    {"mount", OPT_MOUNT, OFF(mounts), 0, "/PREFIX=NAME",
+     "mount plugin NAME at /PREFIX (repeatable; default: the plugin's own mount)"},
+    {"set", OPT_SET, OFF(settings), 0, "NAME.KEY=VALUE",
+     "configuration for plugin NAME, passed to its init (repeatable)"},
+    {"config", OPT_CONFIG, OFF(config_file), 0, "FILE",
+     "read options from a JSON file; the command line overrides it"},
+    {"workers", OPT_UINT, OFF(workers), 1, "N", "worker processes (default: number of cores)"},
+    {"threads", OPT_UINT, OFF(threads), 1, "N", "libmicrohttpd threads per worker (default 1)"},
+    {"conn-timeout", OPT_UINT, OFF(conn_timeout), 1, "SEC",
+     "close a connection idle this long, keep-alive included (default 15)"},
+    {"header-timeout", OPT_UINT, OFF(header_timeout), 1, "SEC",
+     "a request head must arrive within this time (slowloris guard; default 10)"},
+    {"body-timeout", OPT_UINT, OFF(body_timeout), 1, "SEC",
+     "a request body must arrive within this time (default 60)"},
+    {"max-connections", OPT_UINT, OFF(max_connections), 1, "N",
+     "connections per worker (default 1000)"},
+    {"max-connections-per-ip", OPT_UINT, OFF(max_conn_per_ip), 0, "N",
+     "connections per client address per worker, 0 = off (default 64)"},
+    {"max-headers", OPT_UINT, OFF(max_headers), 1, "N",
+     "request header lines, more get 431 (default 100)"},
+    {"conn-memory", OPT_SIZE, OFF(conn_memory), 4096, "BYTES",
+     "per-connection buffer; bounds request line + headers (414/431) (default 16k)"},
+    {"max-body", OPT_SIZE, OFF(max_body), 0, "BYTES",
+     "largest request body; larger gets 413 (default 16m)"},
+    {"body-buffer", OPT_SIZE, OFF(body_buffer), 0, "BYTES",
+     "bodies larger than this spill to an unlinked temporary file (default 64k)"},
+    {"tmp-dir", OPT_STR, OFF(tmp_dir), 0, "DIR",
+     "directory for spilled bodies and private plugin copies (default $TMPDIR or /tmp)"},
+    {"access-log", OPT_STR, OFF(access_log), 0, "FILE",
+     "access log in combined format, '-' = stdout (default off)"},
+    {"access-log-json", OPT_FLAG, OFF(access_json), 0, NULL, "write the access log as JSON lines"},
+    {"error-log", OPT_STR, OFF(error_log), 0, "FILE", "error log (default '-' = stderr)"},
+    {"log-level", OPT_LEVEL, OFF(log_level), 0, "LEVEL",
+     "error, warn, info, debug or trace (default info)"},
+    {"graceful-timeout", OPT_UINT, OFF(graceful_timeout), 0, "SEC",
+     "on reload/stop, wait this long for in-flight requests (default 30)"},
+    {"timeout", OPT_UINT, OFF(timeout), 0, "SEC",
+     "kill a worker stuck this long in one request, 0 = off (default 30)"},
+    {"max-requests", OPT_UINT, OFF(max_requests), 0, "N",
+     "recycle a worker after N requests, 0 = off (default 0)"},
+    {"max-requests-jitter", OPT_UINT, OFF(max_requests_jitter), 0, "N",
+     "add a random 0..N to --max-requests per worker (default 0)"},
+    {"ready-timeout", OPT_UINT, OFF(ready_timeout), 1, "SEC",
+     "a new worker must report ready within this time (default 30)"},
+    {"pid", OPT_STR, OFF(pid_file), 0, "FILE", "write the master's pid to FILE"},
+    {"stats", OPT_STR, OFF(stats), 0, "ADDR", "serve JSON stats on unix:/path or host:port"},
+    {"user", OPT_STR, OFF(user), 0, "USER", "drop privileges to USER after binding"},
+    {"group", OPT_STR, OFF(group), 0, "GROUP", "drop privileges to GROUP after binding"},
+    {"check-config", OPT_FLAG, OFF(check_config), 0, NULL,
+     "load every plugin, report, and exit (0 when all loaded)"},
+    {"status", OPT_STR, OFF(status_addr), 0, "ADDR", "print the stats of a running server and exit"},
+    {"version", OPT_FLAG, OFF(show_version), 0, NULL, "print the version and exit"},
+    {"help", OPT_FLAG, OFF(show_help), 0, NULL, "print this help and exit"},
+    {NULL, OPT_FLAG, 0, 0, NULL, NULL},
+};
+
+void
+srv_config_init(struct srv_config *cfg)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->workers = cores > 0 ? (unsigned)cores : 1;
+    cfg->threads = 1;
+    cfg->conn_timeout = 15;
+    cfg->header_timeout = 10;
+    cfg->body_timeout = 60;
+    cfg->max_connections = 1000;
+    cfg->max_conn_per_ip = 64;
+    cfg->max_headers = 100;
+    cfg->conn_memory = 16 * 1024;
+    cfg->max_body = 16 * 1024 * 1024;
+    cfg->body_buffer = 64 * 1024;
+    cfg->log_level = SRV_LOG_INFO;
+    cfg->graceful_timeout = 30;
+    cfg->timeout = 30;
+    cfg->ready_timeout = 30;
+}
+
+static void
+free_binds(struct srv_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_binds; i++)
+        free(cfg->binds[i]);
+    free(cfg->binds);
+    cfg->binds = NULL;
+    cfg->n_binds = 0;
+}
+
+static void
+free_mounts(struct srv_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_mounts; i++) {
+        free(cfg->mounts[i].prefix);
+        free(cfg->mounts[i].plugin);
+    }
+    free(cfg->mounts);
+    cfg->mounts = NULL;
+    cfg->n_mounts = 0;
+}
+
+static void
+free_settings(struct srv_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_settings; i++) {
+        free(cfg->settings[i].plugin);
+        free(cfg->settings[i].key);
+        free(cfg->settings[i].value);
+    }
+    free(cfg->settings);
+    cfg->settings = NULL;
+    cfg->n_settings = 0;
+}
+
+void
+srv_config_free(struct srv_config *cfg)
+{
+    free_binds(cfg);
+    free_mounts(cfg);
+    free_settings(cfg);
+    for (const struct opt *o = opts; o->name; o++) {
+        if (o->type == OPT_STR || o->type == OPT_CONFIG) {
+            char **slot = (char **)((char *)cfg + o->offset);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+}
+
+static int __attribute__((format(printf, 3, 4)))
+errf(char *err, size_t err_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int
+srv_config_parse_size(const char *s, size_t *out)
+{
+    char *end;
+    unsigned long long v;
+    unsigned long long mul = 1;
+
+    if (!s || !*s || *s == '-')
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    if (*end) {
+        switch (*end) {
+        case 'k':
+        case 'K':
+            mul = 1024ULL;
+            break;
+        case 'm':
+        case 'M':
+            mul = 1024ULL * 1024;
+            break;
+        case 'g':
+        case 'G':
+            mul = 1024ULL * 1024 * 1024;
+            break;
+        default:
+            return -1;
+        }
+        end++;
+        if (*end == 'b' || *end == 'B')
+            end++;
+        if (*end)
+            return -1;
+    }
+    if (v > SIZE_MAX / mul)
+        return -1;
+    *out = (size_t)(v * mul);
+    return 0;
+}
+
+static int
+parse_uint(const char *s, unsigned *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (!s || !*s || *s == '-')
+        return -1;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end || end == s || v > UINT_MAX)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static char *
+xstrdup(const char *s)
+{
+    char *p = strdup(s);
+
+    if (!p) {
+        fputs("csgi-server: out of memory\n", stderr);
+        exit(1);
+    }
+    return p;
+}
+
+static void *
+xgrow(void *p, size_t n, size_t size)
+{
+    p = realloc(p, n * size);
+    if (!p) {
+        fputs("csgi-server: out of memory\n", stderr);
+        exit(1);
+    }
+    return p;
+}
+
+static int
+add_mount(struct srv_config *cfg, const char *prefix, size_t plen, const char *plugin,
+          const char *optname, char *err, size_t err_len)
+{
+    struct srv_mount_override *m;
+
+    if (plen == 0 || prefix[0] != '/')
+        return errf(err, err_len, "option --%s: prefix must start with '/'", optname);
+    if (plen > 1 && prefix[plen - 1] == '/')
+        return errf(err, err_len, "option --%s: prefix \"%.*s\" must not end with '/'", optname,
+                    (int)plen, prefix);
+    if (!*plugin)
+        return errf(err, err_len, "option --%s: missing plugin name after '='", optname);
+    for (size_t i = 0; i < cfg->n_mounts; i++) {
+        if (strlen(cfg->mounts[i].prefix) == plen && memcmp(cfg->mounts[i].prefix, prefix, plen) == 0)
+            return errf(err, err_len, "option --%s: prefix \"%.*s\" given twice", optname,
+                        (int)plen, prefix);
+        if (strcmp(cfg->mounts[i].plugin, plugin) == 0)
+            return errf(err, err_len, "option --%s: plugin \"%s\" mounted twice", optname, plugin);
+    }
+    cfg->mounts = xgrow(cfg->mounts, cfg->n_mounts + 1, sizeof(*cfg->mounts));
+    m = &cfg->mounts[cfg->n_mounts++];
+    m->prefix = strndup(prefix, plen);
+    m->plugin = xstrdup(plugin);
+    if (!m->prefix) {
+        fputs("csgi-server: out of memory\n", stderr);
+        exit(1);
+    }
+    return 0;
+}
+
+static int
+add_setting(struct srv_config *cfg, const char *plugin, size_t plugin_len, const char *key,
+            size_t key_len, const char *value)
+{
+    struct srv_setting *s;
+
+    cfg->settings = xgrow(cfg->settings, cfg->n_settings + 1, sizeof(*cfg->settings));
+    s = &cfg->settings[cfg->n_settings++];
+    s->plugin = strndup(plugin, plugin_len);
+    s->key = strndup(key, key_len);
+    s->value = xstrdup(value);
+    if (!s->plugin || !s->key) {
+        fputs("csgi-server: out of memory\n", stderr);
+        exit(1);
+    }
+    return 0;
+}
+
+/* Apply one option value (from argv or JSON, as a string). */
+static int
+apply(struct srv_config *cfg, const struct opt *o, const char *val, char *err, size_t err_len)
+{
+    void *slot = (char *)cfg + o->offset;
+
+    switch (o->type) {
+    case OPT_FLAG:
+        *(int *)slot = 1;
+        return 0;
+    case OPT_UINT: {
+        unsigned v;
+        if (parse_uint(val, &v) < 0)
+            return errf(err, err_len, "option --%s: \"%s\" is not a non-negative integer",
+                        o->name, val);
+        if (v < o->min)
+            return errf(err, err_len, "option --%s: %u is below the minimum %u", o->name, v,
+                        o->min);
+        *(unsigned *)slot = v;
+        return 0;
+    }
+    case OPT_SIZE: {
+        size_t v;
+        if (srv_config_parse_size(val, &v) < 0)
+            return errf(err, err_len, "option --%s: \"%s\" is not a size (e.g. 65536, 64k, 10m)",
+                        o->name, val);
+        if (v < o->min)
+            return errf(err, err_len, "option --%s: %zu is below the minimum %u", o->name, v,
+                        o->min);
+        *(size_t *)slot = v;
+        return 0;
+    }
+    case OPT_STR:
+    case OPT_CONFIG:
+        if (!*val)
+            return errf(err, err_len, "option --%s: empty value", o->name);
+        free(*(char **)slot);
+        *(char **)slot = xstrdup(val);
+        return 0;
+    case OPT_LEVEL: {
+        int lv = srv_log_level_parse(val);
+        if (lv < 0)
+            return errf(err, err_len,
+                        "option --%s: \"%s\" is not one of error, warn, info, debug, trace",
+                        o->name, val);
+        *(int *)slot = lv;
+        return 0;
+    }
+    case OPT_BIND:
+        if (!*val)
+            return errf(err, err_len, "option --%s: empty address", o->name);
+        cfg->binds = xgrow(cfg->binds, cfg->n_binds + 1, sizeof(*cfg->binds));
+        cfg->binds[cfg->n_binds++] = xstrdup(val);
+        return 0;
+    case OPT_MOUNT: {
+        const char *eq = strchr(val, '=');
+        if (!eq)
+            return errf(err, err_len, "option --%s: \"%s\" is not /PREFIX=NAME", o->name, val);
+        return add_mount(cfg, val, (size_t)(eq - val), eq + 1, o->name, err, err_len);
+    }
+    case OPT_SET: {
+        const char *dot = strchr(val, '.'), *eq = strchr(val, '=');
+        if (!dot || !eq || dot > eq || dot == val || eq == dot + 1)
+            return errf(err, err_len, "option --%s: \"%s\" is not NAME.KEY=VALUE", o->name, val);
+        return add_setting(cfg, val, (size_t)(dot - val), dot + 1, (size_t)(eq - dot - 1), eq + 1);
+    }
+    }
+    return errf(err, err_len, "option --%s: internal error", o->name);
+}
+
+static const struct opt *
+find_opt(const char *name, size_t len)
+{
+    for (const struct opt *o = opts; o->name; o++) {
+        if (strlen(o->name) == len && memcmp(o->name, name, len) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* A JSON scalar as an option string: numbers without decimals, strings, booleans. */
+static int
+json_scalar(const cJSON *v, char *buf, size_t size, const char **out)
+{
+    if (cJSON_IsString(v)) {
+        *out = v->valuestring;
+        return 0;
+    }
+    if (cJSON_IsNumber(v)) {
+        if (v->valuedouble < 0 || v->valuedouble != (double)(unsigned long long)v->valuedouble)
+            return -1;
+        snprintf(buf, size, "%llu", (unsigned long long)v->valuedouble);
+        *out = buf;
+        return 0;
+    }
+    return -1;
+}
+
+int
+srv_config_parse_json(struct srv_config *cfg, const char *text, char *err, size_t err_len)
+{
+    cJSON *root = cJSON_Parse(text), *item;
+    int rc = 0;
+
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        return errf(err, err_len, "config: invalid JSON near \"%.20s\"", at ? at : "");
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return errf(err, err_len, "config: the top level must be an object");
+    }
+    cJSON_ArrayForEach(item, root)
+    {
+        const struct opt *o = find_opt(item->string, strlen(item->string));
+        char num[32];
+        const char *s;
+
+        if (!o || o->type == OPT_CONFIG || strcmp(o->name, "help") == 0 ||
+            strcmp(o->name, "version") == 0 || strcmp(o->name, "check-config") == 0 ||
+            strcmp(o->name, "status") == 0) {
+            rc = errf(err, err_len, "config: unknown key \"%s\"", item->string);
+            break;
+        }
+        if (o->type == OPT_FLAG) {
+            if (!cJSON_IsBool(item)) {
+                rc = errf(err, err_len, "config: key \"%s\" must be true or false", o->name);
+                break;
+            }
+            *(int *)((char *)cfg + o->offset) = cJSON_IsTrue(item);
+            continue;
+        }
+        if (o->type == OPT_MOUNT && cJSON_IsObject(item)) {
+            const cJSON *m;
+            cJSON_ArrayForEach(m, item)
+            {
+                if (!cJSON_IsString(m)) {
+                    rc = errf(err, err_len, "config: mount \"%s\" must name a plugin", m->string);
+                    break;
+                }
+                rc = add_mount(cfg, m->string, strlen(m->string), m->valuestring, "mount", err,
+                               err_len);
+                if (rc)
+                    break;
+            }
+            if (rc)
+                break;
+            continue;
+        }
+        if (o->type == OPT_SET && cJSON_IsObject(item)) {
+            const cJSON *p, *kv;
+            cJSON_ArrayForEach(p, item)
+            {
+                if (!cJSON_IsObject(p)) {
+                    rc = errf(err, err_len, "config: set.%s must be an object", p->string);
+                    break;
+                }
+                cJSON_ArrayForEach(kv, p)
+                {
+                    if (json_scalar(kv, num, sizeof(num), &s) < 0) {
+                        rc = errf(err, err_len, "config: set.%s.%s must be a string or number",
+                                  p->string, kv->string);
+                        break;
+                    }
+                    add_setting(cfg, p->string, strlen(p->string), kv->string, strlen(kv->string),
+                                s);
+                }
+                if (rc)
+                    break;
+            }
+            if (rc)
+                break;
+            continue;
+        }
+        if (cJSON_IsArray(item) &&
+            (o->type == OPT_BIND || o->type == OPT_MOUNT || o->type == OPT_SET)) {
+            const cJSON *e;
+            cJSON_ArrayForEach(e, item)
+            {
+                if (!cJSON_IsString(e)) {
+                    rc = errf(err, err_len, "config: \"%s\" entries must be strings", o->name);
+                    break;
+                }
+                rc = apply(cfg, o, e->valuestring, err, err_len);
+                if (rc)
+                    break;
+            }
+            if (rc)
+                break;
+            continue;
+        }
+        if (json_scalar(item, num, sizeof(num), &s) < 0) {
+            rc = errf(err, err_len, "config: key \"%s\" has a value of the wrong type", o->name);
+            break;
+        }
+        rc = apply(cfg, o, s, err, err_len);
+        if (rc)
+            break;
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+static int
+load_config_file(struct srv_config *cfg, const char *path, char *err, size_t err_len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+
+    if (!f)
+        return errf(err, err_len, "option --config: cannot open \"%s\": %s", path, strerror(errno));
+    for (;;) {
+        size_t n;
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > 16 * 1024 * 1024) {
+                fclose(f);
+                free(buf);
+                return errf(err, err_len, "option --config: \"%s\" is larger than 16 MiB", path);
+            }
+            buf = xgrow(buf, cap, 1);
+        }
+        n = fread(buf + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    fclose(f);
+    buf[len] = '\0';
+    rc = srv_config_parse_json(cfg, buf, err, err_len);
+    free(buf);
+    if (rc) {
+        char tmp[512];
+        snprintf(tmp, sizeof(tmp), "%s", err);
+        snprintf(err, err_len, "%s (in \"%s\")", tmp, path);
+    }
+    return rc;
+}
+
+int
+srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err, size_t err_len)
+{
+    int cli_binds = 0, cli_mounts = 0, cli_sets = 0;
+
+    /* --config first, so that every other option overrides the file. */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--config") == 0 && i + 1 < argc) {
+            if (load_config_file(cfg, argv[i + 1], err, err_len) < 0)
+                return -1;
+            cfg->config_file = xstrdup(argv[i + 1]);
+            break;
+        }
+        if (strncmp(a, "--config=", 9) == 0) {
+            if (load_config_file(cfg, a + 9, err, err_len) < 0)
+                return -1;
+            cfg->config_file = xstrdup(a + 9);
+            break;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *name, *val = NULL, *eq;
+        const struct opt *o;
+        size_t nlen;
+
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
+            return errf(err, err_len, "unexpected argument \"%s\" (options start with --)", a);
+        name = a + 2;
+        eq = strchr(name, '=');
+        nlen = eq ? (size_t)(eq - name) : strlen(name);
+        o = find_opt(name, nlen);
+        if (!o)
+            return errf(err, err_len, "unknown option --%.*s (see --help)", (int)nlen, name);
+        if (o->type == OPT_FLAG) {
+            if (eq)
+                return errf(err, err_len, "option --%s takes no value", o->name);
+        } else if (eq) {
+            val = eq + 1;
+        } else {
+            if (i + 1 >= argc)
+                return errf(err, err_len, "option --%s needs a value (%s)", o->name, o->arg);
+            val = argv[++i];
+        }
+        if (o->type == OPT_CONFIG)
+            continue;
+        /* A list given on the command line replaces the file's list. */
+        if (o->type == OPT_BIND && !cli_binds++)
+            free_binds(cfg);
+        if (o->type == OPT_MOUNT && !cli_mounts++)
+            free_mounts(cfg);
+        if (o->type == OPT_SET && !cli_sets++)
+            free_settings(cfg);
+        if (apply(cfg, o, val, err, err_len) < 0)
+            return -1;
+    }
+    if (cfg->n_binds == 0) {
+        cfg->binds = xgrow(NULL, 1, sizeof(*cfg->binds));
+        cfg->binds[0] = xstrdup("127.0.0.1:8000");
+        cfg->n_binds = 1;
+    }
+    return 0;
+}
+
+int
+srv_config_validate(const struct srv_config *cfg, char *err, size_t err_len)
+{
+    if (cfg->show_help || cfg->show_version || cfg->status_addr)
+        return 0;
+    if (!cfg->plugin_dir)
+        return errf(err, err_len, "option --plugins is required (a directory of *.so plugins)");
+    if (cfg->max_conn_per_ip > cfg->max_connections)
+        return errf(err, err_len,
+                    "option --max-connections-per-ip (%u) is larger than --max-connections (%u)",
+                    cfg->max_conn_per_ip, cfg->max_connections);
+    if (cfg->threads > 64)
+        return errf(err, err_len, "option --threads: %u is above the maximum 64", cfg->threads);
+    if (cfg->workers > 256)
+        return errf(err, err_len, "option --workers: %u is above the maximum 256", cfg->workers);
+    if (cfg->max_requests_jitter && !cfg->max_requests)
+        return errf(err, err_len, "option --max-requests-jitter needs --max-requests");
+    if (cfg->conn_memory > 1024 * 1024)
+        return errf(err, err_len, "option --conn-memory: above the maximum 1m");
+    for (size_t i = 0; i < cfg->n_binds; i++) {
+        for (size_t j = i + 1; j < cfg->n_binds; j++) {
+            if (strcmp(cfg->binds[i], cfg->binds[j]) == 0)
+                return errf(err, err_len, "option --bind: \"%s\" given twice", cfg->binds[i]);
+        }
+    }
+    if (cfg->access_json && !cfg->access_log)
+        return errf(err, err_len, "option --access-log-json needs --access-log");
+    return 0;
+}
+
+void
+srv_config_usage(FILE *f)
+{
+    fputs("usage: csgi-server --plugins DIR [--bind ADDR]... [options]\n\n"
+          "Serve every CSGI plugin (*.so) in DIR over HTTP/1.1.\n\noptions:\n",
+          f);
+    for (const struct opt *o = opts; o->name; o++) {
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        fprintf(f, "  %-30s %s\n", left, o->help);
+    }
+    fputs("\nSignals to the master: HUP reload, TERM graceful stop, INT/QUIT fast stop,\n"
+          "TTIN/TTOU add/remove a worker, USR1 reopen log files.\n",
+          f);
+}

@@ -1,0 +1,91 @@
+/*
+ * csgi-server configuration: one table of options, read from a JSON file
+ * (--config) and then from the command line, which overrides it.
+ */
+#ifndef SRV_CONFIG_H
+#define SRV_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct srv_mount_override {
+    char *prefix;
+    char *plugin;
+};
+
+struct srv_setting {
+    char *plugin;
+    char *key;
+    char *value;
+};
+
+struct srv_config {
+    char **binds;
+    size_t n_binds;
+    char *plugin_dir;
+    struct srv_mount_override *mounts;
+    size_t n_mounts;
+    struct srv_setting *settings;
+    size_t n_settings;
+
+    unsigned workers;
+    unsigned threads;
+
+    unsigned conn_timeout;
+    unsigned header_timeout;
+    unsigned body_timeout;
+    unsigned max_connections;
+    unsigned max_conn_per_ip;
+    unsigned max_headers;
+    size_t conn_memory;
+    size_t max_body;
+    size_t body_buffer;
+
+    char *access_log;
+    char *error_log;
+    int access_json;
+    int log_level;
+
+    unsigned graceful_timeout;
+    unsigned timeout;
+    unsigned max_requests;
+    unsigned max_requests_jitter;
+    unsigned ready_timeout;
+    char *pid_file;
+    char *stats;
+    char *user;
+    char *group;
+    char *tmp_dir;
+
+    char *config_file;
+    int check_config;
+    int show_help;
+    int show_version;
+    char *status_addr;
+};
+
+/* Defaults; see the option table in config.c (and README.md). */
+void srv_config_init(struct srv_config *cfg);
+void srv_config_free(struct srv_config *cfg);
+
+/*
+ * Parse argv (with --config FILE applied first). On error writes a one-line
+ * message naming the option into err and returns -1 (the caller exits 2).
+ */
+int srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err,
+                          size_t err_len);
+
+/* Parse a JSON document into cfg. Returns 0 or -1 with err set. */
+int srv_config_parse_json(struct srv_config *cfg, const char *text, char *err, size_t err_len);
+
+/* Check cross-option consistency. Returns 0 or -1 with err set. */
+int srv_config_validate(const struct srv_config *cfg, char *err, size_t err_len);
+
+/* Print --help (the option table) to f. */
+void srv_config_usage(FILE *f);
+
+/* Parse "64k", "10M", "1g" or plain bytes. Returns 0 or -1. */
+int srv_config_parse_size(const char *s, size_t *out);
+
+#endif /* SRV_CONFIG_H */

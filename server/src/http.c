@@ -1,0 +1,1836 @@
+/*
+ * The HTTP front of a worker (see http.h).
+ *
+ * libmicrohttpd 0.9.75 calls the access handler several times per request:
+ * once when the head is parsed, once per piece of body, and once at the end.
+ * We check the head on the first call (queueing a response there forces
+ * "Connection: close", which we want only for errors that must not keep the
+ * connection), store the body, and call the application on the last call.
+ *
+ * A request is one allocation (struct csgi_request plus the first arena
+ * block). It lives until both the request is complete (NOTIFY_COMPLETED) and
+ * the response object is destroyed (which closes the application's body), so
+ * that the body's close() may still use arena memory.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "arena.h"
+#include "csgi_internal.h"
+#include "http.h"
+#include "log.h"
+#include "scoreboard.h"
+#include "target.h"
+
+#define SERVER_SOFTWARE "csgi-server/0.1.0"
+#define READER_BLOCK (32 * 1024)
+#define FIRST_ARENA 4096
+
+enum req_state {
+    REQ_NEW = 0,   /* URI seen, head not yet checked */
+    REQ_HEAD,      /* head checked; body may be arriving */
+    REQ_DONE       /* response queued */
+};
+
+struct finished_cb {
+    csgi_finished_fn fn;
+    void *arg;
+    struct finished_cb *next;
+};
+
+/* A file body made by body_from_fd(). */
+struct file_body {
+    uint32_t magic;
+    int fd;
+    int close_fd;
+    int64_t offset;
+    int64_t remaining;
+    char buf[16384];
+};
+#define FILE_BODY_MAGIC 0x46424f44u
+
+/* Connection state for the header/body deadline (slowloris guard). */
+struct srv_conn {
+    int fd;
+    atomic_llong deadline_ms; /* 0: no deadline */
+    struct srv_conn *prev, *next;
+};
+
+struct daemon_slot {
+    struct MHD_Daemon *d;
+    struct srv_listener *l;
+    struct srv_http *h;
+};
+
+struct srv_http {
+    const struct srv_config *cfg;
+    struct srv_plugin_set *plugins;
+    struct daemon_slot *slots;
+    size_t n_slots;
+    struct csgi_host_api api;
+    uint32_t env_flags;
+    atomic_int draining;
+    atomic_ullong next_id;
+    struct srv_http_stats stats;
+    pthread_mutex_t conn_lock;
+    struct srv_conn conns; /* list head */
+    struct srv_score *score;
+    atomic_int thread_seq;
+    char tmp_dir[512];
+};
+
+struct csgi_request {
+    struct srv_http *h;
+    struct daemon_slot *slot;
+    struct MHD_Connection *conn;
+    struct srv_arena arena;
+    uint64_t id;
+    struct timespec t0;
+    int refs;
+    int state;
+
+    /* Head. */
+    char *raw_target;
+    size_t raw_target_len;
+    struct srv_target target;
+    const char *method;
+    const char *version;
+    struct csgi_header *headers;
+    size_t n_headers;
+    int64_t content_length;
+    int chunked;
+    int head_request;
+    const char *host;
+    size_t host_len;
+    int early_status;
+    const char *early_why;
+
+    /* Body storage. */
+    char *body_mem;
+    size_t body_cap;
+    uint64_t body_len;
+    int body_fd;
+    uint64_t read_pos;
+    int body_too_big;
+    int body_io_error;
+
+    /* CSGI objects. */
+    struct csgi_environ env;
+    struct csgi_input input;
+    struct csgi_errors errors;
+    struct csgi_responder responder;
+    struct srv_plugin *plugin;
+    char line[512];
+    size_t line_len;
+
+    /* Response. */
+    int started;
+    int sent;          /* headers logically sent (first write / non-empty chunk) */
+    int status;
+    struct csgi_header *resp_headers;
+    size_t n_resp_headers;
+    int64_t resp_cl;
+    char *wbuf;
+    size_t wlen, wcap, woff;
+    struct csgi_body body;
+    int have_body;
+    int body_closed;
+    int in_next;
+    struct csgi_chunk pending;
+    size_t poff;
+    int body_done;
+    int body_error;
+    uint64_t resp_size;  /* MHD_SIZE_UNKNOWN or exact */
+    uint64_t sent_bytes;
+    int queued_status;
+    int close_conn;
+
+    struct finished_cb *finished;
+    int toe;
+    int counted;
+    struct srv_conn *sconn;
+    /* The first arena block follows. */
+};
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+set_deadline(struct csgi_request *r, unsigned seconds)
+{
+    if (!r->sconn)
+        return;
+    atomic_store(&r->sconn->deadline_ms, seconds ? now_ms() + (long long)seconds * 1000 : 0);
+}
+
+static _Thread_local int busy_slot = -1;
+
+/* Mark this thread as inside plugin code (for the --timeout watchdog). */
+static void
+busy_enter(struct srv_http *h)
+{
+    if (!h->score)
+        return;
+    if (busy_slot < 0)
+        busy_slot = atomic_fetch_add(&h->thread_seq, 1) % SRV_MAX_THREADS;
+    atomic_store(&h->score->busy_since_ms[busy_slot], now_ms());
+}
+
+static void
+busy_leave(struct srv_http *h)
+{
+    if (h->score && busy_slot >= 0)
+        atomic_store(&h->score->busy_since_ms[busy_slot], 0);
+}
+
+static struct csgi_str
+cstr(const char *p, size_t n)
+{
+    struct csgi_str s;
+
+    s.ptr = p;
+    s.len = n;
+    return s;
+}
+
+static struct csgi_str
+arena_str(struct csgi_request *r, const char *p, size_t n)
+{
+    char *c = srv_arena_strndup(&r->arena, p, n);
+
+    return cstr(c ? c : "", c ? n : 0);
+}
+
+static void
+plugin_lock(struct srv_plugin *p)
+{
+    if (p && p->serialize)
+        pthread_mutex_lock(&p->lock);
+}
+
+static void
+plugin_unlock(struct srv_plugin *p)
+{
+    if (p && p->serialize)
+        pthread_mutex_unlock(&p->lock);
+}
+
+static const char *
+pname(const struct csgi_request *r)
+{
+    return r->plugin ? r->plugin->desc.name : "-";
+}
+
+/* ------------------------------------------------------------------ */
+/* Host API                                                            */
+/* ------------------------------------------------------------------ */
+
+static void
+api_vlog(void *ctx, int level, const char *fmt, va_list ap)
+{
+    (void)ctx;
+    if (level < CSGI_LOG_ERROR)
+        level = CSGI_LOG_ERROR;
+    if (level > CSGI_LOG_TRACE)
+        level = CSGI_LOG_TRACE;
+    if (level <= srv_log_verbosity)
+        srv__vlog(level, fmt, ap);
+}
+
+static void
+api_log(void *ctx, int level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    api_vlog(ctx, level, fmt, ap);
+    va_end(ap);
+}
+
+static void *
+api_alloc(struct csgi_request *r, size_t n)
+{
+    if (!r)
+        return NULL;
+    return srv_arena_alloc(&r->arena, n);
+}
+
+static int
+api_header_get(const struct csgi_environ *env, const char *name, size_t index,
+               struct csgi_str *value)
+{
+    if (!env || !name || !value)
+        return CSGI_EINVAL;
+    for (size_t i = 0; i < env->n_headers; i++) {
+        const struct csgi_header *hd = &env->headers[i];
+        if (csgi__str_ieq(hd->name.ptr, hd->name.len, name)) {
+            if (index == 0) {
+                *value = hd->value;
+                return CSGI_OK;
+            }
+            index--;
+        }
+    }
+    return CSGI_ENOENT;
+}
+
+static int
+file_body_next(void *ctx, struct csgi_chunk *out)
+{
+    struct file_body *fb = ctx;
+    size_t want = sizeof(fb->buf);
+    ssize_t n;
+
+    if (fb->remaining == 0)
+        return CSGI_DONE;
+    if (fb->remaining > 0 && (int64_t)want > fb->remaining)
+        want = (size_t)fb->remaining;
+    do {
+        n = pread(fb->fd, fb->buf, want, fb->offset);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return CSGI_EIO;
+    if (n == 0) {
+        /* The file is shorter than promised: an error when a count was given. */
+        return fb->remaining > 0 ? CSGI_ELENGTH : CSGI_DONE;
+    }
+    fb->offset += n;
+    if (fb->remaining > 0)
+        fb->remaining -= n;
+    out->ptr = fb->buf;
+    out->len = (size_t)n;
+    return CSGI_OK;
+}
+
+static void
+file_body_close(void *ctx)
+{
+    struct file_body *fb = ctx;
+
+    if (fb->close_fd && fb->fd >= 0)
+        close(fb->fd);
+    fb->fd = -1;
+    fb->magic = 0;
+}
+
+static int
+api_body_from_fd(struct csgi_request *r, int fd, int64_t offset, int64_t count, uint32_t flags,
+                 struct csgi_body *out)
+{
+    struct file_body *fb;
+    struct stat st;
+
+    if (!r || !out || offset < 0 || count < -1) {
+        if (fd >= 0 && (flags & CSGI_FD_CLOSE))
+            close(fd);
+        return CSGI_EINVAL;
+    }
+    if (fd < 0 || fstat(fd, &st) < 0)
+        return CSGI_EBADF;
+    if (count < 0 && S_ISREG(st.st_mode))
+        count = st.st_size > offset ? st.st_size - offset : 0;
+    fb = srv_arena_alloc(&r->arena, sizeof(*fb));
+    if (!fb) {
+        if (flags & CSGI_FD_CLOSE)
+            close(fd);
+        return CSGI_ENOMEM;
+    }
+    fb->magic = FILE_BODY_MAGIC;
+    fb->fd = fd;
+    fb->close_fd = (flags & CSGI_FD_CLOSE) != 0;
+    fb->offset = offset;
+    fb->remaining = count;
+    memset(out, 0, sizeof(*out));
+    out->version = CSGI_BODY_VERSION;
+    out->flags = CSGI_BODY_FILE;
+    out->total_length = count;
+    out->ctx = fb;
+    out->next = file_body_next;
+    out->close = file_body_close;
+    return CSGI_OK;
+}
+
+static int
+api_on_finished(struct csgi_request *r, csgi_finished_fn fn, void *arg)
+{
+    struct finished_cb *cb;
+
+    if (!r || !fn)
+        return CSGI_EINVAL;
+    cb = srv_arena_alloc(&r->arena, sizeof(*cb));
+    if (!cb)
+        return CSGI_ENOMEM;
+    cb->fn = fn;
+    cb->arg = arg;
+    cb->next = r->finished;
+    r->finished = cb;
+    return CSGI_OK;
+}
+
+/* Append [p, p+n) percent-encoding bytes outside unreserved and "/". */
+static size_t
+url_quote(char *out, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            strchr("-._~/", c)) {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    return o;
+}
+
+static int
+api_request_url(const struct csgi_environ *env, struct csgi_str *out)
+{
+    struct csgi_str host = {NULL, 0};
+    size_t cap, n = 0;
+    char *buf;
+
+    if (!env || !out || !env->request)
+        return CSGI_EINVAL;
+    api_header_get(env, "host", 0, &host);
+    cap = env->url_scheme.len + 3 + (host.len ? host.len : env->server_name.len + 1 +
+                                                               env->server_port.len) +
+          3 * (env->script_name.len + env->path_info.len) + 1 + env->query_string.len + 1;
+    buf = srv_arena_alloc(&env->request->arena, cap);
+    if (!buf)
+        return CSGI_ENOMEM;
+    memcpy(buf + n, env->url_scheme.ptr, env->url_scheme.len);
+    n += env->url_scheme.len;
+    memcpy(buf + n, "://", 3);
+    n += 3;
+    if (host.len) {
+        memcpy(buf + n, host.ptr, host.len);
+        n += host.len;
+    } else {
+        int dflt = (csgi__str_ieq(env->url_scheme.ptr, env->url_scheme.len, "https") &&
+                    csgi__str_ieq(env->server_port.ptr, env->server_port.len, "443")) ||
+                   (csgi__str_ieq(env->url_scheme.ptr, env->url_scheme.len, "http") &&
+                    csgi__str_ieq(env->server_port.ptr, env->server_port.len, "80"));
+        memcpy(buf + n, env->server_name.ptr, env->server_name.len);
+        n += env->server_name.len;
+        if (!dflt) {
+            buf[n++] = ':';
+            memcpy(buf + n, env->server_port.ptr, env->server_port.len);
+            n += env->server_port.len;
+        }
+    }
+    n += url_quote(buf + n, env->script_name.ptr, env->script_name.len);
+    n += url_quote(buf + n, env->path_info.ptr, env->path_info.len);
+    if (env->query_string.len) {
+        buf[n++] = '?';
+        memcpy(buf + n, env->query_string.ptr, env->query_string.len);
+        n += env->query_string.len;
+    }
+    buf[n] = '\0';
+    out->ptr = buf;
+    out->len = n;
+    return CSGI_OK;
+}
+
+static const void *
+api_get_extension(const char *name, uint32_t min_version)
+{
+    (void)name;
+    (void)min_version;
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Input and error streams                                             */
+/* ------------------------------------------------------------------ */
+
+static int64_t
+input_read(void *ctx, void *buf, size_t n)
+{
+    struct csgi_request *r = ctx;
+    uint64_t left = r->body_len - r->read_pos;
+    ssize_t got;
+
+    if (!buf && n)
+        return CSGI_EINVAL;
+    if (left == 0 || n == 0)
+        return 0;
+    if (n > left)
+        n = (size_t)left;
+    if (r->body_fd < 0) {
+        memcpy(buf, r->body_mem + r->read_pos, n);
+        r->read_pos += n;
+        return (int64_t)n;
+    }
+    do {
+        got = pread(r->body_fd, buf, n, (off_t)r->read_pos);
+    } while (got < 0 && errno == EINTR);
+    if (got < 0)
+        return CSGI_EIO;
+    r->read_pos += (uint64_t)got;
+    return got;
+}
+
+static int64_t
+input_readline(void *ctx, void *buf, size_t n)
+{
+    struct csgi_request *r = ctx;
+    int64_t got;
+    char *nl;
+
+    got = input_read(ctx, buf, n);
+    if (got <= 0)
+        return got;
+    nl = memchr(buf, '\n', (size_t)got);
+    if (nl) {
+        int64_t keep = nl - (char *)buf + 1;
+        r->read_pos -= (uint64_t)(got - keep);
+        got = keep;
+    }
+    return got;
+}
+
+static int
+input_rewind(void *ctx)
+{
+    struct csgi_request *r = ctx;
+
+    r->read_pos = 0;
+    return CSGI_OK;
+}
+
+static int
+errors_log(void *ctx, int level, const char *msg, size_t len)
+{
+    struct csgi_request *r = ctx;
+
+    if (level < CSGI_LOG_ERROR || level > CSGI_LOG_TRACE)
+        return CSGI_EINVAL;
+    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
+        len--;
+    if (len > 2048)
+        len = 2048;
+    srv_log(level, "plugin \"%s\" request %llu: %.*s", pname(r), (unsigned long long)r->id,
+            (int)len, msg);
+    return CSGI_OK;
+}
+
+static int
+errors_flush(void *ctx)
+{
+    struct csgi_request *r = ctx;
+
+    if (r->line_len) {
+        errors_log(r, CSGI_LOG_ERROR, r->line, r->line_len);
+        r->line_len = 0;
+    }
+    return CSGI_OK;
+}
+
+static int
+errors_write(void *ctx, const char *text, size_t len)
+{
+    struct csgi_request *r = ctx;
+
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n' || r->line_len == sizeof(r->line)) {
+            errors_flush(r);
+            if (text[i] == '\n')
+                continue;
+        }
+        r->line[r->line_len++] = text[i];
+    }
+    return CSGI_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* start_response and write                                            */
+/* ------------------------------------------------------------------ */
+
+static int
+resp_start(void *ctx, int status, struct csgi_str reason, const struct csgi_header *headers,
+           size_t n_headers, const struct csgi_exc_info *exc)
+{
+    struct csgi_request *r = ctx;
+    char why[300];
+    int64_t cl;
+    struct csgi_header *copy;
+    int rc;
+
+    if (r->started && !exc) {
+        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: start_response called twice",
+                pname(r), (unsigned long long)r->id);
+        return CSGI_ESTATE;
+    }
+    if (exc && r->sent) {
+        srv_log(SRV_LOG_ERROR,
+                "plugin \"%s\" request %llu: error after headers were sent (%.*s)", pname(r),
+                (unsigned long long)r->id, (int)(exc->message.len > 200 ? 200 : exc->message.len),
+                exc->message.ptr ? exc->message.ptr : "");
+        return CSGI_EHEADERS_SENT;
+    }
+    rc = csgi__check_response_head(status, reason, headers, n_headers, &cl, why, sizeof(why));
+    if (rc < 0) {
+        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: start_response rejected: %s",
+                pname(r), (unsigned long long)r->id, why);
+        return rc;
+    }
+    copy = srv_arena_alloc(&r->arena, (n_headers ? n_headers : 1) * sizeof(*copy));
+    if (!copy)
+        return CSGI_ENOMEM;
+    for (size_t i = 0; i < n_headers; i++) {
+        copy[i].name = arena_str(r, headers[i].name.ptr, headers[i].name.len);
+        copy[i].value = arena_str(r, headers[i].value.ptr, headers[i].value.len);
+    }
+    if (exc && r->started)
+        srv_log(SRV_LOG_WARN, "plugin \"%s\" request %llu: response replaced by %d (%.*s)",
+                pname(r), (unsigned long long)r->id, status,
+                (int)(exc->message.len > 200 ? 200 : exc->message.len),
+                exc->message.ptr ? exc->message.ptr : "");
+    r->resp_headers = copy;
+    r->n_resp_headers = n_headers;
+    r->status = status;
+    r->resp_cl = cl;
+    r->started = 1;
+    return CSGI_OK;
+}
+
+static int
+wbuf_append(struct csgi_request *r, const void *data, size_t len)
+{
+    if (r->wlen + len > r->wcap) {
+        size_t cap = r->wcap ? r->wcap : 4096;
+        char *nb;
+        while (cap < r->wlen + len)
+            cap *= 2;
+        nb = realloc(r->wbuf, cap);
+        if (!nb)
+            return CSGI_ENOMEM;
+        r->wbuf = nb;
+        r->wcap = cap;
+    }
+    memcpy(r->wbuf + r->wlen, data, len);
+    r->wlen += len;
+    return CSGI_OK;
+}
+
+static int
+resp_write(void *ctx, const void *data, size_t len)
+{
+    struct csgi_request *r = ctx;
+
+    if (!r->started || r->in_next || r->state == REQ_DONE)
+        return CSGI_ESTATE;
+    if (len && !data)
+        return CSGI_EINVAL;
+    if (r->resp_cl >= 0 && r->wlen + len > (uint64_t)r->resp_cl)
+        return CSGI_ELENGTH;
+    r->sent = 1;
+    if (len == 0)
+        return CSGI_OK;
+    return wbuf_append(r, data, len);
+}
+
+/* ------------------------------------------------------------------ */
+/* Request lifetime                                                    */
+/* ------------------------------------------------------------------ */
+
+static void
+body_close(struct csgi_request *r)
+{
+    if (!r->have_body || r->body_closed)
+        return;
+    r->body_closed = 1;
+    if (r->body.close) {
+        plugin_lock(r->plugin);
+        r->body.close(r->body.ctx);
+        plugin_unlock(r->plugin);
+    }
+}
+
+static int
+finish_reason(int toe, int body_error)
+{
+    if (body_error)
+        return CSGI_FINISH_ERROR;
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+        return CSGI_FINISH_OK;
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+        return CSGI_FINISH_TIMEOUT;
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+        return CSGI_FINISH_SHUTDOWN;
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+    case MHD_REQUEST_TERMINATED_READ_ERROR:
+        return CSGI_FINISH_CLIENT_ABORT;
+    default:
+        return CSGI_FINISH_ERROR;
+    }
+}
+
+static void
+access_log(struct csgi_request *r)
+{
+    struct srv_access_record rec;
+    struct timespec t1;
+    char addr[INET6_ADDRSTRLEN + 1] = "-";
+    struct csgi_str ref = {NULL, 0}, ua = {NULL, 0};
+    char *refz = NULL, *uaz = NULL;
+
+    if (r->env.remote_addr.len)
+        snprintf(addr, sizeof(addr), "%s", r->env.remote_addr.ptr);
+    if (r->headers) {
+        struct csgi_environ e = r->env;
+        e.headers = r->headers;
+        e.n_headers = r->n_headers;
+        if (api_header_get(&e, "referer", 0, &ref) == 0)
+            refz = (char *)ref.ptr;
+        if (api_header_get(&e, "user-agent", 0, &ua) == 0)
+            uaz = (char *)ua.ptr;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    memset(&rec, 0, sizeof(rec));
+    rec.remote_addr = addr;
+    rec.method = r->method ? r->method : "-";
+    rec.target = r->raw_target;
+    rec.target_len = r->raw_target_len;
+    rec.protocol = r->version ? r->version : "-";
+    rec.status = r->queued_status;
+    rec.bytes = r->sent_bytes;
+    rec.referer = refz;
+    rec.user_agent = uaz;
+    rec.duration_ms = (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 +
+                      (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
+    rec.plugin = r->plugin ? r->plugin->desc.name : NULL;
+    rec.request_id = r->id;
+    srv_access_log_write(&rec);
+}
+
+/* Drop one reference; the last one finishes and frees the request. */
+static void
+req_unref(struct csgi_request *r)
+{
+    struct srv_http *h = r->h;
+
+    if (--r->refs > 0)
+        return;
+    body_close(r);
+    errors_flush(r);
+    for (struct finished_cb *cb = r->finished; cb; cb = cb->next)
+        cb->fn(cb->arg, finish_reason(r->toe, r->body_error));
+    if (r->plugin && r->counted) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        atomic_fetch_add(&r->plugin->requests, 1);
+        if (r->queued_status >= 400 && r->queued_status < 500)
+            atomic_fetch_add(&r->plugin->status_4xx, 1);
+        else if (r->queued_status >= 500)
+            atomic_fetch_add(&r->plugin->status_5xx, 1);
+        atomic_fetch_add(&r->plugin->latency_us,
+                         (unsigned long long)((t1.tv_sec - r->t0.tv_sec) * 1000000LL +
+                                              (t1.tv_nsec - r->t0.tv_nsec) / 1000));
+    }
+    if (srv_access_log_enabled())
+        access_log(r);
+    if (r->body_fd >= 0)
+        close(r->body_fd);
+    free(r->body_mem);
+    free(r->wbuf);
+    srv_arena_free(&r->arena);
+    atomic_fetch_add(&h->stats.requests, 1);
+    atomic_fetch_sub(&h->stats.inflight, 1);
+    free(r);
+}
+
+/* URI log callback: a new request line arrived. Returns the request. */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct daemon_slot *slot = cls;
+    struct srv_http *h = slot->h;
+    struct csgi_request *r;
+    const union MHD_ConnectionInfo *ci;
+    size_t len = strlen(uri);
+
+    r = malloc(sizeof(*r) + FIRST_ARENA);
+    if (!r)
+        return NULL;
+    memset(r, 0, sizeof(*r));
+    srv_arena_init(&r->arena, r + 1, FIRST_ARENA);
+    r->h = h;
+    r->slot = slot;
+    r->conn = conn;
+    r->refs = 1;
+    r->body_fd = -1;
+    r->content_length = -1;
+    r->resp_cl = -1;
+    r->id = atomic_fetch_add(&h->next_id, 1) + 1;
+    clock_gettime(CLOCK_MONOTONIC, &r->t0);
+    r->raw_target = srv_arena_strndup(&r->arena, uri, len);
+    r->raw_target_len = r->raw_target ? len : 0;
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context)
+        r->sconn = ci->socket_context;
+    set_deadline(r, h->cfg->header_timeout);
+    atomic_fetch_add(&h->stats.inflight, 1);
+    return r;
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    struct csgi_request *r = *con_cls;
+
+    (void)cls;
+    (void)conn;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    r->toe = toe;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->state == REQ_DONE)
+        r->body_error = r->body_error || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK;
+    /* The next request on this connection must arrive in time too. */
+    set_deadline(r, r->h->cfg->conn_timeout + r->h->cfg->header_timeout);
+    req_unref(r);
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+              enum MHD_ConnectionNotificationCode code)
+{
+    struct daemon_slot *slot = cls;
+    struct srv_http *h = slot->h;
+    struct srv_conn *c;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c = calloc(1, sizeof(*c));
+        if (!c)
+            return;
+        c->fd = ci ? ci->connect_fd : -1;
+        atomic_store(&c->deadline_ms, now_ms() + (long long)h->cfg->header_timeout * 1000);
+        pthread_mutex_lock(&h->conn_lock);
+        c->next = h->conns.next;
+        c->prev = &h->conns;
+        h->conns.next->prev = c;
+        h->conns.next = c;
+        pthread_mutex_unlock(&h->conn_lock);
+        *socket_context = c;
+        return;
+    }
+    c = *socket_context;
+    if (!c)
+        return;
+    pthread_mutex_lock(&h->conn_lock);
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    pthread_mutex_unlock(&h->conn_lock);
+    free(c);
+    *socket_context = NULL;
+}
+
+void
+srv_http_tick(struct srv_http *h)
+{
+    long long now = now_ms();
+
+    /*
+     * The lock also orders us against on_connection(CLOSED), which
+     * libmicrohttpd calls before it closes the descriptor, so the fd we shut
+     * down is still the connection we mean.
+     */
+    pthread_mutex_lock(&h->conn_lock);
+    for (struct srv_conn *c = h->conns.next; c != &h->conns; c = c->next) {
+        long long dl = atomic_load(&c->deadline_ms);
+        if (dl && now > dl && c->fd >= 0) {
+            srv_log(SRV_LOG_INFO, "connection fd %d cut off: request head or body too slow",
+                    c->fd);
+            shutdown(c->fd, SHUT_RDWR);
+            atomic_store(&c->deadline_ms, 0);
+        }
+    }
+    pthread_mutex_unlock(&h->conn_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Responses                                                           */
+/* ------------------------------------------------------------------ */
+
+static void
+add_common_headers(struct csgi_request *r, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "Server", SERVER_SOFTWARE);
+    if (r->close_conn || atomic_load(&r->h->draining))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+static enum MHD_Result
+queue(struct csgi_request *r, int status, struct MHD_Response *resp)
+{
+    enum MHD_Result ret;
+
+    add_common_headers(r, resp);
+    r->queued_status = status;
+    r->state = REQ_DONE;
+    set_deadline(r, 0);
+    ret = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+/* A short text/plain error response, logged. close: end the connection after it. */
+static enum MHD_Result
+queue_error(struct csgi_request *r, int status, const char *why, int close_conn)
+{
+    char *body;
+    int n;
+    struct MHD_Response *resp;
+
+    body = srv_arena_alloc(&r->arena, 256);
+    if (!body)
+        return MHD_NO;
+    n = snprintf(body, 256, "%d %s\n", status, csgi__status_reason(status));
+    if (n < 0 || n >= 256)
+        n = 0;
+    resp = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    if (close_conn)
+        r->close_conn = 1;
+    if (why)
+        srv_log(status >= 500 ? SRV_LOG_ERROR : SRV_LOG_INFO, "request %llu \"%s %.200s\": %d: %s",
+                (unsigned long long)r->id, r->method ? r->method : "-",
+                r->raw_target ? r->raw_target : "", status, why);
+    r->sent_bytes = (uint64_t)n;
+    return queue(r, status, resp);
+}
+
+/* Pull chunks until a non-empty one, the end, or an error. Returns 0, CSGI_DONE, <0. */
+static int
+pull(struct csgi_request *r)
+{
+    for (;;) {
+        int rc;
+
+        if (!r->body.next) {
+            r->body_done = 1;
+            return CSGI_DONE;
+        }
+        r->pending.ptr = NULL;
+        r->pending.len = 0;
+        r->poff = 0;
+        r->in_next = 1;
+        plugin_lock(r->plugin);
+        rc = r->body.next(r->body.ctx, &r->pending);
+        plugin_unlock(r->plugin);
+        r->in_next = 0;
+        if (rc == CSGI_DONE) {
+            r->pending.len = 0;
+            r->body_done = 1;
+            return CSGI_DONE;
+        }
+        if (rc < 0) {
+            r->pending.len = 0;
+            r->body_error = 1;
+            return rc;
+        }
+        if (rc != CSGI_OK || (r->pending.len && !r->pending.ptr)) {
+            r->pending.len = 0;
+            r->body_error = 1;
+            return CSGI_EINVAL;
+        }
+        if (r->pending.len) {
+            r->sent = 1;
+            return CSGI_OK;
+        }
+    }
+}
+
+static ssize_t reader_fill(struct csgi_request *r, char *buf, size_t max);
+
+static ssize_t
+reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct csgi_request *r = cls;
+    ssize_t n;
+
+    (void)pos;
+    busy_enter(r->h);
+    n = reader_fill(r, buf, max);
+    busy_leave(r->h);
+    return n;
+}
+
+static ssize_t
+reader_fill(struct csgi_request *r, char *buf, size_t max)
+{
+    size_t n = 0;
+
+    if (r->body_error)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (r->resp_size != MHD_SIZE_UNKNOWN && r->sent_bytes + max > r->resp_size)
+        max = (size_t)(r->resp_size - r->sent_bytes);
+    while (n < max) {
+        size_t take;
+        if (r->woff < r->wlen) {
+            take = r->wlen - r->woff;
+            if (take > max - n)
+                take = max - n;
+            memcpy(buf + n, r->wbuf + r->woff, take);
+            r->woff += take;
+            n += take;
+            continue;
+        }
+        if (r->poff < r->pending.len) {
+            take = r->pending.len - r->poff;
+            if (take > max - n)
+                take = max - n;
+            memcpy(buf + n, (const char *)r->pending.ptr + r->poff, take);
+            r->poff += take;
+            n += take;
+            continue;
+        }
+        if (r->body_done)
+            break;
+        if (pull(r) < 0 && !r->body_done) {
+            srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: body failed after %llu bytes",
+                    pname(r), (unsigned long long)r->id,
+                    (unsigned long long)(r->sent_bytes + n));
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+    if (r->resp_size != MHD_SIZE_UNKNOWN && r->sent_bytes + n == r->resp_size) {
+        /* Declared length reached: anything more is an overrun. */
+        int over = r->woff < r->wlen || r->poff < r->pending.len;
+        if (!over && !r->body_done && pull(r) == CSGI_OK)
+            over = 1;
+        if (over) {
+            srv_log(SRV_LOG_ERROR,
+                    "plugin \"%s\" request %llu: body longer than its declared %llu bytes; "
+                    "connection closed",
+                    pname(r), (unsigned long long)r->id, (unsigned long long)r->resp_size);
+            r->body_error = 1;
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+    if (n == 0) {
+        if (r->resp_size != MHD_SIZE_UNKNOWN && r->sent_bytes < r->resp_size) {
+            srv_log(SRV_LOG_ERROR,
+                    "plugin \"%s\" request %llu: body ended after %llu of its declared %llu "
+                    "bytes; connection closed",
+                    pname(r), (unsigned long long)r->id, (unsigned long long)r->sent_bytes,
+                    (unsigned long long)r->resp_size);
+            r->body_error = 1;
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    r->sent_bytes += n;
+    return (ssize_t)n;
+}
+
+/* Response destroyed: the body is closed and the request reference dropped. */
+static void
+response_freed(void *cls)
+{
+    struct csgi_request *r = cls;
+
+    body_close(r);
+    req_unref(r);
+}
+
+static void
+add_app_headers(struct csgi_request *r, struct MHD_Response *resp)
+{
+    for (size_t i = 0; i < r->n_resp_headers; i++) {
+        const struct csgi_header *hd = &r->resp_headers[i];
+        if (csgi__str_ieq(hd->name.ptr, hd->name.len, "content-length"))
+            continue; /* the response size carries it */
+        MHD_add_response_header(resp, hd->name.ptr, hd->value.ptr);
+    }
+}
+
+/* Build and queue the application's response. */
+static enum MHD_Result
+respond(struct csgi_request *r)
+{
+    struct MHD_Response *resp = NULL;
+    int64_t declared = r->resp_cl;
+    int rc;
+
+    /* A file body that reaches us unwrapped goes out with sendfile(). */
+    if (r->started && r->wlen == 0 && (r->body.flags & CSGI_BODY_FILE) && r->body.ctx &&
+        r->body.next == file_body_next && ((struct file_body *)r->body.ctx)->magic == FILE_BODY_MAGIC &&
+        !r->head_request) {
+        struct file_body *fb = r->body.ctx;
+        int64_t count = fb->remaining;
+        int fd = fb->close_fd ? fb->fd : dup(fb->fd);
+
+        if (declared >= 0 && count >= 0 && declared != count) {
+            srv_log(SRV_LOG_ERROR,
+                    "plugin \"%s\" request %llu: Content-Length %lld differs from the file "
+                    "body's %lld bytes",
+                    pname(r), (unsigned long long)r->id, (long long)declared, (long long)count);
+            return queue_error(r, 500, NULL, 0);
+        }
+        if (fd >= 0 && count >= 0) {
+            resp = MHD_create_response_from_fd_at_offset64((uint64_t)count, fd,
+                                                           (uint64_t)fb->offset);
+            if (resp) {
+                fb->fd = -1; /* MHD owns (and closes) it now */
+                r->sent_bytes = (uint64_t)count;
+                add_app_headers(r, resp);
+                body_close(r);
+                return queue(r, r->status, resp);
+            }
+        }
+        if (fd >= 0 && fd != fb->fd)
+            close(fd);
+    }
+
+    rc = pull(r);
+    if (rc < 0) {
+        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: body failed before any output: %s",
+                pname(r), (unsigned long long)r->id, csgi_strerror(rc));
+        body_close(r);
+        return queue_error(r, 500, NULL, 0);
+    }
+    if (!r->started) {
+        srv_log(SRV_LOG_ERROR,
+                "plugin \"%s\" request %llu: %s without calling start_response", pname(r),
+                (unsigned long long)r->id,
+                rc == CSGI_DONE ? "body ended" : "body produced data");
+        body_close(r);
+        return queue_error(r, 500, NULL, 0);
+    }
+    if (declared < 0 && r->body.total_length >= 0)
+        declared = (int64_t)r->wlen + r->body.total_length;
+
+    if (rc == CSGI_DONE || (declared >= 0 && r->wlen == 0 &&
+                            (int64_t)r->pending.len == declared)) {
+        /* Everything is in hand: one buffer, sent with Content-Length. */
+        const void *data;
+        size_t len;
+
+        if (r->wlen == 0) {
+            data = r->pending.ptr;
+            len = r->pending.len;
+        } else {
+            if (r->pending.len && wbuf_append(r, r->pending.ptr, r->pending.len) < 0) {
+                body_close(r);
+                return queue_error(r, 500, "out of memory", 0);
+            }
+            r->pending.len = 0;
+            data = r->wbuf;
+            len = r->wlen;
+        }
+        if (declared >= 0 && (int64_t)len != declared) {
+            srv_log(SRV_LOG_ERROR,
+                    "plugin \"%s\" request %llu: body is %zu bytes, declared %lld",
+                    pname(r), (unsigned long long)r->id, len, (long long)declared);
+            body_close(r);
+            return queue_error(r, 500, NULL, 0);
+        }
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)data,
+                                                                       response_freed, r);
+        if (!resp) {
+            body_close(r);
+            return queue_error(r, 500, "cannot create response", 0);
+        }
+        r->refs++;
+        r->sent_bytes = r->head_request ? 0 : len;
+        add_app_headers(r, resp);
+        return queue(r, r->status, resp);
+    }
+
+    if (declared < 0) {
+        /*
+         * Unknown length: keep the first chunk and look at the next one, so
+         * that a body of one chunk still goes out with Content-Length.
+         */
+        if (wbuf_append(r, r->pending.ptr, r->pending.len) < 0) {
+            body_close(r);
+            return queue_error(r, 500, "out of memory", 0);
+        }
+        r->pending.len = 0;
+        rc = pull(r);
+        if (rc < 0) {
+            body_close(r);
+            return queue_error(r, 500, NULL, 0);
+        }
+        if (rc == CSGI_DONE) {
+            resp = MHD_create_response_from_buffer_with_free_callback_cls(
+                r->wlen, r->wbuf, response_freed, r);
+            if (!resp) {
+                body_close(r);
+                return queue_error(r, 500, "cannot create response", 0);
+            }
+            r->refs++;
+            r->sent_bytes = r->head_request ? 0 : r->wlen;
+            add_app_headers(r, resp);
+            return queue(r, r->status, resp);
+        }
+    }
+    r->resp_size = declared >= 0 ? (uint64_t)declared : MHD_SIZE_UNKNOWN;
+    resp = MHD_create_response_from_callback(r->resp_size, READER_BLOCK, reader, r,
+                                             response_freed);
+    if (!resp) {
+        body_close(r);
+        return queue_error(r, 500, "cannot create response", 0);
+    }
+    r->refs++;
+    add_app_headers(r, resp);
+    return queue(r, r->status, resp);
+}
+
+/* ------------------------------------------------------------------ */
+/* Head checks and environ                                             */
+/* ------------------------------------------------------------------ */
+
+struct head_scan {
+    struct csgi_request *r;
+    size_t i;
+    unsigned n_cl, n_te, n_host;
+    const char *cl, *te, *host, *ctype;
+    size_t cl_len, te_len, host_len, ctype_len;
+    int bad_name;
+    int nul_value;
+};
+
+static enum MHD_Result
+scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+            const char *value, size_t value_size)
+{
+    struct head_scan *s = cls;
+    struct csgi_header *hd = &s->r->headers[s->i++];
+
+    (void)kind;
+    if (!value) {
+        value = "";
+        value_size = 0;
+    }
+    hd->name = cstr(key, key_size);
+    hd->value = cstr(value, value_size);
+    if (!csgi__is_token(key, key_size))
+        s->bad_name = 1;
+    if (memchr(value, '\0', value_size) || strlen(value) != value_size)
+        s->nul_value = 1;
+    if (csgi__str_ieq(key, key_size, "content-length")) {
+        s->n_cl++;
+        s->cl = value;
+        s->cl_len = value_size;
+    } else if (csgi__str_ieq(key, key_size, "transfer-encoding")) {
+        s->n_te++;
+        s->te = value;
+        s->te_len = value_size;
+    } else if (csgi__str_ieq(key, key_size, "host")) {
+        s->n_host++;
+        s->host = value;
+        s->host_len = value_size;
+    } else if (csgi__str_ieq(key, key_size, "content-type")) {
+        s->ctype = value;
+        s->ctype_len = value_size;
+    }
+    return s->i < s->r->n_headers ? MHD_YES : MHD_NO;
+}
+
+/*
+ * Check the request head. Returns 0, or an HTTP status (>= 400) with
+ * r->early_why set; *framing says the body's framing is in doubt.
+ */
+static int
+check_head(struct csgi_request *r, int *framing)
+{
+    const struct srv_config *cfg = r->h->cfg;
+    struct head_scan s;
+    int count;
+    char *pathbuf;
+    const char *why = NULL;
+    int http11;
+
+    *framing = 0;
+    if (!r->raw_target) {
+        r->early_why = "out of memory";
+        return 500;
+    }
+    http11 = strcmp(r->version, MHD_HTTP_VERSION_1_1) == 0;
+    if (!http11 && strcmp(r->version, MHD_HTTP_VERSION_1_0) != 0) {
+        r->early_why = "unsupported HTTP version";
+        return 505;
+    }
+    count = MHD_get_connection_values(r->conn, MHD_HEADER_KIND, NULL, NULL);
+    if (count < 0)
+        count = 0;
+    if ((unsigned)count > cfg->max_headers) {
+        r->early_why = "too many header lines";
+        return 431;
+    }
+    r->n_headers = (size_t)count;
+    r->headers = srv_arena_alloc(&r->arena, (size_t)(count ? count : 1) * sizeof(*r->headers));
+    if (!r->headers) {
+        r->early_why = "out of memory";
+        return 500;
+    }
+    memset(&s, 0, sizeof(s));
+    s.r = r;
+    if (count)
+        MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &s);
+    r->n_headers = s.i;
+    if (s.bad_name) {
+        r->early_why = "header name is not a token";
+        *framing = 1;
+        return 400;
+    }
+    if (s.nul_value) {
+        r->early_why = "header value has a NUL byte";
+        *framing = 1;
+        return 400;
+    }
+    if (s.n_te && s.n_cl) {
+        r->early_why = "both Content-Length and Transfer-Encoding";
+        *framing = 1;
+        return 400;
+    }
+    if (s.n_te) {
+        if (!http11) {
+            r->early_why = "Transfer-Encoding in an HTTP/1.0 request";
+            *framing = 1;
+            return 400;
+        }
+        if (s.n_te > 1 || !srv_te_is_chunked(s.te, s.te_len)) {
+            r->early_why = "Transfer-Encoding other than \"chunked\"";
+            *framing = 1;
+            return 400;
+        }
+        r->chunked = 1;
+    }
+    if (s.n_cl) {
+        if (s.n_cl > 1) {
+            r->early_why = "repeated Content-Length";
+            *framing = 1;
+            return 400;
+        }
+        r->content_length = csgi__parse_content_length(s.cl, s.cl_len);
+        if (r->content_length < 0) {
+            r->early_why = "invalid Content-Length";
+            *framing = 1;
+            return 400;
+        }
+    }
+    if (s.n_host > 1) {
+        r->early_why = "repeated Host";
+        return 400;
+    }
+    if (http11 && s.n_host == 0) {
+        r->early_why = "HTTP/1.1 request without Host";
+        return 400;
+    }
+    if (s.n_host) {
+        size_t nl, pl;
+        const char *port;
+        if (srv_host_parse(s.host, s.host_len, &nl, &port, &pl) < 0) {
+            r->early_why = "invalid Host";
+            return 400;
+        }
+        r->host = s.host;
+        r->host_len = nl;
+    }
+    if (!csgi__is_token(r->method, strlen(r->method))) {
+        r->early_why = "method is not a token";
+        return 400;
+    }
+    if (!srv_method_known(r->method, strlen(r->method))) {
+        r->early_why = "method not implemented";
+        return 501;
+    }
+    pathbuf = srv_arena_alloc(&r->arena, r->raw_target_len + 2);
+    if (!pathbuf) {
+        r->early_why = "out of memory";
+        return 500;
+    }
+    if (srv_target_parse(r->raw_target, r->raw_target_len, pathbuf, &r->target, &why) < 0) {
+        r->early_why = why;
+        return 400;
+    }
+    if (r->target.asterisk && strcmp(r->method, "OPTIONS") != 0) {
+        r->early_why = "\"*\" target with a method other than OPTIONS";
+        return 400;
+    }
+    if (r->target.host) {
+        /* Absolute form: its authority replaces Host (RFC 9112 3.2.2). */
+        size_t nl, pl;
+        const char *port;
+        srv_host_parse(r->target.host, r->target.host_len, &nl, &port, &pl);
+        r->host = r->target.host;
+        r->host_len = nl;
+    }
+    if (s.ctype)
+        r->env.content_type = cstr(s.ctype, s.ctype_len);
+    r->head_request = strcmp(r->method, "HEAD") == 0;
+    return 0;
+}
+
+static void
+build_environ(struct csgi_request *r)
+{
+    struct srv_http *h = r->h;
+    struct csgi_environ *e = &r->env;
+    const union MHD_ConnectionInfo *ci;
+
+    e->version = CSGI_ENVIRON_VERSION;
+    e->flags = h->env_flags;
+    e->request = r;
+    e->request_method = cstr(r->method, strlen(r->method));
+    e->query_string = arena_str(r, r->target.query, r->target.query_len);
+    e->raw_target = cstr(r->raw_target, r->raw_target_len);
+    e->content_length = r->content_length;
+    if (r->host && r->host_len)
+        e->server_name = arena_str(r, r->host, r->host_len);
+    else if (r->slot->l->family == AF_UNIX)
+        e->server_name = cstr("localhost", 9);
+    else
+        e->server_name = cstr(r->slot->l->host, strlen(r->slot->l->host));
+    e->server_port = cstr(r->slot->l->port, strlen(r->slot->l->port));
+    e->server_protocol = cstr(r->version, strlen(r->version));
+    e->url_scheme = cstr("http", 4);
+    e->remote_addr = cstr("", 0);
+    ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr) {
+        char buf[INET6_ADDRSTRLEN];
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
+            inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
+            e->remote_addr = arena_str(r, buf, strlen(buf));
+            e->remote_port = ntohs(a->sin_port);
+        } else if (sa->sa_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
+            inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
+            e->remote_addr = arena_str(r, buf, strlen(buf));
+            e->remote_port = ntohs(a->sin6_port);
+        }
+    }
+    e->headers = r->headers;
+    e->n_headers = r->n_headers;
+
+    r->input.version = CSGI_INPUT_VERSION;
+    r->input.ctx = r;
+    r->input.read = input_read;
+    r->input.readline = input_readline;
+    r->input.rewind = input_rewind;
+    e->input = &r->input;
+    r->errors.version = CSGI_ERRORS_VERSION;
+    r->errors.ctx = r;
+    r->errors.log = errors_log;
+    r->errors.write = errors_write;
+    r->errors.flush = errors_flush;
+    e->errors = &r->errors;
+    r->responder.version = CSGI_RESPONDER_VERSION;
+    r->responder.ctx = r;
+    r->responder.start_response = resp_start;
+    r->responder.write = resp_write;
+}
+
+/* ------------------------------------------------------------------ */
+/* Body storage                                                        */
+/* ------------------------------------------------------------------ */
+
+static int
+spill(struct csgi_request *r)
+{
+    int fd = open(r->h->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+    if (fd < 0) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/csgi-body-XXXXXX", r->h->tmp_dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        unlink(path);
+    }
+    if (r->body_len) {
+        const char *p = r->body_mem;
+        size_t left = (size_t)r->body_len;
+        while (left) {
+            ssize_t w = write(fd, p, left);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                close(fd);
+                return -errno;
+            }
+            p += w;
+            left -= (size_t)w;
+        }
+    }
+    free(r->body_mem);
+    r->body_mem = NULL;
+    r->body_cap = 0;
+    r->body_fd = fd;
+    return 0;
+}
+
+static int
+store_body(struct csgi_request *r, const char *data, size_t len)
+{
+    const struct srv_config *cfg = r->h->cfg;
+
+    if (r->body_fd < 0 && r->body_len + len > cfg->body_buffer) {
+        int rc = spill(r);
+        if (rc < 0) {
+            srv_log(SRV_LOG_ERROR, "request %llu: cannot spill the body to \"%s\": %s",
+                    (unsigned long long)r->id, r->h->tmp_dir, strerror(-rc));
+            return rc;
+        }
+    }
+    if (r->body_fd >= 0) {
+        while (len) {
+            ssize_t w = write(r->body_fd, data, len);
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                return -errno;
+            }
+            data += w;
+            len -= (size_t)w;
+            r->body_len += (uint64_t)w;
+        }
+        return 0;
+    }
+    if (r->body_len + len > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 4096;
+        char *nb;
+        while (cap < r->body_len + len)
+            cap *= 2;
+        if (cap > cfg->body_buffer)
+            cap = cfg->body_buffer;
+        nb = realloc(r->body_mem, cap);
+        if (!nb)
+            return -ENOMEM;
+        r->body_mem = nb;
+        r->body_cap = cap;
+    }
+    memcpy(r->body_mem + r->body_len, data, len);
+    r->body_len += len;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Dispatch                                                            */
+/* ------------------------------------------------------------------ */
+
+static enum MHD_Result
+dispatch(struct csgi_request *r)
+{
+    struct srv_http *h = r->h;
+    size_t iter = 0;
+    struct srv_plugin *p;
+    int rc = CSGI_EDECLINED;
+
+    if (r->target.asterisk) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL,
+                                                                    MHD_RESPMEM_PERSISTENT);
+        if (!resp)
+            return MHD_NO;
+        MHD_add_response_header(resp, "Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
+        return queue(r, 200, resp);
+    }
+    build_environ(r);
+    while ((p = srv_plugins_match(h->plugins, r->target.path, r->target.path_len, &iter))) {
+        struct csgi_environ env;
+        size_t ml = p->mount_len == 1 ? 0 : p->mount_len;
+
+        r->plugin = p;
+        r->counted = 1;
+        env = r->env;
+        env.script_name = cstr(p->mount, ml);
+        env.path_info = cstr(r->target.path + ml, r->target.path_len - ml);
+        env.config = p->config;
+        env.n_config = p->n_config;
+        r->read_pos = 0;
+        memset(&r->body, 0, sizeof(r->body));
+        r->body.version = CSGI_BODY_VERSION;
+        r->body.total_length = -1;
+        plugin_lock(p);
+        rc = p->desc.call(p->state, &env, &r->responder, &r->body);
+        plugin_unlock(p);
+        if (rc != CSGI_EDECLINED)
+            break;
+        if (r->started) {
+            srv_log(SRV_LOG_ERROR,
+                    "plugin \"%s\" request %llu: declined after calling start_response",
+                    p->desc.name, (unsigned long long)r->id);
+            rc = CSGI_ESTATE;
+            break;
+        }
+    }
+    if (rc == CSGI_EDECLINED) {
+        r->plugin = NULL;
+        r->counted = 0;
+        return queue_error(r, 404, NULL, 0);
+    }
+    if (rc < 0) {
+        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu \"%s %.200s\": call failed: %s (%s)",
+                r->plugin->desc.name, (unsigned long long)r->id, r->method, r->raw_target,
+                csgi_strerror(rc), csgi_err_name(rc));
+        return queue_error(r, 500, NULL, 0);
+    }
+    if (rc != CSGI_OK) {
+        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: call returned %d", pname(r),
+                (unsigned long long)r->id, rc);
+        return queue_error(r, 500, NULL, 0);
+    }
+    r->have_body = 1;
+    return respond(r);
+}
+
+static enum MHD_Result
+dispatch_timed(struct csgi_request *r)
+{
+    enum MHD_Result ret;
+
+    busy_enter(r->h);
+    ret = dispatch(r);
+    busy_leave(r->h);
+    return ret;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+           const char *version, const char *upload_data, size_t *upload_data_size,
+           void **con_cls)
+{
+    struct daemon_slot *slot = cls;
+    struct csgi_request *r = *con_cls;
+    const struct srv_config *cfg = slot->h->cfg;
+
+    (void)url;
+    if (!r)
+        return MHD_NO; /* on_uri could not allocate: drop the connection */
+    if (r->state == REQ_NEW) {
+        int framing, status;
+
+        r->conn = conn;
+        r->method = method;
+        r->version = version;
+        r->state = REQ_HEAD;
+        status = check_head(r, &framing);
+        if (status)
+            return queue_error(r, status, r->early_why, 1);
+        if (r->content_length > 0 && (uint64_t)r->content_length > cfg->max_body) {
+            r->close_conn = 1;
+            return queue_error(r, 413, "Content-Length above --max-body", 1);
+        }
+        set_deadline(r, (r->content_length > 0 || r->chunked) ? cfg->body_timeout : 0);
+        return MHD_YES;
+    }
+    if (r->state == REQ_DONE) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->body_too_big || r->body_io_error) {
+            /* Discard, but not forever: past twice the limit, drop the connection. */
+            r->body_len += n;
+            if (r->body_len > 2 * (uint64_t)cfg->max_body + 65536)
+                return MHD_NO;
+            return MHD_YES;
+        }
+        if (r->body_len + n > cfg->max_body) {
+            r->body_too_big = 1;
+            r->body_len += n;
+            return MHD_YES;
+        }
+        if (store_body(r, upload_data, n) < 0)
+            r->body_io_error = 1;
+        return MHD_YES;
+    }
+    /* The whole request is here. */
+    set_deadline(r, 0);
+    if (r->body_too_big)
+        return queue_error(r, 413, "chunked body above --max-body", 1);
+    if (r->body_io_error)
+        return queue_error(r, 500, "request body could not be stored", 1);
+    return dispatch_timed(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Daemons                                                             */
+/* ------------------------------------------------------------------ */
+
+static void
+mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char buf[512];
+
+    (void)cls;
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    srv_log(SRV_LOG_WARN, "libmicrohttpd: %s", buf);
+}
+
+struct srv_http *
+srv_http_new(const struct srv_config *cfg, struct srv_listener *listeners, size_t n_listeners,
+             unsigned workers)
+{
+    struct srv_http *h = calloc(1, sizeof(*h));
+    const char *tmp;
+
+    if (!h)
+        return NULL;
+    h->cfg = cfg;
+    h->slots = calloc(n_listeners ? n_listeners : 1, sizeof(*h->slots));
+    if (!h->slots) {
+        free(h);
+        return NULL;
+    }
+    h->n_slots = n_listeners;
+    for (size_t i = 0; i < n_listeners; i++) {
+        h->slots[i].l = &listeners[i];
+        h->slots[i].h = h;
+    }
+    pthread_mutex_init(&h->conn_lock, NULL);
+    h->conns.next = h->conns.prev = &h->conns;
+    tmp = cfg->tmp_dir ? cfg->tmp_dir : getenv("TMPDIR");
+    snprintf(h->tmp_dir, sizeof(h->tmp_dir), "%s", tmp && *tmp ? tmp : "/tmp");
+    h->env_flags = CSGI_ENV_INPUT_TERMINATED | CSGI_ENV_INPUT_BUFFERED;
+    if (cfg->threads > 1)
+        h->env_flags |= CSGI_ENV_MULTITHREAD;
+    if (workers > 1)
+        h->env_flags |= CSGI_ENV_MULTIPROCESS;
+
+    h->api.version = CSGI_HOST_API_VERSION;
+    h->api.size = sizeof(h->api);
+    h->api.abi_version = CSGI_ABI_VERSION;
+    h->api.spec_version = CSGI_VERSION_HEX;
+    h->api.server_software = SERVER_SOFTWARE;
+    h->api.ctx = h;
+    h->api.log = api_log;
+    h->api.vlog = api_vlog;
+    h->api.alloc = api_alloc;
+    h->api.header_get = api_header_get;
+    h->api.body_from_fd = api_body_from_fd;
+    h->api.on_finished = api_on_finished;
+    h->api.request_url = api_request_url;
+    h->api.get_extension = api_get_extension;
+    return h;
+}
+
+const struct csgi_host_api *
+srv_http_api(struct srv_http *h)
+{
+    return &h->api;
+}
+
+int
+srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
+{
+    const struct srv_config *cfg = h->cfg;
+
+    h->plugins = plugins;
+    for (size_t i = 0; i < h->n_slots; i++) {
+        struct daemon_slot *s = &h->slots[i];
+        unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+        unsigned per_ip = s->l->family == AF_UNIX ? 0 : cfg->max_conn_per_ip;
+        struct MHD_OptionItem ops[] = {
+            {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL},
+            {MHD_OPTION_LISTEN_SOCKET, s->l->fd, NULL},
+            {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+            {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)per_ip, NULL},
+            {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->conn_timeout, NULL},
+            {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->conn_memory, NULL},
+            {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, s},
+            {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
+            {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
+            {MHD_OPTION_STRICT_FOR_CLIENT, 1, NULL},
+            {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+             (intptr_t)cfg->threads, NULL},
+            {MHD_OPTION_END, 0, NULL},
+        };
+
+        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, ops,
+                                MHD_OPTION_END);
+        if (!s->d) {
+            srv_log(SRV_LOG_ERROR, "cannot start libmicrohttpd on \"%s\"", s->l->spec);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void
+srv_http_drain(struct srv_http *h)
+{
+    atomic_store(&h->draining, 1);
+    for (size_t i = 0; i < h->n_slots; i++) {
+        /* Quiesce, never a plain stop: that would shut the shared socket down. */
+        if (h->slots[i].d)
+            MHD_quiesce_daemon(h->slots[i].d);
+    }
+}
+
+void
+srv_http_set_score(struct srv_http *h, struct srv_score *sc)
+{
+    h->score = sc;
+}
+
+unsigned long long
+srv_http_inflight(struct srv_http *h)
+{
+    return atomic_load(&h->stats.inflight);
+}
+
+struct srv_http_stats *
+srv_http_stats(struct srv_http *h)
+{
+    return &h->stats;
+}
+
+void
+srv_http_free(struct srv_http *h)
+{
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->n_slots; i++) {
+        if (h->slots[i].d) {
+            MHD_quiesce_daemon(h->slots[i].d);
+            MHD_stop_daemon(h->slots[i].d);
+        }
+    }
+    pthread_mutex_destroy(&h->conn_lock);
+    free(h->slots);
+    free(h);
+}

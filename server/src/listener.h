@@ -1,0 +1,25 @@
+/*
+ * Listening sockets: parse --bind specs and create bound, listening sockets
+ * (in the master, before fork; or taken from systemd's LISTEN_FDS).
+ */
+#ifndef SRV_LISTENER_H
+#define SRV_LISTENER_H
+
+#include <stddef.h>
+
+struct srv_listener {
+    int fd;
+    int family;      /* AF_INET, AF_INET6, AF_UNIX */
+    char *spec;      /* as given: "127.0.0.1:8000", "[::1]:0", "unix:/run/x.sock" */
+    char host[256];  /* address text ("127.0.0.1", "::1", unix path) */
+    char port[8];    /* actual port after bind ("0" for unix) */
+    int inherited;   /* from LISTEN_FDS */
+};
+
+/* Create and bind a listening socket for spec. Returns 0 or -errno (err set). */
+int srv_listener_open(struct srv_listener *l, const char *spec, char *err, size_t err_len);
+/* Adopt LISTEN_FDS from systemd; returns the number adopted (0 if none). */
+int srv_listener_adopt_systemd(struct srv_listener **out, size_t *n);
+void srv_listener_close(struct srv_listener *l);
+
+#endif /* SRV_LISTENER_H */

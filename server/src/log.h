@@ -1,0 +1,70 @@
+/*
+ * The server's one logger: error log with levels, and the access log.
+ * Call sites never add timestamps, pids or levels; srv_log() does.
+ */
+#ifndef SRV_LOG_H
+#define SRV_LOG_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum srv_log_level {
+    SRV_LOG_ERROR = 1,
+    SRV_LOG_WARN = 2,
+    SRV_LOG_INFO = 3,
+    SRV_LOG_DEBUG = 4,
+    SRV_LOG_TRACE = 5
+};
+
+/* Current verbosity; messages above it are dropped before formatting. */
+extern int srv_log_verbosity;
+
+/* Parse "error".."trace"; returns the level or -1. */
+int srv_log_level_parse(const char *name);
+const char *srv_log_level_name(int level);
+
+/*
+ * Open the error log (NULL or "-" = stderr) and the access log (NULL = off,
+ * "-" = stdout). json selects JSON lines for the access log.
+ * Returns 0 or -errno.
+ */
+int srv_log_open(const char *error_path, const char *access_path, int access_json);
+/* Reopen both files (SIGUSR1, logrotate). Returns 0 or -errno. */
+int srv_log_reopen(void);
+void srv_log_close(void);
+
+/* Identity added to every line: role "master"/"worker", worker id, generation. */
+void srv_log_set_identity(const char *role, int worker_id, unsigned generation);
+
+void srv__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void srv__vlog(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
+#define srv_log(level, ...)                                                                        \
+    do {                                                                                           \
+        if ((level) <= srv_log_verbosity)                                                          \
+            srv__log((level), __VA_ARGS__);                                                        \
+    } while (0)
+
+/* One access-log record. Strings may be NULL. */
+struct srv_access_record {
+    const char *remote_addr;
+    const char *method;
+    const char *target;
+    size_t target_len;
+    const char *protocol;
+    int status;
+    uint64_t bytes;
+    const char *referer;
+    const char *user_agent;
+    double duration_ms;
+    const char *plugin;
+    uint64_t request_id;
+};
+
+/* True when an access log is open. */
+int srv_access_log_enabled(void);
+/* Write one record (combined format + " <duration_ms> <plugin>", or JSON). */
+void srv_access_log_write(const struct srv_access_record *rec);
+
+#endif /* SRV_LOG_H */

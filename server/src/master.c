@@ -1,0 +1,921 @@
+/*
+ * The master process: binds the listening sockets, forks workers (which load
+ * the plugins), and never loads a plugin itself. It reloads on SIGHUP by
+ * starting a new generation of workers and retiring the old one only once
+ * every new worker reports ready; it replaces workers that die, kills workers
+ * stuck in one request (--timeout), and serves JSON stats.
+ *
+ * Signals (gunicorn's mapping): HUP reload, TERM graceful stop (a second TERM
+ * stops now), INT/QUIT fast stop, TTIN/TTOU one worker more/less, USR1
+ * reopen log files.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "listener.h"
+#include "log.h"
+#include "master.h"
+#include "scoreboard.h"
+#include "worker.h"
+
+#define MAX_GENERATIONS 2
+
+struct wproc {
+    pid_t pid;
+    int slot;           /* scoreboard index */
+    int worker_id;      /* 0..N-1 within its generation */
+    unsigned generation;
+    long long started_ms;
+    long long kill_at_ms; /* escalate to SIGKILL at this time, 0 = not signalled */
+    int abort_sent;
+    int stopping;       /* TERM sent (retire, drain) */
+};
+
+struct master {
+    struct srv_config *cfg;
+    int cfg_owned;
+    int argc;
+    char **argv;
+    struct srv_listener *ls;
+    size_t n_ls;
+    struct srv_scoreboard *sb;
+    struct wproc procs[SRV_MAX_SLOTS];
+    unsigned target_workers;
+    unsigned generation;     /* serving generation */
+    unsigned pending_gen;    /* generation being started by a reload, 0 none */
+    long long pending_deadline;
+    int reload_requested;
+    int stopping;            /* 1 graceful, 2 fast */
+    long long stop_deadline;
+    long long started_ms;
+    unsigned restarts;
+    unsigned crash_streak;
+    long long respawn_after_ms;
+    int stats_fd;
+    char stats_path[108];
+    int sfd;
+    unsigned long long retired_requests;
+};
+
+static long long
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+free_slot(struct master *m)
+{
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        if (m->procs[i].pid == 0)
+            return i;
+    }
+    return -1;
+}
+
+static unsigned
+count_gen(const struct master *m, unsigned gen, int include_stopping)
+{
+    unsigned n = 0;
+
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        const struct wproc *w = &m->procs[i];
+        if (w->pid && w->generation == gen && (include_stopping || !w->stopping))
+            n++;
+    }
+    return n;
+}
+
+/* Lowest worker id not used by a live, non-stopping worker of gen. */
+static int
+free_worker_id(const struct master *m, unsigned gen)
+{
+    for (int id = 0;; id++) {
+        int used = 0;
+        for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+            const struct wproc *w = &m->procs[i];
+            if (w->pid && w->generation == gen && !w->stopping && w->worker_id == id)
+                used = 1;
+        }
+        if (!used)
+            return id;
+    }
+}
+
+static unsigned long long
+max_requests_for(const struct srv_config *cfg)
+{
+    unsigned long long n = cfg->max_requests;
+
+    if (n && cfg->max_requests_jitter)
+        n += (unsigned long long)(random() % (cfg->max_requests_jitter + 1));
+    return n;
+}
+
+static int
+spawn(struct master *m, unsigned gen)
+{
+    int i = free_slot(m);
+    int id;
+    pid_t pid;
+    struct srv_score *sc;
+
+    if (i < 0) {
+        srv_log(SRV_LOG_ERROR, "no free worker slot");
+        return -1;
+    }
+    id = free_worker_id(m, gen);
+    sc = &m->sb->slots[i];
+    memset(sc, 0, sizeof(*sc));
+    atomic_store(&sc->state, SRV_W_STARTING);
+    atomic_store(&sc->generation, gen);
+    atomic_store(&sc->worker_id, id);
+    atomic_store(&sc->started_ms, mono_ms());
+    pid = fork();
+    if (pid < 0) {
+        srv_log(SRV_LOG_ERROR, "fork failed: %s", strerror(errno));
+        atomic_store(&sc->state, SRV_W_FREE);
+        return -1;
+    }
+    if (pid == 0) {
+        struct srv_worker_args a;
+        sigset_t all;
+        int rc;
+
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        close(m->sfd);
+        if (m->stats_fd >= 0)
+            close(m->stats_fd);
+        srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+        memset(&a, 0, sizeof(a));
+        a.cfg = m->cfg;
+        a.listeners = m->ls;
+        a.n_listeners = m->n_ls;
+        a.worker_id = id;
+        a.generation = gen;
+        a.workers = m->target_workers;
+        a.max_requests = max_requests_for(m->cfg);
+        a.score = sc;
+        atomic_store(&sc->pid, (int)getpid());
+        rc = srv_worker_run(&a);
+        _exit(rc);
+    }
+    atomic_store(&sc->pid, (int)pid);
+    m->procs[i].pid = pid;
+    m->procs[i].slot = i;
+    m->procs[i].worker_id = id;
+    m->procs[i].generation = gen;
+    m->procs[i].started_ms = mono_ms();
+    m->procs[i].kill_at_ms = 0;
+    m->procs[i].abort_sent = 0;
+    m->procs[i].stopping = 0;
+    srv_log(SRV_LOG_INFO, "worker %d (gen %u) started: pid %d", id, gen, (int)pid);
+    return 0;
+}
+
+static void
+stop_proc(struct master *m, struct wproc *w, int sig, unsigned grace_s)
+{
+    if (!w->pid)
+        return;
+    kill(w->pid, sig);
+    w->stopping = 1;
+    if (!w->kill_at_ms)
+        w->kill_at_ms = mono_ms() + (long long)grace_s * 1000 + 2000;
+    (void)m;
+}
+
+static void
+stop_generation(struct master *m, unsigned gen, int sig, unsigned grace_s)
+{
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        struct wproc *w = &m->procs[i];
+        if (w->pid && w->generation == gen)
+            stop_proc(m, w, sig, grace_s);
+    }
+}
+
+static void
+signal_all(struct master *m, int sig)
+{
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        if (m->procs[i].pid)
+            kill(m->procs[i].pid, sig);
+    }
+}
+
+static const char *
+sig_name(int sig)
+{
+    const char *s = sigabbrev_np(sig);
+
+    return s ? s : "?";
+}
+
+/* Reap dead workers, log why, and schedule replacements. */
+static void
+reap(struct master *m)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        struct wproc *w = NULL;
+        struct srv_score *sc;
+
+        if (pid <= 0)
+            return;
+        for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+            if (m->procs[i].pid == pid) {
+                w = &m->procs[i];
+                break;
+            }
+        }
+        if (!w)
+            continue;
+        sc = &m->sb->slots[w->slot];
+        m->retired_requests += atomic_load(&sc->requests);
+        if (WIFSIGNALED(status)) {
+            srv_log(w->stopping && WTERMSIG(status) == SIGKILL ? SRV_LOG_WARN : SRV_LOG_ERROR,
+                    "worker %d (gen %u, pid %d) killed by signal %s%s", w->worker_id,
+                    w->generation, (int)pid, sig_name(WTERMSIG(status)),
+                    WCOREDUMP(status) ? " (core dumped)" : "");
+        } else if (WEXITSTATUS(status) != 0 || !w->stopping) {
+            int lvl = w->stopping ? SRV_LOG_INFO : SRV_LOG_ERROR;
+            if (atomic_load(&sc->state) == SRV_W_RETIRING)
+                lvl = SRV_LOG_INFO;
+            srv_log(lvl, "worker %d (gen %u, pid %d) exited with status %d", w->worker_id,
+                    w->generation, (int)pid, WEXITSTATUS(status));
+        } else {
+            srv_log(SRV_LOG_INFO, "worker %d (gen %u, pid %d) stopped", w->worker_id,
+                    w->generation, (int)pid);
+        }
+        /* An unexpected death of a serving worker: a crash. Back off if it repeats. */
+        if (!w->stopping && atomic_load(&sc->state) != SRV_W_RETIRING &&
+            w->generation == m->generation && !m->stopping) {
+            long long lived = mono_ms() - w->started_ms;
+            m->restarts++;
+            if (lived < 2000) {
+                long long delay;
+                m->crash_streak++;
+                delay = 100LL << (m->crash_streak > 7 ? 7 : m->crash_streak);
+                if (delay > 10000)
+                    delay = 10000;
+                m->respawn_after_ms = mono_ms() + delay;
+                srv_log(SRV_LOG_WARN, "worker crash loop (%u in a row): next start in %lld ms",
+                        m->crash_streak, delay);
+            } else {
+                m->crash_streak = 0;
+            }
+        }
+        atomic_store(&sc->state, SRV_W_FREE);
+        atomic_store(&sc->pid, 0);
+        memset(w, 0, sizeof(*w));
+    }
+}
+
+/* Keep the serving generation at target size; replace retiring workers early. */
+static void
+manage(struct master *m)
+{
+    unsigned gen = m->generation;
+    unsigned live;
+
+    if (m->stopping)
+        return;
+    /* A worker that retires itself (max-requests) gets its replacement now. */
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        struct wproc *w = &m->procs[i];
+        if (w->pid && !w->stopping && atomic_load(&m->sb->slots[w->slot].state) == SRV_W_RETIRING) {
+            w->stopping = 1;
+            w->kill_at_ms = mono_ms() + (long long)m->cfg->graceful_timeout * 1000 + 2000;
+        }
+    }
+    live = count_gen(m, gen, 0);
+    if (live < m->target_workers && mono_ms() >= m->respawn_after_ms) {
+        for (unsigned k = live; k < m->target_workers; k++) {
+            if (spawn(m, gen) < 0)
+                break;
+        }
+    }
+    while (live > m->target_workers) {
+        /* TTOU: retire the highest worker id of the serving generation. */
+        struct wproc *pick = NULL;
+        for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+            struct wproc *w = &m->procs[i];
+            if (w->pid && w->generation == gen && !w->stopping &&
+                (!pick || w->worker_id > pick->worker_id))
+                pick = w;
+        }
+        if (!pick)
+            break;
+        srv_log(SRV_LOG_INFO, "retiring worker %d (pid %d)", pick->worker_id, (int)pick->pid);
+        stop_proc(m, pick, SIGTERM, m->cfg->graceful_timeout);
+        live--;
+    }
+}
+
+/* Watchdog: SIGABRT a worker stuck in one request, SIGKILL what ignores us. */
+static void
+watchdog(struct master *m)
+{
+    long long now = mono_ms();
+
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        struct wproc *w = &m->procs[i];
+        struct srv_score *sc;
+
+        if (!w->pid)
+            continue;
+        sc = &m->sb->slots[w->slot];
+        if (w->kill_at_ms && now >= w->kill_at_ms) {
+            srv_log(SRV_LOG_WARN, "worker %d (pid %d) did not stop in time: SIGKILL",
+                    w->worker_id, (int)w->pid);
+            kill(w->pid, SIGKILL);
+            w->kill_at_ms = now + 5000;
+            continue;
+        }
+        if (!m->cfg->timeout || w->abort_sent)
+            continue;
+        for (int t = 0; t < SRV_MAX_THREADS; t++) {
+            long long since = atomic_load(&sc->busy_since_ms[t]);
+            if (since && now - since > (long long)m->cfg->timeout * 1000) {
+                srv_log(SRV_LOG_ERROR,
+                        "worker %d (pid %d) stuck in one request for %lld ms (--timeout %u): "
+                        "SIGABRT",
+                        w->worker_id, (int)w->pid, now - since, m->cfg->timeout);
+                kill(w->pid, SIGABRT);
+                w->abort_sent = 1;
+                w->kill_at_ms = now + 2000;
+                break;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Reload                                                              */
+/* ------------------------------------------------------------------ */
+
+static void
+start_reload(struct master *m)
+{
+    struct srv_config *ncfg;
+    char err[512];
+
+    m->reload_requested = 0;
+    if (m->pending_gen) {
+        /* Coalesce: one reload at a time; this one runs when the current ends. */
+        m->reload_requested = 1;
+        return;
+    }
+    ncfg = calloc(1, sizeof(*ncfg));
+    if (!ncfg)
+        return;
+    srv_config_init(ncfg);
+    if (srv_config_parse_args(ncfg, m->argc, m->argv, err, sizeof(err)) < 0 ||
+        srv_config_validate(ncfg, err, sizeof(err)) < 0) {
+        srv_log(SRV_LOG_ERROR, "reload refused, old workers keep serving: %s", err);
+        srv_config_free(ncfg);
+        free(ncfg);
+        return;
+    }
+    if (ncfg->n_binds != m->cfg->n_binds) {
+        srv_log(SRV_LOG_WARN, "reload: --bind changes need a restart; keeping the old sockets");
+    }
+    /* Old workers keep their own (forked) copy of the old config. */
+    srv_config_free(m->cfg);
+    if (m->cfg_owned)
+        free(m->cfg);
+    m->cfg = ncfg;
+    m->cfg_owned = 1;
+    m->target_workers = ncfg->workers;
+    srv_log_verbosity = ncfg->log_level;
+    if (!m->cfg->workers)
+        m->cfg->workers = 1;
+    m->pending_gen = m->generation + 1;
+    atomic_store(&m->sb->generation, m->pending_gen);
+    srv_log_set_identity("master", -1, m->pending_gen);
+    m->pending_deadline = mono_ms() + (long long)m->cfg->ready_timeout * 1000;
+    srv_log(SRV_LOG_INFO, "reload: starting generation %u with %u worker(s)", m->pending_gen,
+            m->target_workers);
+    for (unsigned k = 0; k < m->target_workers; k++)
+        spawn(m, m->pending_gen);
+}
+
+static void
+fail_reload(struct master *m, const char *why)
+{
+    srv_log(SRV_LOG_ERROR, "reload to generation %u failed (%s): generation %u keeps serving",
+            m->pending_gen, why, m->generation);
+    stop_generation(m, m->pending_gen, SIGKILL, 0);
+    m->pending_gen = 0;
+    atomic_store(&m->sb->generation, m->generation);
+    srv_log_set_identity("master", -1, m->generation);
+}
+
+/* Check a reload in progress: all ready -> switch; any failure -> roll back. */
+static void
+check_reload(struct master *m)
+{
+    unsigned gen = m->pending_gen, ready = 0, alive = 0;
+    int failures = 0;
+
+    if (!gen)
+        return;
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        struct wproc *w = &m->procs[i];
+        struct srv_score *sc;
+        if (!w->pid || w->generation != gen)
+            continue;
+        alive++;
+        sc = &m->sb->slots[w->slot];
+        if (atomic_load(&sc->state) == SRV_W_READY) {
+            ready++;
+            failures += atomic_load(&sc->load_failures);
+        }
+    }
+    if (failures) {
+        fail_reload(m, "a plugin failed to load or init; see the worker log lines above");
+        return;
+    }
+    if (alive < m->target_workers) {
+        fail_reload(m, "a new worker died during start-up");
+        return;
+    }
+    if (ready == m->target_workers) {
+        unsigned old = m->generation;
+        m->generation = gen;
+        m->pending_gen = 0;
+        srv_log(SRV_LOG_INFO, "reload: generation %u ready; draining generation %u", gen, old);
+        for (unsigned g = 0; g < gen; g++)
+            stop_generation(m, g, SIGTERM, m->cfg->graceful_timeout);
+        return;
+    }
+    if (mono_ms() > m->pending_deadline)
+        fail_reload(m, "new workers did not report ready in time (--ready-timeout)");
+}
+
+/* ------------------------------------------------------------------ */
+/* Stats                                                               */
+/* ------------------------------------------------------------------ */
+
+static int
+open_stats(struct master *m, const char *spec)
+{
+    if (strncmp(spec, "unix:", 5) == 0) {
+        struct sockaddr_un sa;
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+            return -errno;
+        memset(&sa, 0, sizeof(sa));
+        sa.sun_family = AF_UNIX;
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", spec + 5);
+        unlink(sa.sun_path);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        snprintf(m->stats_path, sizeof(m->stats_path), "%s", spec + 5);
+        m->stats_fd = fd;
+        return 0;
+    } else {
+        struct srv_listener l;
+        char err[256];
+        int rc = srv_listener_open(&l, spec, err, sizeof(err));
+        if (rc < 0) {
+            free(l.spec);
+            return rc;
+        }
+        free(l.spec);
+        fcntl(l.fd, F_SETFL, fcntl(l.fd, F_GETFL) | O_NONBLOCK);
+        m->stats_fd = l.fd;
+        return 0;
+    }
+}
+
+static const char *
+state_name(int s)
+{
+    switch (s) {
+    case SRV_W_STARTING:
+        return "starting";
+    case SRV_W_READY:
+        return "ready";
+    case SRV_W_RETIRING:
+        return "retiring";
+    case SRV_W_DRAINING:
+        return "draining";
+    default:
+        return "free";
+    }
+}
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static void __attribute__((format(printf, 2, 3)))
+bprintf(struct buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return;
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        {
+            size_t cap = b->cap ? b->cap * 2 : 8192;
+            char *np;
+            while (cap < b->len + (size_t)n + 1)
+                cap *= 2;
+            np = realloc(b->p, cap);
+            if (!np)
+                return;
+            b->p = np;
+            b->cap = cap;
+        }
+    }
+}
+
+/* JSON-escape a short string we own (names, mounts). */
+static void
+bjson(struct buf *b, const char *s)
+{
+    bprintf(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            bprintf(b, "\\%c", c);
+        else if (c < 0x20)
+            bprintf(b, "\\u%04x", c);
+        else
+            bprintf(b, "%c", c);
+    }
+    bprintf(b, "\"");
+}
+
+static char *
+stats_json(struct master *m, size_t *len)
+{
+    struct buf b = {NULL, 0, 0};
+    int first = 1;
+    struct srv_plugin_score agg[SRV_MAX_PLUGIN_STATS];
+    int n_agg = 0;
+    unsigned long long total = m->retired_requests;
+
+    memset(agg, 0, sizeof(agg));
+    bprintf(&b, "{\"master_pid\":%d,\"uptime_s\":%.3f,\"generation\":%u,"
+                "\"reloading_generation\":%u,\"target_workers\":%u,\"restarts\":%u,\"workers\":[",
+            (int)getpid(), (double)(mono_ms() - m->started_ms) / 1000.0, m->generation,
+            m->pending_gen, m->target_workers, m->restarts);
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        struct wproc *w = &m->procs[i];
+        struct srv_score *sc;
+        int np;
+        if (!w->pid)
+            continue;
+        sc = &m->sb->slots[w->slot];
+        total += atomic_load(&sc->requests);
+        bprintf(&b,
+                "%s{\"pid\":%d,\"id\":%d,\"generation\":%u,\"state\":\"%s\",\"requests\":%llu,"
+                "\"in_flight\":%llu,\"age_s\":%.1f}",
+                first ? "" : ",", (int)w->pid, w->worker_id, w->generation,
+                w->stopping && atomic_load(&sc->state) == SRV_W_READY
+                    ? "draining"
+                    : state_name(atomic_load(&sc->state)),
+                (unsigned long long)atomic_load(&sc->requests),
+                (unsigned long long)atomic_load(&sc->inflight),
+                (double)(mono_ms() - w->started_ms) / 1000.0);
+        first = 0;
+        if (w->generation != m->generation)
+            continue;
+        np = atomic_load(&sc->n_plugins);
+        for (int k = 0; k < np; k++) {
+            struct srv_plugin_score *ps = &sc->plugins[k];
+            int j;
+            for (j = 0; j < n_agg; j++) {
+                if (strcmp(agg[j].name, ps->name) == 0)
+                    break;
+            }
+            if (j == n_agg) {
+                if (n_agg == SRV_MAX_PLUGIN_STATS)
+                    continue;
+                memcpy(agg[j].name, ps->name, sizeof(agg[j].name));
+                memcpy(agg[j].version, ps->version, sizeof(agg[j].version));
+                memcpy(agg[j].mount, ps->mount, sizeof(agg[j].mount));
+                n_agg++;
+            }
+            agg[j].requests += atomic_load(&ps->requests);
+            agg[j].status_4xx += atomic_load(&ps->status_4xx);
+            agg[j].status_5xx += atomic_load(&ps->status_5xx);
+            agg[j].latency_us += atomic_load(&ps->latency_us);
+        }
+    }
+    bprintf(&b, "],\"requests_total\":%llu,\"plugins\":[", total);
+    for (int j = 0; j < n_agg; j++) {
+        bprintf(&b, "%s{\"name\":", j ? "," : "");
+        bjson(&b, agg[j].name);
+        bprintf(&b, ",\"version\":");
+        bjson(&b, agg[j].version);
+        bprintf(&b, ",\"mount\":");
+        bjson(&b, agg[j].mount);
+        bprintf(&b,
+                ",\"requests\":%llu,\"status_4xx\":%llu,\"status_5xx\":%llu,"
+                "\"latency_sum_ms\":%.3f}",
+                (unsigned long long)agg[j].requests, (unsigned long long)agg[j].status_4xx,
+                (unsigned long long)agg[j].status_5xx, (double)agg[j].latency_us / 1000.0);
+    }
+    bprintf(&b, "]}\n");
+    *len = b.len;
+    return b.p;
+}
+
+static void
+serve_stats(struct master *m)
+{
+    for (;;) {
+        int c = accept4(m->stats_fd, NULL, NULL, SOCK_CLOEXEC);
+        size_t len = 0, off = 0;
+        char *json;
+        char req[1024];
+        int http;
+
+        if (c < 0)
+            return;
+        /* Plain readers get the JSON; an HTTP request gets it with a status line. */
+        {
+            struct pollfd p = {c, POLLIN, 0};
+            ssize_t n = 0;
+            if (poll(&p, 1, 100) > 0)
+                n = recv(c, req, sizeof(req) - 1, MSG_DONTWAIT);
+            req[n > 0 ? n : 0] = '\0';
+            http = n > 0 && (strncmp(req, "GET ", 4) == 0 || strncmp(req, "HEAD ", 5) == 0);
+        }
+        json = stats_json(m, &len);
+        if (http) {
+            char head[256];
+            int hn = snprintf(head, sizeof(head),
+                              "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                              len);
+            if (send(c, head, (size_t)hn, MSG_NOSIGNAL) < 0)
+                len = 0;
+        }
+        while (json && off < len) {
+            ssize_t n = send(c, json + off, len - off, MSG_NOSIGNAL);
+            if (n <= 0)
+                break;
+            off += (size_t)n;
+        }
+        free(json);
+        close(c);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Main loop                                                           */
+/* ------------------------------------------------------------------ */
+
+static void
+sd_notify(const char *msg)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa;
+    socklen_t sl;
+    int fd;
+
+    if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(sa.sun_path))
+        return;
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path));
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0';
+    sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+    sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, sl);
+    close(fd);
+}
+
+static int
+drop_privileges(const struct srv_config *cfg)
+{
+    if (cfg->group) {
+        struct group *g = getgrnam(cfg->group);
+        if (!g || setgroups(0, NULL) < 0 || setgid(g->gr_gid) < 0) {
+            srv_log(SRV_LOG_ERROR, "cannot switch to group \"%s\": %s", cfg->group,
+                    g ? strerror(errno) : "no such group");
+            return -1;
+        }
+    }
+    if (cfg->user) {
+        struct passwd *p = getpwnam(cfg->user);
+        if (!p || (!cfg->group && setgid(p->pw_gid) < 0) ||
+            initgroups(p->pw_name, cfg->group ? getgid() : p->pw_gid) < 0 ||
+            setuid(p->pw_uid) < 0) {
+            srv_log(SRV_LOG_ERROR, "cannot switch to user \"%s\": %s", cfg->user,
+                    p ? strerror(errno) : "no such user");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+all_gone(const struct master *m)
+{
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        if (m->procs[i].pid)
+            return 0;
+    }
+    return 1;
+}
+
+int
+srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listener *ls,
+               size_t n_ls)
+{
+    struct master m;
+    sigset_t set;
+    int rc = 0;
+
+    memset(&m, 0, sizeof(m));
+    m.cfg = cfg;
+    m.argc = argc;
+    m.argv = argv;
+    m.ls = ls;
+    m.n_ls = n_ls;
+    m.stats_fd = -1;
+    m.target_workers = cfg->workers ? cfg->workers : 1;
+    m.generation = 1;
+    m.started_ms = mono_ms();
+    srv_log_set_identity("master", -1, m.generation);
+
+    m.sb = mmap(NULL, sizeof(*m.sb), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m.sb == MAP_FAILED) {
+        srv_log(SRV_LOG_ERROR, "cannot map the scoreboard: %s", strerror(errno));
+        return 1;
+    }
+    atomic_store(&m.sb->generation, 1);
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGTTIN);
+    sigaddset(&set, SIGTTOU);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    m.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (m.sfd < 0) {
+        srv_log(SRV_LOG_ERROR, "signalfd failed: %s", strerror(errno));
+        munmap(m.sb, sizeof(*m.sb));
+        return 1;
+    }
+    if (cfg->stats) {
+        int src = open_stats(&m, cfg->stats);
+        if (src < 0) {
+            srv_log(SRV_LOG_ERROR, "cannot serve stats on \"%s\": %s", cfg->stats,
+                    strerror(-src));
+            close(m.sfd);
+            munmap(m.sb, sizeof(*m.sb));
+            return 1;
+        }
+    }
+    if (drop_privileges(cfg) < 0) {
+        close(m.sfd);
+        munmap(m.sb, sizeof(*m.sb));
+        return 1;
+    }
+    for (size_t i = 0; i < n_ls; i++)
+        srv_log(SRV_LOG_INFO, "listening on %s", ls[i].spec);
+    srv_log(SRV_LOG_INFO, "master started: %u worker(s), plugins from \"%s\"", m.target_workers,
+            cfg->plugin_dir);
+    for (unsigned k = 0; k < m.target_workers; k++)
+        spawn(&m, m.generation);
+    sd_notify("READY=1");
+
+    for (;;) {
+        struct pollfd pf[2] = {{m.sfd, POLLIN, 0}, {m.stats_fd, POLLIN, 0}};
+        struct signalfd_siginfo si;
+        int npf = m.stats_fd >= 0 ? 2 : 1;
+
+        poll(pf, (nfds_t)npf, 100);
+        while (read(m.sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+            switch (si.ssi_signo) {
+            case SIGCHLD:
+                break;
+            case SIGHUP:
+                if (!m.stopping) {
+                    srv_log(SRV_LOG_INFO, "SIGHUP: reload requested");
+                    sd_notify("RELOADING=1");
+                    m.reload_requested = 1;
+                }
+                break;
+            case SIGTERM:
+                if (m.stopping) {
+                    srv_log(SRV_LOG_WARN, "second SIGTERM: stopping now");
+                    m.stopping = 2;
+                    signal_all(&m, SIGKILL);
+                } else {
+                    srv_log(SRV_LOG_INFO, "SIGTERM: graceful stop (up to %u s)",
+                            m.cfg->graceful_timeout);
+                    sd_notify("STOPPING=1");
+                    m.stopping = 1;
+                    for (unsigned g = 0; g <= m.generation + 1; g++)
+                        stop_generation(&m, g, SIGTERM, m.cfg->graceful_timeout);
+                }
+                break;
+            case SIGINT:
+            case SIGQUIT:
+                srv_log(SRV_LOG_INFO, "%s: fast stop", sig_name((int)si.ssi_signo));
+                sd_notify("STOPPING=1");
+                m.stopping = 2;
+                for (unsigned g = 0; g <= m.generation + 1; g++)
+                    stop_generation(&m, g, SIGQUIT, 1);
+                break;
+            case SIGUSR1:
+                srv_log(SRV_LOG_INFO, "SIGUSR1: reopening log files");
+                srv_log_reopen();
+                signal_all(&m, SIGUSR1);
+                break;
+            case SIGTTIN:
+                if (m.target_workers < SRV_MAX_SLOTS / 2) {
+                    m.target_workers++;
+                    srv_log(SRV_LOG_INFO, "SIGTTIN: %u worker(s)", m.target_workers);
+                }
+                break;
+            case SIGTTOU:
+                if (m.target_workers > 1) {
+                    m.target_workers--;
+                    srv_log(SRV_LOG_INFO, "SIGTTOU: %u worker(s)", m.target_workers);
+                }
+                break;
+            default:
+                break;
+            }
+        }
+        reap(&m);
+        if (m.stopping) {
+            if (all_gone(&m))
+                break;
+            watchdog(&m);
+            continue;
+        }
+        if (m.reload_requested && !m.pending_gen)
+            start_reload(&m);
+        check_reload(&m);
+        if (!m.pending_gen)
+            sd_notify("READY=1");
+        manage(&m);
+        watchdog(&m);
+        if (m.stats_fd >= 0 && (pf[1].revents & POLLIN))
+            serve_stats(&m);
+    }
+    srv_log(SRV_LOG_INFO, "master exiting");
+    if (m.stats_fd >= 0) {
+        close(m.stats_fd);
+        if (m.stats_path[0])
+            unlink(m.stats_path);
+    }
+    close(m.sfd);
+    munmap(m.sb, sizeof(*m.sb));
+    if (m.cfg_owned) {
+        srv_config_free(m.cfg);
+        free(m.cfg);
+    }
+    return rc;
+}

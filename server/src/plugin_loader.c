@@ -1,0 +1,518 @@
+/*
+ * Plugin loading (see plugin_loader.h). Each plugin is copied to a private
+ * file, dlopen()ed from there and the copy is unlinked at once: a .so
+ * overwritten in place under a running server cannot crash it, and a reload
+ * always maps the new code (glibc would return the old object for a path it
+ * still has open).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "plugin_loader.h"
+
+/* The smallest descriptor we accept: the version-1 layout. */
+#define DESC_MIN_SIZE (offsetof(struct csgi_plugin, exit_worker) + sizeof(void (*)(void *)))
+
+int
+srv_mount_valid(const char *m)
+{
+    size_t n = strlen(m);
+
+    if (n == 0 || m[0] != '/' || n > 1024)
+        return 0;
+    if (n == 1)
+        return 1;
+    if (m[n - 1] == '/' || strstr(m, "//"))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)m[i];
+        if (c <= 0x20 || c == 0x7f || c == '?' || c == '#' || c == '%')
+            return 0;
+    }
+    return 1;
+}
+
+static int
+name_valid(const char *name)
+{
+    size_t n;
+
+    if (!name)
+        return 0;
+    n = strlen(name);
+    if (n == 0 || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Copy src to a new private file in dir; returns its path (caller frees) or NULL. */
+static char *
+private_copy(const char *src, const char *dir, char *why, size_t why_len)
+{
+    char *path = NULL;
+    int in = -1, out = -1;
+    char buf[65536];
+
+    if (asprintf(&path, "%s/csgi-plugin-XXXXXX", dir) < 0) {
+        snprintf(why, why_len, "out of memory");
+        return NULL;
+    }
+    in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        snprintf(why, why_len, "cannot open: %s", strerror(errno));
+        goto error_free;
+    }
+    out = mkstemp(path);
+    if (out < 0) {
+        snprintf(why, why_len, "cannot create a private copy in \"%s\": %s", dir,
+                 strerror(errno));
+        goto error_close_in;
+    }
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof(buf));
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            snprintf(why, why_len, "read failed: %s", strerror(errno));
+            goto error_unlink;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0) {
+                if (errno == EINTR)
+                    continue;
+                snprintf(why, why_len, "private copy failed: %s", strerror(errno));
+                goto error_unlink;
+            }
+            off += w;
+        }
+    }
+    fchmod(out, 0500);
+    close(out);
+    close(in);
+    return path;
+
+error_unlink:
+    close(out);
+    unlink(path);
+error_close_in:
+    close(in);
+error_free:
+    free(path);
+    return NULL;
+}
+
+/* Replace the private copy's path in a dlerror() message with the file name. */
+static void
+clean_dlerror(char *out, size_t out_len, const char *msg, const char *copy, const char *file)
+{
+    const char *at = strstr(msg, copy);
+
+    if (!at) {
+        snprintf(out, out_len, "%s", msg);
+        return;
+    }
+    snprintf(out, out_len, "%.*s%s%s", (int)(at - msg), msg, file, at + strlen(copy));
+}
+
+static const char *
+plugin_tmp_dir(const struct srv_config *cfg)
+{
+    const char *d = cfg->tmp_dir;
+
+    if (!d)
+        d = getenv("TMPDIR");
+    if (!d || !*d)
+        d = "/tmp";
+    return d;
+}
+
+/* Load one file; on success fills p and returns 0, else logs and returns -1. */
+static int
+load_one(struct srv_plugin *p, const char *dir, const char *file, const struct srv_config *cfg)
+{
+    char *src = NULL, *copy = NULL;
+    char why[512];
+    void *h;
+    csgi_plugin_entry_fn entry;
+    const struct csgi_plugin *d;
+    size_t n;
+
+    memset(p, 0, sizeof(*p));
+    if (asprintf(&src, "%s/%s", dir, file) < 0)
+        return -1;
+    copy = private_copy(src, plugin_tmp_dir(cfg), why, sizeof(why));
+    if (!copy)
+        goto error_log;
+    dlerror();
+    h = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
+    unlink(copy);
+    if (!h) {
+        char msg[512];
+        const char *e = dlerror();
+        clean_dlerror(msg, sizeof(msg), e ? e : "unknown error", copy, file);
+        snprintf(why, sizeof(why), "dlopen failed: %.480s", msg);
+        goto error_log;
+    }
+    *(void **)&entry = dlsym(h, CSGI_PLUGIN_ENTRY_SYMBOL);
+    if (!entry) {
+        snprintf(why, sizeof(why), "no \"%s\" symbol: not a CSGI plugin",
+                 CSGI_PLUGIN_ENTRY_SYMBOL);
+        goto error_dlclose;
+    }
+    d = entry(CSGI_ABI_VERSION);
+    if (!d) {
+        snprintf(why, sizeof(why), "plugin refused this server's CSGI ABI %d", CSGI_ABI_VERSION);
+        goto error_dlclose;
+    }
+    if (d->magic != CSGI_PLUGIN_MAGIC) {
+        snprintf(why, sizeof(why), "bad descriptor magic 0x%08x: not a CSGI plugin descriptor",
+                 d->magic);
+        goto error_dlclose;
+    }
+    if (d->abi_version != CSGI_ABI_VERSION) {
+        snprintf(why, sizeof(why),
+                 "plugin built for CSGI ABI %u, this server speaks ABI %d: rebuild it against "
+                 "the csgi-%d headers",
+                 d->abi_version, CSGI_ABI_VERSION, CSGI_ABI_VERSION);
+        goto error_dlclose;
+    }
+    if (d->version < 1 || d->size < DESC_MIN_SIZE) {
+        snprintf(why, sizeof(why), "descriptor version %u size %u is smaller than version 1 (%zu)",
+                 d->version, d->size, (size_t)DESC_MIN_SIZE);
+        goto error_dlclose;
+    }
+    /* Newer plugin: read our part; older plugin: missing fields stay NULL. */
+    n = d->size < sizeof(p->desc) ? d->size : sizeof(p->desc);
+    memcpy(&p->desc, d, n);
+    if (!name_valid(p->desc.name)) {
+        snprintf(why, sizeof(why), "invalid plugin name \"%.64s\" (want [a-z0-9_]{1,63})",
+                 p->desc.name ? p->desc.name : "(null)");
+        goto error_dlclose;
+    }
+    if (!p->desc.call) {
+        snprintf(why, sizeof(why), "descriptor has no call function");
+        goto error_dlclose;
+    }
+    p->file = strdup(file);
+    p->handle = h;
+    free(copy);
+    free(src);
+    return 0;
+
+error_dlclose:
+    if (!getenv("CSGI_NO_DLCLOSE"))
+        dlclose(h);
+error_log:
+    srv_log(SRV_LOG_ERROR, "plugin \"%s\" skipped: %s", file, why);
+    free(copy);
+    free(src);
+    return -1;
+}
+
+static const char *
+mount_for(const struct srv_plugin *p, const struct srv_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_mounts; i++) {
+        if (strcmp(cfg->mounts[i].plugin, p->desc.name) == 0)
+            return cfg->mounts[i].prefix;
+    }
+    return p->desc.mount;
+}
+
+static int
+cmp_len_desc(const void *a, const void *b, void *arg)
+{
+    const struct srv_plugin_set *set = arg;
+    size_t la = set->v[*(const size_t *)a].mount_len;
+    size_t lb = set->v[*(const size_t *)b].mount_len;
+
+    if (la != lb)
+        return la < lb ? 1 : -1;
+    return 0;
+}
+
+static int
+build_index(struct srv_plugin_set *set)
+{
+    free(set->by_len);
+    set->by_len = NULL;
+    if (set->n == 0)
+        return 0;
+    set->by_len = malloc(set->n * sizeof(*set->by_len));
+    if (!set->by_len)
+        return CSGI_ENOMEM;
+    for (size_t i = 0; i < set->n; i++)
+        set->by_len[i] = i;
+    qsort_r(set->by_len, set->n, sizeof(*set->by_len), cmp_len_desc, set);
+    return 0;
+}
+
+static void
+free_plugin(struct srv_plugin *p)
+{
+    for (size_t i = 0; i < p->n_config; i++) {
+        free((char *)p->config[i].key);
+        free((char *)p->config[i].value);
+    }
+    free(p->config);
+    free(p->mount);
+    free(p->file);
+    if (p->handle && !getenv("CSGI_NO_DLCLOSE"))
+        dlclose(p->handle);
+    memset(p, 0, sizeof(*p));
+}
+
+static int
+attach_config(struct srv_plugin *p, const struct srv_config *cfg)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < cfg->n_settings; i++)
+        n += strcmp(cfg->settings[i].plugin, p->desc.name) == 0;
+    if (n == 0)
+        return 0;
+    p->config = calloc(n + 1, sizeof(*p->config));
+    if (!p->config)
+        return CSGI_ENOMEM;
+    for (size_t i = 0; i < cfg->n_settings; i++) {
+        if (strcmp(cfg->settings[i].plugin, p->desc.name) != 0)
+            continue;
+        p->config[p->n_config].key = strdup(cfg->settings[i].key);
+        p->config[p->n_config].value = strdup(cfg->settings[i].value);
+        if (!p->config[p->n_config].key || !p->config[p->n_config].value)
+            return CSGI_ENOMEM;
+        p->n_config++;
+    }
+    return 0;
+}
+
+int
+srv_plugins_load(struct srv_plugin_set *set, const struct srv_config *cfg)
+{
+    DIR *d;
+    struct dirent *e;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int failed = 0;
+
+    memset(set, 0, sizeof(*set));
+    d = opendir(cfg->plugin_dir);
+    if (!d) {
+        int err = errno;
+        srv_log(SRV_LOG_ERROR, "cannot open plugin directory \"%s\": %s", cfg->plugin_dir,
+                strerror(err));
+        return -err;
+    }
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 3, ".so") != 0 || e->d_name[0] == '.')
+            continue;
+        if (n == cap) {
+            char **nn;
+            cap = cap ? cap * 2 : 16;
+            nn = realloc(names, cap * sizeof(*names));
+            if (!nn)
+                break;
+            names = nn;
+        }
+        names[n] = strdup(e->d_name);
+        if (names[n])
+            n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(names, n, sizeof(*names), cmp_names);
+    set->v = calloc(n ? n : 1, sizeof(*set->v));
+    if (!set->v) {
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+        return CSGI_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct srv_plugin *p = &set->v[set->n];
+        struct stat st;
+        char *path = NULL;
+        const char *m;
+        size_t j;
+
+        if (asprintf(&path, "%s/%s", cfg->plugin_dir, names[i]) < 0)
+            continue;
+        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+            srv_log(SRV_LOG_ERROR, "plugin \"%s\" skipped: not a regular file", names[i]);
+            free(path);
+            failed++;
+            continue;
+        }
+        free(path);
+        if (load_one(p, cfg->plugin_dir, names[i], cfg) < 0) {
+            failed++;
+            continue;
+        }
+        for (j = 0; j < set->n; j++) {
+            if (strcmp(set->v[j].desc.name, p->desc.name) == 0)
+                break;
+        }
+        if (j < set->n) {
+            srv_log(SRV_LOG_ERROR,
+                    "plugin \"%s\" skipped: duplicate plugin name \"%s\" (already loaded from "
+                    "\"%s\")",
+                    names[i], p->desc.name, set->v[j].file);
+            free_plugin(p);
+            failed++;
+            continue;
+        }
+        m = mount_for(p, cfg);
+        if (m)
+            p->mount = strdup(m);
+        else if (asprintf(&p->mount, "/%s", p->desc.name) < 0)
+            p->mount = NULL;
+        if (p->mount)
+            p->mount_len = strlen(p->mount);
+        if (!p->mount || !srv_mount_valid(p->mount)) {
+            srv_log(SRV_LOG_ERROR, "plugin \"%s\" skipped: invalid mount \"%s\"", names[i],
+                    m ? m : "(none)");
+            free_plugin(p);
+            failed++;
+            continue;
+        }
+        for (j = 0; j < set->n; j++) {
+            if (strcmp(set->v[j].mount, p->mount) == 0)
+                break;
+        }
+        if (j < set->n) {
+            srv_log(SRV_LOG_ERROR,
+                    "plugin \"%s\" skipped: mount \"%s\" is already used by plugin \"%s\"",
+                    names[i], p->mount, set->v[j].desc.name);
+            free_plugin(p);
+            failed++;
+            continue;
+        }
+        if (attach_config(p, cfg) < 0) {
+            srv_log(SRV_LOG_ERROR, "plugin \"%s\" skipped: out of memory", names[i]);
+            free_plugin(p);
+            failed++;
+            continue;
+        }
+        srv_log(SRV_LOG_INFO, "plugin \"%s\" loaded from \"%s\" (version %s) at \"%s\"",
+                p->desc.name, names[i], p->desc.plugin_version ? p->desc.plugin_version : "-",
+                p->mount);
+        set->n++;
+    }
+    for (size_t i = 0; i < cfg->n_mounts; i++) {
+        size_t j;
+        for (j = 0; j < set->n; j++) {
+            if (strcmp(set->v[j].desc.name, cfg->mounts[i].plugin) == 0)
+                break;
+        }
+        if (j == set->n)
+            srv_log(SRV_LOG_WARN, "mount \"%s\" names plugin \"%s\", which is not loaded",
+                    cfg->mounts[i].prefix, cfg->mounts[i].plugin);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if (build_index(set) < 0)
+        return CSGI_ENOMEM;
+    if (set->n == 0)
+        srv_log(SRV_LOG_WARN, "no plugin loaded from \"%s\": every request will get 404",
+                cfg->plugin_dir);
+    return failed;
+}
+
+int
+srv_plugins_init(struct srv_plugin_set *set, const struct csgi_host_api *api, int serialize)
+{
+    int failed = 0;
+    size_t out = 0;
+
+    for (size_t i = 0; i < set->n; i++) {
+        struct srv_plugin *p = &set->v[i];
+        int rc = 0;
+
+        p->state = NULL;
+        if (p->desc.init_worker)
+            rc = p->desc.init_worker(api, p->config, p->n_config, &p->state);
+        if (rc < 0) {
+            srv_log(SRV_LOG_ERROR, "plugin \"%s\" (\"%s\") skipped: init_worker failed: %s (%s)",
+                    p->desc.name, p->file, csgi_strerror(rc), csgi_err_name(rc));
+            free_plugin(p);
+            failed++;
+            continue;
+        }
+        if (out != i) {
+            set->v[out] = *p;
+            memset(p, 0, sizeof(*p));
+            p = &set->v[out];
+        }
+        p->initialized = 1;
+        p->serialize = serialize && !(p->desc.flags & CSGI_PLUGIN_THREADSAFE);
+        pthread_mutex_init(&p->lock, NULL);
+        out++;
+    }
+    set->n = out;
+    build_index(set);
+    return failed;
+}
+
+void
+srv_plugins_unload(struct srv_plugin_set *set)
+{
+    for (size_t i = set->n; i-- > 0;) {
+        struct srv_plugin *p = &set->v[i];
+        if (p->initialized) {
+            if (p->desc.exit_worker)
+                p->desc.exit_worker(p->state);
+            pthread_mutex_destroy(&p->lock);
+        }
+        free_plugin(p);
+    }
+    free(set->v);
+    free(set->by_len);
+    memset(set, 0, sizeof(*set));
+}
+
+struct srv_plugin *
+srv_plugins_match(const struct srv_plugin_set *set, const char *path, size_t path_len,
+                  size_t *iter)
+{
+    for (size_t k = *iter; k < set->n; k++) {
+        struct srv_plugin *p = &set->v[set->by_len[k]];
+        size_t ml = p->mount_len;
+
+        if (ml == 1) {
+            *iter = k + 1;
+            return p;
+        }
+        if (path_len >= ml && memcmp(path, p->mount, ml) == 0 &&
+            (path_len == ml || path[ml] == '/')) {
+            *iter = k + 1;
+            return p;
+        }
+    }
+    *iter = set->n;
+    return NULL;
+}

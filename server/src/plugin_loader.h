@@ -1,0 +1,74 @@
+/*
+ * Plugin loading: scan a directory, dlopen private copies, negotiate the ABI,
+ * run per-worker init, and keep the mount table.
+ */
+#ifndef SRV_PLUGIN_LOADER_H
+#define SRV_PLUGIN_LOADER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <csgi/csgi.h>
+
+#include "config.h"
+
+struct srv_plugin {
+    char *file;      /* file name inside the plugin directory */
+    void *handle;    /* dlopen handle */
+    struct csgi_plugin desc; /* zero-extended copy of the plugin's descriptor */
+    char *mount;     /* "/" or "/prefix" */
+    size_t mount_len;
+    struct csgi_kv *config;
+    size_t n_config;
+    void *state;
+    int initialized;
+    int serialize;   /* call()/next()/close() under lock */
+    pthread_mutex_t lock;
+
+    /* Statistics, updated by request threads. */
+    atomic_ullong requests;
+    atomic_ullong status_4xx;
+    atomic_ullong status_5xx;
+    atomic_ullong latency_us;
+};
+
+struct srv_plugin_set {
+    struct srv_plugin *v;
+    size_t n;
+    /* Mount indexes sorted by prefix length, longest first. */
+    size_t *by_len;
+};
+
+/*
+ * Load every *.so file of cfg->plugin_dir into set (sorted by file name).
+ * A plugin that fails is logged with its file name and reason and skipped.
+ * Returns the number of files that failed, or a negative CSGI_E* code when
+ * the directory itself cannot be read.
+ */
+int srv_plugins_load(struct srv_plugin_set *set, const struct srv_config *cfg);
+
+/*
+ * Run init_worker of every loaded plugin. A plugin whose init fails is
+ * logged and removed from the set. serialize: plugins that are not
+ * CSGI_PLUGIN_THREADSAFE get a lock. Returns the number that failed.
+ */
+int srv_plugins_init(struct srv_plugin_set *set, const struct csgi_host_api *api, int serialize);
+
+/* Run exit_worker (for initialized plugins), dlclose, and free the set. */
+void srv_plugins_unload(struct srv_plugin_set *set);
+
+/*
+ * Find the longest mount matching path (at a '/' boundary) among mounts
+ * after position *iter in longest-first order; *iter advances, so calling
+ * again finds the next shorter match (for CSGI_EDECLINED). Start with
+ * *iter = 0. Returns the plugin or NULL.
+ */
+struct srv_plugin *srv_plugins_match(const struct srv_plugin_set *set, const char *path,
+                                     size_t path_len, size_t *iter);
+
+/* Validate a mount prefix: "/" or "/seg[/seg...]" without trailing '/'. */
+int srv_mount_valid(const char *m);
+
+#endif /* SRV_PLUGIN_LOADER_H */

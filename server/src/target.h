@@ -1,0 +1,66 @@
+/*
+ * Request-target and header-value parsing: pure functions on bytes, with no
+ * libmicrohttpd types, so that they are unit-tested and fuzzed directly.
+ */
+#ifndef SRV_TARGET_H
+#define SRV_TARGET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A parsed request-target. Pointers point into the raw target or into out_buf. */
+struct srv_target {
+    /* Percent-decoded path, NUL-terminated, no NUL inside; "*" for asterisk-form. */
+    char *path;
+    size_t path_len;
+    /* Raw (undecoded) path as received, without query. */
+    const char *raw_path;
+    size_t raw_path_len;
+    /* Query after the first '?', undecoded; "" when absent. */
+    const char *query;
+    size_t query_len;
+    /* Host and port from an absolute-form target; NULL when origin-form. */
+    const char *host;
+    size_t host_len;
+    /* 1 for asterisk-form ("*"). */
+    int asterisk;
+};
+
+/*
+ * Parse a request-target of `len` bytes. out_buf must hold len + 1 bytes and
+ * receives the decoded path. Accepted forms: origin-form ("/p?q"), absolute-
+ * form ("http://host[:port]/p?q", scheme case-insensitive, http or https) and
+ * asterisk-form ("*"). Rejected (returns -1, *why set to a static string):
+ * empty target, other forms, bytes outside VCHAR, a '#', a bad %-escape,
+ * %00 anywhere in the path, userinfo in an absolute-form authority.
+ * Returns 0 on success.
+ */
+int srv_target_parse(const char *raw, size_t len, char *out_buf, struct srv_target *t,
+                     const char **why);
+
+/*
+ * Decode %HH escapes of [in, in+n) into out (n + 1 bytes); '+' stays '+'.
+ * Returns the decoded length, or -1 for a bad escape or a decoded NUL.
+ */
+long srv_percent_decode(const char *in, size_t n, char *out);
+
+/*
+ * Validate a Host header value (RFC 9110 7.2 / RFC 3986 authority without
+ * userinfo): reg-name, IPv4 or [IPv6], optional ":port" of 0..5 digits
+ * (<= 65535). On success returns 0 and sets name/port spans (port_len 0 when
+ * absent). Returns -1 when invalid.
+ */
+int srv_host_parse(const char *p, size_t n, size_t *name_len, const char **port,
+                   size_t *port_len);
+
+/*
+ * True when the Transfer-Encoding value is exactly "chunked" (ASCII case-
+ * insensitive, no parameters, no list, no surrounding whitespace left after
+ * the parser's trim).
+ */
+int srv_te_is_chunked(const char *p, size_t n);
+
+/* True when the method is one csgi-server implements (RFC 9110 + PATCH). */
+int srv_method_known(const char *m, size_t n);
+
+#endif /* SRV_TARGET_H */

@@ -1498,6 +1498,8 @@ spill(struct csgi_request *r)
     r->body_mem = NULL;
     r->body_cap = 0;
     r->body_fd = fd;
+    srv_log(SRV_LOG_DEBUG, "request %llu: body spilled to a temporary file after %llu bytes",
+            (unsigned long long)r->id, (unsigned long long)r->body_len);
     return 0;
 }
 

@@ -820,8 +820,14 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
         munmap(m.sb, sizeof(*m.sb));
         return 1;
     }
-    for (size_t i = 0; i < n_ls; i++)
-        srv_log(SRV_LOG_INFO, "listening on %s", ls[i].spec);
+    for (size_t i = 0; i < n_ls; i++) {
+        if (ls[i].family == AF_UNIX)
+            srv_log(SRV_LOG_INFO, "listening on unix:%s", ls[i].host);
+        else if (ls[i].family == AF_INET6)
+            srv_log(SRV_LOG_INFO, "listening on http://[%s]:%s/", ls[i].host, ls[i].port);
+        else
+            srv_log(SRV_LOG_INFO, "listening on http://%s:%s/", ls[i].host, ls[i].port);
+    }
     srv_log(SRV_LOG_INFO, "master started: %u worker(s), plugins from \"%s\"", m.target_workers,
             cfg->plugin_dir);
     for (unsigned k = 0; k < m.target_workers; k++)

@@ -1,0 +1,824 @@
+/*
+ * csgi-server over real HTTP on loopback, with real plugin .so files:
+ * request -> environ, bodies, responses, errors, limits and logs.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "harness.h"
+
+static struct hserver srv;
+
+static void
+sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* One server for most tests: hello, stream, probe, init_fail; access log on. */
+static void
+main_setup(void)
+{
+    const char *extra[] = {"--workers", "1", "--access-log", NULL, "--body-buffer", "64k",
+                           "--header-timeout", "2", "--max-headers", "40", "--set",
+                           "probe.tag=blue", "--log-level", "debug", NULL};
+
+    h_init(&srv);
+    extra[3] = srv.access;
+    h_add_plugin(&srv, "hello.so", NULL);
+    h_add_plugin(&srv, "stream.so", NULL);
+    h_add_plugin(&srv, "probe.so", NULL);
+    h_add_plugin(&srv, "init_fail.so", NULL);
+    h_start(&srv, 1, extra);
+}
+
+static void
+main_teardown(void)
+{
+    int status = h_stop(&srv, SIGTERM, 10000);
+
+    ck_assert_msg(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "server did not exit 0 on SIGTERM (status %d)", status);
+    h_cleanup(&srv);
+}
+
+static int
+has(const char *hay, const char *needle)
+{
+    return hay && strstr(hay, needle) != NULL;
+}
+
+/* ------------------------------------------------------------------ */
+
+START_TEST(http_hello_keepalive)
+{
+    char out[4096];
+    int closed;
+    const char req[] = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+                       "GET /hello/bob HTTP/1.1\r\nHost: t\r\n\r\n";
+    size_t n = h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 500, &closed);
+
+    ck_assert_uint_gt(n, 0);
+    /* Pipelined on one connection: both answered, in order, and it stays open. */
+    ck_assert_msg(has(out, "Hello, world!\n"), "%s", out);
+    ck_assert_msg(has(out, "Hello, bob!\n"), "%s", out);
+    ck_assert_msg(strstr(out, "Hello, world!") < strstr(out, "Hello, bob!"), "order: %s", out);
+    ck_assert_msg(has(out, "Content-Length: 14"), "%s", out);
+    ck_assert_msg(!has(out, "Connection: close"), "%s", out);
+    ck_assert_int_eq(closed, 0);
+}
+END_TEST
+
+START_TEST(http_curl_reuses_connection)
+{
+    CURL *c = curl_easy_init();
+    char url[128];
+    long connects = -1;
+    FILE *null = fopen("/dev/null", "w");
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/hello", srv.port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, null);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+    ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+    ck_assert_int_eq(connects, 0); /* the second request reused the connection */
+    curl_easy_cleanup(c);
+    fclose(null);
+}
+END_TEST
+
+START_TEST(http_head_has_length_no_body)
+{
+    char out[4096];
+    int closed;
+    const char req[] = "HEAD /hello HTTP/1.1\r\nHost: t\r\n\r\n"
+                       "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+
+    h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 500, &closed);
+    /* HEAD: Content-Length 14 and no body, then the GET's body follows directly. */
+    ck_assert_msg(has(out, "Content-Length: 14\r\n\r\nHTTP/1.1 200"), "%s", out);
+    ck_assert_msg(has(out, "\r\n\r\nHello, world!\n"), "%s", out);
+}
+END_TEST
+
+START_TEST(http_environ_fields)
+{
+    const char *hdrs[] = {"X-First: 1", "X-Second: two", NULL};
+    struct hresp r = h_request(&srv, "GET", "/probe/env?a=1&b=%20c", NULL, 0, hdrs);
+
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(has(r.body, "method=GET\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "script_name=/probe\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "path_info=/env\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "query_string=a=1&b=%20c\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "raw_target=/probe/env?a=1&b=%20c\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "server_name=127.0.0.1\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "server_protocol=HTTP/1.1\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "url_scheme=http\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "remote_addr=127.0.0.1\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "content_length=-1\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "config=tag=blue\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "host_lookup=127.0.0.1:"), "%s", r.body);
+    /* Headers arrive in order with their original names. */
+    ck_assert_msg(strstr(r.body, "header=X-First: 1") &&
+                      strstr(r.body, "header=X-First: 1") < strstr(r.body, "header=X-Second: two"),
+                  "%s", r.body);
+    {
+        char port[32];
+        snprintf(port, sizeof(port), "server_port=%d\n", srv.port);
+        ck_assert_msg(has(r.body, port), "%s", r.body);
+    }
+    h_resp_free(&r);
+    r = h_get(&srv, "/probe/env");
+    ck_assert_msg(has(r.body, "query_string=\nquery_string_null") ||
+                      has(r.body, "query_string=\n"),
+                  "%s", r.body);
+    ck_assert_msg(has(r.body, "query_string_null=0\n"), "%s", r.body);
+    h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(http_path_decoding)
+{
+    struct hresp r = h_get(&srv, "/probe/%65nv?x=%2F");
+
+    /* %65 is 'e': the decoded path selects /env; the query stays raw. */
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(has(r.body, "path_info=/env\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "raw_target=/probe/%65nv?x=%2F\n"), "%s", r.body);
+    h_resp_free(&r);
+    r = h_get(&srv, "/probe%2Fenv");
+    /* %2F decodes to '/', so the mount still matches; raw_target keeps it. */
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(has(r.body, "path_info=/env\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "raw_target=/probe%2Fenv\n"), "%s", r.body);
+    h_resp_free(&r);
+    r = h_get(&srv, "/probe/env%00.txt");
+    ck_assert_int_eq(r.status, 400);
+    h_resp_free(&r);
+    r = h_get(&srv, "/probe/%zz");
+    ck_assert_int_eq(r.status, 400);
+    h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(http_absolute_form)
+{
+    char out[4096];
+    int closed;
+    const char req[] = "GET http://example.test:8080/probe/env?q=1 HTTP/1.1\r\nHost: other\r\n\r\n";
+
+    h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 500, &closed);
+    ck_assert_msg(has(out, "HTTP/1.1 200"), "%s", out);
+    ck_assert_msg(has(out, "path_info=/env\n"), "%s", out);
+    ck_assert_msg(has(out, "server_name=example.test\n"), "%s", out);
+    ck_assert_msg(has(out, "query_string=q=1\n"), "%s", out);
+}
+END_TEST
+
+START_TEST(http_post_echo_small)
+{
+    const char body[] = "hello body\nsecond line\n";
+    const char *hdrs[] = {"Content-Type: text/x-test", NULL};
+    struct hresp r = h_request(&srv, "POST", "/probe/echo", body, sizeof(body) - 1, hdrs);
+
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.len, sizeof(body) - 1);
+    ck_assert_mem_eq(r.body, body, sizeof(body) - 1);
+    h_resp_free(&r);
+    r = h_request(&srv, "POST", "/probe/lines", body, sizeof(body) - 1, NULL);
+    ck_assert_msg(has(r.body, "lines=2 bytes=23 eof=0\n"), "%s", r.body);
+    h_resp_free(&r);
+    r = h_request(&srv, "POST", "/probe/env", body, sizeof(body) - 1, hdrs);
+    ck_assert_msg(has(r.body, "content_type=text/x-test\n"), "%s", r.body);
+    ck_assert_msg(has(r.body, "content_length=23\n"), "%s", r.body);
+    h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(http_chunked_request_body)
+{
+    char out[4096];
+    int closed;
+    const char req[] = "POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
+
+    h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 500, &closed);
+    ck_assert_msg(has(out, "HTTP/1.1 200"), "%s", out);
+    ck_assert_msg(has(out, "Content-Length: 12\r\n"), "%s", out);
+    ck_assert_msg(has(out, "\r\n\r\nhello, world"), "%s", out);
+}
+END_TEST
+
+START_TEST(http_large_upload_spills_and_roundtrips)
+{
+    size_t len = 10 * 1024 * 1024;
+    char *body = malloc(len);
+    struct hresp r;
+    unsigned x = 12345;
+    int spills = h_log_count(&srv, "spilled");
+
+    for (size_t i = 0; i < len; i++) {
+        x = x * 1103515245u + 12345u;
+        body[i] = (char)(x >> 16);
+    }
+    /* curl sends "Expect: 100-continue" for a body this large. */
+    r = h_request(&srv, "POST", "/probe/echo", body, len, NULL);
+    ck_assert_int_eq(r.curl_code, 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.len, len);
+    ck_assert_msg(memcmp(r.body, body, len) == 0, "echoed body differs");
+    h_resp_free(&r);
+    free(body);
+    ck_assert_msg(h_wait_log(&srv, "spilled", spills + 1, 2000), "no spill logged");
+}
+END_TEST
+
+START_TEST(http_413_before_upload)
+{
+    char out[4096];
+    int closed;
+    const char req[] = "POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 999999999\r\n"
+                       "Expect: 100-continue\r\n\r\n";
+
+    h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 2000, &closed);
+    ck_assert_msg(has(out, "HTTP/1.1 413"), "%s", out);
+    ck_assert_msg(!has(out, "100 Continue"), "%s", out);
+    ck_assert_int_eq(closed, 1);
+}
+END_TEST
+
+START_TEST(http_100_continue)
+{
+    char out[4096];
+    int closed;
+    const char req[] = "POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n"
+                       "Expect: 100-continue\r\n\r\n";
+
+    /* Only the head: the server must answer 100 and wait for the body. */
+    h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 500, &closed);
+    ck_assert_msg(has(out, "HTTP/1.1 100 Continue"), "%s", out);
+}
+END_TEST
+
+/* Each smuggling vector gets 400 and the connection is closed. */
+static const char *const smuggle[] = {
+    "POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n"
+    "\r\n0\r\n\r\n",
+    "POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\nhello",
+    "POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    "POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    "POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+    "POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "POST /probe/echo HTTP/1.0\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1x\r\n\r\nx",
+    "POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: -1\r\n\r\n",
+    "GET /hello HTTP/1.1\r\nHost: t\r\nHost: u\r\n\r\n",
+    "GET /hello HTTP/1.1\r\n\r\n",
+    "GET /hello HTTP/1.1\r\nHost: a@b\r\n\r\n",
+    "GET /hello HTTP/1.1\r\nHost: t:99999\r\n\r\n",
+    "GET /hello HTTP/1.1\r\nHost: t\r\nBad Name: x\r\n\r\n",
+    "GET * HTTP/1.1\r\nHost: t\r\n\r\n",
+    "GET hello HTTP/1.1\r\nHost: t\r\n\r\n",
+};
+
+START_TEST(http_smuggling_rejected)
+{
+    char out[4096];
+    int closed;
+    const char *req = smuggle[_i];
+
+    h_raw(srv.port, req, strlen(req), out, sizeof(out), 3000, &closed);
+    ck_assert_msg(has(out, "HTTP/1.1 400") || has(out, "HTTP/1.0 400"),
+                  "vector %d not refused with 400:\n%s\n--- got:\n%s", _i, req, out);
+    ck_assert_msg(!has(out, "200 OK"), "vector %d answered 200:\n%s", _i, out);
+    ck_assert_msg(closed, "vector %d: connection left open", _i);
+}
+END_TEST
+
+START_TEST(http_unknown_method_501)
+{
+    char out[4096];
+    int closed;
+    const char req[] = "BREW /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+
+    h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 2000, &closed);
+    ck_assert_msg(has(out, "HTTP/1.1 501"), "%s", out);
+}
+END_TEST
+
+START_TEST(http_options_asterisk)
+{
+    char out[4096];
+    int closed;
+    const char req[] = "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n";
+
+    h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 500, &closed);
+    ck_assert_msg(has(out, "HTTP/1.1 200"), "%s", out);
+    ck_assert_msg(has(out, "Allow: GET"), "%s", out);
+}
+END_TEST
+
+START_TEST(http_too_many_headers_431)
+{
+    char req[8192];
+    size_t n = 0;
+    char out[4096];
+    int closed;
+
+    n += (size_t)snprintf(req + n, sizeof(req) - n, "GET /hello HTTP/1.1\r\nHost: t\r\n");
+    for (int i = 0; i < 60; i++)
+        n += (size_t)snprintf(req + n, sizeof(req) - n, "X-H%d: %d\r\n", i, i);
+    n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\n");
+    h_raw(srv.port, req, n, out, sizeof(out), 2000, &closed);
+    ck_assert_msg(has(out, " 431 "), "%s", out);
+}
+END_TEST
+
+START_TEST(http_huge_header_431)
+{
+    size_t big = 40000;
+    char *req = malloc(big + 256);
+    char out[4096];
+    int closed;
+    size_t n;
+
+    n = (size_t)sprintf(req, "GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: ");
+    memset(req + n, 'a', big);
+    n += big;
+    memcpy(req + n, "\r\n\r\n", 4);
+    n += 4;
+    h_raw(srv.port, req, n, out, sizeof(out), 2000, &closed);
+    ck_assert_msg(has(out, " 431 "), "%s", out);
+    free(req);
+}
+END_TEST
+
+START_TEST(http_slowloris_cut_off)
+{
+    char out[1024];
+    int closed;
+    const char req[] = "GET /hello HTTP/1.1\r\nHost: t\r\nX-Slow: ";
+    time_t t0 = time(NULL);
+
+    /* An unfinished head: --header-timeout 2 must close it (MHD's idle timer would not). */
+    h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 8000, &closed);
+    ck_assert_msg(closed, "connection still open after 8 s");
+    ck_assert_int_le(time(NULL) - t0, 6);
+}
+END_TEST
+
+START_TEST(http_slowloris_trickle_cut_off)
+{
+    const char req[] = "GET /hello HTTP/1.1\r\nHost: t\r\nX-Trickle: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    struct sockaddr_in sa;
+    char out[256];
+    int closed = 0, sock;
+    time_t t0 = time(NULL);
+
+    /* One byte every 200 ms never idles long enough for an idle timer. */
+    sock = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)srv.port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    for (size_t i = 0; i < sizeof(req) - 1 && time(NULL) - t0 <= 8; i++) {
+        ssize_t n = recv(sock, out, sizeof(out), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN) ||
+            send(sock, req + i, 1, MSG_NOSIGNAL) != 1) {
+            closed = 1;
+            break;
+        }
+        sleep_ms(200);
+    }
+    close(sock);
+    ck_assert_msg(closed, "trickling client not cut off");
+    ck_assert_int_le(time(NULL) - t0, 6);
+}
+END_TEST
+
+START_TEST(http_init_fail_others_serve)
+{
+    struct hresp r = h_get(&srv, "/hello");
+
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    ck_assert_int_ge(h_log_count(&srv, "plugin \"init_fail\" (\"init_fail.so\") skipped: "
+                                       "init_worker failed"),
+                     1);
+    r = h_get(&srv, "/init_fail");
+    ck_assert_int_eq(r.status, 404);
+    h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(http_close_once_on_disconnect)
+{
+    char out[8192];
+    int closed;
+    const char req[] = "GET /probe/stream?n=5000&size=65536 HTTP/1.1\r\nHost: t\r\n\r\n";
+    long opened = 0, closed_n = -1;
+
+    /* Read a little of a 300 MiB body and hang up. */
+    h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 200, &closed);
+    ck_assert_msg(has(out, "Transfer-Encoding: chunked"), "%s", out);
+    for (int tries = 0; tries < 100; tries++) {
+        struct hresp r = h_get(&srv, "/probe/counts");
+        ck_assert_int_eq(sscanf(r.body, "opened=%ld closed=%ld", &opened, &closed_n), 2);
+        h_resp_free(&r);
+        if (opened == closed_n)
+            break;
+        sleep_ms(100);
+    }
+    ck_assert_int_ge(opened, 1);
+    ck_assert_int_eq(opened, closed_n);
+}
+END_TEST
+
+START_TEST(http_stream_chunked_and_exact)
+{
+    struct hresp r = h_get(&srv, "/probe/stream?n=3&size=4");
+
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "abcdabcdabcd");
+    ck_assert_msg(has(r.headers, "Transfer-Encoding: chunked"), "%s", r.headers);
+    h_resp_free(&r);
+    r = h_get(&srv, "/probe/stream?n=3&size=4&total=12");
+    ck_assert_str_eq(r.body, "abcdabcdabcd");
+    ck_assert_msg(has(r.headers, "Content-Length: 12"), "%s", r.headers);
+    h_resp_free(&r);
+    /* One chunk of unknown length still goes out with Content-Length. */
+    r = h_get(&srv, "/probe/stream?n=1&size=7");
+    ck_assert_str_eq(r.body, "abcdefg");
+    ck_assert_msg(has(r.headers, "Content-Length: 7"), "%s", r.headers);
+    h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(http_http10_close_delimited)
+{
+    char out[4096];
+    int closed;
+    const char req[] = "GET /probe/stream?n=3&size=4 HTTP/1.0\r\n\r\n";
+
+    h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 2000, &closed);
+    ck_assert_msg(has(out, " 200 "), "%s", out);
+    ck_assert_msg(!has(out, "chunked"), "%s", out);
+    ck_assert_msg(has(out, "\r\n\r\nabcdabcdabcd"), "%s", out);
+    ck_assert_int_eq(closed, 1);
+}
+END_TEST
+
+START_TEST(http_write_callable)
+{
+    struct hresp r = h_get(&srv, "/probe/write");
+
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "one\ntwo\nfrom the body\n");
+    h_resp_free(&r);
+    r = h_get(&srv, "/stream/write?n=2");
+    ck_assert_str_eq(r.body, "line 1 of 2\nline 2 of 2\n");
+    h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(http_file_body)
+{
+    struct hresp r = h_get(&srv, "/probe/file");
+
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "file body via sendfile\n");
+    ck_assert_msg(has(r.headers, "Content-Length: 23"), "%s", r.headers);
+    h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(http_app_errors)
+{
+    struct hresp r = h_get(&srv, "/probe/error");
+
+    ck_assert_int_eq(r.status, 500);
+    h_resp_free(&r);
+    ck_assert(h_wait_log(&srv, "plugin \"probe\" request", 1, 2000));
+    ck_assert(h_wait_log(&srv, "call failed: input/output error", 1, 2000));
+    /* A body that fails before anything went out: still a clean 500. */
+    r = h_get(&srv, "/probe/error-mid?n=3&size=100&fail=1");
+    ck_assert_int_eq(r.status, 500);
+    h_resp_free(&r);
+    /* A body that fails after the headers went out: the connection is aborted. */
+    r = h_get(&srv, "/probe/error-mid?n=5&size=70000&fail=3");
+    ck_assert_msg(r.curl_code != 0, "curl should see an aborted transfer");
+    h_resp_free(&r);
+    ck_assert(h_wait_log(&srv, "body failed after", 1, 2000));
+    r = h_get(&srv, "/probe/declined");
+    ck_assert_int_eq(r.status, 404);
+    h_resp_free(&r);
+    r = h_get(&srv, "/nowhere");
+    ck_assert_int_eq(r.status, 404);
+    h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(http_start_response_rules)
+{
+    struct hresp r = h_get(&srv, "/probe/badheader");
+
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "name=EHEADER hop=EHEADER crlf=EHEADER status=ESTATUS\n");
+    ck_assert_msg(!has(r.headers, "Set-Cookie"), "%s", r.headers);
+    h_resp_free(&r);
+    r = h_get(&srv, "/probe/twice");
+    /* A second call without exc_info is refused; with exc_info it replaces. */
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_str_eq(r.body, "second=ESTATE\n");
+    h_resp_free(&r);
+    /* exc_info after write(): EHEADERS_SENT, propagated; nothing was on the wire yet, so 500. */
+    r = h_get(&srv, "/probe/late-exc");
+    ck_assert_int_eq(r.status, 500);
+    h_resp_free(&r);
+    ck_assert(h_wait_log(&srv, "error after headers were sent", 1, 2000));
+    r = h_get(&srv, "/probe/empty");
+    ck_assert_int_eq(r.status, 204);
+    ck_assert_uint_eq(r.len, 0);
+    h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(http_content_length_mismatch)
+{
+    struct hresp r = h_get(&srv, "/probe/cl?declared=10&size=5");
+
+    /* Under-run: 5 of 10 bytes, then the connection closes. */
+    ck_assert_int_ne(r.curl_code, 0);
+    h_resp_free(&r);
+    ck_assert(h_wait_log(&srv, "body ended after 5 of its declared 10 bytes", 1, 2000));
+    r = h_get(&srv, "/probe/cl?declared=5&size=3&n=4");
+    ck_assert_int_ne(r.curl_code, 0);
+    h_resp_free(&r);
+    ck_assert(h_wait_log(&srv, "body longer than its declared 5 bytes", 1, 2000));
+    r = h_get(&srv, "/probe/cl?declared=10&size=5&n=2");
+    ck_assert_int_eq(r.curl_code, 0);
+    ck_assert_str_eq(r.body, "xxxxxxxxxx");
+    h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(http_error_stream_and_finished)
+{
+    struct hresp r = h_get(&srv, "/probe/log");
+
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    ck_assert(h_wait_log(&srv, "[warn]", 1, 2000));
+    ck_assert(h_wait_log(&srv, ": probe log line", 1, 2000));
+    ck_assert(h_wait_log(&srv, ": probe partial line", 1, 2000));
+    r = h_get(&srv, "/probe/finished");
+    h_resp_free(&r);
+    r = h_get(&srv, "/probe/counts");
+    ck_assert_msg(has(r.body, "finished=1"), "%s", r.body);
+    h_resp_free(&r);
+    r = h_get(&srv, "/probe/url?x=1");
+    ck_assert_msg(strncmp(r.body, "http://127.0.0.1:", 17) == 0, "%s", r.body);
+    ck_assert_msg(has(r.body, "/probe/url?x=1"), "%s", r.body);
+    h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(http_access_log_once_per_request)
+{
+    char path[64];
+    struct hresp r;
+    char *log;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "/hello/al%d", (int)getpid());
+    r = h_get(&srv, path);
+    h_resp_free(&r);
+    sleep_ms(200);
+    log = h_slurp(srv.access, NULL);
+    for (char *p = log; (p = strstr(p, path)) != NULL; p++)
+        n++;
+    ck_assert_int_eq(n, 1);
+    ck_assert_msg(strstr(log, " 200 ") && strstr(log, " hello "), "%s", log);
+    free(log);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Servers started per test                                           */
+/* ------------------------------------------------------------------ */
+
+START_TEST(http_zero_plugins_404)
+{
+    struct hserver s;
+    struct hresp r;
+
+    h_init(&s);
+    h_start(&s, 1, (const char *[]){"--workers", "1", NULL});
+    r = h_get(&s, "/anything");
+    ck_assert_int_eq(r.status, 404);
+    h_resp_free(&r);
+    ck_assert_int_ge(h_log_count(&s, "no plugin loaded"), 1);
+    ck_assert_int_eq(WEXITSTATUS(h_stop(&s, SIGTERM, 5000)), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
+START_TEST(http_bad_plugin_named_and_skipped)
+{
+    struct hserver s;
+    struct hresp r;
+    FILE *f;
+    char path[400];
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    snprintf(path, sizeof(path), "%s/garbage.so", s.plugins);
+    f = fopen(path, "w");
+    fputs("this is not an ELF file\n", f);
+    fclose(f);
+    h_start(&s, 1, (const char *[]){"--workers", "1", NULL});
+    r = h_get(&s, "/hello");
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    ck_assert_int_ge(h_log_count(&s, "plugin \"garbage.so\" skipped: dlopen failed"), 1);
+    h_stop(&s, SIGTERM, 5000);
+    h_cleanup(&s);
+}
+END_TEST
+
+START_TEST(http_mount_override_and_config_file)
+{
+    struct hserver s;
+    struct hresp r;
+    char cfg[400];
+    FILE *f;
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    snprintf(cfg, sizeof(cfg), "%s/csgi.json", s.dir);
+    f = fopen(cfg, "w");
+    fputs("{\"workers\": 1, \"mount\": {\"/greet\": \"hello\"},"
+          " \"set\": {\"hello\": {\"greeting\": \"Howdy\"}}}\n",
+          f);
+    fclose(f);
+    h_start(&s, 1, (const char *[]){"--config", cfg, NULL});
+    r = h_get(&s, "/greet/ann");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "Howdy, ann!\n");
+    h_resp_free(&r);
+    r = h_get(&s, "/hello");
+    ck_assert_int_eq(r.status, 404);
+    h_resp_free(&r);
+    h_stop(&s, SIGTERM, 5000);
+    h_cleanup(&s);
+}
+END_TEST
+
+static int
+run_server(const char *const *args, char *out, size_t cap)
+{
+    int pipefd[2];
+    pid_t pid;
+    int status;
+    size_t n = 0;
+    ssize_t got;
+
+    ck_assert_int_eq(pipe(pipefd), 0);
+    pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], 1);
+        dup2(pipefd[1], 2);
+        close(pipefd[0]);
+        execv(getenv("CSGI_SERVER"), (char *const *)args);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    while (n < cap - 1 && (got = read(pipefd[0], out + n, cap - 1 - n)) > 0)
+        n += (size_t)got;
+    out[n] = '\0';
+    close(pipefd[0]);
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+START_TEST(http_command_line)
+{
+    char out[8192];
+    const char *srvbin = getenv("CSGI_SERVER");
+    struct hserver s;
+
+    ck_assert_int_eq(run_server((const char *[]){srvbin, "--bogus", NULL}, out, sizeof(out)), 2);
+    ck_assert_msg(has(out, "unknown option --bogus"), "%s", out);
+    ck_assert_int_eq(run_server((const char *[]){srvbin, "--workers", "x", "--plugins", "/", NULL},
+                                out, sizeof(out)),
+                     2);
+    ck_assert_msg(has(out, "--workers"), "%s", out);
+    ck_assert_int_eq(run_server((const char *[]){srvbin, "--plugins", "/", "--max-connections",
+                                                 "10", "--max-connections-per-ip", "20", NULL},
+                                out, sizeof(out)),
+                     2);
+    ck_assert_msg(has(out, "--max-connections-per-ip"), "%s", out);
+    ck_assert_int_eq(run_server((const char *[]){srvbin, "--version", NULL}, out, sizeof(out)), 0);
+    ck_assert_msg(has(out, "csgi-server") && has(out, "ABI 1"), "%s", out);
+    ck_assert_int_eq(run_server((const char *[]){srvbin, "--help", NULL}, out, sizeof(out)), 0);
+    ck_assert_msg(has(out, "--max-body"), "%s", out);
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    ck_assert_int_eq(run_server((const char *[]){srvbin, "--plugins", s.plugins, "--check-config",
+                                                 NULL},
+                                out, sizeof(out)),
+                     0);
+    ck_assert_msg(has(out, "1 plugin(s) loaded, 0 failed"), "%s", out);
+    h_add_plugin(&s, "init_fail.so", NULL);
+    ck_assert_int_eq(run_server((const char *[]){srvbin, "--plugins", s.plugins, "--check-config",
+                                                 NULL},
+                                out, sizeof(out)),
+                     1);
+    ck_assert_msg(has(out, "init_fail"), "%s", out);
+    h_cleanup(&s);
+}
+END_TEST
+
+static Suite *
+http_suite(void)
+{
+    Suite *s = suite_create("http");
+    TCase *tc = tcase_create("main");
+
+    tcase_add_unchecked_fixture(tc, main_setup, main_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, http_hello_keepalive);
+    tcase_add_test(tc, http_curl_reuses_connection);
+    tcase_add_test(tc, http_head_has_length_no_body);
+    tcase_add_test(tc, http_environ_fields);
+    tcase_add_test(tc, http_path_decoding);
+    tcase_add_test(tc, http_absolute_form);
+    tcase_add_test(tc, http_post_echo_small);
+    tcase_add_test(tc, http_chunked_request_body);
+    tcase_add_test(tc, http_large_upload_spills_and_roundtrips);
+    tcase_add_test(tc, http_413_before_upload);
+    tcase_add_test(tc, http_100_continue);
+    tcase_add_loop_test(tc, http_smuggling_rejected, 0,
+                        (int)(sizeof(smuggle) / sizeof(smuggle[0])));
+    tcase_add_test(tc, http_unknown_method_501);
+    tcase_add_test(tc, http_options_asterisk);
+    tcase_add_test(tc, http_too_many_headers_431);
+    tcase_add_test(tc, http_huge_header_431);
+    tcase_add_test(tc, http_slowloris_cut_off);
+    tcase_add_test(tc, http_slowloris_trickle_cut_off);
+    tcase_add_test(tc, http_init_fail_others_serve);
+    tcase_add_test(tc, http_close_once_on_disconnect);
+    tcase_add_test(tc, http_stream_chunked_and_exact);
+    tcase_add_test(tc, http_http10_close_delimited);
+    tcase_add_test(tc, http_write_callable);
+    tcase_add_test(tc, http_file_body);
+    tcase_add_test(tc, http_app_errors);
+    tcase_add_test(tc, http_start_response_rules);
+    tcase_add_test(tc, http_content_length_mismatch);
+    tcase_add_test(tc, http_error_stream_and_finished);
+    tcase_add_test(tc, http_access_log_once_per_request);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("own_server");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, http_zero_plugins_404);
+    tcase_add_test(tc, http_bad_plugin_named_and_skipped);
+    tcase_add_test(tc, http_mount_override_and_config_file);
+    tcase_add_test(tc, http_command_line);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(http_suite());
+    int failed;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    curl_global_cleanup();
+    return failed ? 1 : 0;
+}

@@ -6,12 +6,59 @@
 
 #include "csgi_internal.h"
 
+/*
+ * Character classes, one table lookup per byte: these checks run on every
+ * header of every request and response.
+ */
+enum { C_TCHAR = 1, C_VALUE = 2 };
+
+static const unsigned char cclass[256] = {
+    ['\t'] = C_VALUE,
+    [' '] = C_VALUE,
+    ['!'] = C_TCHAR | C_VALUE, ['"'] = C_VALUE, ['#'] = C_TCHAR | C_VALUE,
+    ['$'] = C_TCHAR | C_VALUE, ['%'] = C_TCHAR | C_VALUE, ['&'] = C_TCHAR | C_VALUE,
+    ['\''] = C_TCHAR | C_VALUE, ['('] = C_VALUE, [')'] = C_VALUE,
+    ['*'] = C_TCHAR | C_VALUE, ['+'] = C_TCHAR | C_VALUE, [','] = C_VALUE,
+    ['-'] = C_TCHAR | C_VALUE, ['.'] = C_TCHAR | C_VALUE, ['/'] = C_VALUE,
+    ['0'] = C_TCHAR | C_VALUE, ['1'] = C_TCHAR | C_VALUE, ['2'] = C_TCHAR | C_VALUE,
+    ['3'] = C_TCHAR | C_VALUE, ['4'] = C_TCHAR | C_VALUE, ['5'] = C_TCHAR | C_VALUE,
+    ['6'] = C_TCHAR | C_VALUE, ['7'] = C_TCHAR | C_VALUE, ['8'] = C_TCHAR | C_VALUE,
+    ['9'] = C_TCHAR | C_VALUE, [':'] = C_VALUE, [';'] = C_VALUE, ['<'] = C_VALUE,
+    ['='] = C_VALUE, ['>'] = C_VALUE, ['?'] = C_VALUE, ['@'] = C_VALUE,
+    ['A'] = C_TCHAR | C_VALUE, ['B'] = C_TCHAR | C_VALUE, ['C'] = C_TCHAR | C_VALUE,
+    ['D'] = C_TCHAR | C_VALUE, ['E'] = C_TCHAR | C_VALUE, ['F'] = C_TCHAR | C_VALUE,
+    ['G'] = C_TCHAR | C_VALUE, ['H'] = C_TCHAR | C_VALUE, ['I'] = C_TCHAR | C_VALUE,
+    ['J'] = C_TCHAR | C_VALUE, ['K'] = C_TCHAR | C_VALUE, ['L'] = C_TCHAR | C_VALUE,
+    ['M'] = C_TCHAR | C_VALUE, ['N'] = C_TCHAR | C_VALUE, ['O'] = C_TCHAR | C_VALUE,
+    ['P'] = C_TCHAR | C_VALUE, ['Q'] = C_TCHAR | C_VALUE, ['R'] = C_TCHAR | C_VALUE,
+    ['S'] = C_TCHAR | C_VALUE, ['T'] = C_TCHAR | C_VALUE, ['U'] = C_TCHAR | C_VALUE,
+    ['V'] = C_TCHAR | C_VALUE, ['W'] = C_TCHAR | C_VALUE, ['X'] = C_TCHAR | C_VALUE,
+    ['Y'] = C_TCHAR | C_VALUE, ['Z'] = C_TCHAR | C_VALUE, ['['] = C_VALUE,
+    ['\\'] = C_VALUE, [']'] = C_VALUE, ['^'] = C_TCHAR | C_VALUE,
+    ['_'] = C_TCHAR | C_VALUE, ['`'] = C_TCHAR | C_VALUE,
+    ['a'] = C_TCHAR | C_VALUE, ['b'] = C_TCHAR | C_VALUE, ['c'] = C_TCHAR | C_VALUE,
+    ['d'] = C_TCHAR | C_VALUE, ['e'] = C_TCHAR | C_VALUE, ['f'] = C_TCHAR | C_VALUE,
+    ['g'] = C_TCHAR | C_VALUE, ['h'] = C_TCHAR | C_VALUE, ['i'] = C_TCHAR | C_VALUE,
+    ['j'] = C_TCHAR | C_VALUE, ['k'] = C_TCHAR | C_VALUE, ['l'] = C_TCHAR | C_VALUE,
+    ['m'] = C_TCHAR | C_VALUE, ['n'] = C_TCHAR | C_VALUE, ['o'] = C_TCHAR | C_VALUE,
+    ['p'] = C_TCHAR | C_VALUE, ['q'] = C_TCHAR | C_VALUE, ['r'] = C_TCHAR | C_VALUE,
+    ['s'] = C_TCHAR | C_VALUE, ['t'] = C_TCHAR | C_VALUE, ['u'] = C_TCHAR | C_VALUE,
+    ['v'] = C_TCHAR | C_VALUE, ['w'] = C_TCHAR | C_VALUE, ['x'] = C_TCHAR | C_VALUE,
+    ['y'] = C_TCHAR | C_VALUE, ['z'] = C_TCHAR | C_VALUE, ['{'] = C_VALUE,
+    ['|'] = C_TCHAR | C_VALUE, ['}'] = C_VALUE, ['~'] = C_TCHAR | C_VALUE,
+    /* obs-text (0x80..0xff) is filled in by value_ok(). */
+};
+
 static int
 is_tchar(unsigned char c)
 {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return cclass[c] & C_TCHAR;
+}
+
+static int
+value_ok(unsigned char c)
+{
+    return c >= 0x80 || (cclass[c] & C_VALUE);
 }
 
 int
@@ -34,8 +81,7 @@ csgi__is_field_value(const char *p, size_t n)
     if (!p)
         return 0;
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
+        if (!value_ok((unsigned char)p[i]))
             return 0;
     }
     return 1;
@@ -50,12 +96,13 @@ csgi__is_reason(const char *p, size_t n)
 int
 csgi__str_ieq(const char *a, size_t an, const char *b)
 {
-    size_t bn = strlen(b);
+    size_t i;
 
-    if (an != bn)
-        return 0;
-    for (size_t i = 0; i < an; i++) {
+    /* Walk b once: no strlen, and most mismatches stop at the first byte. */
+    for (i = 0; i < an; i++) {
         unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (y == 0)
+            return 0;
         if (x >= 'A' && x <= 'Z')
             x = (unsigned char)(x + 32);
         if (y >= 'A' && y <= 'Z')
@@ -63,21 +110,27 @@ csgi__str_ieq(const char *a, size_t an, const char *b)
         if (x != y)
             return 0;
     }
-    return 1;
+    return b[i] == '\0';
 }
 
 int
 csgi__is_hop_by_hop(const char *name, size_t n)
 {
-    static const char *const hop[] = {"connection",        "keep-alive", "proxy-connection",
-                                      "te",                "trailer",    "transfer-encoding",
-                                      "upgrade",           NULL};
-
-    for (size_t i = 0; hop[i]; i++) {
-        if (csgi__str_ieq(name, n, hop[i]))
-            return 1;
+    /* Dispatch on length first: most header names are rejected without a compare. */
+    switch (n) {
+    case 2:
+        return csgi__str_ieq(name, n, "te");
+    case 7:
+        return csgi__str_ieq(name, n, "trailer") || csgi__str_ieq(name, n, "upgrade");
+    case 10:
+        return csgi__str_ieq(name, n, "connection") || csgi__str_ieq(name, n, "keep-alive");
+    case 16:
+        return csgi__str_ieq(name, n, "proxy-connection");
+    case 17:
+        return csgi__str_ieq(name, n, "transfer-encoding");
+    default:
+        return 0;
     }
-    return 0;
 }
 
 const char *
@@ -188,12 +241,12 @@ csgi__check_response_head(int status, struct csgi_str reason, const struct csgi_
         if (!csgi__is_field_value(val->ptr, val->len))
             return fail(why, why_len, CSGI_EHEADER, "value of header", nm->ptr, nm->len,
                         " has a control character");
-        if (csgi__str_ieq(nm->ptr, nm->len, "status"))
+        if (nm->len == 6 && csgi__str_ieq(nm->ptr, nm->len, "status"))
             return fail(why, why_len, CSGI_EHEADER, "header", nm->ptr, nm->len, " is not allowed");
         if (csgi__is_hop_by_hop(nm->ptr, nm->len))
             return fail(why, why_len, CSGI_EHEADER, "hop-by-hop header", nm->ptr, nm->len,
                         " is not allowed");
-        if (csgi__str_ieq(nm->ptr, nm->len, "content-length")) {
+        if (nm->len == 14 && csgi__str_ieq(nm->ptr, nm->len, "content-length")) {
             if (cl >= 0)
                 return fail(why, why_len, CSGI_EHEADER, "duplicate header", nm->ptr, nm->len, "");
             cl = csgi__parse_content_length(val->ptr, val->len);

@@ -160,9 +160,16 @@ srv_target_parse(const char *raw, size_t len, char *out_buf, struct srv_target *
 static int
 is_unreserved_or_sub(unsigned char c)
 {
+    /* RFC 3986 reg-name bytes: unreserved, sub-delims and '%' (pct-encoded). */
+    static const unsigned char ok[256] = {
+        ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1,
+        ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1,
+        ['='] = 1, ['%'] = 1,
+    };
+
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
         return 1;
-    return c != 0 && strchr("-._~!$&'()*+,;=%", c) != NULL;
+    return ok[c];
 }
 
 int

@@ -55,6 +55,7 @@ struct finished_cb {
 /* A file body made by body_from_fd(). */
 struct file_body {
     uint32_t magic;
+    struct file_body *next; /* all file bodies of the request */
     int fd;
     int close_fd;
     int64_t offset;
@@ -163,6 +164,7 @@ struct csgi_request {
     int close_conn;
 
     struct finished_cb *finished;
+    struct file_body *file_bodies;
     int toe;
     int counted;
     struct srv_conn *sconn;
@@ -368,6 +370,8 @@ api_body_from_fd(struct csgi_request *r, int fd, int64_t offset, int64_t count, 
         return CSGI_ENOMEM;
     }
     fb->magic = FILE_BODY_MAGIC;
+    fb->next = r->file_bodies;
+    r->file_bodies = fb;
     fb->fd = fd;
     fb->close_fd = (flags & CSGI_FD_CLOSE) != 0;
     fb->offset = offset;
@@ -470,8 +474,9 @@ api_request_url(const struct csgi_environ *env, struct csgi_str *out)
 }
 
 static const void *
-api_get_extension(const char *name, uint32_t min_version)
+api_get_extension(void *ctx, const char *name, uint32_t min_version)
 {
+    (void)ctx;
     (void)name;
     (void)min_version;
     return NULL;
@@ -806,6 +811,12 @@ req_unref(struct csgi_request *r)
     }
     if (srv_access_log_enabled())
         access_log(r);
+    /* Descriptors handed over with CSGI_FD_CLOSE whose body never ran. */
+    for (struct file_body *fb = r->file_bodies; fb; fb = fb->next) {
+        if (fb->close_fd && fb->fd >= 0)
+            close(fb->fd);
+        fb->fd = -1;
+    }
     if (r->body_fd >= 0)
         close(r->body_fd);
     free(r->body_mem);

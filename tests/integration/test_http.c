@@ -354,17 +354,16 @@ END_TEST
 
 START_TEST(http_huge_header_431)
 {
-    size_t big = 40000;
-    char *req = malloc(big + 256);
+    static const char head[] = "GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: ";
+    size_t big = 40000, n = sizeof(head) - 1 + big + 4;
+    char *req = malloc(n);
     char out[4096];
     int closed;
-    size_t n;
 
-    n = (size_t)sprintf(req, "GET /hello HTTP/1.1\r\nHost: t\r\nX-Big: ");
-    memset(req + n, 'a', big);
-    n += big;
-    memcpy(req + n, "\r\n\r\n", 4);
-    n += 4;
+    ck_assert_ptr_nonnull(req);
+    memcpy(req, head, sizeof(head) - 1);
+    memset(req + sizeof(head) - 1, 'a', big);
+    memcpy(req + n - 4, "\r\n\r\n", 4);
     h_raw(srv.port, req, n, out, sizeof(out), 2000, &closed);
     ck_assert_msg(has(out, " 431 "), "%s", out);
     free(req);

@@ -82,6 +82,9 @@ enum csgi_environ_flags {
     CSGI_ENV_TLS = 1u << 5
 };
 
+/** Every flag defined by struct csgi_environ version 1. */
+#define CSGI_ENV_FLAGS_V1 0x3fu
+
 /** struct csgi_plugin.flags. */
 enum csgi_plugin_flags {
     /** call() and body callbacks may run concurrently on several threads. */
@@ -172,8 +175,9 @@ struct csgi_input {
     void *ctx;
     /**
      * Read up to @p n bytes into @p buf.
-     * @return bytes read (> 0), 0 at end of body, or a negative CSGI_E* code
-     *         (CSGI_ECONNRESET when the client went away).
+     * @return bytes read (> 0), 0 at end of body (or when @p n is 0: ask for
+     *         at least one byte to test for the end), or a negative CSGI_E*
+     *         code (CSGI_ECONNRESET when the client went away).
      */
     int64_t (*read)(void *ctx, void *buf, size_t n);
     /**
@@ -263,7 +267,8 @@ struct csgi_environ {
 
     /**
      * Request headers, in arrival order, names as received. Hop-by-hop
-     * headers are included. Look up with csgi_host_api.header_get().
+     * headers, Content-Type and Content-Length are included (the typed
+     * fields above agree with them). Look up with csgi_host_api.header_get().
      */
     const struct csgi_header *headers;
     size_t n_headers;
@@ -412,8 +417,10 @@ struct csgi_host_api {
      * C form of wsgi.file_wrapper). The server uses sendfile() when the body
      * reaches it unwrapped; the body's next()/close() work like any other
      * body when middleware iterates it. @p count -1 means "to end of file".
-     * With CSGI_FD_CLOSE the server takes ownership of @p fd (also on error).
-     * @return 0, CSGI_EBADF, CSGI_EINVAL.
+     * With CSGI_FD_CLOSE the server takes ownership of @p fd (also on error,
+     * and also when the application later fails or declines: the server
+     * closes it when the request ends).
+     * @return 0, CSGI_EBADF, CSGI_EINVAL, CSGI_ENOMEM.
      */
     int (*body_from_fd)(struct csgi_request *req, int fd, int64_t offset, int64_t count,
                         uint32_t flags, struct csgi_body *out);
@@ -434,11 +441,12 @@ struct csgi_host_api {
 
     /**
      * Find a server extension by name ("csgix.<name>") and minimum version.
+     * @p ctx is this table's ctx.
      * Borrowed: valid until exit_worker() returns.
      * @return the extension's table (its first field is a uint32_t version),
      *         or NULL when the server does not offer it.
      */
-    const void *(*get_extension)(const char *name, uint32_t min_version);
+    const void *(*get_extension)(void *ctx, const char *name, uint32_t min_version);
 };
 
 /* ------------------------------------------------------------------ */

@@ -3,9 +3,9 @@
 # Usage: scripts/deps.sh [--test]   (--test adds what the test suite needs)
 set -eu
 
-pkgs="gcc pkg-config meson ninja-build libmicrohttpd-dev libcjson-dev"
+pkgs="gcc pkg-config meson ninja-build libmicrohttpd-dev libcjson-dev libsqlite3-dev"
 if [ "${1:-}" = "--test" ]; then
-    pkgs="$pkgs check libcurl4-openssl-dev clang libclang-rt-14-dev clang-format binutils python3 g++ libsqlite3-dev"
+    pkgs="$pkgs check libcurl4-openssl-dev clang libclang-rt-14-dev clang-format binutils python3 g++ curl"
 fi
 
 missing=""

@@ -58,6 +58,7 @@ struct master {
     unsigned target_workers;
     unsigned generation;     /* serving generation */
     unsigned pending_gen;    /* generation being started by a reload, 0 none */
+    unsigned last_gen;       /* highest generation ever started: numbers are never reused */
     long long pending_deadline;
     int reload_requested;
     int stopping;            /* 1 graceful, 2 fast */
@@ -197,19 +198,31 @@ stop_proc(struct master *m, struct wproc *w, int sig, unsigned grace_s)
 {
     if (!w->pid)
         return;
+    /*
+     * A worker takes a second SIGTERM as "stop now" and drops what it has in
+     * flight, so one that already drains (an earlier reload, TTOU, or its own
+     * --max-requests retirement) is left to finish; kill_at_ms still bounds it.
+     */
+    if (sig == SIGTERM &&
+        (w->stopping || atomic_load(&m->sb->slots[w->slot].state) == SRV_W_RETIRING)) {
+        w->stopping = 1;
+        if (!w->kill_at_ms)
+            w->kill_at_ms = mono_ms() + (long long)grace_s * 1000 + 2000;
+        return;
+    }
     kill(w->pid, sig);
     w->stopping = 1;
     if (!w->kill_at_ms)
         w->kill_at_ms = mono_ms() + (long long)grace_s * 1000 + 2000;
-    (void)m;
 }
 
+/* Stop every worker whose generation is not keep_gen (0: every worker). */
 static void
-stop_generation(struct master *m, unsigned gen, int sig, unsigned grace_s)
+stop_others(struct master *m, unsigned keep_gen, int sig, unsigned grace_s)
 {
     for (int i = 0; i < SRV_MAX_SLOTS; i++) {
         struct wproc *w = &m->procs[i];
-        if (w->pid && w->generation == gen)
+        if (w->pid && (!keep_gen || w->generation != keep_gen))
             stop_proc(m, w, sig, grace_s);
     }
 }
@@ -411,7 +424,7 @@ start_reload(struct master *m)
     srv_log_verbosity = ncfg->log_level;
     if (!m->cfg->workers)
         m->cfg->workers = 1;
-    m->pending_gen = m->generation + 1;
+    m->pending_gen = ++m->last_gen;
     atomic_store(&m->sb->generation, m->pending_gen);
     srv_log_set_identity("master", -1, m->pending_gen);
     m->pending_deadline = mono_ms() + (long long)m->cfg->ready_timeout * 1000;
@@ -426,7 +439,20 @@ fail_reload(struct master *m, const char *why)
 {
     srv_log(SRV_LOG_ERROR, "reload to generation %u failed (%s): generation %u keeps serving",
             m->pending_gen, why, m->generation);
-    stop_generation(m, m->pending_gen, SIGKILL, 0);
+    /*
+     * A new worker that reported ready already accepts on the shared sockets:
+     * let it finish what it took. One still starting has accepted nothing and
+     * may be stuck in a plugin's init, so it goes at once.
+     */
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        struct wproc *w = &m->procs[i];
+        if (!w->pid || w->generation != m->pending_gen)
+            continue;
+        if (atomic_load(&m->sb->slots[w->slot].state) == SRV_W_READY)
+            stop_proc(m, w, SIGTERM, m->cfg->graceful_timeout);
+        else
+            stop_proc(m, w, SIGKILL, 0);
+    }
     m->pending_gen = 0;
     atomic_store(&m->sb->generation, m->generation);
     srv_log_set_identity("master", -1, m->generation);
@@ -466,8 +492,7 @@ check_reload(struct master *m)
         m->generation = gen;
         m->pending_gen = 0;
         srv_log(SRV_LOG_INFO, "reload: generation %u ready; draining generation %u", gen, old);
-        for (unsigned g = 0; g < gen; g++)
-            stop_generation(m, g, SIGTERM, m->cfg->graceful_timeout);
+        stop_others(m, gen, SIGTERM, m->cfg->graceful_timeout);
         return;
     }
     if (mono_ms() > m->pending_deadline)
@@ -778,6 +803,7 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
     m.stats_fd = -1;
     m.target_workers = cfg->workers ? cfg->workers : 1;
     m.generation = 1;
+    m.last_gen = 1;
     m.started_ms = mono_ms();
     srv_log_set_identity("master", -1, m.generation);
 
@@ -861,8 +887,7 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
                             m.cfg->graceful_timeout);
                     sd_notify("STOPPING=1");
                     m.stopping = 1;
-                    for (unsigned g = 0; g <= m.generation + 1; g++)
-                        stop_generation(&m, g, SIGTERM, m.cfg->graceful_timeout);
+                    stop_others(&m, 0, SIGTERM, m.cfg->graceful_timeout);
                 }
                 break;
             case SIGINT:
@@ -870,8 +895,7 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
                 srv_log(SRV_LOG_INFO, "%s: fast stop", sig_name((int)si.ssi_signo));
                 sd_notify("STOPPING=1");
                 m.stopping = 2;
-                for (unsigned g = 0; g <= m.generation + 1; g++)
-                    stop_generation(&m, g, SIGQUIT, 1);
+                stop_others(&m, 0, SIGQUIT, 1);
                 break;
             case SIGUSR1:
                 srv_log(SRV_LOG_INFO, "SIGUSR1: reopening log files");

@@ -16,6 +16,13 @@
 #include "plugin_loader.h"
 #include "worker.h"
 
+/*
+ * After a drain starts, a connection accepted just before the quiesce may not
+ * have sent its request line yet, so it is not counted in flight: wait this
+ * long before taking "nothing in flight" as "done".
+ */
+#define DRAIN_LINGER_MS 100
+
 static long long
 mono_ms(void)
 {
@@ -65,7 +72,7 @@ srv_worker_run(const struct srv_worker_args *a)
     struct srv_http *h;
     sigset_t set;
     int failed, status = 0, draining = 0, fast = 0;
-    long long drain_deadline = 0;
+    long long drain_deadline = 0, drain_start = 0;
     struct srv_score *sc = a->score;
 
     srv_log_set_identity("worker", a->worker_id, a->generation);
@@ -111,7 +118,12 @@ srv_worker_run(const struct srv_worker_args *a)
     srv_log(SRV_LOG_INFO, "worker ready: %zu plugin(s), %d failed", plugins.n, failed);
 
     for (;;) {
-        struct timespec ts = {0, 250 * 1000 * 1000};
+        /*
+         * The request count is only checked here: with --max-requests, tick
+         * often enough that a busy worker does not overshoot it by much, and
+         * while draining, often enough to leave soon after the last request.
+         */
+        struct timespec ts = {0, (a->max_requests || draining ? 20L : 250L) * 1000 * 1000};
         siginfo_t si;
         int sig = sigtimedwait(&set, &si, &ts);
 
@@ -142,12 +154,13 @@ srv_worker_run(const struct srv_worker_args *a)
             if (sc && atomic_load(&sc->state) != SRV_W_RETIRING)
                 atomic_store(&sc->state, SRV_W_DRAINING);
             srv_http_drain(h);
-            drain_deadline = mono_ms() + (long long)cfg->graceful_timeout * 1000;
+            drain_start = mono_ms();
+            drain_deadline = drain_start + (long long)cfg->graceful_timeout * 1000;
             srv_log(SRV_LOG_INFO, "draining: %llu request(s) in flight",
                     srv_http_inflight(h));
         }
         if (draining) {
-            if (srv_http_inflight(h) == 0)
+            if (srv_http_inflight(h) == 0 && mono_ms() >= drain_start + DRAIN_LINGER_MS)
                 break;
             if (mono_ms() >= drain_deadline) {
                 srv_log(SRV_LOG_WARN,
@@ -161,6 +174,16 @@ srv_worker_run(const struct srv_worker_args *a)
         srv_log(SRV_LOG_INFO, "fast stop");
     if (sc)
         update_stats(sc, &plugins, h);
+    if (srv_http_inflight(h) > 0) {
+        /*
+         * A fast stop or the graceful timeout with requests still in flight:
+         * stopping the daemon would wait for threads that may sit in plugin
+         * code for a long time yet, and exit_worker must not run under them.
+         * Leave now; the kernel closes the connections.
+         */
+        srv_log(SRV_LOG_WARN, "exiting with %llu request(s) in flight", srv_http_inflight(h));
+        _exit(status);
+    }
     srv_http_free(h);
     srv_plugins_unload(&plugins);
     srv_log(SRV_LOG_INFO, "worker exiting");

@@ -49,6 +49,11 @@ struct wproc {
 struct master {
     struct srv_config *cfg;
     int cfg_owned;
+    struct srv_config *prev_cfg; /* config of the serving generation during a reload */
+    int prev_owned;
+    unsigned prev_target;
+    unsigned pending_target;
+    int notified_ready;
     int argc;
     char **argv;
     struct srv_listener *ls;
@@ -178,7 +183,8 @@ spawn(struct master *m, unsigned gen)
         a.score = sc;
         atomic_store(&sc->pid, (int)getpid());
         rc = srv_worker_run(&a);
-        _exit(rc);
+        /* exit(), not _exit(): leak checkers run at exit in sanitizer builds. */
+        exit(rc);
     }
     atomic_store(&sc->pid, (int)pid);
     m->procs[i].pid = pid;
@@ -314,6 +320,18 @@ manage(struct master *m)
 
     if (m->stopping)
         return;
+    /*
+     * Workers of the serving generation (the first start, replacements,
+     * TTIN) go as soon as they have loaded: a plugin that fails there is
+     * skipped and logged, and the others serve.
+     */
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        struct wproc *w = &m->procs[i];
+        struct srv_score *sc = &m->sb->slots[w->slot];
+        if (w->pid && w->generation == gen && atomic_load(&sc->state) == SRV_W_LOADED &&
+            !atomic_load(&sc->go))
+            atomic_store(&sc->go, 1);
+    }
     /* A worker that retires itself (max-requests) gets its replacement now. */
     for (int i = 0; i < SRV_MAX_SLOTS; i++) {
         struct wproc *w = &m->procs[i];
@@ -414,23 +432,23 @@ start_reload(struct master *m)
     if (ncfg->n_binds != m->cfg->n_binds) {
         srv_log(SRV_LOG_WARN, "reload: --bind changes need a restart; keeping the old sockets");
     }
-    /* Old workers keep their own (forked) copy of the old config. */
-    srv_config_free(m->cfg);
-    if (m->cfg_owned)
-        free(m->cfg);
+    /* Kept until the reload ends: a rolled-back reload restores it. */
+    m->prev_cfg = m->cfg;
+    m->prev_owned = m->cfg_owned;
+    m->prev_target = m->target_workers;
     m->cfg = ncfg;
     m->cfg_owned = 1;
-    m->target_workers = ncfg->workers;
-    srv_log_verbosity = ncfg->log_level;
     if (!m->cfg->workers)
         m->cfg->workers = 1;
+    m->pending_target = ncfg->workers;
+    srv_log_verbosity = ncfg->log_level;
     m->pending_gen = ++m->last_gen;
     atomic_store(&m->sb->generation, m->pending_gen);
     srv_log_set_identity("master", -1, m->pending_gen);
     m->pending_deadline = mono_ms() + (long long)m->cfg->ready_timeout * 1000;
     srv_log(SRV_LOG_INFO, "reload: starting generation %u with %u worker(s)", m->pending_gen,
-            m->target_workers);
-    for (unsigned k = 0; k < m->target_workers; k++)
+            m->pending_target);
+    for (unsigned k = 0; k < m->pending_target; k++)
         spawn(m, m->pending_gen);
 }
 
@@ -456,13 +474,21 @@ fail_reload(struct master *m, const char *why)
     m->pending_gen = 0;
     atomic_store(&m->sb->generation, m->generation);
     srv_log_set_identity("master", -1, m->generation);
+    /* Back to the configuration the serving generation runs with. */
+    srv_config_free(m->cfg);
+    if (m->cfg_owned)
+        free(m->cfg);
+    m->cfg = m->prev_cfg;
+    m->cfg_owned = m->prev_owned;
+    m->prev_cfg = NULL;
+    srv_log_verbosity = m->cfg->log_level;
 }
 
 /* Check a reload in progress: all ready -> switch; any failure -> roll back. */
 static void
 check_reload(struct master *m)
 {
-    unsigned gen = m->pending_gen, ready = 0, alive = 0;
+    unsigned gen = m->pending_gen, loaded = 0, ready = 0, alive = 0;
     int failures = 0;
 
     if (!gen)
@@ -470,27 +496,46 @@ check_reload(struct master *m)
     for (int i = 0; i < SRV_MAX_SLOTS; i++) {
         struct wproc *w = &m->procs[i];
         struct srv_score *sc;
+        int st;
         if (!w->pid || w->generation != gen)
             continue;
         alive++;
         sc = &m->sb->slots[w->slot];
-        if (atomic_load(&sc->state) == SRV_W_READY) {
-            ready++;
+        st = atomic_load(&sc->state);
+        if (st == SRV_W_LOADED || st == SRV_W_READY) {
+            loaded++;
             failures += atomic_load(&sc->load_failures);
         }
+        if (st == SRV_W_READY)
+            ready++;
     }
     if (failures) {
         fail_reload(m, "a plugin failed to load or init; see the worker log lines above");
         return;
     }
-    if (alive < m->target_workers) {
+    if (alive < m->pending_target) {
         fail_reload(m, "a new worker died during start-up");
         return;
     }
-    if (ready == m->target_workers) {
+    if (loaded == m->pending_target && ready < loaded) {
+        /* Every new worker loaded cleanly: let them all serve. */
+        for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+            struct wproc *w = &m->procs[i];
+            if (w->pid && w->generation == gen)
+                atomic_store(&m->sb->slots[w->slot].go, 1);
+        }
+    }
+    if (ready == m->pending_target) {
         unsigned old = m->generation;
         m->generation = gen;
         m->pending_gen = 0;
+        m->target_workers = m->pending_target;
+        if (m->prev_cfg) {
+            srv_config_free(m->prev_cfg);
+            if (m->prev_owned)
+                free(m->prev_cfg);
+            m->prev_cfg = NULL;
+        }
         srv_log(SRV_LOG_INFO, "reload: generation %u ready; draining generation %u", gen, old);
         stop_others(m, gen, SIGTERM, m->cfg->graceful_timeout);
         return;
@@ -544,6 +589,8 @@ state_name(int s)
     switch (s) {
     case SRV_W_STARTING:
         return "starting";
+    case SRV_W_LOADED:
+        return "loaded";
     case SRV_W_READY:
         return "ready";
     case SRV_W_RETIRING:
@@ -858,7 +905,6 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
             cfg->plugin_dir);
     for (unsigned k = 0; k < m.target_workers; k++)
         spawn(&m, m.generation);
-    sd_notify("READY=1");
 
     for (;;) {
         struct pollfd pf[2] = {{m.sfd, POLLIN, 0}, {m.stats_fd, POLLIN, 0}};
@@ -874,6 +920,7 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
                 if (!m.stopping) {
                     srv_log(SRV_LOG_INFO, "SIGHUP: reload requested");
                     sd_notify("RELOADING=1");
+                    m.notified_ready = 0;
                     m.reload_requested = 1;
                 }
                 break;
@@ -919,6 +966,8 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
             }
         }
         reap(&m);
+        if (m.stats_fd >= 0 && (pf[1].revents & POLLIN))
+            serve_stats(&m);
         if (m.stopping) {
             if (all_gone(&m))
                 break;
@@ -928,12 +977,12 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
         if (m.reload_requested && !m.pending_gen)
             start_reload(&m);
         check_reload(&m);
-        if (!m.pending_gen)
+        if (!m.pending_gen && !m.notified_ready) {
             sd_notify("READY=1");
+            m.notified_ready = 1;
+        }
         manage(&m);
         watchdog(&m);
-        if (m.stats_fd >= 0 && (pf[1].revents & POLLIN))
-            serve_stats(&m);
     }
     srv_log(SRV_LOG_INFO, "master exiting");
     if (m.stats_fd >= 0) {
@@ -943,6 +992,12 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
     }
     close(m.sfd);
     munmap(m.sb, sizeof(*m.sb));
+    if (m.prev_cfg) {
+        /* Stopped during a reload: m.cfg is the new one, prev_cfg the serving one. */
+        srv_config_free(m.prev_cfg);
+        if (m.prev_owned)
+            free(m.prev_cfg);
+    }
     if (m.cfg_owned) {
         srv_config_free(m.cfg);
         free(m.cfg);

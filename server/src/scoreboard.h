@@ -16,7 +16,8 @@
 enum srv_worker_state {
     SRV_W_FREE = 0,
     SRV_W_STARTING,
-    SRV_W_READY,
+    SRV_W_LOADED,   /* plugins loaded and initialised; waiting for the master's go */
+    SRV_W_READY,    /* serving */
     SRV_W_RETIRING, /* asked for a replacement (max-requests), draining */
     SRV_W_DRAINING, /* told to stop, draining */
 };
@@ -37,6 +38,8 @@ struct srv_score {
     atomic_uint generation;
     atomic_int worker_id;
     atomic_int load_failures;
+    /* Set by the master: 1 = start serving. A worker never accepts before it. */
+    atomic_int go;
     atomic_int n_plugins;
     atomic_ullong requests;
     atomic_ullong inflight;

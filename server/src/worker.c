@@ -64,6 +64,32 @@ update_stats(struct srv_score *sc, const struct srv_plugin_set *set, struct srv_
     }
 }
 
+/*
+ * The health gate: a worker of a new generation loads and initialises its
+ * plugins, then waits until the master has seen every worker of the
+ * generation do so without failure. Only then does it accept connections, so
+ * a generation that is rolled back never served a request. Returns 0 to go
+ * on, -1 when told to stop (a signal) or when the go never comes.
+ */
+static int
+wait_for_go(struct srv_score *sc, const sigset_t *set, unsigned timeout_s)
+{
+    long long end = mono_ms() + (long long)timeout_s * 1000 + 5000;
+
+    while (atomic_load(&sc->go) != 1) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        siginfo_t si;
+        int sig = sigtimedwait(set, &si, &ts);
+        if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)
+            return -1;
+        if (sig == SIGUSR1)
+            srv_log_reopen();
+        if (mono_ms() > end)
+            return -1;
+    }
+    return 0;
+}
+
 int
 srv_worker_run(const struct srv_worker_args *a)
 {
@@ -105,16 +131,24 @@ srv_worker_run(const struct srv_worker_args *a)
     if (sc)
         srv_http_set_score(h, sc);
     failed += srv_plugins_init(&plugins, srv_http_api(h), cfg->threads > 1);
+    if (sc) {
+        publish_plugins(sc, &plugins);
+        atomic_store(&sc->load_failures, failed);
+        atomic_store(&sc->state, SRV_W_LOADED);
+        if (wait_for_go(sc, &set, cfg->ready_timeout) < 0) {
+            srv_log(SRV_LOG_INFO, "not started: the master did not let this worker serve");
+            srv_http_free(h);
+            srv_plugins_unload(&plugins);
+            return 0;
+        }
+    }
     if (srv_http_start(h, &plugins) < 0) {
         srv_http_free(h);
         srv_plugins_unload(&plugins);
         return 2;
     }
-    if (sc) {
-        publish_plugins(sc, &plugins);
-        atomic_store(&sc->load_failures, failed);
+    if (sc)
         atomic_store(&sc->state, SRV_W_READY);
-    }
     srv_log(SRV_LOG_INFO, "worker ready: %zu plugin(s), %d failed", plugins.n, failed);
 
     for (;;) {

@@ -59,8 +59,8 @@ main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigprocmask(SIG_BLOCK, &set, NULL);
-    d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, (uint16_t)atoi(argv[1]),
-                         NULL, NULL, handler, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
+    d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, (uint16_t)atoi(argv[1]), NULL,
+                         NULL, handler, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "mhd_hello: cannot start on port %s\n", argv[1]);

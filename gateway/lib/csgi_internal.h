@@ -50,8 +50,7 @@ int64_t csgi__parse_content_length(const char *p, size_t n);
  * CSGI_ESTATUS or CSGI_EHEADER. On success returns 0 and, when
  * content_length is non-NULL, stores the declared length there (-1 if none).
  */
-int csgi__check_response_head(int status, struct csgi_str reason,
-                              const struct csgi_header *headers, size_t n_headers,
-                              int64_t *content_length, char *why, size_t why_len);
+int csgi__check_response_head(int status, struct csgi_str reason, const struct csgi_header *headers,
+                              size_t n_headers, int64_t *content_length, char *why, size_t why_len);
 
 #endif /* CSGI_INTERNAL_H */

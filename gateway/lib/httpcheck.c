@@ -13,29 +13,28 @@
 enum { C_TCHAR = 1, C_VALUE = 2 };
 
 static const unsigned char cclass[256] = {
-    ['\t'] = C_VALUE,
-    [' '] = C_VALUE,
-    ['!'] = C_TCHAR | C_VALUE, ['"'] = C_VALUE, ['#'] = C_TCHAR | C_VALUE,
-    ['$'] = C_TCHAR | C_VALUE, ['%'] = C_TCHAR | C_VALUE, ['&'] = C_TCHAR | C_VALUE,
-    ['\''] = C_TCHAR | C_VALUE, ['('] = C_VALUE, [')'] = C_VALUE,
-    ['*'] = C_TCHAR | C_VALUE, ['+'] = C_TCHAR | C_VALUE, [','] = C_VALUE,
-    ['-'] = C_TCHAR | C_VALUE, ['.'] = C_TCHAR | C_VALUE, ['/'] = C_VALUE,
-    ['0'] = C_TCHAR | C_VALUE, ['1'] = C_TCHAR | C_VALUE, ['2'] = C_TCHAR | C_VALUE,
-    ['3'] = C_TCHAR | C_VALUE, ['4'] = C_TCHAR | C_VALUE, ['5'] = C_TCHAR | C_VALUE,
-    ['6'] = C_TCHAR | C_VALUE, ['7'] = C_TCHAR | C_VALUE, ['8'] = C_TCHAR | C_VALUE,
-    ['9'] = C_TCHAR | C_VALUE, [':'] = C_VALUE, [';'] = C_VALUE, ['<'] = C_VALUE,
-    ['='] = C_VALUE, ['>'] = C_VALUE, ['?'] = C_VALUE, ['@'] = C_VALUE,
-    ['A'] = C_TCHAR | C_VALUE, ['B'] = C_TCHAR | C_VALUE, ['C'] = C_TCHAR | C_VALUE,
-    ['D'] = C_TCHAR | C_VALUE, ['E'] = C_TCHAR | C_VALUE, ['F'] = C_TCHAR | C_VALUE,
-    ['G'] = C_TCHAR | C_VALUE, ['H'] = C_TCHAR | C_VALUE, ['I'] = C_TCHAR | C_VALUE,
-    ['J'] = C_TCHAR | C_VALUE, ['K'] = C_TCHAR | C_VALUE, ['L'] = C_TCHAR | C_VALUE,
-    ['M'] = C_TCHAR | C_VALUE, ['N'] = C_TCHAR | C_VALUE, ['O'] = C_TCHAR | C_VALUE,
-    ['P'] = C_TCHAR | C_VALUE, ['Q'] = C_TCHAR | C_VALUE, ['R'] = C_TCHAR | C_VALUE,
-    ['S'] = C_TCHAR | C_VALUE, ['T'] = C_TCHAR | C_VALUE, ['U'] = C_TCHAR | C_VALUE,
-    ['V'] = C_TCHAR | C_VALUE, ['W'] = C_TCHAR | C_VALUE, ['X'] = C_TCHAR | C_VALUE,
-    ['Y'] = C_TCHAR | C_VALUE, ['Z'] = C_TCHAR | C_VALUE, ['['] = C_VALUE,
-    ['\\'] = C_VALUE, [']'] = C_VALUE, ['^'] = C_TCHAR | C_VALUE,
-    ['_'] = C_TCHAR | C_VALUE, ['`'] = C_TCHAR | C_VALUE,
+    ['\t'] = C_VALUE,          [' '] = C_VALUE,           ['!'] = C_TCHAR | C_VALUE,
+    ['"'] = C_VALUE,           ['#'] = C_TCHAR | C_VALUE, ['$'] = C_TCHAR | C_VALUE,
+    ['%'] = C_TCHAR | C_VALUE, ['&'] = C_TCHAR | C_VALUE, ['\''] = C_TCHAR | C_VALUE,
+    ['('] = C_VALUE,           [')'] = C_VALUE,           ['*'] = C_TCHAR | C_VALUE,
+    ['+'] = C_TCHAR | C_VALUE, [','] = C_VALUE,           ['-'] = C_TCHAR | C_VALUE,
+    ['.'] = C_TCHAR | C_VALUE, ['/'] = C_VALUE,           ['0'] = C_TCHAR | C_VALUE,
+    ['1'] = C_TCHAR | C_VALUE, ['2'] = C_TCHAR | C_VALUE, ['3'] = C_TCHAR | C_VALUE,
+    ['4'] = C_TCHAR | C_VALUE, ['5'] = C_TCHAR | C_VALUE, ['6'] = C_TCHAR | C_VALUE,
+    ['7'] = C_TCHAR | C_VALUE, ['8'] = C_TCHAR | C_VALUE, ['9'] = C_TCHAR | C_VALUE,
+    [':'] = C_VALUE,           [';'] = C_VALUE,           ['<'] = C_VALUE,
+    ['='] = C_VALUE,           ['>'] = C_VALUE,           ['?'] = C_VALUE,
+    ['@'] = C_VALUE,           ['A'] = C_TCHAR | C_VALUE, ['B'] = C_TCHAR | C_VALUE,
+    ['C'] = C_TCHAR | C_VALUE, ['D'] = C_TCHAR | C_VALUE, ['E'] = C_TCHAR | C_VALUE,
+    ['F'] = C_TCHAR | C_VALUE, ['G'] = C_TCHAR | C_VALUE, ['H'] = C_TCHAR | C_VALUE,
+    ['I'] = C_TCHAR | C_VALUE, ['J'] = C_TCHAR | C_VALUE, ['K'] = C_TCHAR | C_VALUE,
+    ['L'] = C_TCHAR | C_VALUE, ['M'] = C_TCHAR | C_VALUE, ['N'] = C_TCHAR | C_VALUE,
+    ['O'] = C_TCHAR | C_VALUE, ['P'] = C_TCHAR | C_VALUE, ['Q'] = C_TCHAR | C_VALUE,
+    ['R'] = C_TCHAR | C_VALUE, ['S'] = C_TCHAR | C_VALUE, ['T'] = C_TCHAR | C_VALUE,
+    ['U'] = C_TCHAR | C_VALUE, ['V'] = C_TCHAR | C_VALUE, ['W'] = C_TCHAR | C_VALUE,
+    ['X'] = C_TCHAR | C_VALUE, ['Y'] = C_TCHAR | C_VALUE, ['Z'] = C_TCHAR | C_VALUE,
+    ['['] = C_VALUE,           ['\\'] = C_VALUE,          [']'] = C_VALUE,
+    ['^'] = C_TCHAR | C_VALUE, ['_'] = C_TCHAR | C_VALUE, ['`'] = C_TCHAR | C_VALUE,
     ['a'] = C_TCHAR | C_VALUE, ['b'] = C_TCHAR | C_VALUE, ['c'] = C_TCHAR | C_VALUE,
     ['d'] = C_TCHAR | C_VALUE, ['e'] = C_TCHAR | C_VALUE, ['f'] = C_TCHAR | C_VALUE,
     ['g'] = C_TCHAR | C_VALUE, ['h'] = C_TCHAR | C_VALUE, ['i'] = C_TCHAR | C_VALUE,
@@ -45,7 +44,7 @@ static const unsigned char cclass[256] = {
     ['s'] = C_TCHAR | C_VALUE, ['t'] = C_TCHAR | C_VALUE, ['u'] = C_TCHAR | C_VALUE,
     ['v'] = C_TCHAR | C_VALUE, ['w'] = C_TCHAR | C_VALUE, ['x'] = C_TCHAR | C_VALUE,
     ['y'] = C_TCHAR | C_VALUE, ['z'] = C_TCHAR | C_VALUE, ['{'] = C_VALUE,
-    ['|'] = C_TCHAR | C_VALUE, ['}'] = C_VALUE, ['~'] = C_TCHAR | C_VALUE,
+    ['|'] = C_TCHAR | C_VALUE, ['}'] = C_VALUE,           ['~'] = C_TCHAR | C_VALUE,
     /* obs-text (0x80..0xff) is filled in by value_ok(). */
 };
 
@@ -137,55 +136,104 @@ const char *
 csgi__status_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 402: return "Payment Required";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 418: return "I'm a teapot";
-    case 421: return "Misdirected Request";
-    case 422: return "Unprocessable Content";
-    case 425: return "Too Early";
-    case 426: return "Upgrade Required";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 451: return "Unavailable For Legal Reasons";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 203:
+        return "Non-Authoritative Information";
+    case 204:
+        return "No Content";
+    case 205:
+        return "Reset Content";
+    case 206:
+        return "Partial Content";
+    case 300:
+        return "Multiple Choices";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 402:
+        return "Payment Required";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 418:
+        return "I'm a teapot";
+    case 421:
+        return "Misdirected Request";
+    case 422:
+        return "Unprocessable Content";
+    case 425:
+        return "Too Early";
+    case 426:
+        return "Upgrade Required";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 451:
+        return "Unavailable For Legal Reasons";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
     }
 }
 
@@ -251,8 +299,8 @@ csgi__check_response_head(int status, struct csgi_str reason, const struct csgi_
                 return fail(why, why_len, CSGI_EHEADER, "duplicate header", nm->ptr, nm->len, "");
             cl = csgi__parse_content_length(val->ptr, val->len);
             if (cl < 0)
-                return fail(why, why_len, CSGI_EHEADER, "invalid Content-Length", val->ptr, val->len,
-                            "");
+                return fail(why, why_len, CSGI_EHEADER, "invalid Content-Length", val->ptr,
+                            val->len, "");
             if (status == 204 || status == 304)
                 return fail(why, why_len, CSGI_EHEADER, "Content-Length with status",
                             status == 204 ? "204" : "304", 3, " is not allowed");

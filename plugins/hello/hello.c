@@ -104,14 +104,10 @@ hello_call(void *state, struct csgi_environ *env, const struct csgi_responder *r
 }
 
 static const struct csgi_plugin hello_plugin = {
-    CSGI_PLUGIN_HEADER,
-    .name = "hello",
-    .plugin_version = "1.0.0",
-    .description = "hello world on the raw CSGI interface",
-    .mount = "/hello",
-    .flags = CSGI_PLUGIN_THREADSAFE,
-    .init_worker = hello_init,
-    .call = hello_call,
+    CSGI_PLUGIN_HEADER,        .name = "hello",
+    .plugin_version = "1.0.0", .description = "hello world on the raw CSGI interface",
+    .mount = "/hello",         .flags = CSGI_PLUGIN_THREADSAFE,
+    .init_worker = hello_init, .call = hello_call,
 };
 
 CSGI_EXPORT const struct csgi_plugin *csgi_plugin_entry(uint32_t host_abi_version);

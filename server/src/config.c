@@ -92,7 +92,8 @@ static const struct opt opts[] = {
     {"group", OPT_STR, OFF(group), 0, "GROUP", "drop privileges to GROUP after binding"},
     {"check-config", OPT_FLAG, OFF(check_config), 0, NULL,
      "load every plugin, report, and exit (0 when all loaded)"},
-    {"status", OPT_STR, OFF(status_addr), 0, "ADDR", "print the stats of a running server and exit"},
+    {"status", OPT_STR, OFF(status_addr), 0, "ADDR",
+     "print the stats of a running server and exit"},
     {"version", OPT_FLAG, OFF(show_version), 0, NULL, "print the version and exit"},
     {"help", OPT_FLAG, OFF(show_help), 0, NULL, "print this help and exit"},
     {NULL, OPT_FLAG, 0, 0, NULL, NULL},
@@ -277,7 +278,8 @@ add_mount(struct srv_config *cfg, const char *prefix, size_t plen, const char *p
     if (!*plugin)
         return errf(err, err_len, "option --%s: missing plugin name after '='", optname);
     for (size_t i = 0; i < cfg->n_mounts; i++) {
-        if (strlen(cfg->mounts[i].prefix) == plen && memcmp(cfg->mounts[i].prefix, prefix, plen) == 0)
+        if (strlen(cfg->mounts[i].prefix) == plen &&
+            memcmp(cfg->mounts[i].prefix, prefix, plen) == 0)
             return errf(err, err_len, "option --%s: prefix \"%.*s\" given twice", optname,
                         (int)plen, prefix);
         if (strcmp(cfg->mounts[i].plugin, plugin) == 0)
@@ -325,8 +327,8 @@ apply(struct srv_config *cfg, const struct opt *o, const char *val, char *err, s
     case OPT_UINT: {
         unsigned v;
         if (parse_uint(val, &v) < 0)
-            return errf(err, err_len, "option --%s: \"%s\" is not a non-negative integer",
-                        o->name, val);
+            return errf(err, err_len, "option --%s: \"%s\" is not a non-negative integer", o->name,
+                        val);
         if (v < o->min)
             return errf(err, err_len, "option --%s: %u is below the minimum %u", o->name, v,
                         o->min);

@@ -73,8 +73,7 @@ void srv_config_free(struct srv_config *cfg);
  * Parse argv (with --config FILE applied first). On error writes a one-line
  * message naming the option into err and returns -1 (the caller exits 2).
  */
-int srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err,
-                          size_t err_len);
+int srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err, size_t err_len);
 
 /* Parse a JSON document into cfg. Returns 0 or -1 with err set. */
 int srv_config_parse_json(struct srv_config *cfg, const char *text, char *err, size_t err_len);

@@ -36,14 +36,14 @@
 #include "target.h"
 
 #define SERVER_SOFTWARE "csgi-server/0.1.0"
-#define READER_BLOCK (32 * 1024)
-#define FIRST_ARENA 4096
-#define INLINE_HEADERS 16
+#define READER_BLOCK    (32 * 1024)
+#define FIRST_ARENA     4096
+#define INLINE_HEADERS  16
 
 enum req_state {
-    REQ_NEW = 0,   /* URI seen, head not yet checked */
-    REQ_HEAD,      /* head checked; body may be arriving */
-    REQ_DONE       /* response queued */
+    REQ_NEW = 0, /* URI seen, head not yet checked */
+    REQ_HEAD,    /* head checked; body may be arriving */
+    REQ_DONE     /* response queued */
 };
 
 struct finished_cb {
@@ -143,7 +143,7 @@ struct csgi_request {
 
     /* Response. */
     int started;
-    int sent;          /* headers logically sent (first write / non-empty chunk) */
+    int sent; /* headers logically sent (first write / non-empty chunk) */
     int status;
     struct csgi_header *resp_headers;
     size_t n_resp_headers;
@@ -158,7 +158,7 @@ struct csgi_request {
     size_t poff;
     int body_done;
     int body_error;
-    uint64_t resp_size;  /* MHD_SIZE_UNKNOWN or exact */
+    uint64_t resp_size; /* MHD_SIZE_UNKNOWN or exact */
     uint64_t sent_bytes;
     int queued_status;
     int close_conn;
@@ -434,8 +434,8 @@ api_request_url(const struct csgi_environ *env, struct csgi_str *out)
     if (!env || !out || !env->request)
         return CSGI_EINVAL;
     api_header_get(env, "host", 0, &host);
-    cap = env->url_scheme.len + 3 + (host.len ? host.len : env->server_name.len + 1 +
-                                                               env->server_port.len) +
+    cap = env->url_scheme.len + 3 +
+          (host.len ? host.len : env->server_name.len + 1 + env->server_port.len) +
           3 * (env->script_name.len + env->path_info.len) + 1 + env->query_string.len + 1;
     buf = srv_arena_alloc(&env->request->arena, cap);
     if (!buf)
@@ -600,21 +600,21 @@ resp_start(void *ctx, int status, struct csgi_str reason, const struct csgi_head
     int rc;
 
     if (r->started && !exc) {
-        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: start_response called twice",
-                pname(r), (unsigned long long)r->id);
+        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: start_response called twice", pname(r),
+                (unsigned long long)r->id);
         return CSGI_ESTATE;
     }
     if (exc && r->sent) {
-        srv_log(SRV_LOG_ERROR,
-                "plugin \"%s\" request %llu: error after headers were sent (%.*s)", pname(r),
-                (unsigned long long)r->id, (int)(exc->message.len > 200 ? 200 : exc->message.len),
+        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: error after headers were sent (%.*s)",
+                pname(r), (unsigned long long)r->id,
+                (int)(exc->message.len > 200 ? 200 : exc->message.len),
                 exc->message.ptr ? exc->message.ptr : "");
         return CSGI_EHEADERS_SENT;
     }
     rc = csgi__check_response_head(status, reason, headers, n_headers, &cl, why, sizeof(why));
     if (rc < 0) {
-        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: start_response rejected: %s",
-                pname(r), (unsigned long long)r->id, why);
+        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: start_response rejected: %s", pname(r),
+                (unsigned long long)r->id, why);
         return rc;
     }
     copy = srv_arena_alloc(&r->arena, (n_headers ? n_headers : 1) * sizeof(*copy));
@@ -741,8 +741,8 @@ access_log(struct csgi_request *r)
     rec.bytes = r->sent_bytes;
     rec.referer = refz;
     rec.user_agent = uaz;
-    rec.duration_ms = (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 +
-                      (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
+    rec.duration_ms =
+        (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
     rec.plugin = r->plugin ? r->plugin->desc.name : NULL;
     rec.request_id = r->id;
     srv_access_log_write(&rec);
@@ -930,8 +930,7 @@ srv_http_tick(struct srv_http *h)
     for (struct srv_conn *c = h->conns.next; c != &h->conns; c = c->next) {
         long long dl = atomic_load(&c->deadline_ms);
         if (dl && now > dl && c->fd >= 0) {
-            srv_log(SRV_LOG_INFO, "connection fd %d cut off: request head or body too slow",
-                    c->fd);
+            srv_log(SRV_LOG_INFO, "connection fd %d cut off: request head or body too slow", c->fd);
             shutdown(c->fd, SHUT_RDWR);
             atomic_store(&c->deadline_ms, 0);
         }
@@ -1086,8 +1085,7 @@ reader_fill(struct csgi_request *r, char *buf, size_t max)
             break;
         if (pull(r) < 0 && !r->body_done) {
             srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: body failed after %llu bytes",
-                    pname(r), (unsigned long long)r->id,
-                    (unsigned long long)(r->sent_bytes + n));
+                    pname(r), (unsigned long long)r->id, (unsigned long long)(r->sent_bytes + n));
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
@@ -1152,8 +1150,8 @@ respond(struct csgi_request *r)
 
     /* A file body that reaches us unwrapped goes out with sendfile(). */
     if (r->started && r->wlen == 0 && (r->body.flags & CSGI_BODY_FILE) && r->body.ctx &&
-        r->body.next == file_body_next && ((struct file_body *)r->body.ctx)->magic == FILE_BODY_MAGIC &&
-        !r->head_request) {
+        r->body.next == file_body_next &&
+        ((struct file_body *)r->body.ctx)->magic == FILE_BODY_MAGIC && !r->head_request) {
         struct file_body *fb = r->body.ctx;
         int64_t count = fb->remaining;
         int fd = fb->close_fd ? fb->fd : dup(fb->fd);
@@ -1166,8 +1164,8 @@ respond(struct csgi_request *r)
             return queue_error(r, 500, NULL, 0);
         }
         if (fd >= 0 && count >= 0) {
-            resp = MHD_create_response_from_fd_at_offset64((uint64_t)count, fd,
-                                                           (uint64_t)fb->offset);
+            resp =
+                MHD_create_response_from_fd_at_offset64((uint64_t)count, fd, (uint64_t)fb->offset);
             if (resp) {
                 fb->fd = -1; /* MHD owns (and closes) it now */
                 r->sent_bytes = (uint64_t)count;
@@ -1188,9 +1186,8 @@ respond(struct csgi_request *r)
         return queue_error(r, 500, NULL, 0);
     }
     if (!r->started) {
-        srv_log(SRV_LOG_ERROR,
-                "plugin \"%s\" request %llu: %s without calling start_response", pname(r),
-                (unsigned long long)r->id,
+        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: %s without calling start_response",
+                pname(r), (unsigned long long)r->id,
                 rc == CSGI_DONE ? "body ended" : "body produced data");
         body_close(r);
         return queue_error(r, 500, NULL, 0);
@@ -1198,8 +1195,7 @@ respond(struct csgi_request *r)
     if (declared < 0 && r->body.total_length >= 0)
         declared = (int64_t)r->wlen + r->body.total_length;
 
-    if (rc == CSGI_DONE || (declared >= 0 && r->wlen == 0 &&
-                            (int64_t)r->pending.len == declared)) {
+    if (rc == CSGI_DONE || (declared >= 0 && r->wlen == 0 && (int64_t)r->pending.len == declared)) {
         /* Everything is in hand: one buffer, sent with Content-Length. */
         const void *data;
         size_t len;
@@ -1217,14 +1213,13 @@ respond(struct csgi_request *r)
             len = r->wlen;
         }
         if (declared >= 0 && (int64_t)len != declared) {
-            srv_log(SRV_LOG_ERROR,
-                    "plugin \"%s\" request %llu: body is %zu bytes, declared %lld",
+            srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: body is %zu bytes, declared %lld",
                     pname(r), (unsigned long long)r->id, len, (long long)declared);
             body_close(r);
             return queue_error(r, 500, NULL, 0);
         }
         resp = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)data,
-                                                                       response_freed, r);
+                                                                      response_freed, r);
         if (!resp) {
             body_close(r);
             return queue_error(r, 500, "cannot create response", 0);
@@ -1251,8 +1246,8 @@ respond(struct csgi_request *r)
             return queue_error(r, 500, NULL, 0);
         }
         if (rc == CSGI_DONE) {
-            resp = MHD_create_response_from_buffer_with_free_callback_cls(
-                r->wlen, r->wbuf, response_freed, r);
+            resp = MHD_create_response_from_buffer_with_free_callback_cls(r->wlen, r->wbuf,
+                                                                          response_freed, r);
             if (!resp) {
                 body_close(r);
                 return queue_error(r, 500, "cannot create response", 0);
@@ -1264,8 +1259,7 @@ respond(struct csgi_request *r)
         }
     }
     r->resp_size = declared >= 0 ? (uint64_t)declared : MHD_SIZE_UNKNOWN;
-    resp = MHD_create_response_from_callback(r->resp_size, READER_BLOCK, reader, r,
-                                             response_freed);
+    resp = MHD_create_response_from_callback(r->resp_size, READER_BLOCK, reader, r, response_freed);
     if (!resp) {
         body_close(r);
         return queue_error(r, 500, "cannot create response", 0);
@@ -1295,8 +1289,8 @@ struct head_scan {
 };
 
 static enum MHD_Result
-scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
-            const char *value, size_t value_size)
+scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size, const char *value,
+            size_t value_size)
 {
     struct head_scan *s = cls;
     struct csgi_request *r = s->r;
@@ -1694,8 +1688,8 @@ dispatch(struct csgi_request *r)
     int rc = CSGI_EDECLINED;
 
     if (r->target.asterisk) {
-        struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL,
-                                                                    MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         if (!resp)
             return MHD_NO;
         MHD_add_response_header(resp, "Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH");
@@ -1763,8 +1757,7 @@ dispatch_timed(struct csgi_request *r)
 
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-           const char *version, const char *upload_data, size_t *upload_data_size,
-           void **con_cls)
+           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     struct daemon_slot *slot = cls;
     struct csgi_request *r = *con_cls;

@@ -9,11 +9,11 @@
 
 struct srv_listener {
     int fd;
-    int family;      /* AF_INET, AF_INET6, AF_UNIX */
-    char *spec;      /* as given: "127.0.0.1:8000", "[::1]:0", "unix:/run/x.sock" */
-    char host[256];  /* address text ("127.0.0.1", "::1", unix path) */
-    char port[8];    /* actual port after bind ("0" for unix) */
-    int inherited;   /* from LISTEN_FDS */
+    int family;     /* AF_INET, AF_INET6, AF_UNIX */
+    char *spec;     /* as given: "127.0.0.1:8000", "[::1]:0", "unix:/run/x.sock" */
+    char host[256]; /* address text ("127.0.0.1", "::1", unix path) */
+    char port[8];   /* actual port after bind ("0" for unix) */
+    int inherited;  /* from LISTEN_FDS */
 };
 
 /* Create and bind a listening socket for spec. Returns 0 or -errno (err set). */

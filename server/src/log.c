@@ -185,8 +185,8 @@ srv__vlog(int level, const char *fmt, va_list ap)
                      srv_log_level_name(level), (int)getpid(), lg.role, lg.worker_id,
                      lg.generation);
     else
-        m = snprintf(buf + n, sizeof(buf) - n, " [%s] pid=%d %s gen=%u ",
-                     srv_log_level_name(level), (int)getpid(), lg.role, lg.generation);
+        m = snprintf(buf + n, sizeof(buf) - n, " [%s] pid=%d %s gen=%u ", srv_log_level_name(level),
+                     (int)getpid(), lg.role, lg.generation);
     n += (size_t)m;
     m = vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
     if (m < 0)
@@ -289,38 +289,36 @@ srv_access_log_write(const struct srv_access_record *r)
         n = app(buf, sizeof(buf), n, "\",\"method\":\"");
         CAT(r->method);
         n = app(buf, sizeof(buf), n, "\",\"target\":\"");
-        n = esc(buf, sizeof(buf), n, r->target, r->target ? (r->target_len > 4096 ? 4096 : r->target_len) : 1, 1);
+        n = esc(buf, sizeof(buf), n, r->target,
+                r->target ? (r->target_len > 4096 ? 4096 : r->target_len) : 1, 1);
         n = app(buf, sizeof(buf), n, "\",\"protocol\":\"");
         CAT(r->protocol);
-        n = app(buf, sizeof(buf), n,
-                              "\",\"status\":%d,\"bytes\":%llu,\"referer\":\"", r->status,
-                              (unsigned long long)r->bytes);
+        n = app(buf, sizeof(buf), n, "\",\"status\":%d,\"bytes\":%llu,\"referer\":\"", r->status,
+                (unsigned long long)r->bytes);
         CAT(r->referer);
         n = app(buf, sizeof(buf), n, "\",\"user_agent\":\"");
         CAT(r->user_agent);
-        n = app(buf, sizeof(buf), n,
-                              "\",\"duration_ms\":%.3f,\"plugin\":\"", r->duration_ms);
+        n = app(buf, sizeof(buf), n, "\",\"duration_ms\":%.3f,\"plugin\":\"", r->duration_ms);
         CAT(r->plugin);
         n = app(buf, sizeof(buf), n,
-                              "\",\"request_id\":%llu,\"pid\":%d,\"worker\":%d,\"gen\":%u}\n",
-                              (unsigned long long)r->request_id, (int)getpid(), lg.worker_id,
-                              lg.generation);
+                "\",\"request_id\":%llu,\"pid\":%d,\"worker\":%d,\"gen\":%u}\n",
+                (unsigned long long)r->request_id, (int)getpid(), lg.worker_id, lg.generation);
     } else {
         n = esc(buf, sizeof(buf), n, r->remote_addr, r->remote_addr ? strlen(r->remote_addr) : 1,
                 0);
         n = app(buf, sizeof(buf), n, " - - [%s] \"", ts);
         CAT(r->method);
         n = app(buf, sizeof(buf), n, " ");
-        n = esc(buf, sizeof(buf), n, r->target, r->target ? (r->target_len > 4096 ? 4096 : r->target_len) : 1, 0);
+        n = esc(buf, sizeof(buf), n, r->target,
+                r->target ? (r->target_len > 4096 ? 4096 : r->target_len) : 1, 0);
         n = app(buf, sizeof(buf), n, " ");
         CAT(r->protocol);
-        n = app(buf, sizeof(buf), n, "\" %d %llu \"", r->status,
-                              (unsigned long long)r->bytes);
+        n = app(buf, sizeof(buf), n, "\" %d %llu \"", r->status, (unsigned long long)r->bytes);
         CAT(r->referer);
         n = app(buf, sizeof(buf), n, "\" \"");
         CAT(r->user_agent);
         n = app(buf, sizeof(buf), n, "\" %.3f %s %llu\n", r->duration_ms,
-                              r->plugin ? r->plugin : "-", (unsigned long long)r->request_id);
+                r->plugin ? r->plugin : "-", (unsigned long long)r->request_id);
     }
     write_all(lg.access_fd, buf, n);
 }

@@ -45,8 +45,8 @@ check_config(const struct srv_config *cfg)
     failed += srv_plugins_init(&set, srv_http_api(h), 0);
     for (size_t i = 0; i < set.n; i++)
         printf("ok     %-20s %-10s %s (%s)\n", set.v[i].desc.name,
-               set.v[i].desc.plugin_version ? set.v[i].desc.plugin_version : "-",
-               set.v[i].mount, set.v[i].file);
+               set.v[i].desc.plugin_version ? set.v[i].desc.plugin_version : "-", set.v[i].mount,
+               set.v[i].file);
     printf("%zu plugin(s) loaded, %d failed\n", set.n, failed);
     srv_plugins_unload(&set);
     srv_http_free(h);

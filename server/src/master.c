@@ -37,13 +37,13 @@
 
 struct wproc {
     pid_t pid;
-    int slot;           /* scoreboard index */
-    int worker_id;      /* 0..N-1 within its generation */
+    int slot;      /* scoreboard index */
+    int worker_id; /* 0..N-1 within its generation */
     unsigned generation;
     long long started_ms;
     long long kill_at_ms; /* escalate to SIGKILL at this time, 0 = not signalled */
     int abort_sent;
-    int stopping;       /* TERM sent (retire, drain) */
+    int stopping; /* TERM sent (retire, drain) */
 };
 
 struct master {
@@ -61,12 +61,12 @@ struct master {
     struct srv_scoreboard *sb;
     struct wproc procs[SRV_MAX_SLOTS];
     unsigned target_workers;
-    unsigned generation;     /* serving generation */
-    unsigned pending_gen;    /* generation being started by a reload, 0 none */
-    unsigned last_gen;       /* highest generation ever started: numbers are never reused */
+    unsigned generation;  /* serving generation */
+    unsigned pending_gen; /* generation being started by a reload, 0 none */
+    unsigned last_gen;    /* highest generation ever started: numbers are never reused */
     long long pending_deadline;
     int reload_requested;
-    int stopping;            /* 1 graceful, 2 fast */
+    int stopping; /* 1 graceful, 2 fast */
     long long stop_deadline;
     long long started_ms;
     unsigned restarts;
@@ -274,8 +274,8 @@ reap(struct master *m)
         m->retired_requests += atomic_load(&sc->requests);
         if (WIFSIGNALED(status)) {
             srv_log(w->stopping && WTERMSIG(status) == SIGKILL ? SRV_LOG_WARN : SRV_LOG_ERROR,
-                    "worker %d (gen %u, pid %d) killed by signal %s%s", w->worker_id,
-                    w->generation, (int)pid, sig_name(WTERMSIG(status)),
+                    "worker %d (gen %u, pid %d) killed by signal %s%s", w->worker_id, w->generation,
+                    (int)pid, sig_name(WTERMSIG(status)),
                     WCOREDUMP(status) ? " (core dumped)" : "");
         } else if (WEXITSTATUS(status) != 0 || !w->stopping) {
             int lvl = w->stopping ? SRV_LOG_INFO : SRV_LOG_ERROR;
@@ -284,8 +284,8 @@ reap(struct master *m)
             srv_log(lvl, "worker %d (gen %u, pid %d) exited with status %d", w->worker_id,
                     w->generation, (int)pid, WEXITSTATUS(status));
         } else {
-            srv_log(SRV_LOG_INFO, "worker %d (gen %u, pid %d) stopped", w->worker_id,
-                    w->generation, (int)pid);
+            srv_log(SRV_LOG_INFO, "worker %d (gen %u, pid %d) stopped", w->worker_id, w->generation,
+                    (int)pid);
         }
         /* An unexpected death of a serving worker: a crash. Back off if it repeats. */
         if (!w->stopping && atomic_load(&sc->state) != SRV_W_RETIRING &&
@@ -378,8 +378,8 @@ watchdog(struct master *m)
             continue;
         sc = &m->sb->slots[w->slot];
         if (w->kill_at_ms && now >= w->kill_at_ms) {
-            srv_log(SRV_LOG_WARN, "worker %d (pid %d) did not stop in time: SIGKILL",
-                    w->worker_id, (int)w->pid);
+            srv_log(SRV_LOG_WARN, "worker %d (pid %d) did not stop in time: SIGKILL", w->worker_id,
+                    (int)w->pid);
             kill(w->pid, SIGKILL);
             w->kill_at_ms = now + 5000;
             continue;
@@ -607,8 +607,7 @@ struct buf {
     size_t len, cap;
 };
 
-static void __attribute__((format(printf, 2, 3)))
-bprintf(struct buf *b, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) bprintf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -664,8 +663,9 @@ stats_json(struct master *m, size_t *len)
     unsigned long long total = m->retired_requests;
 
     memset(agg, 0, sizeof(agg));
-    bprintf(&b, "{\"master_pid\":%d,\"uptime_s\":%.3f,\"generation\":%u,"
-                "\"reloading_generation\":%u,\"target_workers\":%u,\"restarts\":%u,\"workers\":[",
+    bprintf(&b,
+            "{\"master_pid\":%d,\"uptime_s\":%.3f,\"generation\":%u,"
+            "\"reloading_generation\":%u,\"target_workers\":%u,\"restarts\":%u,\"workers\":[",
             (int)getpid(), (double)(mono_ms() - m->started_ms) / 1000.0, m->generation,
             m->pending_gen, m->target_workers, m->restarts);
     for (int i = 0; i < SRV_MAX_SLOTS; i++) {
@@ -834,8 +834,7 @@ all_gone(const struct master *m)
 }
 
 int
-srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listener *ls,
-               size_t n_ls)
+srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listener *ls, size_t n_ls)
 {
     struct master m;
     sigset_t set;
@@ -881,8 +880,7 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
     if (cfg->stats) {
         int src = open_stats(&m, cfg->stats);
         if (src < 0) {
-            srv_log(SRV_LOG_ERROR, "cannot serve stats on \"%s\": %s", cfg->stats,
-                    strerror(-src));
+            srv_log(SRV_LOG_ERROR, "cannot serve stats on \"%s\": %s", cfg->stats, strerror(-src));
             close(m.sfd);
             munmap(m.sb, sizeof(*m.sb));
             return 1;

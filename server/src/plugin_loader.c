@@ -84,8 +84,7 @@ private_copy(const char *src, const char *dir, char *why, size_t why_len)
     }
     out = mkstemp(path);
     if (out < 0) {
-        snprintf(why, why_len, "cannot create a private copy in \"%s\": %s", dir,
-                 strerror(errno));
+        snprintf(why, why_len, "cannot create a private copy in \"%s\": %s", dir, strerror(errno));
         goto error_close_in;
     }
     for (;;) {
@@ -178,8 +177,7 @@ load_one(struct srv_plugin *p, const char *dir, const char *file, const struct s
     }
     *(void **)&entry = dlsym(h, CSGI_PLUGIN_ENTRY_SYMBOL);
     if (!entry) {
-        snprintf(why, sizeof(why), "no \"%s\" symbol: not a CSGI plugin",
-                 CSGI_PLUGIN_ENTRY_SYMBOL);
+        snprintf(why, sizeof(why), "no \"%s\" symbol: not a CSGI plugin", CSGI_PLUGIN_ENTRY_SYMBOL);
         goto error_dlclose;
     }
     d = entry(CSGI_ABI_VERSION);
@@ -496,8 +494,7 @@ srv_plugins_unload(struct srv_plugin_set *set)
 }
 
 struct srv_plugin *
-srv_plugins_match(const struct srv_plugin_set *set, const char *path, size_t path_len,
-                  size_t *iter)
+srv_plugins_match(const struct srv_plugin_set *set, const char *path, size_t path_len, size_t *iter)
 {
     for (size_t k = *iter; k < set->n; k++) {
         struct srv_plugin *p = &set->v[set->by_len[k]];

@@ -15,16 +15,16 @@
 #include "config.h"
 
 struct srv_plugin {
-    char *file;      /* file name inside the plugin directory */
-    void *handle;    /* dlopen handle */
+    char *file;              /* file name inside the plugin directory */
+    void *handle;            /* dlopen handle */
     struct csgi_plugin desc; /* zero-extended copy of the plugin's descriptor */
-    char *mount;     /* "/" or "/prefix" */
+    char *mount;             /* "/" or "/prefix" */
     size_t mount_len;
     struct csgi_kv *config;
     size_t n_config;
     void *state;
     int initialized;
-    int serialize;   /* call()/next()/close() under lock */
+    int serialize; /* call()/next()/close() under lock */
     pthread_mutex_t lock;
 
     /* Statistics, updated by request threads. */

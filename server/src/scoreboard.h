@@ -9,8 +9,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define SRV_MAX_SLOTS 512
-#define SRV_MAX_THREADS 64
+#define SRV_MAX_SLOTS        512
+#define SRV_MAX_THREADS      64
 #define SRV_MAX_PLUGIN_STATS 32
 
 enum srv_worker_state {

@@ -68,8 +68,7 @@ ieq_prefix(const char *p, size_t n, const char *lit)
 }
 
 int
-srv_target_parse(const char *raw, size_t len, char *out_buf, struct srv_target *t,
-                 const char **why)
+srv_target_parse(const char *raw, size_t len, char *out_buf, struct srv_target *t, const char **why)
 {
     const char *p = raw, *q, *end = raw + len;
     long dlen;
@@ -162,9 +161,8 @@ is_unreserved_or_sub(unsigned char c)
 {
     /* RFC 3986 reg-name bytes: unreserved, sub-delims and '%' (pct-encoded). */
     static const unsigned char ok[256] = {
-        ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1,
-        ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1,
-        ['='] = 1, ['%'] = 1,
+        ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1,
+        ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1, ['%'] = 1,
     };
 
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))

@@ -50,8 +50,7 @@ long srv_percent_decode(const char *in, size_t n, char *out);
  * (<= 65535). On success returns 0 and sets name/port spans (port_len 0 when
  * absent). Returns -1 when invalid.
  */
-int srv_host_parse(const char *p, size_t n, size_t *name_len, const char **port,
-                   size_t *port_len);
+int srv_host_parse(const char *p, size_t n, size_t *name_len, const char **port, size_t *port_len);
 
 /*
  * True when the Transfer-Encoding value is exactly "chunked" (ASCII case-

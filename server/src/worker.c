@@ -190,15 +190,13 @@ srv_worker_run(const struct srv_worker_args *a)
             srv_http_drain(h);
             drain_start = mono_ms();
             drain_deadline = drain_start + (long long)cfg->graceful_timeout * 1000;
-            srv_log(SRV_LOG_INFO, "draining: %llu request(s) in flight",
-                    srv_http_inflight(h));
+            srv_log(SRV_LOG_INFO, "draining: %llu request(s) in flight", srv_http_inflight(h));
         }
         if (draining) {
             if (srv_http_inflight(h) == 0 && mono_ms() >= drain_start + DRAIN_LINGER_MS)
                 break;
             if (mono_ms() >= drain_deadline) {
-                srv_log(SRV_LOG_WARN,
-                        "graceful timeout: stopping with %llu request(s) in flight",
+                srv_log(SRV_LOG_WARN, "graceful timeout: stopping with %llu request(s) in flight",
                         srv_http_inflight(h));
                 break;
             }

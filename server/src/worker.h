@@ -19,7 +19,7 @@ struct srv_worker_args {
     unsigned generation;
     unsigned workers;
     unsigned long long max_requests; /* 0 = unlimited */
-    struct srv_score *score;          /* may be NULL */
+    struct srv_score *score;         /* may be NULL */
 };
 
 /*

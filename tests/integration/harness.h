@@ -11,11 +11,11 @@
 struct hserver {
     pid_t pid;
     int port;
-    char dir[256];      /* private temp dir: plugins/, logs */
-    char plugins[300];  /* dir/plugins */
-    char log[300];      /* dir/error.log */
-    char access[300];   /* dir/access.log */
-    char stats[300];    /* dir/stats.sock */
+    char dir[256];     /* private temp dir: plugins/, logs */
+    char plugins[300]; /* dir/plugins */
+    char log[300];     /* dir/error.log */
+    char access[300];  /* dir/access.log */
+    char stats[300];   /* dir/stats.sock */
 };
 
 /* Make a private dir with an empty plugins/ subdir. */

@@ -34,9 +34,21 @@ sleep_ms(int ms)
 static void
 main_setup(void)
 {
-    const char *extra[] = {"--workers", "1", "--access-log", NULL, "--body-buffer", "64k",
-                           "--header-timeout", "2", "--max-headers", "40", "--set",
-                           "probe.tag=blue", "--log-level", "debug", NULL};
+    const char *extra[] = {"--workers",
+                           "1",
+                           "--access-log",
+                           NULL,
+                           "--body-buffer",
+                           "64k",
+                           "--header-timeout",
+                           "2",
+                           "--max-headers",
+                           "40",
+                           "--set",
+                           "probe.tag=blue",
+                           "--log-level",
+                           "debug",
+                           NULL};
 
     h_init(&srv);
     extra[3] = srv.access;
@@ -146,8 +158,7 @@ START_TEST(http_environ_fields)
     }
     h_resp_free(&r);
     r = h_get(&srv, "/probe/env");
-    ck_assert_msg(has(r.body, "query_string=\nquery_string_null") ||
-                      has(r.body, "query_string=\n"),
+    ck_assert_msg(has(r.body, "query_string=\nquery_string_null") || has(r.body, "query_string=\n"),
                   "%s", r.body);
     ck_assert_msg(has(r.body, "query_string_null=0\n"), "%s", r.body);
     h_resp_free(&r);
@@ -386,7 +397,8 @@ END_TEST
 
 START_TEST(http_slowloris_trickle_cut_off)
 {
-    const char req[] = "GET /hello HTTP/1.1\r\nHost: t\r\nX-Trickle: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const char req[] =
+        "GET /hello HTTP/1.1\r\nHost: t\r\nX-Trickle: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     struct sockaddr_in sa;
     char out[256];
     int closed = 0, sock;
@@ -401,8 +413,7 @@ START_TEST(http_slowloris_trickle_cut_off)
     ck_assert_int_eq(connect(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
     for (size_t i = 0; i < sizeof(req) - 1 && time(NULL) - t0 <= 8; i++) {
         ssize_t n = recv(sock, out, sizeof(out), MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN) ||
-            send(sock, req + i, 1, MSG_NOSIGNAL) != 1) {
+        if (n == 0 || (n < 0 && errno != EAGAIN) || send(sock, req + i, 1, MSG_NOSIGNAL) != 1) {
             closed = 1;
             break;
         }
@@ -743,16 +754,16 @@ START_TEST(http_command_line)
 
     h_init(&s);
     h_add_plugin(&s, "hello.so", NULL);
-    ck_assert_int_eq(run_server((const char *[]){srvbin, "--plugins", s.plugins, "--check-config",
-                                                 NULL},
-                                out, sizeof(out)),
-                     0);
+    ck_assert_int_eq(
+        run_server((const char *[]){srvbin, "--plugins", s.plugins, "--check-config", NULL}, out,
+                   sizeof(out)),
+        0);
     ck_assert_msg(has(out, "1 plugin(s) loaded, 0 failed"), "%s", out);
     h_add_plugin(&s, "init_fail.so", NULL);
-    ck_assert_int_eq(run_server((const char *[]){srvbin, "--plugins", s.plugins, "--check-config",
-                                                 NULL},
-                                out, sizeof(out)),
-                     1);
+    ck_assert_int_eq(
+        run_server((const char *[]){srvbin, "--plugins", s.plugins, "--check-config", NULL}, out,
+                   sizeof(out)),
+        1);
     ck_assert_msg(has(out, "init_fail"), "%s", out);
     h_cleanup(&s);
 }

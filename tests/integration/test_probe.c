@@ -21,9 +21,9 @@ enum { ANY = -1 };
 struct probe_case {
     const char *name;
     const char *req;
-    size_t len;        /* 0: strlen(req) */
+    size_t len;         /* 0: strlen(req) */
     const char *status; /* expected status code text, e.g. "400" */
-    int closed;        /* 1 must close, 0 must stay open, ANY */
+    int closed;         /* 1 must close, 0 must stay open, ANY */
     const char *absent; /* text that must not appear in the reply (e.g. a smuggled answer) */
 };
 
@@ -31,44 +31,56 @@ struct probe_case {
 
 static const struct probe_case cases[] = {
     /* 1. Ambiguous framing. */
-    {"cl_and_te", R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 35\r\n"
-                    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello/smuggled HTTP/1.1\r\n\r\n"),
+    {"cl_and_te",
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 35\r\n"
+       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello/smuggled HTTP/1.1\r\n\r\n"),
      "400", 1, "smuggled"},
-    {"cl_zero_then_cl", R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n"
-                          "Content-Length: 36\r\n\r\nGET /hello/smuggled HTTP/1.1\r\nHost: t\r\n\r\n"),
+    {"cl_zero_then_cl",
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n"
+       "Content-Length: 36\r\n\r\nGET /hello/smuggled HTTP/1.1\r\nHost: t\r\n\r\n"),
      "400", 1, "smuggled"},
-    {"two_te", R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
-                 "Transfer-Encoding: identity\r\n\r\n0\r\n\r\n"),
+    {"two_te",
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+       "Transfer-Encoding: identity\r\n\r\n0\r\n\r\n"),
      "400", 1, NULL},
-    {"te_http10_keepalive", R("POST /probe/echo HTTP/1.0\r\nConnection: keep-alive\r\n"
-                              "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello/smuggled "
-                              "HTTP/1.0\r\n\r\n"),
+    {"te_http10_keepalive",
+     R("POST /probe/echo HTTP/1.0\r\nConnection: keep-alive\r\n"
+       "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello/smuggled "
+       "HTTP/1.0\r\n\r\n"),
      "400", 1, "smuggled"},
     /* 2. Transfer-Encoding other than exactly "chunked". */
-    {"te_xchunked", R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: xchunked\r\n\r\n"),
+    {"te_xchunked",
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: xchunked\r\n\r\n"), "400", 1,
+     NULL},
+    {"te_gzip_chunked",
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, "
+       "chunked\r\n\r\n0\r\n\r\n"),
      "400", 1, NULL},
-    {"te_gzip_chunked", R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, "
-                          "chunked\r\n\r\n0\r\n\r\n"),
+    {"te_chunked_chunked",
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, "
+       "chunked\r\n\r\n0\r\n\r\n"),
      "400", 1, NULL},
-    {"te_chunked_chunked", R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, "
-                             "chunked\r\n\r\n0\r\n\r\n"),
+    {"te_trailing_space",
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked "
+       "\r\n\r\n0\r\n\r\n"),
      "400", 1, NULL},
-    {"te_trailing_space", R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked "
-                            "\r\n\r\n0\r\n\r\n"),
-     "400", 1, NULL},
-    {"te_identity", R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\n"),
-     "400", 1, NULL},
+    {"te_identity",
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\n"), "400", 1,
+     NULL},
     /* 3. Header-line parsing. */
     {"space_before_colon", R("GET /hello HTTP/1.1\r\nHost: t\r\nX-Name : v\r\n\r\n"), "400", 1,
      NULL},
-    {"te_space_before_colon", R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding : "
-                                "chunked\r\n\r\n0\r\n\r\n"),
+    {"te_space_before_colon",
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding : "
+       "chunked\r\n\r\n0\r\n\r\n"),
      "400", 1, NULL},
-    {"obs_fold_content_length", R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length:\r\n "
-                                  "36\r\n\r\nGET /hello/smuggled HTTP/1.1\r\nHost: t\r\n\r\n"),
+    {"obs_fold_content_length",
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length:\r\n "
+       "36\r\n\r\nGET /hello/smuggled HTTP/1.1\r\nHost: t\r\n\r\n"),
      "400", 1, "smuggled"},
-    {"obs_fold_te", R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n chunked\r\n"
-                      "\r\n0\r\n\r\n"),
+    {"obs_fold_te",
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n chunked\r\n"
+       "\r\n0\r\n\r\n"),
      "400", 1, NULL},
     {"leading_space_line", R("GET /hello HTTP/1.1\r\n X-Lead: v\r\nHost: t\r\n\r\n"), "400", 1,
      NULL},
@@ -83,23 +95,26 @@ static const struct probe_case cases[] = {
     /* 5. Absolute form: parsed, its authority replaces Host. */
     {"absolute_form", R("GET http://example.test/hello/abs HTTP/1.1\r\nHost: other\r\n\r\n"), "200",
      0, NULL},
-    {"absolute_userinfo", R("GET http://u@example.test/hello HTTP/1.1\r\nHost: t\r\n\r\n"), "400", 1,
-     NULL},
+    {"absolute_userinfo", R("GET http://u@example.test/hello HTTP/1.1\r\nHost: t\r\n\r\n"), "400",
+     1, NULL},
     {"authority_form", R("CONNECT example.test:443 HTTP/1.1\r\nHost: example.test\r\n\r\n"), "501",
      1, NULL},
     /* 6. Methods and limits. */
     {"unknown_method", R("BREW /hello HTTP/1.1\r\nHost: t\r\n\r\n"), "501", 1, NULL},
-    {"huge_content_length", R("POST /probe/echo HTTP/1.1\r\nHost: t\r\n"
-                              "Content-Length: 10000000000\r\n\r\n"),
+    {"huge_content_length",
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\n"
+       "Content-Length: 10000000000\r\n\r\n"),
      "413", 1, NULL},
-    {"expect_huge", R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000000\r\n"
-                      "Expect: 100-continue\r\n\r\n"),
+    {"expect_huge",
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000000\r\n"
+       "Expect: 100-continue\r\n\r\n"),
      "413", 1, "100 Continue"},
     {"bad_version", R("GET /hello HTTP/2.0\r\nHost: t\r\n\r\n"), "505", ANY, NULL},
     /* Valid traffic must keep working. */
     {"keepalive_ok", R("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"), "200", 0, NULL},
-    {"pipelined_two", R("GET /hello/one HTTP/1.1\r\nHost: t\r\n\r\nGET /hello/two HTTP/1.1\r\n"
-                        "Host: t\r\n\r\n"),
+    {"pipelined_two",
+     R("GET /hello/one HTTP/1.1\r\nHost: t\r\n\r\nGET /hello/two HTTP/1.1\r\n"
+       "Host: t\r\n\r\n"),
      "200", 0, NULL},
 };
 
@@ -136,8 +151,8 @@ START_TEST(probe_case)
         ck_assert_msg(closed == c->closed, "%s: connection %s", c->name,
                       closed ? "closed" : "left open");
     if (c->absent)
-        ck_assert_msg(!strstr(out, c->absent), "%s: reply contains \"%s\":\n%s", c->name,
-                      c->absent, out);
+        ck_assert_msg(!strstr(out, c->absent), "%s: reply contains \"%s\":\n%s", c->name, c->absent,
+                      out);
     /* Exactly one status line per reply (libmicrohttpd's own errors can repeat it). */
     if (strcmp(c->name, "pipelined_two") != 0) {
         const char *second = strstr(out + 1, "HTTP/1.");

@@ -32,7 +32,7 @@ extern "C" {
 /* ------------------------------------------------------------------ */
 
 #if defined(__GNUC__) || defined(__clang__)
-#define CSGI_EXPORT __attribute__((visibility("default")))
+#define CSGI_EXPORT            __attribute__((visibility("default")))
 #define CSGI_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define CSGI_EXPORT
@@ -127,7 +127,7 @@ struct csgi_str {
 };
 
 /** Initialiser for a csgi_str from a string literal. */
-#define CSGI_STR_INIT(lit)                                                                        \
+#define CSGI_STR_INIT(lit)                                                                         \
     {                                                                                              \
         (lit), sizeof(lit) - 1                                                                     \
     }
@@ -467,8 +467,8 @@ struct csgi_host_api {
  *         if nothing was sent yet, else the connection is aborted). On failure
  *         @p out is ignored and the application has released it.
  */
-typedef int (*csgi_app_fn)(void *state, struct csgi_environ *env,
-                           const struct csgi_responder *resp, struct csgi_body *out);
+typedef int (*csgi_app_fn)(void *state, struct csgi_environ *env, const struct csgi_responder *resp,
+                           struct csgi_body *out);
 
 /**
  * What a plugin exports. Define it static const with CSGI_PLUGIN_HEADER and
@@ -516,8 +516,8 @@ struct csgi_plugin {
 };
 
 /** Fills the header fields of a struct csgi_plugin initializer. */
-#define CSGI_PLUGIN_HEADER                                                                        \
-    .magic = CSGI_PLUGIN_MAGIC, .abi_version = CSGI_ABI_VERSION, .version = CSGI_PLUGIN_VERSION,  \
+#define CSGI_PLUGIN_HEADER                                                                         \
+    .magic = CSGI_PLUGIN_MAGIC, .abi_version = CSGI_ABI_VERSION, .version = CSGI_PLUGIN_VERSION,   \
     .size = sizeof(struct csgi_plugin)
 
 /**

@@ -34,7 +34,7 @@ extern "C" {
 #define CSGI_VERSION_MAJOR 1
 #define CSGI_VERSION_MINOR 0
 #define CSGI_VERSION_PATCH 0
-#define CSGI_VERSION_HEX                                                                          \
+#define CSGI_VERSION_HEX                                                                           \
     ((CSGI_VERSION_MAJOR << 16) | (CSGI_VERSION_MINOR << 8) | (CSGI_VERSION_PATCH))
 #define CSGI_VERSION_STRING "1.0.0"
 

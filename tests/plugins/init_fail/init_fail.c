@@ -27,10 +27,8 @@ init_fail_call(void *state, struct csgi_environ *env, const struct csgi_responde
 }
 
 static const struct csgi_plugin init_fail_plugin = {
-    CSGI_PLUGIN_HEADER,
-    .name = "init_fail",
-    .plugin_version = "1",
-    .init_worker = init_fail_init,
+    CSGI_PLUGIN_HEADER,     .name = "init_fail",
+    .plugin_version = "1",  .init_worker = init_fail_init,
     .call = init_fail_call,
 };
 

@@ -89,9 +89,8 @@ reply(const struct probe *st, struct csgi_environ *env, const struct csgi_respon
 }
 
 /* printf into the arena. */
-static char *
-aprintf(const struct probe *st, struct csgi_environ *env, size_t *len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static char *aprintf(const struct probe *st, struct csgi_environ *env, size_t *len, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
 
 static char *
 aprintf(const struct probe *st, struct csgi_environ *env, size_t *len, const char *fmt, ...)
@@ -134,7 +133,8 @@ query_long(const struct csgi_environ *env, const char *key, long dflt)
 static int
 path_is(const struct csgi_environ *env, const char *p)
 {
-    return env->path_info.len == strlen(p) && memcmp(env->path_info.ptr, p, env->path_info.len) == 0;
+    return env->path_info.len == strlen(p) &&
+           memcmp(env->path_info.ptr, p, env->path_info.len) == 0;
 }
 
 /* ---- /env ---- */
@@ -154,7 +154,9 @@ do_env(struct probe *st, struct csgi_environ *env, const struct csgi_responder *
     p = st->api->alloc(env->request, cap);
     if (!p)
         return CSGI_ENOMEM;
-#define S(name, f) n += (size_t)snprintf(p + n, cap - n, name "=%.*s\n", (int)env->f.len, env->f.ptr ? env->f.ptr : "")
+#define S(name, f)                                                                                 \
+    n += (size_t)snprintf(p + n, cap - n, name "=%.*s\n", (int)env->f.len,                         \
+                          env->f.ptr ? env->f.ptr : "")
     S("method", request_method);
     S("script_name", script_name);
     S("path_info", path_info);
@@ -173,9 +175,9 @@ do_env(struct probe *st, struct csgi_environ *env, const struct csgi_responder *
     if (st->api->header_get(env, "host", 0, &host) == 0)
         n += (size_t)snprintf(p + n, cap - n, "host_lookup=%.*s\n", (int)host.len, host.ptr);
     for (size_t i = 0; i < env->n_headers; i++)
-        n += (size_t)snprintf(p + n, cap - n, "header=%.*s: %.*s\n",
-                              (int)env->headers[i].name.len, env->headers[i].name.ptr,
-                              (int)env->headers[i].value.len, env->headers[i].value.ptr);
+        n += (size_t)snprintf(p + n, cap - n, "header=%.*s: %.*s\n", (int)env->headers[i].name.len,
+                              env->headers[i].name.ptr, (int)env->headers[i].value.len,
+                              env->headers[i].value.ptr);
     for (size_t i = 0; i < env->n_config; i++)
         n += (size_t)snprintf(p + n, cap - n, "config=%s=%s\n", env->config[i].key,
                               env->config[i].value);
@@ -526,7 +528,8 @@ probe_call(void *state, struct csgi_environ *env, const struct csgi_responder *r
         return CSGI_OK;
     }
     if (path_is(env, "/file")) {
-        const struct csgi_header h[] = {{CSGI_STR_INIT("Content-Type"), CSGI_STR_INIT("text/plain")}};
+        const struct csgi_header h[] = {
+            {CSGI_STR_INIT("Content-Type"), CSGI_STR_INIT("text/plain")}};
         int fd = open(st->file_path, O_RDONLY | O_CLOEXEC);
         int rc;
         if (fd < 0)

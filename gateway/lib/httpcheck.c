@@ -258,8 +258,23 @@ fail(char *why, size_t why_len, int code, const char *what, const char *a, size_
      const char *rest)
 {
     if (why && why_len) {
-        int len = an > 200 ? 200 : (int)an;
-        snprintf(why, why_len, "%s \"%.*s\"%s", what, len, a ? a : "", rest);
+        /* The subject is the application's bytes: escape controls so the reason stays one line. */
+        static const char hex[] = "0123456789abcdef";
+        char subj[4 * 200 + 1];
+        size_t n = 0;
+        for (size_t i = 0; a && i < an && i < 200; i++) {
+            unsigned char c = (unsigned char)a[i];
+            if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+                subj[n++] = '\\';
+                subj[n++] = 'x';
+                subj[n++] = hex[c >> 4];
+                subj[n++] = hex[c & 15];
+            } else {
+                subj[n++] = (char)c;
+            }
+        }
+        subj[n] = '\0';
+        snprintf(why, why_len, "%s \"%s\"%s", what, subj, rest);
     }
     return code;
 }

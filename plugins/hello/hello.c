@@ -110,8 +110,6 @@ static const struct csgi_plugin hello_plugin = {
     .init_worker = hello_init, .call = hello_call,
 };
 
-CSGI_EXPORT const struct csgi_plugin *csgi_plugin_entry(uint32_t host_abi_version);
-
 CSGI_EXPORT const struct csgi_plugin *
 csgi_plugin_entry(uint32_t host_abi_version)
 {

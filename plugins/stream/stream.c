@@ -143,8 +143,6 @@ static const struct csgi_plugin stream_plugin = {
     .call = stream_call,
 };
 
-CSGI_EXPORT const struct csgi_plugin *csgi_plugin_entry(uint32_t host_abi_version);
-
 CSGI_EXPORT const struct csgi_plugin *
 csgi_plugin_entry(uint32_t host_abi_version)
 {

@@ -71,7 +71,7 @@ srv_arena_alloc(struct srv_arena *a, size_t n)
 char *
 srv_arena_strndup(struct srv_arena *a, const char *s, size_t n)
 {
-    char *p = srv_arena_alloc(a, n + 1);
+    char *p = n < SIZE_MAX ? srv_arena_alloc(a, n + 1) : NULL;
 
     if (!p)
         return NULL;

@@ -165,7 +165,7 @@ srv_config_free(struct srv_config *cfg)
     free_settings(cfg);
     for (const struct opt *o = opts; o->name; o++) {
         if (o->type == OPT_STR || o->type == OPT_CONFIG) {
-            char **slot = (char **)((char *)cfg + o->offset);
+            char **slot = (char **)(void *)((char *)cfg + o->offset);
             free(*slot);
             *slot = NULL;
         }
@@ -190,7 +190,8 @@ srv_config_parse_size(const char *s, size_t *out)
     unsigned long long v;
     unsigned long long mul = 1;
 
-    if (!s || !*s || *s == '-')
+    /* strtoull() would skip spaces and take a sign: " -1" must not become SIZE_MAX. */
+    if (!s || *s < '0' || *s > '9')
         return -1;
     errno = 0;
     v = strtoull(s, &end, 10);
@@ -231,7 +232,7 @@ parse_uint(const char *s, unsigned *out)
     char *end;
     unsigned long v;
 
-    if (!s || !*s || *s == '-')
+    if (!s || *s < '0' || *s > '9')
         return -1;
     errno = 0;
     v = strtoul(s, &end, 10);
@@ -403,7 +404,9 @@ json_scalar(const cJSON *v, char *buf, size_t size, const char **out)
         return 0;
     }
     if (cJSON_IsNumber(v)) {
-        if (v->valuedouble < 0 || v->valuedouble != (double)(unsigned long long)v->valuedouble)
+        double d = v->valuedouble;
+        /* Range first: converting an out-of-range double is undefined. */
+        if (!(d >= 0 && d < 18446744073709551616.0) || d != (double)(unsigned long long)d)
             return -1;
         snprintf(buf, size, "%llu", (unsigned long long)v->valuedouble);
         *out = buf;
@@ -443,7 +446,7 @@ srv_config_parse_json(struct srv_config *cfg, const char *text, char *err, size_
                 rc = errf(err, err_len, "config: key \"%s\" must be true or false", o->name);
                 break;
             }
-            *(int *)((char *)cfg + o->offset) = cJSON_IsTrue(item);
+            *(int *)(void *)((char *)cfg + o->offset) = cJSON_IsTrue(item);
             continue;
         }
         if (o->type == OPT_MOUNT && cJSON_IsObject(item)) {
@@ -560,21 +563,35 @@ srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err, 
 {
     int cli_binds = 0, cli_mounts = 0, cli_sets = 0;
 
-    /* --config first, so that every other option overrides the file. */
+    /*
+     * --config first, so that every other option overrides the file. Walk the
+     * arguments as the main pass does, so that an option's value that
+     * happens to read "--config" is not mistaken for the option.
+     */
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--config") == 0 && i + 1 < argc) {
-            if (load_config_file(cfg, argv[i + 1], err, err_len) < 0)
-                return -1;
-            cfg->config_file = xstrdup(argv[i + 1]);
-            break;
-        }
-        if (strncmp(a, "--config=", 9) == 0) {
-            if (load_config_file(cfg, a + 9, err, err_len) < 0)
-                return -1;
-            cfg->config_file = xstrdup(a + 9);
-            break;
-        }
+        const char *a = argv[i], *name = a + 2, *eq, *file = NULL;
+        const struct opt *o;
+        size_t nlen;
+
+        if (strncmp(a, "--", 2) != 0)
+            continue;
+        eq = strchr(name, '=');
+        nlen = eq ? (size_t)(eq - name) : strlen(name);
+        o = find_opt(name, nlen);
+        if (!o || o->type == OPT_FLAG)
+            continue;
+        if (!eq && i + 1 < argc)
+            i++;
+        if (o->type != OPT_CONFIG)
+            continue;
+        file = eq ? eq + 1 : (i < argc && argv[i] != a ? argv[i] : NULL);
+        if (!file)
+            continue;
+        if (cfg->config_file)
+            return errf(err, err_len, "option --config given twice");
+        if (load_config_file(cfg, file, err, err_len) < 0)
+            return -1;
+        cfg->config_file = xstrdup(file);
     }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *name, *val = NULL, *eq;

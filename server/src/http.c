@@ -259,7 +259,7 @@ pname(const struct csgi_request *r)
 /* Host API                                                            */
 /* ------------------------------------------------------------------ */
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 api_vlog(void *ctx, int level, const char *fmt, va_list ap)
 {
     (void)ctx;
@@ -271,7 +271,7 @@ api_vlog(void *ctx, int level, const char *fmt, va_list ap)
         srv__vlog(level, fmt, ap);
 }
 
-static void
+static void __attribute__((format(printf, 3, 4)))
 api_log(void *ctx, int level, const char *fmt, ...)
 {
     va_list ap;
@@ -1821,7 +1821,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 /* Daemons                                                             */
 /* ------------------------------------------------------------------ */
 
-static void
+static void __attribute__((format(printf, 2, 0)))
 mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     char buf[512];

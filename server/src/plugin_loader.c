@@ -192,8 +192,8 @@ load_one(struct srv_plugin *p, const char *dir, const char *file, const struct s
     }
     if (d->abi_version != CSGI_ABI_VERSION) {
         snprintf(why, sizeof(why),
-                 "plugin built for CSGI ABI %u, this server speaks ABI %d: rebuild it against "
-                 "the csgi-%d headers",
+                 "plugin built for CSGI ABI %u, this server speaks ABI %d (EABI): rebuild it "
+                 "against the csgi-%d headers",
                  d->abi_version, CSGI_ABI_VERSION, CSGI_ABI_VERSION);
         goto error_dlclose;
     }

@@ -53,7 +53,7 @@ target_bytes_ok(const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (c <= 0x20 || c == 0x7f || c == '#')
+        if (c <= 0x20 || c >= 0x7f || c == '#')
             return 0;
     }
     return 1;

@@ -2,7 +2,8 @@
  * CSGI error codes.
  *
  * An int result of 0 (CSGI_OK) means success; a negative CSGI_E* value means
- * failure and equals -errno where an errno exists. Positive results are
+ * failure. The values are fixed by this header on every platform (they were
+ * taken from Linux errno numbers); compare codes by name, not with -errno. Positive results are
  * documented per function (CSGI_DONE ends a body). The list is append-only:
  * codes are never renumbered; a retired code stays as CSGI_E_OBSOLETE_<n>.
  */

@@ -528,6 +528,13 @@ struct csgi_plugin {
  */
 typedef const struct csgi_plugin *(*csgi_plugin_entry_fn)(uint32_t host_abi_version);
 
+/**
+ * The entry point every plugin defines (with CSGI_EXPORT); declared here so
+ * that a definition with the wrong signature does not compile, and so that a
+ * C++ plugin gets C linkage.
+ */
+CSGI_EXPORT const struct csgi_plugin *csgi_plugin_entry(uint32_t host_abi_version);
+
 #ifdef __cplusplus
 }
 #endif

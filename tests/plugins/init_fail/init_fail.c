@@ -32,8 +32,6 @@ static const struct csgi_plugin init_fail_plugin = {
     .call = init_fail_call,
 };
 
-CSGI_EXPORT const struct csgi_plugin *csgi_plugin_entry(uint32_t host_abi_version);
-
 CSGI_EXPORT const struct csgi_plugin *
 csgi_plugin_entry(uint32_t host_abi_version)
 {

@@ -580,8 +580,6 @@ static const struct csgi_plugin probe_plugin = {
     .exit_worker = probe_exit,
 };
 
-CSGI_EXPORT const struct csgi_plugin *csgi_plugin_entry(uint32_t host_abi_version);
-
 CSGI_EXPORT const struct csgi_plugin *
 csgi_plugin_entry(uint32_t host_abi_version)
 {

@@ -653,42 +653,20 @@ bjson(struct buf *b, const char *s)
     bprintf(b, "\"");
 }
 
-static char *
-stats_json(struct master *m, size_t *len)
+/* Sum the per-plugin counters of the serving generation's workers into agg. */
+static int
+collect_plugins(struct master *m, struct srv_plugin_score *agg)
 {
-    struct buf b = {NULL, 0, 0};
-    int first = 1;
-    struct srv_plugin_score agg[SRV_MAX_PLUGIN_STATS];
     int n_agg = 0;
-    unsigned long long total = m->retired_requests;
 
-    memset(agg, 0, sizeof(agg));
-    bprintf(&b,
-            "{\"master_pid\":%d,\"uptime_s\":%.3f,\"generation\":%u,"
-            "\"reloading_generation\":%u,\"target_workers\":%u,\"restarts\":%u,\"workers\":[",
-            (int)getpid(), (double)(mono_ms() - m->started_ms) / 1000.0, m->generation,
-            m->pending_gen, m->target_workers, m->restarts);
+    memset(agg, 0, SRV_MAX_PLUGIN_STATS * sizeof(*agg));
     for (int i = 0; i < SRV_MAX_SLOTS; i++) {
         struct wproc *w = &m->procs[i];
         struct srv_score *sc;
         int np;
-        if (!w->pid)
+        if (!w->pid || w->generation != m->generation)
             continue;
         sc = &m->sb->slots[w->slot];
-        total += atomic_load(&sc->requests);
-        bprintf(&b,
-                "%s{\"pid\":%d,\"id\":%d,\"generation\":%u,\"state\":\"%s\",\"requests\":%llu,"
-                "\"in_flight\":%llu,\"age_s\":%.1f}",
-                first ? "" : ",", (int)w->pid, w->worker_id, w->generation,
-                w->stopping && atomic_load(&sc->state) == SRV_W_READY
-                    ? "draining"
-                    : state_name(atomic_load(&sc->state)),
-                (unsigned long long)atomic_load(&sc->requests),
-                (unsigned long long)atomic_load(&sc->inflight),
-                (double)(mono_ms() - w->started_ms) / 1000.0);
-        first = 0;
-        if (w->generation != m->generation)
-            continue;
         np = atomic_load(&sc->n_plugins);
         for (int k = 0; k < np; k++) {
             struct srv_plugin_score *ps = &sc->plugins[k];
@@ -711,6 +689,47 @@ stats_json(struct master *m, size_t *len)
             agg[j].latency_us += atomic_load(&ps->latency_us);
         }
     }
+    return n_agg;
+}
+
+static const char *
+worker_state(struct master *m, const struct wproc *w)
+{
+    int st = atomic_load(&m->sb->slots[w->slot].state);
+
+    return w->stopping && st == SRV_W_READY ? "draining" : state_name(st);
+}
+
+static char *
+stats_json(struct master *m, size_t *len)
+{
+    struct buf b = {NULL, 0, 0};
+    int first = 1;
+    struct srv_plugin_score agg[SRV_MAX_PLUGIN_STATS];
+    int n_agg = collect_plugins(m, agg);
+    unsigned long long total = m->retired_requests;
+
+    bprintf(&b,
+            "{\"master_pid\":%d,\"uptime_s\":%.3f,\"generation\":%u,"
+            "\"reloading_generation\":%u,\"target_workers\":%u,\"restarts\":%u,\"workers\":[",
+            (int)getpid(), (double)(mono_ms() - m->started_ms) / 1000.0, m->generation,
+            m->pending_gen, m->target_workers, m->restarts);
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        struct wproc *w = &m->procs[i];
+        struct srv_score *sc;
+        if (!w->pid)
+            continue;
+        sc = &m->sb->slots[w->slot];
+        total += atomic_load(&sc->requests);
+        bprintf(&b,
+                "%s{\"pid\":%d,\"id\":%d,\"generation\":%u,\"state\":\"%s\",\"requests\":%llu,"
+                "\"in_flight\":%llu,\"age_s\":%.1f}",
+                first ? "" : ",", (int)w->pid, w->worker_id, w->generation, worker_state(m, w),
+                (unsigned long long)atomic_load(&sc->requests),
+                (unsigned long long)atomic_load(&sc->inflight),
+                (double)(mono_ms() - w->started_ms) / 1000.0);
+        first = 0;
+    }
     bprintf(&b, "],\"requests_total\":%llu,\"plugins\":[", total);
     for (int j = 0; j < n_agg; j++) {
         bprintf(&b, "%s{\"name\":", j ? "," : "");
@@ -730,6 +749,61 @@ stats_json(struct master *m, size_t *len)
     return b.p;
 }
 
+/* The same figures in the Prometheus text exposition format (GET /metrics). */
+static char *
+stats_prometheus(struct master *m, size_t *len)
+{
+    struct buf b = {NULL, 0, 0};
+    struct srv_plugin_score agg[SRV_MAX_PLUGIN_STATS];
+    int n_agg = collect_plugins(m, agg);
+    unsigned long long total = m->retired_requests;
+    static const char *const states[] = {"starting", "loaded", "ready", "draining", "retiring"};
+
+    bprintf(&b, "# TYPE csgi_uptime_seconds gauge\ncsgi_uptime_seconds %.3f\n",
+            (double)(mono_ms() - m->started_ms) / 1000.0);
+    bprintf(&b, "# TYPE csgi_generation gauge\ncsgi_generation %u\n", m->generation);
+    bprintf(&b, "# TYPE csgi_worker_restarts_total counter\ncsgi_worker_restarts_total %u\n",
+            m->restarts);
+    bprintf(&b, "# TYPE csgi_workers gauge\n");
+    for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
+        unsigned n = 0;
+        for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+            if (m->procs[i].pid && strcmp(worker_state(m, &m->procs[i]), states[k]) == 0)
+                n++;
+        }
+        bprintf(&b, "csgi_workers{state=\"%s\"} %u\n", states[k], n);
+    }
+    bprintf(&b, "# TYPE csgi_worker_requests_total counter\n");
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        struct wproc *w = &m->procs[i];
+        unsigned long long r;
+        if (!w->pid)
+            continue;
+        r = atomic_load(&m->sb->slots[w->slot].requests);
+        total += r;
+        bprintf(&b, "csgi_worker_requests_total{pid=\"%d\",worker=\"%d\",generation=\"%u\"} %llu\n",
+                (int)w->pid, w->worker_id, w->generation, r);
+    }
+    bprintf(&b, "# TYPE csgi_requests_total counter\ncsgi_requests_total %llu\n", total);
+    bprintf(&b, "# TYPE csgi_plugin_requests_total counter\n");
+    for (int j = 0; j < n_agg; j++)
+        bprintf(&b, "csgi_plugin_requests_total{plugin=\"%s\",mount=\"%s\"} %llu\n", agg[j].name,
+                agg[j].mount, (unsigned long long)agg[j].requests);
+    bprintf(&b, "# TYPE csgi_plugin_errors_total counter\n");
+    for (int j = 0; j < n_agg; j++) {
+        bprintf(&b, "csgi_plugin_errors_total{plugin=\"%s\",class=\"4xx\"} %llu\n", agg[j].name,
+                (unsigned long long)agg[j].status_4xx);
+        bprintf(&b, "csgi_plugin_errors_total{plugin=\"%s\",class=\"5xx\"} %llu\n", agg[j].name,
+                (unsigned long long)agg[j].status_5xx);
+    }
+    bprintf(&b, "# TYPE csgi_plugin_latency_seconds_sum counter\n");
+    for (int j = 0; j < n_agg; j++)
+        bprintf(&b, "csgi_plugin_latency_seconds_sum{plugin=\"%s\"} %.6f\n", agg[j].name,
+                (double)agg[j].latency_us / 1e6);
+    *len = b.len;
+    return b.p;
+}
+
 static void
 serve_stats(struct master *m)
 {
@@ -738,7 +812,7 @@ serve_stats(struct master *m)
         size_t len = 0, off = 0;
         char *json;
         char req[1024];
-        int http;
+        int http, prom;
 
         if (c < 0)
             return;
@@ -751,13 +825,15 @@ serve_stats(struct master *m)
             req[n > 0 ? n : 0] = '\0';
             http = n > 0 && (strncmp(req, "GET ", 4) == 0 || strncmp(req, "HEAD ", 5) == 0);
         }
-        json = stats_json(m, &len);
+        prom = http &&
+               (strncmp(req, "GET /metrics", 12) == 0 || strncmp(req, "HEAD /metrics", 13) == 0);
+        json = prom ? stats_prometheus(m, &len) : stats_json(m, &len);
         if (http) {
             char head[256];
             int hn = snprintf(head, sizeof(head),
-                              "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
                               "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                              len);
+                              prom ? "text/plain; version=0.0.4" : "application/json", len);
             if (send(c, head, (size_t)hn, MSG_NOSIGNAL) < 0)
                 len = 0;
         }

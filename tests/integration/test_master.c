@@ -1111,6 +1111,27 @@ START_TEST(master_stats_json)
     ck_assert_int_ge(jnum(j, "requests_total"), 7);
     cJSON_Delete(j);
 
+    /* The same figures for Prometheus: GET /metrics over HTTP on the stats socket. */
+    {
+        CURL *c = curl_easy_init();
+        struct body_buf mb;
+        long status = 0;
+        mb.len = 0;
+        mb.p[0] = '\0';
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, s.stats);
+        curl_easy_setopt(c, CURLOPT_URL, "http://localhost/metrics");
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, body_write);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &mb);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+        ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(c);
+        ck_assert_int_eq(status, 200);
+        ck_assert_msg(strstr(mb.p, "csgi_generation 1\n") &&
+                          strstr(mb.p, "csgi_workers{state=\"ready\"} 2\n"),
+                      "%s", mb.p);
+    }
+
     /* The command-line reader prints the same document. */
     out = run_status(&s);
     j = cJSON_Parse(out);

@@ -703,6 +703,71 @@ START_TEST(http_mount_override_and_config_file)
 }
 END_TEST
 
+/* GET url with libcurl; unix_path routes it through a unix socket. Returns the body. */
+static char *
+curl_body(const char *url, const char *unix_path, long *status)
+{
+    CURL *c = curl_easy_init();
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&buf, &len);
+
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, mem);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+    if (unix_path)
+        curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, unix_path);
+    *status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(c);
+    fclose(mem);
+    return buf;
+}
+
+START_TEST(http_bind_ipv6_and_unix)
+{
+    struct hserver s;
+    char sock[400], url[128];
+    const char *extra[] = {"--workers", "1", "--bind", "[::1]:0", "--bind", NULL, NULL};
+    char *log, *at, *body;
+    long status;
+    int port6;
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    h_add_plugin(&s, "probe.so", NULL);
+    snprintf(sock, sizeof(sock), "unix:%s/http.sock", s.dir);
+    extra[5] = sock;
+    h_start(&s, 1, extra);
+    log = h_slurp(s.log, NULL);
+    at = strstr(log, "listening on http://[::1]:");
+    ck_assert_msg(at != NULL, "%s", log);
+    port6 = atoi(at + strlen("listening on http://[::1]:"));
+    ck_assert_msg(strstr(log, "listening on unix:") != NULL, "%s", log);
+    free(log);
+
+    snprintf(url, sizeof(url), "http://[::1]:%d/probe/env", port6);
+    body = curl_body(url, NULL, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_msg(has(body, "remote_addr=::1\n"), "%s", body);
+    free(body);
+
+    body = curl_body("http://unixhost/probe/env", sock + 5, &status);
+    ck_assert_int_eq(status, 200);
+    ck_assert_msg(has(body, "remote_addr=\n") && has(body, "server_name=unixhost\n") &&
+                      has(body, "server_port=0\n"),
+                  "%s", body);
+    free(body);
+    body = curl_body("http://x/hello/unix", sock + 5, &status);
+    ck_assert_str_eq(body, "Hello, unix!\n");
+    free(body);
+
+    h_stop(&s, SIGTERM, 5000);
+    h_cleanup(&s);
+}
+END_TEST
+
 static int
 run_server(const char *const *args, char *out, size_t cap)
 {
@@ -815,6 +880,7 @@ http_suite(void)
     tcase_add_test(tc, http_bad_plugin_named_and_skipped);
     tcase_add_test(tc, http_mount_override_and_config_file);
     tcase_add_test(tc, http_command_line);
+    tcase_add_test(tc, http_bind_ipv6_and_unix);
     suite_add_tcase(s, tc);
     return s;
 }

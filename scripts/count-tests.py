@@ -12,7 +12,13 @@ CHECK = re.compile(r"(\d+)%: Checks: (\d+), Failures: (\d+), Errors: (\d+)")
 
 def main():
     path, tag = sys.argv[1], sys.argv[2]
-    with open(path) as f:
+    try:
+        f = open(path)
+    except OSError:
+        # No log means the run never happened: that is a failure, not zero tests.
+        print(f"FAIL {tag}/no-test-log")
+        return
+    with f:
         for line in f:
             t = json.loads(line)
             name = f"{tag}/{t['name']}"

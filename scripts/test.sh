@@ -37,6 +37,7 @@ run_suite() {
         echo "FAIL build-$dir" >>"$results"
         return
     fi
+    rm -f "$dir/meson-logs/testlog.json"
     meson test -C "$dir" --print-errorlogs --num-processes 2 "--timeout-multiplier=${TIMEOUT_MULT:-1}"
     python3 scripts/count-tests.py "$dir/meson-logs/testlog.json" "$dir" >>"$results"
 }

@@ -668,6 +668,8 @@ collect_plugins(struct master *m, struct srv_plugin_score *agg)
             continue;
         sc = &m->sb->slots[w->slot];
         np = atomic_load(&sc->n_plugins);
+        if (np < 0 || np > SRV_MAX_PLUGIN_STATS)
+            np = np < 0 ? 0 : SRV_MAX_PLUGIN_STATS;
         for (int k = 0; k < np; k++) {
             struct srv_plugin_score *ps = &sc->plugins[k];
             int j;
@@ -675,12 +677,12 @@ collect_plugins(struct master *m, struct srv_plugin_score *agg)
                 if (strcmp(agg[j].name, ps->name) == 0)
                     break;
             }
+            if (j >= SRV_MAX_PLUGIN_STATS)
+                continue;
             if (j == n_agg) {
-                if (n_agg == SRV_MAX_PLUGIN_STATS)
-                    continue;
-                memcpy(agg[j].name, ps->name, sizeof(agg[j].name));
-                memcpy(agg[j].version, ps->version, sizeof(agg[j].version));
-                memcpy(agg[j].mount, ps->mount, sizeof(agg[j].mount));
+                snprintf(agg[j].name, sizeof(agg[j].name), "%s", ps->name);
+                snprintf(agg[j].version, sizeof(agg[j].version), "%s", ps->version);
+                snprintf(agg[j].mount, sizeof(agg[j].mount), "%s", ps->mount);
                 n_agg++;
             }
             agg[j].requests += atomic_load(&ps->requests);

@@ -66,6 +66,8 @@ struct csgi_res_app {
     size_t n_mws;
     csgi_res_error_serializer_fn serializer;
     void *serializer_arg;
+    void *ctx;
+    void (*release)(void *ctx);
     int error; /* first configuration error, reported by start() */
     int started;
 };
@@ -216,7 +218,7 @@ res_title(int status)
     case 415:
         return "Unsupported Media Type";
     case 422:
-        return "Unprocessable Entity";
+        return "Unprocessable Content";
     case 429:
         return "Too Many Requests";
     case 500:
@@ -246,8 +248,8 @@ res_strdup_arena(struct csgi_res_req *req, const char *s, size_t len)
     return p;
 }
 
-static void CSGI_RES_PRINTF(3, 4) res_req_log(const struct csgi_res_req *req, int level,
-                                              const char *fmt, ...)
+static void CSGI_RES_PRINTF(3, 4)
+    res_req_log(const struct csgi_res_req *req, int level, const char *fmt, ...)
 {
     char buf[512];
     va_list ap;
@@ -429,16 +431,15 @@ csgi_res_app_add_route(struct csgi_res_app *app, const char *tmpl,
     /* "/" is the root itself; any other template has no trailing '/'. */
     while (p < end || (p == end && p[-1] == '/' && p - 1 != tmpl)) {
         const char *slash = memchr(p, '/', (size_t)(end - p));
-        size_t len = slash ? (size_t)(slash - p) : (size_t)(end - p), name_len;
-        enum res_seg kind;
+        size_t len = slash ? (size_t)(slash - p) : (size_t)(end - p), name_len = 0;
+        enum res_seg kind = RES_SEG_LIT;
 
         if (res_parse_segment(app, tmpl, p, len, &kind, &name_len) < 0)
             return CSGI_EINVAL;
         if (kind == RES_SEG_PATH && slash)
             return res_config_error(app, "route \"%s\": a path field must come last", tmpl);
         if (kind != RES_SEG_LIT && ++n_fields > RES_MAX_FIELDS)
-            return res_config_error(app, "route \"%s\": more than %d fields", tmpl,
-                                    RES_MAX_FIELDS);
+            return res_config_error(app, "route \"%s\": more than %d fields", tmpl, RES_MAX_FIELDS);
         node = res_node_child(app, node, kind, kind == RES_SEG_LIT ? p : p + 1, name_len, tmpl);
         if (!node) {
             if (!app->error)
@@ -506,6 +507,19 @@ csgi_res_app_set_error_serializer(struct csgi_res_app *app, csgi_res_error_seria
         return CSGI_ESTATE;
     app->serializer = fn;
     app->serializer_arg = arg;
+    return 0;
+}
+
+/* Attach app-wide state, released when the app is freed. */
+CSGI_RES_API int
+csgi_res_app_set_context(struct csgi_res_app *app, void *ctx, void (*release)(void *ctx))
+{
+    if (!app)
+        return CSGI_EINVAL;
+    if (app->started)
+        return CSGI_ESTATE;
+    app->ctx = ctx;
+    app->release = release;
     return 0;
 }
 
@@ -612,6 +626,8 @@ csgi_res_app_free(struct csgi_res_app *app)
     free(app->routes);
     res_node_free(&app->root);
     free(app->mws);
+    if (app->release)
+        app->release(app->ctx);
     free(app);
 }
 
@@ -723,6 +739,11 @@ res_method_id(struct csgi_str m)
 /* Request accessors                                                   */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The accessors below are documented in <csgi/resource.h>. They check their arguments
+ * and fail softly (NULL, an empty string or CSGI_EINVAL), never abort.
+ */
+
 CSGI_RES_API struct csgi_environ *
 csgi_res_req_environ(const struct csgi_res_req *req)
 {
@@ -805,8 +826,7 @@ res_qs_decode(char *dst, const char *src, size_t len)
         int hi, lo;
         if (src[i] == '+') {
             dst[o++] = ' ';
-        } else if (src[i] == '%' && i + 2 < len &&
-                   (hi = res_hex((unsigned char)src[i + 1])) >= 0 &&
+        } else if (src[i] == '%' && i + 2 < len && (hi = res_hex((unsigned char)src[i + 1])) >= 0 &&
                    (lo = res_hex((unsigned char)src[i + 2])) >= 0) {
             dst[o++] = (char)(hi * 16 + lo);
             i += 2;
@@ -827,8 +847,7 @@ res_qs_key_eq(const char *raw, size_t len, const char *name)
         int c = (unsigned char)raw[i], hi, lo;
         if (c == '+') {
             c = ' ';
-        } else if (c == '%' && i + 2 < len &&
-                   (hi = res_hex((unsigned char)raw[i + 1])) >= 0 &&
+        } else if (c == '%' && i + 2 < len && (hi = res_hex((unsigned char)raw[i + 1])) >= 0 &&
                    (lo = res_hex((unsigned char)raw[i + 2])) >= 0) {
             c = hi * 16 + lo;
             i += 2;
@@ -1029,6 +1048,12 @@ csgi_res_req_sprintf(struct csgi_res_req *req, const char *fmt, ...)
 }
 
 CSGI_RES_API void *
+csgi_res_req_app_context(const struct csgi_res_req *req)
+{
+    return req ? req->app->ctx : NULL;
+}
+
+CSGI_RES_API void *
 csgi_res_req_context(const struct csgi_res_req *req)
 {
     return req ? req->ctx : NULL;
@@ -1114,8 +1139,7 @@ res_add_header(struct csgi_res_resp *resp, const char *name, const char *value, 
         resp->n_headers = o;
     }
     if (resp->n_headers == resp->cap_headers) {
-        struct csgi_header *nh =
-            csgi_res_req_alloc(resp->req, resp->cap_headers * 2 * sizeof(*nh));
+        struct csgi_header *nh = csgi_res_req_alloc(resp->req, resp->cap_headers * 2 * sizeof(*nh));
         if (!nh)
             return CSGI_ENOMEM;
         memcpy(nh, resp->headers, resp->n_headers * sizeof(*nh));
@@ -1345,6 +1369,13 @@ res_dispatch(struct csgi_res_req *req, const struct csgi_res_app *app, void **re
     req->route = res_match(&app->root, p + 1 < end ? p + 1 : NULL, end, req);
     if (!req->route)
         return csgi_res_raise(req, 404, NULL);
+    /* Field values become NUL-terminated copies (they point into path_info). */
+    for (size_t i = 0; i < req->n_params; i++) {
+        struct res_param *prm = &req->params[i];
+        prm->value.ptr = res_strdup_arena(req, prm->value.ptr, prm->value.len);
+        if (!prm->value.ptr)
+            return CSGI_ENOMEM;
+    }
     *resource = req->route->self;
     for (size_t i = 0; i < app->n_mws; i++) {
         const struct csgi_res_middleware *mw = app->mws[i].mw;

@@ -55,12 +55,12 @@ extern "C" {
 #define CSGI_RES_VERSION_MAJOR 1
 #define CSGI_RES_VERSION_MINOR 0
 #define CSGI_RES_VERSION_PATCH 0
-#define CSGI_RES_VERSION_HEX                                                                      \
+#define CSGI_RES_VERSION_HEX                                                                       \
     ((CSGI_RES_VERSION_MAJOR << 16) | (CSGI_RES_VERSION_MINOR << 8) | CSGI_RES_VERSION_PATCH)
 
 /** Marks the library's exported functions. */
 #if defined(__GNUC__) || defined(__clang__)
-#define CSGI_RES_API __attribute__((visibility("default")))
+#define CSGI_RES_API               __attribute__((visibility("default")))
 #define CSGI_RES_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define CSGI_RES_API
@@ -285,6 +285,17 @@ CSGI_RES_API int csgi_res_app_set_error_serializer(struct csgi_res_app *app,
                                                    csgi_res_error_serializer_fn fn, void *arg);
 
 /**
+ * Attach application-wide state (a database handle, settings), for responders
+ * through csgi_res_req_app_context().
+ * @param ctx     Takes ownership: @p release (if not NULL) runs on it when the
+ *                app is freed, after every resource's fini(), also when
+ *                csgi_res_app_start() fails.
+ * @return 0, CSGI_EINVAL, CSGI_ESTATE after start.
+ */
+CSGI_RES_API int csgi_res_app_set_context(struct csgi_res_app *app, void *ctx,
+                                          void (*release)(void *ctx));
+
+/**
  * Compile the router and initialise every resource. After this the
  * application is read-only.
  * @param state out: the value to store in init_worker()'s *state (the app).
@@ -327,7 +338,8 @@ CSGI_RES_API struct csgi_str csgi_res_req_prefix(const struct csgi_res_req *req)
 
 /**
  * A field of the matched template ("id" of "/items/{id:int}").
- * @param value out: the decoded segment. Valid until the request is finished.
+ * @param value out: the decoded segment, NUL-terminated. Valid until the
+ *              request is finished.
  * @return 0, CSGI_ENOENT when there is no such field.
  */
 CSGI_RES_API int csgi_res_req_param(const struct csgi_res_req *req, const char *name,
@@ -356,8 +368,7 @@ CSGI_RES_API int csgi_res_req_query(struct csgi_res_req *req, const char *name,
  * @return 0, CSGI_ENOENT when absent, CSGI_EINVAL when not such an integer,
  *         CSGI_ENOMEM.
  */
-CSGI_RES_API int csgi_res_req_query_int(struct csgi_res_req *req, const char *name,
-                                        int64_t *value);
+CSGI_RES_API int csgi_res_req_query_int(struct csgi_res_req *req, const char *name, int64_t *value);
 
 /**
  * The first request header called @p name (case-insensitive).
@@ -399,6 +410,9 @@ CSGI_RES_API void *csgi_res_req_alloc(struct csgi_res_req *req, size_t n);
 CSGI_RES_API char *csgi_res_req_sprintf(struct csgi_res_req *req, const char *fmt, ...)
     CSGI_RES_PRINTF(2, 3);
 
+/** The application context set with csgi_res_app_set_context(). Borrowed. */
+CSGI_RES_API void *csgi_res_req_app_context(const struct csgi_res_req *req);
+
 /** Per-request context pointer for middleware and responders (NULL at first). */
 CSGI_RES_API void *csgi_res_req_context(const struct csgi_res_req *req);
 /** Set the context pointer. Borrowed: keep it valid until the request is finished. */
@@ -419,8 +433,7 @@ CSGI_RES_API int csgi_res_raise(struct csgi_res_req *req, int status, const char
  * @return CSGI_RES_EHTTP.
  */
 CSGI_RES_API int csgi_res_raise_fields(struct csgi_res_req *req, int status, const char *detail,
-                                       const struct csgi_res_field_error *fields,
-                                       size_t n_fields);
+                                       const struct csgi_res_field_error *fields, size_t n_fields);
 
 /* ------------------------------------------------------------------ */
 /* The response                                                        */

@@ -1,0 +1,9 @@
+/* The framework headers compile as C99 -pedantic -Werror (built, not run). */
+#include <csgi/resource.h>
+#include <csgi/route.h>
+
+int
+main(void)
+{
+    return CSGI_RES_VERSION_MAJOR - CSGI_ROUTE_VERSION_MAJOR;
+}

@@ -1821,8 +1821,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 /* Daemons                                                             */
 /* ------------------------------------------------------------------ */
 
-static void __attribute__((format(printf, 2, 0)))
-mhd_logger(void *cls, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 2, 0))) mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     char buf[512];
 

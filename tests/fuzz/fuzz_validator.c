@@ -141,7 +141,7 @@ app(void *state, struct csgi_environ *env, const struct csgi_responder *resp, st
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static struct csgi_test_client *client;
+    struct csgi_test_client *client;
     static struct script s;
     struct csgi_validator_options opts = {0, NULL, NULL};
     struct csgi_validator *v;
@@ -150,12 +150,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256];
     static const char *const methods[] = {"GET", "HEAD", "POST", "PUT"};
 
-    if (!client) {
-        client = csgi_test_client_new_app(app, &s, "/app", err, sizeof(err));
-        assert(client);
-    }
     if (size == 0)
         return 0;
+    /* A client per input: a client keeps every log line it captured until it is freed. */
+    client = csgi_test_client_new_app(app, &s, "/app", err, sizeof(err));
+    assert(client);
     s.p = data + 1;
     s.n = size - 1;
     s.i = 0;
@@ -174,5 +173,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         csgi_test_response_free(resp);
     }
     csgi_validator_free(v);
+    csgi_test_client_free(client);
     return 0;
 }

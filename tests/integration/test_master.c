@@ -770,6 +770,56 @@ START_TEST(master_reload_broken_plugin_rolls_back)
 }
 END_TEST
 
+START_TEST(master_reload_bad_config_keeps_serving)
+{
+    struct hserver s;
+    char cfg[400];
+    const char *extra[] = {"--config", NULL, NULL};
+    FILE *f;
+
+    h_init(&s);
+    h_add_plugin(&s, "probe.so", NULL);
+    snprintf(cfg, sizeof(cfg), "%s/csgi.json", s.dir);
+    f = fopen(cfg, "w");
+    fputs("{\"workers\": 1}\n", f);
+    fclose(f);
+    extra[1] = cfg;
+    start(&s, 1, extra);
+    ck_assert_int_eq(generation_of(&s), 1);
+
+    /* A config file broken between start and reload: refused, generation 1 serves on. */
+    f = fopen(cfg, "w");
+    fputs("{\"workers\": \"x\n", f);
+    fclose(f);
+    ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
+    ck_assert_msg(h_wait_log(&s, "reload refused, old workers keep serving: config:", 1, 5000),
+                  "log %s", s.log);
+    ck_assert_int_eq(get_status(&s, "/probe/version", NULL, 0), 200);
+    ck_assert_int_eq(generation_of(&s), 1);
+
+    /* Fixed, with a new worker count: the next reload applies it. */
+    f = fopen(cfg, "w");
+    fputs("{\"workers\": 2}\n", f);
+    fclose(f);
+    ck_assert_int_eq(reload(&s, 1), 2);
+    {
+        cJSON *j = stats_get(&s);
+        int ready = 0;
+        const cJSON *w;
+        cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(j, "workers"))
+        {
+            if (jnum(w, "generation") == 2 && strcmp(jstr(w, "state"), "ready") == 0)
+                ready++;
+        }
+        cJSON_Delete(j);
+        ck_assert_int_eq(ready, 2);
+    }
+    ck_assert_int_eq(get_status(&s, "/probe/version", NULL, 0), 200);
+    stop_ok(&s);
+    h_cleanup(&s);
+}
+END_TEST
+
 START_TEST(master_reload_twice_drains_slow_request)
 {
     struct hserver s;
@@ -1216,6 +1266,7 @@ master_suite(void)
     tcase_add_test(tc, master_reload_after_overwrite_in_place);
     tcase_add_test(tc, master_reload_broken_plugin_rolls_back);
     tcase_add_test(tc, master_reload_twice_drains_slow_request);
+    tcase_add_test(tc, master_reload_bad_config_keeps_serving);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("workers");

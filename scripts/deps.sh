@@ -5,7 +5,7 @@ set -eu
 
 pkgs="gcc pkg-config meson ninja-build libmicrohttpd-dev libcjson-dev libsqlite3-dev"
 if [ "${1:-}" = "--test" ]; then
-    pkgs="$pkgs check libcurl4-openssl-dev clang libclang-rt-14-dev clang-format binutils python3 g++ curl valgrind"
+    pkgs="$pkgs check libcurl4-openssl-dev clang libclang-rt-14-dev clang-format binutils python3 g++ curl valgrind wrk"
 fi
 
 missing=""

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -71,8 +72,13 @@ struct srv_conn {
     struct srv_conn *prev, *next;
 };
 
+/*
+ * One listener. Its connections are spread over one libmicrohttpd daemon per
+ * thread; the worker's acceptor thread accepts them (see acceptor_main()).
+ */
 struct daemon_slot {
-    struct MHD_Daemon *d;
+    struct MHD_Daemon *d[SRV_MAX_THREADS];
+    unsigned n_d;
     struct srv_listener *l;
     struct srv_http *h;
     size_t host_len;
@@ -92,7 +98,14 @@ struct srv_http {
     pthread_mutex_t conn_lock;
     struct srv_conn conns; /* list head */
     struct srv_score *score;
+    struct srv_scoreboard *board;
     atomic_int thread_seq;
+    atomic_long conn_count;
+    /* The acceptor thread. */
+    pthread_t acceptor;
+    int acceptor_started;
+    atomic_int stop_accept;
+    int epfd;
     char tmp_dir[512];
 };
 
@@ -881,6 +894,13 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 static void
+publish_conns(struct srv_http *h, long n)
+{
+    if (h->score)
+        atomic_store(&h->score->connections, n);
+}
+
+static void
 on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
               enum MHD_ConnectionNotificationCode code)
 {
@@ -908,6 +928,7 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
     c = *socket_context;
     if (!c)
         return;
+    publish_conns(h, atomic_fetch_sub(&h->conn_count, 1) - 1);
     pthread_mutex_lock(&h->conn_lock);
     c->prev->next = c->next;
     c->next->prev = c->prev;
@@ -1885,20 +1906,166 @@ srv_http_api(struct srv_http *h)
     return &h->api;
 }
 
+/*
+ * True when this worker holds clearly more connections than its share among
+ * the serving workers of its generation (from the scoreboard): it then stops
+ * accepting for a moment and leaves new connections to the others. Without
+ * this, the worker that wakes first takes every keep-alive connection of a
+ * burst.
+ */
+static int
+over_share(struct srv_http *h)
+{
+    long mine, total = 0;
+    int n = 0;
+    unsigned gen;
+
+    if (!h->board || !h->score)
+        return 0;
+    gen = atomic_load(&h->score->generation);
+    mine = atomic_load(&h->conn_count);
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        struct srv_score *sc = &h->board->slots[i];
+        if (!atomic_load(&sc->pid) || atomic_load(&sc->state) != SRV_W_READY ||
+            atomic_load(&sc->generation) != gen)
+            continue;
+        total += atomic_load(&sc->connections);
+        n++;
+    }
+    if (n <= 1)
+        return 0;
+    /*
+     * Over when this worker holds more than the average. Never true of every
+     * worker at once: the least loaded one is at or below the average.
+     */
+    return mine * n > total;
+}
+
+/* Set the listening sockets in (or out of) the acceptor's epoll set. */
+static void
+arm(struct srv_http *h, int on)
+{
+    for (size_t i = 0; i < h->n_slots; i++) {
+        struct epoll_event ev;
+        memset(&ev, 0, sizeof(ev));
+        /*
+         * Level-triggered and not EPOLLEXCLUSIVE: every armed worker sees the
+         * socket readable while connections wait, so a worker that stops
+         * accepting (draining, or over its share) never strands a connection
+         * that the kernel woke it for.
+         */
+        ev.events = EPOLLIN;
+        ev.data.u32 = (uint32_t)i;
+        epoll_ctl(h->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, h->slots[i].l->fd, on ? &ev : NULL);
+    }
+}
+
+/* The daemon of a listener with the fewest connections. */
+static struct MHD_Daemon *
+pick_daemon(struct daemon_slot *s)
+{
+    struct MHD_Daemon *best = s->d[0];
+    unsigned best_n = ~0u;
+
+    for (unsigned k = 0; k < s->n_d && s->n_d > 1; k++) {
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(s->d[k], MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        unsigned n = di ? di->num_connections : 0;
+        if (n < best_n) {
+            best_n = n;
+            best = s->d[k];
+        }
+    }
+    return best;
+}
+
+static void
+accept_burst(struct srv_http *h, struct daemon_slot *s)
+{
+    for (int k = 0; k < 32; k++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(s->l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                srv_log(SRV_LOG_WARN, "accept on \"%s\" failed: %s", s->l->spec, strerror(errno));
+                usleep(10 * 1000);
+            }
+            return;
+        }
+        /*
+         * libmicrohttpd owns (and closes) the socket from here, also on
+         * failure. Count it now, not when the daemon thread reports it
+         * started: the balance check needs to see a burst as it happens.
+         */
+        if (MHD_add_connection(pick_daemon(s), fd, (const struct sockaddr *)&ss, sl) == MHD_YES)
+            publish_conns(h, atomic_fetch_add(&h->conn_count, 1) + 1);
+        if (over_share(h))
+            return;
+    }
+}
+
+/*
+ * The acceptor: every worker waits on the shared listening sockets, accepts,
+ * and hands each connection to the least busy of its libmicrohttpd daemons.
+ * The daemons never touch a listening socket, so stopping one can never shut
+ * the shared socket down, and a draining worker just stops accepting.
+ */
+static void *
+acceptor_main(void *arg)
+{
+    struct srv_http *h = arg;
+    int armed = 1;
+
+    arm(h, 1);
+    while (!atomic_load(&h->stop_accept)) {
+        struct epoll_event ev[8];
+        int n;
+
+        if (armed != !over_share(h)) {
+            armed = !armed;
+            arm(h, armed);
+        }
+        n = epoll_wait(h->epfd, ev, 8, armed ? 100 : 5);
+        for (int i = 0; i < n && !atomic_load(&h->stop_accept) && !over_share(h); i++)
+            accept_burst(h, &h->slots[ev[i].data.u32]);
+    }
+    return NULL;
+}
+
+static void
+stop_acceptor(struct srv_http *h)
+{
+    if (!h->acceptor_started)
+        return;
+    atomic_store(&h->stop_accept, 1);
+    pthread_join(h->acceptor, NULL);
+    h->acceptor_started = 0;
+}
+
 int
 srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
 {
     const struct srv_config *cfg = h->cfg;
+    unsigned threads = cfg->threads ? cfg->threads : 1;
 
+    if (threads > SRV_MAX_THREADS)
+        threads = SRV_MAX_THREADS;
     h->plugins = plugins;
     for (size_t i = 0; i < h->n_slots; i++) {
         struct daemon_slot *s = &h->slots[i];
-        unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-        unsigned per_ip = s->l->family == AF_UNIX ? 0 : cfg->max_conn_per_ip;
+        unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                         MHD_USE_NO_LISTEN_SOCKET;
+        /* The limits are per worker: split them over its daemons. */
+        unsigned limit = (cfg->max_connections + threads - 1) / threads;
+        unsigned per_ip =
+            s->l->family == AF_UNIX ? 0 : (cfg->max_conn_per_ip + threads - 1) / threads;
         struct MHD_OptionItem ops[] = {
             {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL},
-            {MHD_OPTION_LISTEN_SOCKET, s->l->fd, NULL},
-            {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)cfg->max_connections, NULL},
+            {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL},
             {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)per_ip, NULL},
             {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->conn_timeout, NULL},
             {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)cfg->conn_memory, NULL},
@@ -1910,18 +2077,31 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
              * status line; check_head() refuses the same requests cleanly.
              */
             {MHD_OPTION_STRICT_FOR_CLIENT, 0, NULL},
-            {cfg->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
-             (intptr_t)cfg->threads, NULL},
             {MHD_OPTION_END, 0, NULL},
         };
 
-        s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, ops,
-                                MHD_OPTION_END);
-        if (!s->d) {
-            srv_log(SRV_LOG_ERROR, "cannot start libmicrohttpd on \"%s\"", s->l->spec);
-            return -1;
+        for (unsigned k = 0; k < threads; k++) {
+            s->d[k] = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, ops,
+                                       MHD_OPTION_END);
+            if (!s->d[k]) {
+                srv_log(SRV_LOG_ERROR, "cannot start libmicrohttpd for \"%s\"", s->l->spec);
+                return -1;
+            }
+            s->n_d = k + 1;
         }
+        /* accept4() must not block: the socket is shared, another worker may win. */
+        fcntl(s->l->fd, F_SETFL, fcntl(s->l->fd, F_GETFL) | O_NONBLOCK);
     }
+    h->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (h->epfd < 0) {
+        srv_log(SRV_LOG_ERROR, "epoll_create1 failed: %s", strerror(errno));
+        return -1;
+    }
+    if (pthread_create(&h->acceptor, NULL, acceptor_main, h) != 0) {
+        srv_log(SRV_LOG_ERROR, "cannot start the acceptor thread");
+        return -1;
+    }
+    h->acceptor_started = 1;
     return 0;
 }
 
@@ -1929,17 +2109,15 @@ void
 srv_http_drain(struct srv_http *h)
 {
     atomic_store(&h->draining, 1);
-    for (size_t i = 0; i < h->n_slots; i++) {
-        /* Quiesce, never a plain stop: that would shut the shared socket down. */
-        if (h->slots[i].d)
-            MHD_quiesce_daemon(h->slots[i].d);
-    }
+    /* Stop accepting; the shared sockets stay open for the other workers. */
+    stop_acceptor(h);
 }
 
 void
-srv_http_set_score(struct srv_http *h, struct srv_score *sc)
+srv_http_set_score(struct srv_http *h, struct srv_score *sc, struct srv_scoreboard *board)
 {
     h->score = sc;
+    h->board = board;
 }
 
 unsigned long long
@@ -1959,12 +2137,13 @@ srv_http_free(struct srv_http *h)
 {
     if (!h)
         return;
+    stop_acceptor(h);
     for (size_t i = 0; i < h->n_slots; i++) {
-        if (h->slots[i].d) {
-            MHD_quiesce_daemon(h->slots[i].d);
-            MHD_stop_daemon(h->slots[i].d);
-        }
+        for (unsigned k = 0; k < h->slots[i].n_d; k++)
+            MHD_stop_daemon(h->slots[i].d[k]);
     }
+    if (h->epfd > 0)
+        close(h->epfd);
     pthread_mutex_destroy(&h->conn_lock);
     free(h->slots);
     free(h);

@@ -49,8 +49,12 @@ unsigned long long srv_http_inflight(struct srv_http *h);
 struct srv_http_stats *srv_http_stats(struct srv_http *h);
 
 struct srv_score;
-/* Publish per-thread "in plugin code since" times into a scoreboard slot. */
-void srv_http_set_score(struct srv_http *h, struct srv_score *sc);
+struct srv_scoreboard;
+/*
+ * Publish per-thread "in plugin code since" times and the connection count
+ * into this worker's scoreboard slot; the board is read to balance accepts.
+ */
+void srv_http_set_score(struct srv_http *h, struct srv_score *sc, struct srv_scoreboard *board);
 
 /* Stop the daemons (closes idle connections) and free everything. */
 void srv_http_free(struct srv_http *h);

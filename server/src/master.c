@@ -181,6 +181,7 @@ spawn(struct master *m, unsigned gen)
         a.workers = m->target_workers;
         a.max_requests = max_requests_for(m->cfg);
         a.score = sc;
+        a.board = m->sb;
         atomic_store(&sc->pid, (int)getpid());
         rc = srv_worker_run(&a);
         /* exit(), not _exit(): leak checkers run at exit in sanitizer builds. */
@@ -725,10 +726,10 @@ stats_json(struct master *m, size_t *len)
         total += atomic_load(&sc->requests);
         bprintf(&b,
                 "%s{\"pid\":%d,\"id\":%d,\"generation\":%u,\"state\":\"%s\",\"requests\":%llu,"
-                "\"in_flight\":%llu,\"age_s\":%.1f}",
+                "\"in_flight\":%llu,\"connections\":%ld,\"age_s\":%.1f}",
                 first ? "" : ",", (int)w->pid, w->worker_id, w->generation, worker_state(m, w),
                 (unsigned long long)atomic_load(&sc->requests),
-                (unsigned long long)atomic_load(&sc->inflight),
+                (unsigned long long)atomic_load(&sc->inflight), atomic_load(&sc->connections),
                 (double)(mono_ms() - w->started_ms) / 1000.0);
         first = 0;
     }
@@ -901,6 +902,21 @@ drop_privileges(const struct srv_config *cfg)
     return 0;
 }
 
+/* True when the serving generation has its full count of workers serving. */
+static int
+serving_ready(const struct master *m)
+{
+    unsigned n = 0;
+
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        const struct wproc *w = &m->procs[i];
+        if (w->pid && w->generation == m->generation && !w->stopping &&
+            atomic_load(&m->sb->slots[w->slot].state) == SRV_W_READY)
+            n++;
+    }
+    return n >= m->target_workers;
+}
+
 static int
 all_gone(const struct master *m)
 {
@@ -1053,7 +1069,7 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
         if (m.reload_requested && !m.pending_gen)
             start_reload(&m);
         check_reload(&m);
-        if (!m.pending_gen && !m.notified_ready) {
+        if (!m.pending_gen && !m.notified_ready && serving_ready(&m)) {
             sd_notify("READY=1");
             m.notified_ready = 1;
         }

@@ -43,6 +43,7 @@ struct srv_score {
     atomic_int n_plugins;
     atomic_ullong requests;
     atomic_ullong inflight;
+    atomic_long connections;
     atomic_llong started_ms;
     /* CLOCK_MONOTONIC ms when each thread entered plugin code, 0 when not in it. */
     atomic_llong busy_since_ms[SRV_MAX_THREADS];

@@ -129,7 +129,7 @@ srv_worker_run(const struct srv_worker_args *a)
         return 2;
     }
     if (sc)
-        srv_http_set_score(h, sc);
+        srv_http_set_score(h, sc, a->board);
     failed += srv_plugins_init(&plugins, srv_http_api(h), cfg->threads > 1);
     if (sc) {
         publish_plugins(sc, &plugins);

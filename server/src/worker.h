@@ -20,6 +20,7 @@ struct srv_worker_args {
     unsigned workers;
     unsigned long long max_requests; /* 0 = unlimited */
     struct srv_score *score;         /* may be NULL */
+    struct srv_scoreboard *board;    /* every worker's slot; may be NULL */
 };
 
 /*

@@ -15,6 +15,8 @@
 
 #include "csgi/route.h"
 
+#include "../common/fw_common.h"
+
 #define RT_MAX_PARAMS     16
 #define RT_INLINE_HEADERS 8
 #define RT_MEDIA_GUESS    1024
@@ -116,64 +118,6 @@ static const char *const rt_std_methods[RT_STD_METHODS] = {
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
-
-static int
-rt_lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c + 32 : c;
-}
-
-static int
-rt_casecmp_n(const char *a, const char *b, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        int d = rt_lower((unsigned char)a[i]) - rt_lower((unsigned char)b[i]);
-        if (d)
-            return d;
-    }
-    return 0;
-}
-
-static int
-rt_hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = rt_lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* A decimal int64: optional '-', digits only, in range. 0 or -1. */
-static int
-rt_parse_i64(const char *s, size_t len, int64_t *out)
-{
-    uint64_t v = 0, limit = (uint64_t)INT64_MAX;
-    size_t i = 0;
-    int neg = 0;
-
-    if (len > 0 && s[0] == '-') {
-        neg = 1;
-        limit += 1;
-        i = 1;
-    }
-    if (i == len)
-        return -1;
-    for (; i < len; i++) {
-        unsigned d = (unsigned char)s[i] - '0';
-        if (d > 9)
-            return -1;
-        if (v > (limit - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    if (neg)
-        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-    else
-        *out = (int64_t)v;
-    return 0;
-}
 
 static const char *
 rt_title(int status)
@@ -613,7 +557,7 @@ rt_match(const struct rt_rule *r, struct csgi_route_req *req)
             p = next;
             continue;
         case RT_INT:
-            if (rt_parse_i64(p, len, &prm->ival) < 0)
+            if (csgi__fw_parse_i64(p, len, &prm->ival) < 0)
                 return 0;
             prm->is_int = 1;
             break;
@@ -874,76 +818,12 @@ csgi_route_param_int(const struct csgi_route_req *req, const char *name, int64_t
     return 0;
 }
 
-/* Decode a query component ('+' is a space; a bad %-escape stays as it is). */
-static size_t
-rt_qs_decode(char *dst, const char *src, size_t len)
-{
-    size_t o = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        int hi, lo;
-        if (src[i] == '+') {
-            dst[o++] = ' ';
-        } else if (src[i] == '%' && i + 2 < len && (hi = rt_hex((unsigned char)src[i + 1])) >= 0 &&
-                   (lo = rt_hex((unsigned char)src[i + 2])) >= 0) {
-            dst[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            dst[o++] = src[i];
-        }
-    }
-    return o;
-}
-
-static int
-rt_qs_key_eq(const char *raw, size_t len, const char *name)
-{
-    size_t j = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)raw[i], hi, lo;
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%' && i + 2 < len && (hi = rt_hex((unsigned char)raw[i + 1])) >= 0 &&
-                   (lo = rt_hex((unsigned char)raw[i + 2])) >= 0) {
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (name[j] == '\0' || (unsigned char)name[j] != c)
-            return 0;
-        j++;
-    }
-    return name[j] == '\0';
-}
-
 CSGI_ROUTE_API int
 csgi_route_query(struct csgi_route_req *req, const char *name, struct csgi_str *value)
 {
-    const char *p, *end;
-
-    if (!req || !name || !value)
+    if (!req)
         return CSGI_EINVAL;
-    p = req->env->query_string.ptr;
-    end = p + req->env->query_string.len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *pe = amp ? amp : end;
-        const char *eq = memchr(p, '=', (size_t)(pe - p));
-        const char *ke = eq ? eq : pe;
-
-        if (rt_qs_key_eq(p, (size_t)(ke - p), name)) {
-            const char *v = eq ? eq + 1 : pe;
-            char *buf = csgi_route_alloc(req, (size_t)(pe - v) + 1);
-            if (!buf)
-                return CSGI_ENOMEM;
-            value->len = rt_qs_decode(buf, v, (size_t)(pe - v));
-            buf[value->len] = '\0';
-            value->ptr = buf;
-            return 0;
-        }
-        p = pe + 1;
-    }
-    return CSGI_ENOENT;
+    return csgi__fw_query(req->app->api, req->env, name, value);
 }
 
 CSGI_ROUTE_API int
@@ -954,7 +834,7 @@ csgi_route_query_int(struct csgi_route_req *req, const char *name, int64_t *valu
 
     if (rc < 0)
         return rc;
-    if (!value || rt_parse_i64(s.ptr, s.len, value) < 0)
+    if (!value || csgi__fw_parse_i64(s.ptr, s.len, value) < 0)
         return CSGI_EINVAL;
     return 0;
 }
@@ -970,73 +850,24 @@ csgi_route_header(const struct csgi_route_req *req, const char *name, struct csg
 CSGI_ROUTE_API int
 csgi_route_body(struct csgi_route_req *req, struct csgi_str *body)
 {
-    const struct csgi_input *in;
-    size_t cap, len = 0;
-    char *buf;
+    int rc;
 
     if (!req || !body)
         return CSGI_EINVAL;
-    if (req->body_read) {
-        *body = req->body;
-        return 0;
+    if (!req->body_read) {
+        rc = csgi__fw_read_body(req->app->api, req->env, &req->body);
+        if (rc < 0)
+            return rc;
+        req->body_read = 1;
     }
-    in = req->env->input;
-    cap = req->env->content_length >= 0 ? (size_t)req->env->content_length : 4096;
-    buf = csgi_route_alloc(req, cap + 1);
-    if (!buf)
-        return CSGI_ENOMEM;
-    for (;;) {
-        int64_t n;
-        if (len == cap) {
-            char *nb;
-            if (req->env->content_length >= 0)
-                break;
-            nb = csgi_route_alloc(req, cap * 2 + 1);
-            if (!nb)
-                return CSGI_ENOMEM;
-            memcpy(nb, buf, len);
-            buf = nb;
-            cap *= 2;
-        }
-        n = in->read(in->ctx, buf + len, cap - len);
-        if (n < 0)
-            return (int)n;
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    buf[len] = '\0';
-    req->body.ptr = buf;
-    req->body.len = len;
-    req->body_read = 1;
     *body = req->body;
     return 0;
-}
-
-static int
-rt_is_json(struct csgi_str ct)
-{
-    size_t len;
-
-    if (!ct.ptr)
-        return 0;
-    len = ct.len;
-    for (size_t i = 0; i < ct.len; i++) {
-        if (ct.ptr[i] == ';') {
-            len = i;
-            break;
-        }
-    }
-    while (len > 0 && (ct.ptr[len - 1] == ' ' || ct.ptr[len - 1] == '\t'))
-        len--;
-    return len == 16 && rt_casecmp_n(ct.ptr, "application/json", 16) == 0;
 }
 
 CSGI_ROUTE_API int
 csgi_route_json_body(struct csgi_route_req *req, struct cJSON **value)
 {
     struct csgi_str body;
-    const char *end = NULL;
     int rc;
 
     if (!req || !value)
@@ -1045,21 +876,12 @@ csgi_route_json_body(struct csgi_route_req *req, struct cJSON **value)
         *value = req->json_in;
         return 0;
     }
-    if (!rt_is_json(req->env->content_type))
+    if (!csgi__fw_is_json(req->env->content_type))
         return CSGI_ENOTSUP;
     rc = csgi_route_body(req, &body);
     if (rc < 0)
         return rc;
-    req->json_in = cJSON_ParseWithLengthOpts(body.ptr, body.len, &end, 0);
-    if (req->json_in && end) {
-        while (end < body.ptr + body.len &&
-               (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
-            end++;
-        if (end != body.ptr + body.len) {
-            cJSON_Delete(req->json_in);
-            req->json_in = NULL;
-        }
-    }
+    req->json_in = csgi__fw_parse_json(body);
     if (!req->json_in)
         return CSGI_EINVAL;
     *value = req->json_in;
@@ -1132,7 +954,7 @@ rt_header(struct csgi_route_req *req, const char *name, const char *value, int r
         size_t o = 0;
         for (size_t i = 0; i < req->n_headers; i++) {
             const struct csgi_header *x = &req->headers[i];
-            if (x->name.len == nlen && rt_casecmp_n(x->name.ptr, name, nlen) == 0)
+            if (x->name.len == nlen && csgi__fw_casecmp_n(x->name.ptr, name, nlen) == 0)
                 continue;
             req->headers[o++] = *x;
         }
@@ -1174,7 +996,7 @@ rt_has_header(const struct csgi_route_req *req, const char *name, size_t len)
 {
     for (size_t i = 0; i < req->n_headers; i++) {
         if (req->headers[i].name.len == len &&
-            rt_casecmp_n(req->headers[i].name.ptr, name, len) == 0)
+            csgi__fw_casecmp_n(req->headers[i].name.ptr, name, len) == 0)
             return 1;
     }
     return 0;

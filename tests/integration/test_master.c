@@ -820,6 +820,75 @@ START_TEST(master_reload_bad_config_keeps_serving)
 }
 END_TEST
 
+/* The uid and gid a process runs with, from /proc. */
+static void
+proc_ids(pid_t pid, long *uid, long *gid)
+{
+    char path[64], *text, *at;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    text = h_slurp(path, NULL);
+    at = strstr(text, "\nUid:");
+    *uid = at ? strtol(at + 5, NULL, 10) : -1;
+    at = strstr(text, "\nGid:");
+    *gid = at ? strtol(at + 5, NULL, 10) : -1;
+    free(text);
+}
+
+START_TEST(master_user_group_drop)
+{
+    struct hserver s;
+    const char *extra[] = {"--workers", "1",         "--user", "nobody", "--group",
+                           "nogroup",   "--tmp-dir", "/tmp",   NULL};
+    long uid, gid;
+    pid_t w;
+
+    h_init(&s);
+    h_add_plugin(&s, "probe.so", NULL);
+    if (getuid() != 0) {
+        /* Not root: switching users must fail cleanly, with the reason, exit 1. */
+        int status;
+        const char *argv[] = {getenv("CSGI_SERVER"),
+                              "--plugins",
+                              s.plugins,
+                              "--bind",
+                              "127.0.0.1:0",
+                              "--user",
+                              "nobody",
+                              "--error-log",
+                              s.log,
+                              NULL};
+        pid_t pid = fork();
+        if (pid == 0) {
+            execv(argv[0], (char *const *)argv);
+            _exit(127);
+        }
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+        ck_assert_int_ge(h_log_count(&s, "cannot switch to user \"nobody\""), 1);
+        h_cleanup(&s);
+        return;
+    }
+    /*
+     * The unprivileged workers read the plugins and write their private copies
+     * (and the probe its scratch file) in the test's dir: open it up.
+     */
+    ck_assert_int_eq(chmod(s.dir, 01777), 0);
+    ck_assert_int_eq(chmod(s.plugins, 0755), 0);
+    start(&s, 1, extra);
+    ck_assert_int_eq(get_status(&s, "/probe/version", NULL, 0), 200);
+    proc_ids(s.pid, &uid, &gid);
+    ck_assert_int_eq(uid, 65534);
+    ck_assert_int_eq(gid, 65534);
+    w = worker_pid(&s);
+    proc_ids(w, &uid, &gid);
+    ck_assert_int_eq(uid, 65534);
+    ck_assert_int_eq(gid, 65534);
+    stop_ok(&s);
+    h_cleanup(&s);
+}
+END_TEST
+
 START_TEST(master_reload_twice_drains_slow_request)
 {
     struct hserver s;
@@ -1282,6 +1351,7 @@ master_suite(void)
     tcase_add_test(tc, master_quit_is_fast);
     tcase_add_test(tc, master_ttin_ttou_scale);
     tcase_add_test(tc, master_usr1_reopens_logs);
+    tcase_add_test(tc, master_user_group_drop);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("stats");

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -768,6 +769,66 @@ START_TEST(http_bind_ipv6_and_unix)
 }
 END_TEST
 
+struct slow_arg {
+    const struct hserver *s;
+    long status;
+};
+
+static void *
+slow_get(void *arg)
+{
+    struct slow_arg *a = arg;
+    struct hresp r = h_get(a->s, "/probe/slow?ms=400");
+
+    a->status = r.status;
+    h_resp_free(&r);
+    return NULL;
+}
+
+START_TEST(http_threads_serialize_unsafe_plugin)
+{
+    struct hserver s;
+    const char *extra[] = {"--workers", "1", "--threads", "2", NULL};
+    struct slow_arg a[2];
+    pthread_t th[2];
+    struct timespec t0, t1;
+    double secs;
+    struct hresp r;
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    h_add_plugin(&s, "probe.so", NULL);
+    h_start(&s, 1, extra);
+    /* Connections spread over the worker's two daemons; every one answers. */
+    for (int i = 0; i < 40; i++) {
+        r = h_get(&s, i % 2 ? "/hello" : "/probe/version");
+        ck_assert_int_eq(r.status, 200);
+        h_resp_free(&r);
+    }
+    r = h_get(&s, "/probe/env");
+    ck_assert_msg(has(r.body, "flags=25\n"), "want MULTITHREAD|INPUT_TERMINATED|INPUT_BUFFERED: %s",
+                  r.body);
+    h_resp_free(&r);
+    /* probe is not CSGI_PLUGIN_THREADSAFE: two 400 ms calls on two threads run one after the other.
+     */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 2; i++) {
+        a[i].s = &s;
+        a[i].status = 0;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, slow_get, &a[i]), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    ck_assert_int_eq(a[0].status, 200);
+    ck_assert_int_eq(a[1].status, 200);
+    ck_assert_msg(secs >= 0.79, "calls overlapped: %.3f s", secs);
+    h_stop(&s, SIGTERM, 5000);
+    h_cleanup(&s);
+}
+END_TEST
+
 static int
 run_server(const char *const *args, char *out, size_t cap)
 {
@@ -881,6 +942,7 @@ http_suite(void)
     tcase_add_test(tc, http_mount_override_and_config_file);
     tcase_add_test(tc, http_command_line);
     tcase_add_test(tc, http_bind_ipv6_and_unix);
+    tcase_add_test(tc, http_threads_serialize_unsafe_plugin);
     suite_add_tcase(s, tc);
     return s;
 }

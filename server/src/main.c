@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -120,6 +121,31 @@ print_status(const char *addr)
     return 0;
 }
 
+/*
+ * Raise the soft descriptor limit to the hard one (nginx's
+ * worker_rlimit_nofile): a worker needs one descriptor per connection, and
+ * the usual soft limit of 1024 is about --max-connections' default. Warn when
+ * even the hard limit is too low.
+ */
+static void
+raise_fd_limit(const struct srv_config *cfg)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->max_connections + 64;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+        srv_log(SRV_LOG_WARN,
+                "open file limit %llu is below --max-connections %u + 64: raise it (ulimit -n)",
+                (unsigned long long)rl.rlim_cur, cfg->max_connections);
+}
+
 static int
 write_pid(const char *path)
 {
@@ -177,6 +203,7 @@ main(int argc, char **argv)
         srv_config_free(&cfg);
         return rc;
     }
+    raise_fd_limit(&cfg);
     if (srv_listener_adopt_systemd(&ls, &n_ls) <= 0) {
         ls = calloc(cfg.n_binds, sizeof(*ls));
         if (!ls)

@@ -1874,6 +1874,7 @@ srv_http_new(const struct srv_config *cfg, struct srv_listener *listeners, size_
         h->slots[i].port_len = strlen(listeners[i].port);
     }
     pthread_mutex_init(&h->conn_lock, NULL);
+    h->epfd = -1;
     h->conns.next = h->conns.prev = &h->conns;
     tmp = cfg->tmp_dir ? cfg->tmp_dir : getenv("TMPDIR");
     snprintf(h->tmp_dir, sizeof(h->tmp_dir), "%s", tmp && *tmp ? tmp : "/tmp");
@@ -2142,7 +2143,7 @@ srv_http_free(struct srv_http *h)
         for (unsigned k = 0; k < h->slots[i].n_d; k++)
             MHD_stop_daemon(h->slots[i].d[k]);
     }
-    if (h->epfd > 0)
+    if (h->epfd >= 0)
         close(h->epfd);
     pthread_mutex_destroy(&h->conn_lock);
     free(h->slots);

@@ -630,12 +630,28 @@ resp_start(void *ctx, int status, struct csgi_str reason, const struct csgi_head
                 (unsigned long long)r->id, why);
         return rc;
     }
-    copy = srv_arena_alloc(&r->arena, (n_headers ? n_headers : 1) * sizeof(*copy));
-    if (!copy)
-        return CSGI_ENOMEM;
-    for (size_t i = 0; i < n_headers; i++) {
-        copy[i].name = arena_str(r, headers[i].name.ptr, headers[i].name.len);
-        copy[i].value = arena_str(r, headers[i].value.ptr, headers[i].value.len);
+    {
+        /* One allocation for the array and every string (NUL-terminated for MHD). */
+        size_t bytes = (n_headers ? n_headers : 1) * sizeof(*copy);
+        char *text;
+        for (size_t i = 0; i < n_headers; i++)
+            bytes += headers[i].name.len + headers[i].value.len + 2;
+        copy = srv_arena_alloc(&r->arena, bytes);
+        if (!copy)
+            return CSGI_ENOMEM;
+        text = (char *)(copy + (n_headers ? n_headers : 1));
+        for (size_t i = 0; i < n_headers; i++) {
+            const struct csgi_str *nm = &headers[i].name, *val = &headers[i].value;
+            memcpy(text, nm->ptr, nm->len);
+            text[nm->len] = '\0';
+            copy[i].name = cstr(text, nm->len);
+            text += nm->len + 1;
+            if (val->len)
+                memcpy(text, val->ptr, val->len);
+            text[val->len] = '\0';
+            copy[i].value = cstr(text, val->len);
+            text += val->len + 1;
+        }
     }
     if (exc && r->started)
         srv_log(SRV_LOG_WARN, "plugin \"%s\" request %llu: response replaced by %d (%.*s)",

@@ -1924,7 +1924,7 @@ srv_http_api(struct srv_http *h)
 }
 
 /*
- * True when this worker holds clearly more connections than its share among
+ * True when this worker is full, or holds more connections than its share among
  * the serving workers of its generation (from the scoreboard): it then stops
  * accepting for a moment and leaves new connections to the others. Without
  * this, the worker that wakes first takes every keep-alive connection of a
@@ -1937,10 +1937,17 @@ over_share(struct srv_http *h)
     int n = 0;
     unsigned gen;
 
+    mine = atomic_load(&h->conn_count);
+    /*
+     * At --max-connections: accept nothing, so that new connections wait in
+     * the listen backlog (for another worker, or for this one) instead of
+     * being accepted and closed.
+     */
+    if (mine >= (long)h->cfg->max_connections)
+        return 1;
     if (!h->board || !h->score)
         return 0;
     gen = atomic_load(&h->score->generation);
-    mine = atomic_load(&h->conn_count);
     for (int i = 0; i < SRV_MAX_SLOTS; i++) {
         struct srv_score *sc = &h->board->slots[i];
         if (!atomic_load(&sc->pid) || atomic_load(&sc->state) != SRV_W_READY ||

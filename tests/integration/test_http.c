@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -830,6 +831,69 @@ START_TEST(http_threads_serialize_unsafe_plugin)
 END_TEST
 
 static int
+connect_local(int port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* Send one GET and wait up to ms for a reply; returns bytes read (0: none, -1: closed). */
+static ssize_t
+ask(int fd, int ms)
+{
+    static const char req[] = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+    struct pollfd p = {fd, POLLIN, 0};
+    char buf[1024];
+    ssize_t n;
+
+    if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) < 0)
+        return -1;
+    if (poll(&p, 1, ms) <= 0)
+        return 0;
+    n = recv(fd, buf, sizeof(buf), 0);
+    return n == 0 ? -1 : n;
+}
+
+START_TEST(http_connection_limit_queues)
+{
+    struct hserver s;
+    const char *extra[] = {"--workers", "1", "--max-connections", "2", "--max-connections-per-ip",
+                           "0",         NULL};
+    int a, b, c;
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    h_start(&s, 1, extra);
+    a = connect_local(s.port);
+    b = connect_local(s.port);
+    ck_assert_int_gt(ask(a, 2000), 0);
+    ck_assert_int_gt(ask(b, 2000), 0);
+    /* A third connection waits in the backlog: neither answered nor reset. */
+    c = connect_local(s.port);
+    ck_assert_int_eq(ask(c, 500), 0);
+    /* A slot frees up: the waiting request is served. */
+    close(a);
+    {
+        struct pollfd p = {c, POLLIN, 0};
+        char buf[1024];
+        ck_assert_int_gt(poll(&p, 1, 3000), 0);
+        ck_assert_int_gt(recv(c, buf, sizeof(buf), 0), 0);
+    }
+    close(b);
+    close(c);
+    h_stop(&s, SIGTERM, 5000);
+    h_cleanup(&s);
+}
+END_TEST
+
+static int
 run_server(const char *const *args, char *out, size_t cap)
 {
     int pipefd[2];
@@ -943,6 +1007,7 @@ http_suite(void)
     tcase_add_test(tc, http_command_line);
     tcase_add_test(tc, http_bind_ipv6_and_unix);
     tcase_add_test(tc, http_threads_serialize_unsafe_plugin);
+    tcase_add_test(tc, http_connection_limit_queues);
     suite_add_tcase(s, tc);
     return s;
 }

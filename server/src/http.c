@@ -134,7 +134,6 @@ struct csgi_request {
     int head_request;
     const char *host;
     size_t host_len;
-    int early_status;
     const char *early_why;
 
     /* Body storage. */
@@ -902,8 +901,6 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     r->toe = toe;
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->state == REQ_DONE)
-        r->body_error = r->body_error || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK;
     /* The next request on this connection must arrive in time too. */
     set_deadline(r, r->h->cfg->conn_timeout + r->h->cfg->header_timeout);
     req_unref(r);
@@ -1407,10 +1404,12 @@ scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size
 
 /*
  * Check the request head. Returns 0, or an HTTP status (>= 400) with
- * r->early_why set; *framing says the body's framing is in doubt.
+ * r->early_why set. Every refusal closes the connection (the reply is queued
+ * on the first handler call), so no refusal needs to say whether the body's
+ * framing is in doubt.
  */
 static int
-check_head(struct csgi_request *r, int *framing)
+check_head(struct csgi_request *r)
 {
     const struct srv_config *cfg = r->h->cfg;
     struct head_scan s;
@@ -1418,7 +1417,6 @@ check_head(struct csgi_request *r, int *framing)
     const char *why = NULL;
     int http11;
 
-    *framing = 0;
     if (!r->raw_target) {
         r->early_why = "out of memory";
         return 500;
@@ -1446,33 +1444,27 @@ check_head(struct csgi_request *r, int *framing)
     }
     if (s.bad_name) {
         r->early_why = "header name is not a token";
-        *framing = 1;
         return 400;
     }
     if (s.folded_framing) {
         r->early_why = "folded (obs-fold) Content-Length or Transfer-Encoding";
-        *framing = 1;
         return 400;
     }
     if (s.nul_value) {
         r->early_why = "header value has a NUL byte";
-        *framing = 1;
         return 400;
     }
     if (s.n_te && s.n_cl) {
         r->early_why = "both Content-Length and Transfer-Encoding";
-        *framing = 1;
         return 400;
     }
     if (s.n_te) {
         if (!http11) {
             r->early_why = "Transfer-Encoding in an HTTP/1.0 request";
-            *framing = 1;
             return 400;
         }
         if (s.n_te > 1 || !srv_te_is_chunked(s.te, s.te_len)) {
             r->early_why = "Transfer-Encoding other than \"chunked\"";
-            *framing = 1;
             return 400;
         }
         r->chunked = 1;
@@ -1480,13 +1472,11 @@ check_head(struct csgi_request *r, int *framing)
     if (s.n_cl) {
         if (s.n_cl > 1) {
             r->early_why = "repeated Content-Length";
-            *framing = 1;
             return 400;
         }
         r->content_length = csgi__parse_content_length(s.cl, s.cl_len);
         if (r->content_length < 0) {
             r->early_why = "invalid Content-Length";
-            *framing = 1;
             return 400;
         }
     }
@@ -1531,11 +1521,8 @@ check_head(struct csgi_request *r, int *framing)
     }
     if (r->target.host) {
         /* Absolute form: its authority replaces Host (RFC 9112 3.2.2). */
-        size_t nl, pl;
-        const char *port;
-        srv_host_parse(r->target.host, r->target.host_len, &nl, &port, &pl);
         r->host = r->target.host;
-        r->host_len = nl;
+        r->host_len = r->target.host_name_len;
     }
     if (s.ctype)
         r->env.content_type = cstr(s.ctype, s.ctype_len);
@@ -1804,7 +1791,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
     if (!r)
         return MHD_NO; /* on_uri could not allocate: drop the connection */
     if (r->state == REQ_NEW) {
-        int framing, status;
+        int status;
 
         r->conn = conn;
         r->method = method;
@@ -1812,11 +1799,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         r->method_len = strlen(method);
         r->version_len = strlen(version);
         r->state = REQ_HEAD;
-        status = check_head(r, &framing);
+        status = check_head(r);
         if (status)
             return queue_error(r, status, r->early_why, 1);
         if (r->content_length > 0 && (uint64_t)r->content_length > cfg->max_body) {
-            r->close_conn = 1;
             return queue_error(r, 413, "Content-Length above --max-body", 1);
         }
         set_deadline(r, (r->content_length > 0 || r->chunked) ? cfg->body_timeout : 0);

@@ -17,9 +17,8 @@ struct srv_http;
 
 /* Per-worker counters, read by the worker loop (scoreboard, stats). */
 struct srv_http_stats {
-    atomic_ullong requests;    /* finished requests */
-    atomic_ullong inflight;    /* started, not finished */
-    atomic_llong oldest_start; /* CLOCK_MONOTONIC ms of the oldest call in progress, 0 none */
+    atomic_ullong requests; /* finished requests */
+    atomic_ullong inflight; /* started, not finished */
 };
 
 /*

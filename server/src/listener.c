@@ -80,10 +80,40 @@ error:
 }
 
 int
+srv_addr_split(const char *spec, char *host, size_t host_size, const char **port, char *err,
+               size_t err_len)
+{
+    const char *colon;
+
+    if (spec[0] == '[') {
+        const char *close_br = strchr(spec, ']');
+        if (!close_br || close_br[1] != ':') {
+            snprintf(err, err_len, "address \"%s\": want [v6addr]:port", spec);
+            return -EINVAL;
+        }
+        snprintf(host, host_size, "%.*s", (int)(close_br - spec - 1), spec + 1);
+        *port = close_br + 2;
+    } else {
+        colon = strrchr(spec, ':');
+        if (!colon) {
+            snprintf(err, err_len, "address \"%s\": want host:port, [v6]:port or unix:/path", spec);
+            return -EINVAL;
+        }
+        snprintf(host, host_size, "%.*s", (int)(colon - spec), spec);
+        *port = colon + 1;
+    }
+    if (!**port || strspn(*port, "0123456789") != strlen(*port) || atoi(*port) > 65535) {
+        snprintf(err, err_len, "address \"%s\": invalid port \"%s\"", spec, *port);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int
 srv_listener_open(struct srv_listener *l, const char *spec, char *err, size_t err_len)
 {
     char host[256];
-    const char *port, *colon;
+    const char *port;
     struct addrinfo hints, *res = NULL, *ai;
     int rc, e = 0;
 
@@ -94,27 +124,9 @@ srv_listener_open(struct srv_listener *l, const char *spec, char *err, size_t er
         return -ENOMEM;
     if (strncmp(spec, "unix:", 5) == 0)
         return open_unix(l, spec + 5, err, err_len);
-    if (spec[0] == '[') {
-        const char *close_br = strchr(spec, ']');
-        if (!close_br || close_br[1] != ':') {
-            snprintf(err, err_len, "bind \"%s\": want [v6addr]:port", spec);
-            return -EINVAL;
-        }
-        snprintf(host, sizeof(host), "%.*s", (int)(close_br - spec - 1), spec + 1);
-        port = close_br + 2;
-    } else {
-        colon = strrchr(spec, ':');
-        if (!colon) {
-            snprintf(err, err_len, "bind \"%s\": want host:port, [v6]:port or unix:/path", spec);
-            return -EINVAL;
-        }
-        snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
-        port = colon + 1;
-    }
-    if (!*port || strspn(port, "0123456789") != strlen(port) || atoi(port) > 65535) {
-        snprintf(err, err_len, "bind \"%s\": invalid port \"%s\"", spec, port);
-        return -EINVAL;
-    }
+    rc = srv_addr_split(spec, host, sizeof(host), &port, err, err_len);
+    if (rc < 0)
+        return rc;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

@@ -16,6 +16,12 @@ struct srv_listener {
     int inherited;  /* from LISTEN_FDS */
 };
 
+/*
+ * Split "host:port" or "[v6]:port" into host (copied) and port (points into
+ * spec). Returns 0 or -EINVAL with err set.
+ */
+int srv_addr_split(const char *spec, char *host, size_t host_size, const char **port, char *err,
+                   size_t err_len);
 /* Create and bind a listening socket for spec. Returns 0 or -errno (err set). */
 int srv_listener_open(struct srv_listener *l, const char *spec, char *err, size_t err_len);
 /* Adopt LISTEN_FDS from systemd; returns the number adopted (0 if none). */

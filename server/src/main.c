@@ -2,8 +2,8 @@
  * csgi-server: serve a directory of CSGI plugins over HTTP/1.1.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -75,43 +75,32 @@ print_status(const char *addr)
             return 1;
         }
     } else {
-        char host[256];
-        const char *colon = strrchr(addr, ':');
-        struct sockaddr_storage ss;
-        socklen_t sl = 0;
-        if (!colon) {
-            fprintf(stderr, "csgi-server: --status wants unix:/path or host:port\n");
+        char host[256], err[256];
+        const char *port;
+        struct addrinfo hints, *res = NULL, *ai;
+
+        if (srv_addr_split(addr, host, sizeof(host), &port, err, sizeof(err)) < 0) {
+            fprintf(stderr, "csgi-server: --status: %s\n", err);
             return 2;
         }
-        snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-        memset(&ss, 0, sizeof(ss));
-        {
-            struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-            struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-            char *h = host;
-            size_t hl = strlen(h);
-            if (hl > 1 && h[0] == '[' && h[hl - 1] == ']') {
-                h[hl - 1] = '\0';
-                h++;
-            }
-            if (inet_pton(AF_INET, h, &a4->sin_addr) == 1) {
-                a4->sin_family = AF_INET;
-                a4->sin_port = htons((uint16_t)atoi(colon + 1));
-                sl = sizeof(*a4);
-            } else if (inet_pton(AF_INET6, h, &a6->sin6_addr) == 1) {
-                a6->sin6_family = AF_INET6;
-                a6->sin6_port = htons((uint16_t)atoi(colon + 1));
-                sl = sizeof(*a6);
-            } else {
-                fprintf(stderr, "csgi-server: --status: \"%s\" is not an IP address\n", host);
-                return 2;
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_NUMERICSERV;
+        if (getaddrinfo(host, port, &hints, &res) != 0) {
+            fprintf(stderr, "csgi-server: --status: cannot resolve \"%s\"\n", host);
+            return 2;
+        }
+        fd = -1;
+        for (ai = res; ai && fd < 0; ai = ai->ai_next) {
+            fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+            if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+                close(fd);
+                fd = -1;
             }
         }
-        fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+        freeaddrinfo(res);
+        if (fd < 0) {
             fprintf(stderr, "csgi-server: cannot connect to \"%s\": %s\n", addr, strerror(errno));
-            if (fd >= 0)
-                close(fd);
             return 1;
         }
     }

@@ -73,7 +73,7 @@ struct master {
     unsigned crash_streak;
     long long respawn_after_ms;
     int stats_fd;
-    char stats_path[108];
+    char stats_path[sizeof(((struct srv_listener *)0)->host)];
     int sfd;
     unsigned long long retired_requests;
 };
@@ -210,14 +210,9 @@ stop_proc(struct master *m, struct wproc *w, int sig, unsigned grace_s)
      * flight, so one that already drains (an earlier reload, TTOU, or its own
      * --max-requests retirement) is left to finish; kill_at_ms still bounds it.
      */
-    if (sig == SIGTERM &&
-        (w->stopping || atomic_load(&m->sb->slots[w->slot].state) == SRV_W_RETIRING)) {
-        w->stopping = 1;
-        if (!w->kill_at_ms)
-            w->kill_at_ms = mono_ms() + (long long)grace_s * 1000 + 2000;
-        return;
-    }
-    kill(w->pid, sig);
+    if (!(sig == SIGTERM &&
+          (w->stopping || atomic_load(&m->sb->slots[w->slot].state) == SRV_W_RETIRING)))
+        kill(w->pid, sig);
     w->stopping = 1;
     if (!w->kill_at_ms)
         w->kill_at_ms = mono_ms() + (long long)grace_s * 1000 + 2000;
@@ -552,36 +547,19 @@ check_reload(struct master *m)
 static int
 open_stats(struct master *m, const char *spec)
 {
-    if (strncmp(spec, "unix:", 5) == 0) {
-        struct sockaddr_un sa;
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-            return -errno;
-        memset(&sa, 0, sizeof(sa));
-        sa.sun_family = AF_UNIX;
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", spec + 5);
-        unlink(sa.sun_path);
-        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
-            int e = errno;
-            close(fd);
-            return -e;
-        }
-        snprintf(m->stats_path, sizeof(m->stats_path), "%s", spec + 5);
-        m->stats_fd = fd;
-        return 0;
-    } else {
-        struct srv_listener l;
-        char err[256];
-        int rc = srv_listener_open(&l, spec, err, sizeof(err));
-        if (rc < 0) {
-            free(l.spec);
-            return rc;
-        }
-        free(l.spec);
-        fcntl(l.fd, F_SETFL, fcntl(l.fd, F_GETFL) | O_NONBLOCK);
-        m->stats_fd = l.fd;
-        return 0;
-    }
+    /* The same address syntax and socket set-up as --bind. */
+    struct srv_listener l;
+    char err[256];
+    int rc = srv_listener_open(&l, spec, err, sizeof(err));
+
+    free(l.spec);
+    if (rc < 0)
+        return rc;
+    fcntl(l.fd, F_SETFL, fcntl(l.fd, F_GETFL) | O_NONBLOCK);
+    if (l.family == AF_UNIX)
+        snprintf(m->stats_path, sizeof(m->stats_path), "%s", l.host);
+    m->stats_fd = l.fd;
+    return 0;
 }
 
 static const char *

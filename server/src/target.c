@@ -116,9 +116,9 @@ srv_target_parse(const char *raw, size_t len, char *out_buf, struct srv_target *
             return -1;
         }
         {
-            size_t nl, pl;
+            size_t pl;
             const char *port;
-            if (srv_host_parse(auth, t->host_len, &nl, &port, &pl) < 0) {
+            if (srv_host_parse(auth, t->host_len, &t->host_name_len, &port, &pl) < 0) {
                 *why = "absolute-form authority is invalid";
                 return -1;
             }

@@ -22,6 +22,8 @@ struct srv_target {
     /* Host and port from an absolute-form target; NULL when origin-form. */
     const char *host;
     size_t host_len;
+    /* Length of the host name alone (without ":port"). */
+    size_t host_name_len;
     /* 1 for asterisk-form ("*"). */
     int asterisk;
 };

@@ -256,7 +256,6 @@ struct val_req {
     int is_head;
     int failed;
     int in_next;
-    int call_returned;
     int call_failed;
     int body_installed;
     int started;
@@ -1164,7 +1163,6 @@ csgi_validator_call(void *validator, struct csgi_environ *env, const struct csgi
     rq->inner.total_length = -1;
 
     rc = v->app(v->app_state, &rq->env, &rq->resp, &rq->inner);
-    rq->call_returned = 1;
     if (rq->pending_sent && rc != CSGI_EHEADERS_SENT) {
         val_report(rq, R_APP_HEADERS_SENT_IGNORED,
                    "call() returned %s after start_response() gave CSGI_EHEADERS_SENT",

@@ -316,6 +316,20 @@ START_TEST(route_bad_patterns)
         ck_assert_int_eq(csgi_route_on_error(app, 200, on_404, NULL), CSGI_EINVAL);
         ck_assert_int_eq(csgi_route_app_start(app, &state), CSGI_EINVAL);
     }
+    {
+        /* 16 wildcards fit the request's parameter slots; a 17th is refused. */
+        struct csgi_route_app *app = csgi_route_app_new(api);
+        void *state = NULL;
+        char pat[256];
+        size_t n = 0;
+
+        for (int i = 0; i < 16; i++)
+            n += (size_t)snprintf(pat + n, sizeof(pat) - n, "/<a%d:int>", i);
+        ck_assert_int_eq(csgi_route_add(app, "GET", pat, name_of, NULL), 0);
+        snprintf(pat + n, sizeof(pat) - n, "/<a16>");
+        ck_assert_int_eq(csgi_route_add(app, "GET", pat, name_of, NULL), CSGI_EINVAL);
+        ck_assert_int_eq(csgi_route_app_start(app, &state), CSGI_EINVAL);
+    }
     ck_assert_uint_eq(csgi_route_version(), CSGI_ROUTE_VERSION_HEX);
 }
 END_TEST

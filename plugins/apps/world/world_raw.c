@@ -263,17 +263,18 @@ raw_query_int(struct raw_req *r, const char *name, int64_t *value)
 {
     const char *p = r->env->query_string.ptr, *end = p + r->env->query_string.len;
     size_t nlen = strlen(name);
+    /* One scratch buffer, reused for every key (a decoded part is never longer). */
+    char *key = p < end ? raw_alloc(r, (size_t)(end - p)) : NULL;
 
+    if (p < end && !key)
+        return CSGI_ENOMEM;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pe = amp ? amp : end;
         const char *eq = memchr(p, '=', (size_t)(pe - p));
         const char *ke = eq ? eq : pe;
-        char *key = raw_alloc(r, (size_t)(pe - p) + 1);
         size_t klen, vlen;
 
-        if (!key)
-            return CSGI_ENOMEM;
         klen = raw_decode(key, p, (size_t)(ke - p));
         if (klen == nlen && memcmp(key, name, nlen) == 0) {
             const char *v = eq ? eq + 1 : pe;

@@ -484,28 +484,21 @@ res_node_compile(struct res_node *n)
         res_node_compile(n->children[i].node);
 }
 
+static csgi_res_responder_fn res_responder(const struct csgi_res_resource *c, int method);
+
 /* The Allow header value of a route, in enum csgi_res_method order. */
 static void
 res_route_allow(struct res_route *r)
 {
-    const struct csgi_res_resource *c = r->cls;
-    const csgi_res_responder_fn fns[CSGI_RES_N_METHODS] = {
-        c->on_get,   c->on_head ? c->on_head : c->on_get,
-        c->on_post,  c->on_put,
-        c->on_patch, c->on_delete,
-        c->on_get, /* placeholder: OPTIONS is always allowed */
-    };
     size_t len = 0;
 
-    r->allow[0] = '\0';
-    for (int m = 0; m < CSGI_RES_N_METHODS; m++) {
-        if (!fns[m])
-            continue;
-        len += (size_t)snprintf(r->allow + len, sizeof(r->allow) - len, "%s%s", len ? ", " : "",
-                                res_method_names[m]);
+    /* OPTIONS is last in method order and always allowed. */
+    for (int m = 0; m < CSGI_RES_OPTIONS; m++) {
+        if (res_responder(r->cls, m))
+            len += (size_t)snprintf(r->allow + len, sizeof(r->allow) - len, "%s, ",
+                                    res_method_names[m]);
     }
-    if (!fns[CSGI_RES_OPTIONS])
-        snprintf(r->allow + len, sizeof(r->allow) - len, "%sOPTIONS", len ? ", " : "");
+    snprintf(r->allow + len, sizeof(r->allow) - len, "OPTIONS");
 }
 
 /* Compile the router and run every resource's init(); frees @p app on failure. */
@@ -933,10 +926,32 @@ csgi_res_resp_status(const struct csgi_res_resp *resp)
     return resp ? resp->status : 0;
 }
 
+/* Append a header without copying: @p name and @p value must outlive the request. */
+static int
+res_push_header(struct csgi_res_resp *resp, const char *name, size_t nlen, const char *value,
+                size_t vlen)
+{
+    struct csgi_header *h;
+
+    if (resp->n_headers == resp->cap_headers) {
+        struct csgi_header *nh = csgi_res_req_alloc(resp->req, resp->cap_headers * 2 * sizeof(*nh));
+        if (!nh)
+            return CSGI_ENOMEM;
+        memcpy(nh, resp->headers, resp->n_headers * sizeof(*nh));
+        resp->headers = nh;
+        resp->cap_headers *= 2;
+    }
+    h = &resp->headers[resp->n_headers++];
+    h->name.ptr = name;
+    h->name.len = nlen;
+    h->value.ptr = value;
+    h->value.len = vlen;
+    return 0;
+}
+
 static int
 res_add_header(struct csgi_res_resp *resp, const char *name, const char *value, int replace)
 {
-    struct csgi_header *h;
     size_t nlen, vlen;
 
     if (!resp || !name || !value || !*name)
@@ -953,23 +968,11 @@ res_add_header(struct csgi_res_resp *resp, const char *name, const char *value, 
         }
         resp->n_headers = o;
     }
-    if (resp->n_headers == resp->cap_headers) {
-        struct csgi_header *nh = csgi_res_req_alloc(resp->req, resp->cap_headers * 2 * sizeof(*nh));
-        if (!nh)
-            return CSGI_ENOMEM;
-        memcpy(nh, resp->headers, resp->n_headers * sizeof(*nh));
-        resp->headers = nh;
-        resp->cap_headers *= 2;
-    }
-    h = &resp->headers[resp->n_headers];
-    h->name.ptr = res_strdup_arena(resp->req, name, nlen);
-    h->value.ptr = res_strdup_arena(resp->req, value, vlen);
-    if (!h->name.ptr || !h->value.ptr)
+    name = res_strdup_arena(resp->req, name, nlen);
+    value = res_strdup_arena(resp->req, value, vlen);
+    if (!name || !value)
         return CSGI_ENOMEM;
-    h->name.len = nlen;
-    h->value.len = vlen;
-    resp->n_headers++;
-    return 0;
+    return res_push_header(resp, name, nlen, value, vlen);
 }
 
 CSGI_RES_API int
@@ -1284,7 +1287,8 @@ csgi_res_call(void *state, struct csgi_environ *env, const struct csgi_responder
         if (rc < 0)
             goto error_media;
         if (!res_has_header(resp, "Content-Type")) {
-            rc = csgi_res_resp_set_content_type(resp, "application/json");
+            /* Literals: no copy, and nothing to replace. */
+            rc = res_push_header(resp, "Content-Type", 12, "application/json", 16);
             if (rc < 0)
                 goto error_media;
         }

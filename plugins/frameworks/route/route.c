@@ -263,6 +263,7 @@ static int
 rt_compile(struct csgi_route_app *app, struct rt_rule *r)
 {
     const char *p = r->pattern + 1, *end = r->pattern + r->pattern_len;
+    size_t n_wild = 0;
 
     r->is_static = 1;
     if (r->pattern_len == 1)
@@ -292,6 +293,9 @@ rt_compile(struct csgi_route_app *app, struct rt_rule *r)
                 return rt_config_error(app, "route \"%s\": a wildcard must be a whole segment",
                                        r->pattern);
             r->is_static = 0;
+            if (++n_wild > RT_MAX_PARAMS)
+                return rt_config_error(app, "route \"%s\": more than %d wildcards", r->pattern,
+                                       RT_MAX_PARAMS);
             colon = memchr(p, ':', len);
             s->len = (colon ? (size_t)(colon - p) : len - 1) - 1;
             if (!rt_name_ok(p + 1, s->len))
@@ -574,8 +578,6 @@ rt_match(const struct rt_rule *r, struct csgi_route_req *req)
             prm->is_int = 0;
             break;
         }
-        if (n == RT_MAX_PARAMS)
-            return 0;
         prm->name = s->text;
         prm->value.ptr = p;
         prm->value.len = len;
@@ -940,10 +942,32 @@ csgi_route_get_status(const struct csgi_route_req *req)
     return req ? req->status : 0;
 }
 
+/* Append a header without copying: @p name and @p value must outlive the request. */
+static int
+rt_push_header(struct csgi_route_req *req, const char *name, size_t nlen, const char *value,
+               size_t vlen)
+{
+    struct csgi_header *h;
+
+    if (req->n_headers == req->cap_headers) {
+        struct csgi_header *nh = csgi_route_alloc(req, req->cap_headers * 2 * sizeof(*nh));
+        if (!nh)
+            return CSGI_ENOMEM;
+        memcpy(nh, req->headers, req->n_headers * sizeof(*nh));
+        req->headers = nh;
+        req->cap_headers *= 2;
+    }
+    h = &req->headers[req->n_headers++];
+    h->name.ptr = name;
+    h->name.len = nlen;
+    h->value.ptr = value;
+    h->value.len = vlen;
+    return 0;
+}
+
 static int
 rt_header(struct csgi_route_req *req, const char *name, const char *value, int replace)
 {
-    struct csgi_header *h;
     size_t nlen, vlen;
 
     if (!req || !name || !*name || !value)
@@ -960,23 +984,11 @@ rt_header(struct csgi_route_req *req, const char *name, const char *value, int r
         }
         req->n_headers = o;
     }
-    if (req->n_headers == req->cap_headers) {
-        struct csgi_header *nh = csgi_route_alloc(req, req->cap_headers * 2 * sizeof(*nh));
-        if (!nh)
-            return CSGI_ENOMEM;
-        memcpy(nh, req->headers, req->n_headers * sizeof(*nh));
-        req->headers = nh;
-        req->cap_headers *= 2;
-    }
-    h = &req->headers[req->n_headers];
-    h->name.ptr = rt_strdup_arena(req, name, nlen);
-    h->value.ptr = rt_strdup_arena(req, value, vlen);
-    if (!h->name.ptr || !h->value.ptr)
+    name = rt_strdup_arena(req, name, nlen);
+    value = rt_strdup_arena(req, value, vlen);
+    if (!name || !value)
         return CSGI_ENOMEM;
-    h->name.len = nlen;
-    h->value.len = vlen;
-    req->n_headers++;
-    return 0;
+    return rt_push_header(req, name, nlen, value, vlen);
 }
 
 CSGI_ROUTE_API int
@@ -1249,7 +1261,9 @@ csgi_route_call(void *state, struct csgi_environ *env, const struct csgi_respond
         bytes.len = body->len;
     }
     if (body->content_type && !rt_has_header(req, "Content-Type", 12)) {
-        rc = rt_header(req, "Content-Type", body->content_type, 0);
+        /* content_type is borrowed for the request (csgi_route_bytes()): no copy needed. */
+        rc =
+            rt_push_header(req, "Content-Type", 12, body->content_type, strlen(body->content_type));
         if (rc < 0)
             goto error_release;
     }

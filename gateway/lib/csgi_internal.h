@@ -31,6 +31,17 @@ int csgi__str_ieq(const char *a, size_t an, const char *b);
  */
 int csgi__is_hop_by_hop(const char *name, size_t n);
 
+/* Value of a hex digit, or -1. */
+int csgi__hexval(unsigned char c);
+
+/*
+ * Decode the %HH escapes of a request path [in, in+n) into out (n + 1
+ * bytes, NUL-terminated); '+' stays '+'. Returns the decoded length, or -1
+ * for a bad escape or a decoded NUL. csgi-server and the test client decode
+ * paths with this one function, so they accept and refuse the same targets.
+ */
+long csgi__percent_decode(const char *in, size_t n, char *out);
+
 /* The standard reason phrase of a status code, or "Unknown". Static. */
 const char *csgi__status_reason(int status);
 

@@ -325,3 +325,43 @@ csgi__check_response_head(int status, struct csgi_str reason, const struct csgi_
         *content_length = cl;
     return CSGI_OK;
 }
+
+int
+csgi__hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+long
+csgi__percent_decode(const char *in, size_t n, char *out)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '%') {
+            int hi, lo;
+            if (i + 2 >= n)
+                return -1;
+            hi = csgi__hexval((unsigned char)in[i + 1]);
+            lo = csgi__hexval((unsigned char)in[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (unsigned char)(hi * 16 + lo);
+            if (c == 0)
+                return -1;
+            i += 2;
+        } else if (c == 0) {
+            return -1;
+        }
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return (long)o;
+}

@@ -954,48 +954,23 @@ tc_drive_body(struct csgi_request *req, struct csgi_body *body)
 /* Building the environ                                                */
 /* ------------------------------------------------------------------ */
 
-static int
-tc_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
- * Percent-decode [p, p+n) into a new arena string. A '%' not followed by two
- * hex digits stays as it is; "%00" is refused with CSGI_EINVAL.
+ * Percent-decode the path [p, p+n) into a new arena string, exactly as
+ * csgi-server does: a bad escape or "%00" is refused with CSGI_EINVAL.
  */
 static int
 tc_decode(struct csgi_request *req, const char *p, size_t n, struct csgi_str *out)
 {
     char *buf = tc_arena_alloc(req, n + 1);
-    size_t len = 0;
+    long len;
 
     if (!buf)
         return CSGI_ENOMEM;
-    for (size_t i = 0; i < n; i++) {
-        int hi = i + 2 < n ? tc_hexval(p[i + 1]) : -1;
-        int lo = i + 2 < n ? tc_hexval(p[i + 2]) : -1;
-
-        if (p[i] == '%' && hi >= 0 && lo >= 0) {
-            char c = (char)(hi * 16 + lo);
-
-            if (c == '\0')
-                return CSGI_EINVAL;
-            buf[len++] = c;
-            i += 2;
-        } else {
-            buf[len++] = p[i];
-        }
-    }
-    buf[len] = '\0';
+    len = csgi__percent_decode(p, n, buf);
+    if (len < 0)
+        return CSGI_EINVAL;
     out->ptr = buf;
-    out->len = len;
+    out->len = (size_t)len;
     return CSGI_OK;
 }
 

@@ -7,46 +7,6 @@
 #include "csgi_internal.h"
 #include "target.h"
 
-static int
-hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-long
-srv_percent_decode(const char *in, size_t n, char *out)
-{
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)in[i];
-        if (c == '%') {
-            int hi, lo;
-            if (i + 2 >= n)
-                return -1;
-            hi = hexval((unsigned char)in[i + 1]);
-            lo = hexval((unsigned char)in[i + 2]);
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = (unsigned char)(hi * 16 + lo);
-            if (c == 0)
-                return -1;
-            i += 2;
-        } else if (c == 0) {
-            return -1;
-        }
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return (long)o;
-}
-
 /* VCHAR only: the request line has no spaces or controls inside the target. */
 static int
 target_bytes_ok(const char *p, size_t n)
@@ -146,7 +106,7 @@ srv_target_parse(const char *raw, size_t len, char *out_buf, struct srv_target *
         t->query = q + 1;
         t->query_len = (size_t)(end - q - 1);
     }
-    dlen = srv_percent_decode(t->raw_path, t->raw_path_len, out_buf);
+    dlen = csgi__percent_decode(t->raw_path, t->raw_path_len, out_buf);
     if (dlen < 0) {
         *why = "path has a bad %-escape or an encoded NUL";
         return -1;
@@ -181,7 +141,7 @@ srv_host_parse(const char *p, size_t n, size_t *name_len, const char **port, siz
         /* IP-literal: hex digits, ':' and '.', closed by ']'. */
         for (i = 1; i < n && p[i] != ']'; i++) {
             unsigned char c = (unsigned char)p[i];
-            if (!(hexval(c) >= 0 || c == ':' || c == '.'))
+            if (!(csgi__hexval(c) >= 0 || c == ':' || c == '.'))
                 return -1;
         }
         if (i >= n || i == 1)

@@ -41,12 +41,6 @@ int srv_target_parse(const char *raw, size_t len, char *out_buf, struct srv_targ
                      const char **why);
 
 /*
- * Decode %HH escapes of [in, in+n) into out (n + 1 bytes); '+' stays '+'.
- * Returns the decoded length, or -1 for a bad escape or a decoded NUL.
- */
-long srv_percent_decode(const char *in, size_t n, char *out);
-
-/*
  * Validate a Host header value (RFC 9110 7.2 / RFC 3986 authority without
  * userinfo): reg-name, IPv4 or [IPv6], optional ":port" of 0..5 digits
  * (<= 65535). On success returns 0 and sets name/port spans (port_len 0 when

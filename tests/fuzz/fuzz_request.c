@@ -74,7 +74,7 @@ fuzz_target(const char *p, size_t n)
         assert(why && *why);
     }
     {
-        long d = srv_percent_decode(p, n, buf);
+        long d = csgi__percent_decode(p, n, buf);
         if (d >= 0) {
             assert((size_t)d <= n);
             assert(memchr(buf, '\0', (size_t)d) == NULL);

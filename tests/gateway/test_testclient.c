@@ -443,11 +443,18 @@ START_TEST(testclient_path_percent_decoded_query_raw)
     ck_assert_str_eq(g_env.raw, "/caf%C3%a9/a%2Fb%20c?q=%41+b");
     csgi_test_response_free(resp);
 
-    /* Malformed escapes stay as they are. */
-    resp = get(c, "/100%/x%zz/%4");
-    ck_assert_str_eq(g_env.path, "/100%/x%zz/%4");
-    ck_assert_uint_eq(g_env.path_len, strlen("/100%/x%zz/%4"));
-    csgi_test_response_free(resp);
+    /* A malformed escape is refused, as csgi-server answers it with 400. */
+    {
+        static const char *const bad[] = {"/100%", "/x%zz", "/%4"};
+        for (size_t i = 0; i < 3; i++) {
+            struct csgi_test_request rq = {.target = bad[i]};
+            resp = NULL;
+            g_env.called = 0;
+            ck_assert_int_eq(csgi_test_client_request(c, &rq, &resp), CSGI_EINVAL);
+            ck_assert_ptr_null(resp);
+            ck_assert(!g_env.called);
+        }
+    }
     csgi_test_client_free(c);
 }
 END_TEST

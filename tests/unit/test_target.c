@@ -10,6 +10,7 @@
 
 #include <check.h>
 
+#include "csgi_internal.h"
 #include "target.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -262,7 +263,7 @@ START_TEST(target_parse_long)
 END_TEST
 
 /* ------------------------------------------------------------------ */
-/* srv_percent_decode                                                  */
+/* csgi__percent_decode                                                  */
 /* ------------------------------------------------------------------ */
 
 static const struct {
@@ -293,7 +294,7 @@ START_TEST(target_percent_decode)
     long n;
 
     ck_assert_ptr_nonnull(out);
-    n = srv_percent_decode(in, decode_cases[_i].in.n, out);
+    n = csgi__percent_decode(in, decode_cases[_i].in.n, out);
     ck_assert_msg(n == decode_cases[_i].len, "case %d: got %ld, want %ld", _i, n,
                   decode_cases[_i].len);
     if (n >= 0) {
@@ -310,11 +311,11 @@ START_TEST(target_percent_decode_bounds)
 {
     char out[8];
 
-    ck_assert_int_eq(srv_percent_decode("%41", 2, out), -1);
-    ck_assert_int_eq(srv_percent_decode("%41", 1, out), -1);
-    ck_assert_int_eq(srv_percent_decode("ab%41", 2, out), 2);
+    ck_assert_int_eq(csgi__percent_decode("%41", 2, out), -1);
+    ck_assert_int_eq(csgi__percent_decode("%41", 1, out), -1);
+    ck_assert_int_eq(csgi__percent_decode("ab%41", 2, out), 2);
     ck_assert_str_eq(out, "ab");
-    ck_assert_int_eq(srv_percent_decode("x", 0, out), 0);
+    ck_assert_int_eq(csgi__percent_decode("x", 0, out), 0);
     ck_assert_str_eq(out, "");
 }
 END_TEST

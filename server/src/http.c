@@ -29,6 +29,7 @@
 
 #include <microhttpd.h>
 
+#include "acceptor.h"
 #include "arena.h"
 #include "csgi_internal.h"
 #include "http.h"
@@ -98,14 +99,8 @@ struct srv_http {
     pthread_mutex_t conn_lock;
     struct srv_conn conns; /* list head */
     struct srv_score *score;
-    struct srv_scoreboard *board;
     atomic_int thread_seq;
-    atomic_long conn_count;
-    /* The acceptor thread. */
-    pthread_t acceptor;
-    int acceptor_started;
-    atomic_int stop_accept;
-    int epfd;
+    struct srv_acceptor *acceptor;
     char tmp_dir[512];
 };
 
@@ -907,13 +902,6 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 static void
-publish_conns(struct srv_http *h, long n)
-{
-    if (h->score)
-        atomic_store(&h->score->connections, n);
-}
-
-static void
 on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
               enum MHD_ConnectionNotificationCode code)
 {
@@ -941,7 +929,7 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
     c = *socket_context;
     if (!c)
         return;
-    publish_conns(h, atomic_fetch_sub(&h->conn_count, 1) - 1);
+    srv_acceptor_conn_closed(h->acceptor);
     pthread_mutex_lock(&h->conn_lock);
     c->prev->next = c->next;
     c->next->prev = c->prev;
@@ -1853,6 +1841,36 @@ static void __attribute__((format(printf, 2, 0))) mhd_logger(void *cls, const ch
     srv_log(SRV_LOG_WARN, "libmicrohttpd: %s", buf);
 }
 
+/* The daemon of a listener with the fewest connections. */
+static struct MHD_Daemon *
+pick_daemon(struct daemon_slot *s)
+{
+    struct MHD_Daemon *best = s->d[0];
+    unsigned best_n = ~0u;
+
+    for (unsigned k = 0; k < s->n_d && s->n_d > 1; k++) {
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(s->d[k], MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        unsigned n = di ? di->num_connections : 0;
+        if (n < best_n) {
+            best_n = n;
+            best = s->d[k];
+        }
+    }
+    return best;
+}
+
+/* Hand an accepted connection to the least busy daemon of its listener. */
+static int
+hand_connection(void *cls, size_t index, int fd, const struct sockaddr *addr, socklen_t addr_len)
+{
+    struct srv_http *h = cls;
+
+    /* libmicrohttpd owns (and closes) the socket from here, also on failure. */
+    return MHD_add_connection(pick_daemon(&h->slots[index]), fd, addr, addr_len) == MHD_YES ? 0
+                                                                                            : -1;
+}
+
 struct srv_http *
 srv_http_new(const struct srv_config *cfg, struct srv_listener *listeners, size_t n_listeners,
              unsigned workers)
@@ -1875,8 +1893,13 @@ srv_http_new(const struct srv_config *cfg, struct srv_listener *listeners, size_
         h->slots[i].host_len = strlen(listeners[i].host);
         h->slots[i].port_len = strlen(listeners[i].port);
     }
+    h->acceptor = srv_acceptor_new(cfg, listeners, n_listeners, hand_connection, h);
+    if (!h->acceptor) {
+        free(h->slots);
+        free(h);
+        return NULL;
+    }
     pthread_mutex_init(&h->conn_lock, NULL);
-    h->epfd = -1;
     h->conns.next = h->conns.prev = &h->conns;
     tmp = cfg->tmp_dir ? cfg->tmp_dir : getenv("TMPDIR");
     snprintf(h->tmp_dir, sizeof(h->tmp_dir), "%s", tmp && *tmp ? tmp : "/tmp");
@@ -1907,153 +1930,6 @@ const struct csgi_host_api *
 srv_http_api(struct srv_http *h)
 {
     return &h->api;
-}
-
-/*
- * True when this worker is full, or holds more connections than its share among
- * the serving workers of its generation (from the scoreboard): it then stops
- * accepting for a moment and leaves new connections to the others. Without
- * this, the worker that wakes first takes every keep-alive connection of a
- * burst.
- */
-static int
-over_share(struct srv_http *h)
-{
-    long mine, total = 0;
-    int n = 0;
-    unsigned gen;
-
-    mine = atomic_load(&h->conn_count);
-    /*
-     * At --max-connections: accept nothing, so that new connections wait in
-     * the listen backlog (for another worker, or for this one) instead of
-     * being accepted and closed.
-     */
-    if (mine >= (long)h->cfg->max_connections)
-        return 1;
-    if (!h->board || !h->score)
-        return 0;
-    gen = atomic_load(&h->score->generation);
-    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
-        struct srv_score *sc = &h->board->slots[i];
-        if (!atomic_load(&sc->pid) || atomic_load(&sc->state) != SRV_W_READY ||
-            atomic_load(&sc->generation) != gen)
-            continue;
-        total += atomic_load(&sc->connections);
-        n++;
-    }
-    if (n <= 1)
-        return 0;
-    /*
-     * Over when this worker holds more than the average. Never true of every
-     * worker at once: the least loaded one is at or below the average.
-     */
-    return mine * n > total;
-}
-
-/* Set the listening sockets in (or out of) the acceptor's epoll set. */
-static void
-arm(struct srv_http *h, int on)
-{
-    for (size_t i = 0; i < h->n_slots; i++) {
-        struct epoll_event ev;
-        memset(&ev, 0, sizeof(ev));
-        /*
-         * Level-triggered and not EPOLLEXCLUSIVE: every armed worker sees the
-         * socket readable while connections wait, so a worker that stops
-         * accepting (draining, or over its share) never strands a connection
-         * that the kernel woke it for.
-         */
-        ev.events = EPOLLIN;
-        ev.data.u32 = (uint32_t)i;
-        epoll_ctl(h->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, h->slots[i].l->fd, on ? &ev : NULL);
-    }
-}
-
-/* The daemon of a listener with the fewest connections. */
-static struct MHD_Daemon *
-pick_daemon(struct daemon_slot *s)
-{
-    struct MHD_Daemon *best = s->d[0];
-    unsigned best_n = ~0u;
-
-    for (unsigned k = 0; k < s->n_d && s->n_d > 1; k++) {
-        const union MHD_DaemonInfo *di =
-            MHD_get_daemon_info(s->d[k], MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        unsigned n = di ? di->num_connections : 0;
-        if (n < best_n) {
-            best_n = n;
-            best = s->d[k];
-        }
-    }
-    return best;
-}
-
-static void
-accept_burst(struct srv_http *h, struct daemon_slot *s)
-{
-    for (int k = 0; k < 32; k++) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        int fd = accept4(s->l->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                srv_log(SRV_LOG_WARN, "accept on \"%s\" failed: %s", s->l->spec, strerror(errno));
-                usleep(10 * 1000);
-            }
-            return;
-        }
-        /*
-         * libmicrohttpd owns (and closes) the socket from here, also on
-         * failure. Count it now, not when the daemon thread reports it
-         * started: the balance check needs to see a burst as it happens.
-         */
-        if (MHD_add_connection(pick_daemon(s), fd, (const struct sockaddr *)&ss, sl) == MHD_YES)
-            publish_conns(h, atomic_fetch_add(&h->conn_count, 1) + 1);
-        if (over_share(h))
-            return;
-    }
-}
-
-/*
- * The acceptor: every worker waits on the shared listening sockets, accepts,
- * and hands each connection to the least busy of its libmicrohttpd daemons.
- * The daemons never touch a listening socket, so stopping one can never shut
- * the shared socket down, and a draining worker just stops accepting.
- */
-static void *
-acceptor_main(void *arg)
-{
-    struct srv_http *h = arg;
-    int armed = 1;
-
-    arm(h, 1);
-    while (!atomic_load(&h->stop_accept)) {
-        struct epoll_event ev[8];
-        int n;
-
-        if (armed != !over_share(h)) {
-            armed = !armed;
-            arm(h, armed);
-        }
-        n = epoll_wait(h->epfd, ev, 8, armed ? 100 : 5);
-        for (int i = 0; i < n && !atomic_load(&h->stop_accept) && !over_share(h); i++)
-            accept_burst(h, &h->slots[ev[i].data.u32]);
-    }
-    return NULL;
-}
-
-static void
-stop_acceptor(struct srv_http *h)
-{
-    if (!h->acceptor_started)
-        return;
-    atomic_store(&h->stop_accept, 1);
-    pthread_join(h->acceptor, NULL);
-    h->acceptor_started = 0;
 }
 
 int
@@ -2099,20 +1975,8 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
             }
             s->n_d = k + 1;
         }
-        /* accept4() must not block: the socket is shared, another worker may win. */
-        fcntl(s->l->fd, F_SETFL, fcntl(s->l->fd, F_GETFL) | O_NONBLOCK);
     }
-    h->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (h->epfd < 0) {
-        srv_log(SRV_LOG_ERROR, "epoll_create1 failed: %s", strerror(errno));
-        return -1;
-    }
-    if (pthread_create(&h->acceptor, NULL, acceptor_main, h) != 0) {
-        srv_log(SRV_LOG_ERROR, "cannot start the acceptor thread");
-        return -1;
-    }
-    h->acceptor_started = 1;
-    return 0;
+    return srv_acceptor_start(h->acceptor);
 }
 
 void
@@ -2120,14 +1984,14 @@ srv_http_drain(struct srv_http *h)
 {
     atomic_store(&h->draining, 1);
     /* Stop accepting; the shared sockets stay open for the other workers. */
-    stop_acceptor(h);
+    srv_acceptor_stop(h->acceptor);
 }
 
 void
 srv_http_set_score(struct srv_http *h, struct srv_score *sc, struct srv_scoreboard *board)
 {
     h->score = sc;
-    h->board = board;
+    srv_acceptor_set_score(h->acceptor, sc, board);
 }
 
 unsigned long long
@@ -2147,13 +2011,12 @@ srv_http_free(struct srv_http *h)
 {
     if (!h)
         return;
-    stop_acceptor(h);
+    srv_acceptor_stop(h->acceptor);
     for (size_t i = 0; i < h->n_slots; i++) {
         for (unsigned k = 0; k < h->slots[i].n_d; k++)
             MHD_stop_daemon(h->slots[i].d[k]);
     }
-    if (h->epfd >= 0)
-        close(h->epfd);
+    srv_acceptor_free(h->acceptor);
     pthread_mutex_destroy(&h->conn_lock);
     free(h->slots);
     free(h);

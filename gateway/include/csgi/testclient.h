@@ -69,6 +69,18 @@ struct csgi_test_request {
 };
 
 /** One captured log line. */
+/** How a response body is delimited on the wire (struct csgi_test_response.framing). */
+enum csgi_test_framing {
+    /** No response was sent (the request failed before the status line). */
+    CSGI_TEST_FRAMING_NONE = 0,
+    /** Content-Length (one chunk, an exact total_length, a declared length, a file). */
+    CSGI_TEST_FRAMING_LENGTH = 1,
+    /** Transfer-Encoding: chunked (HTTP/1.1, length unknown). */
+    CSGI_TEST_FRAMING_CHUNKED = 2,
+    /** Delimited by closing the connection (HTTP/1.0, length unknown). */
+    CSGI_TEST_FRAMING_CLOSE = 3
+};
+
 struct csgi_test_log {
     /** enum csgi_log_level as given by the caller. */
     int level;
@@ -114,6 +126,17 @@ struct csgi_test_response {
     /** Lines logged while the request ran (host log, errors stream, client). */
     const struct csgi_test_log *logs;
     size_t n_logs;
+    /**
+     * How csgi-server frames this body on the wire: enum csgi_test_framing.
+     * HEAD responses report the framing the GET response would have.
+     */
+    int framing;
+    /**
+     * 1 when the connection is aborted after the headers were sent: the body
+     * holds what was sent before the failure, and a client sees a truncated
+     * response (csgi-server closes the connection without a chunked end).
+     */
+    int aborted;
 };
 
 /**

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "listener.h"
 #include "log.h"
 #include "master.h"
@@ -77,15 +78,6 @@ struct master {
     int sfd;
     unsigned long long retired_requests;
 };
-
-static long long
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int
 free_slot(struct master *m)
@@ -154,7 +146,7 @@ spawn(struct master *m, unsigned gen)
     atomic_store(&sc->state, SRV_W_STARTING);
     atomic_store(&sc->generation, gen);
     atomic_store(&sc->worker_id, id);
-    atomic_store(&sc->started_ms, mono_ms());
+    atomic_store(&sc->started_ms, srv_clock_ms());
     pid = fork();
     if (pid < 0) {
         srv_log(SRV_LOG_ERROR, "fork failed: %s", strerror(errno));
@@ -192,7 +184,7 @@ spawn(struct master *m, unsigned gen)
     m->procs[i].slot = i;
     m->procs[i].worker_id = id;
     m->procs[i].generation = gen;
-    m->procs[i].started_ms = mono_ms();
+    m->procs[i].started_ms = srv_clock_ms();
     m->procs[i].kill_at_ms = 0;
     m->procs[i].abort_sent = 0;
     m->procs[i].stopping = 0;
@@ -215,7 +207,7 @@ stop_proc(struct master *m, struct wproc *w, int sig, unsigned grace_s)
         kill(w->pid, sig);
     w->stopping = 1;
     if (!w->kill_at_ms)
-        w->kill_at_ms = mono_ms() + (long long)grace_s * 1000 + 2000;
+        w->kill_at_ms = srv_clock_ms() + (long long)grace_s * 1000 + 2000;
 }
 
 /* Stop every worker whose generation is not keep_gen (0: every worker). */
@@ -286,7 +278,7 @@ reap(struct master *m)
         /* An unexpected death of a serving worker: a crash. Back off if it repeats. */
         if (!w->stopping && atomic_load(&sc->state) != SRV_W_RETIRING &&
             w->generation == m->generation && !m->stopping) {
-            long long lived = mono_ms() - w->started_ms;
+            long long lived = srv_clock_ms() - w->started_ms;
             m->restarts++;
             if (lived < 2000) {
                 long long delay;
@@ -294,7 +286,7 @@ reap(struct master *m)
                 delay = 100LL << (m->crash_streak > 7 ? 7 : m->crash_streak);
                 if (delay > 10000)
                     delay = 10000;
-                m->respawn_after_ms = mono_ms() + delay;
+                m->respawn_after_ms = srv_clock_ms() + delay;
                 srv_log(SRV_LOG_WARN, "worker crash loop (%u in a row): next start in %lld ms",
                         m->crash_streak, delay);
             } else {
@@ -333,11 +325,11 @@ manage(struct master *m)
         struct wproc *w = &m->procs[i];
         if (w->pid && !w->stopping && atomic_load(&m->sb->slots[w->slot].state) == SRV_W_RETIRING) {
             w->stopping = 1;
-            w->kill_at_ms = mono_ms() + (long long)m->cfg->graceful_timeout * 1000 + 2000;
+            w->kill_at_ms = srv_clock_ms() + (long long)m->cfg->graceful_timeout * 1000 + 2000;
         }
     }
     live = count_gen(m, gen, 0);
-    if (live < m->target_workers && mono_ms() >= m->respawn_after_ms) {
+    if (live < m->target_workers && srv_clock_ms() >= m->respawn_after_ms) {
         for (unsigned k = live; k < m->target_workers; k++) {
             if (spawn(m, gen) < 0)
                 break;
@@ -364,7 +356,7 @@ manage(struct master *m)
 static void
 watchdog(struct master *m)
 {
-    long long now = mono_ms();
+    long long now = srv_clock_ms();
 
     for (int i = 0; i < SRV_MAX_SLOTS; i++) {
         struct wproc *w = &m->procs[i];
@@ -441,7 +433,7 @@ start_reload(struct master *m)
     m->pending_gen = ++m->last_gen;
     atomic_store(&m->sb->generation, m->pending_gen);
     srv_log_set_identity("master", -1, m->pending_gen);
-    m->pending_deadline = mono_ms() + (long long)m->cfg->ready_timeout * 1000;
+    m->pending_deadline = srv_clock_ms() + (long long)m->cfg->ready_timeout * 1000;
     srv_log(SRV_LOG_INFO, "reload: starting generation %u with %u worker(s)", m->pending_gen,
             m->pending_target);
     for (unsigned k = 0; k < m->pending_target; k++)
@@ -536,7 +528,7 @@ check_reload(struct master *m)
         stop_others(m, gen, SIGTERM, m->cfg->graceful_timeout);
         return;
     }
-    if (mono_ms() > m->pending_deadline)
+    if (srv_clock_ms() > m->pending_deadline)
         fail_reload(m, "new workers did not report ready in time (--ready-timeout)");
 }
 
@@ -693,7 +685,7 @@ stats_json(struct master *m, size_t *len)
     bprintf(&b,
             "{\"master_pid\":%d,\"uptime_s\":%.3f,\"generation\":%u,"
             "\"reloading_generation\":%u,\"target_workers\":%u,\"restarts\":%u,\"workers\":[",
-            (int)getpid(), (double)(mono_ms() - m->started_ms) / 1000.0, m->generation,
+            (int)getpid(), (double)(srv_clock_ms() - m->started_ms) / 1000.0, m->generation,
             m->pending_gen, m->target_workers, m->restarts);
     for (int i = 0; i < SRV_MAX_SLOTS; i++) {
         struct wproc *w = &m->procs[i];
@@ -708,7 +700,7 @@ stats_json(struct master *m, size_t *len)
                 first ? "" : ",", (int)w->pid, w->worker_id, w->generation, worker_state(m, w),
                 (unsigned long long)atomic_load(&sc->requests),
                 (unsigned long long)atomic_load(&sc->inflight), atomic_load(&sc->connections),
-                (double)(mono_ms() - w->started_ms) / 1000.0);
+                (double)(srv_clock_ms() - w->started_ms) / 1000.0);
         first = 0;
     }
     bprintf(&b, "],\"requests_total\":%llu,\"plugins\":[", total);
@@ -741,7 +733,7 @@ stats_prometheus(struct master *m, size_t *len)
     static const char *const states[] = {"starting", "loaded", "ready", "draining", "retiring"};
 
     bprintf(&b, "# TYPE csgi_uptime_seconds gauge\ncsgi_uptime_seconds %.3f\n",
-            (double)(mono_ms() - m->started_ms) / 1000.0);
+            (double)(srv_clock_ms() - m->started_ms) / 1000.0);
     bprintf(&b, "# TYPE csgi_generation gauge\ncsgi_generation %u\n", m->generation);
     bprintf(&b, "# TYPE csgi_worker_restarts_total counter\ncsgi_worker_restarts_total %u\n",
             m->restarts);
@@ -922,7 +914,7 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
     m.target_workers = cfg->workers ? cfg->workers : 1;
     m.generation = 1;
     m.last_gen = 1;
-    m.started_ms = mono_ms();
+    m.started_ms = srv_clock_ms();
     srv_log_set_identity("master", -1, m.generation);
 
     m.sb = mmap(NULL, sizeof(*m.sb), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

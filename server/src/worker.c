@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "plugin_loader.h"
@@ -22,15 +23,6 @@
  * long before taking "nothing in flight" as "done".
  */
 #define DRAIN_LINGER_MS 100
-
-static long long
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 publish_plugins(struct srv_score *sc, const struct srv_plugin_set *set)
@@ -74,7 +66,7 @@ update_stats(struct srv_score *sc, const struct srv_plugin_set *set, struct srv_
 static int
 wait_for_go(struct srv_score *sc, const sigset_t *set, unsigned timeout_s)
 {
-    long long end = mono_ms() + (long long)timeout_s * 1000 + 5000;
+    long long end = srv_clock_ms() + (long long)timeout_s * 1000 + 5000;
 
     while (atomic_load(&sc->go) != 1) {
         struct timespec ts = {0, 5 * 1000 * 1000};
@@ -84,7 +76,7 @@ wait_for_go(struct srv_score *sc, const sigset_t *set, unsigned timeout_s)
             return -1;
         if (sig == SIGUSR1)
             srv_log_reopen();
-        if (mono_ms() > end)
+        if (srv_clock_ms() > end)
             return -1;
     }
     return 0;
@@ -188,14 +180,14 @@ srv_worker_run(const struct srv_worker_args *a)
             if (sc && atomic_load(&sc->state) != SRV_W_RETIRING)
                 atomic_store(&sc->state, SRV_W_DRAINING);
             srv_http_drain(h);
-            drain_start = mono_ms();
+            drain_start = srv_clock_ms();
             drain_deadline = drain_start + (long long)cfg->graceful_timeout * 1000;
             srv_log(SRV_LOG_INFO, "draining: %llu request(s) in flight", srv_http_inflight(h));
         }
         if (draining) {
-            if (srv_http_inflight(h) == 0 && mono_ms() >= drain_start + DRAIN_LINGER_MS)
+            if (srv_http_inflight(h) == 0 && srv_clock_ms() >= drain_start + DRAIN_LINGER_MS)
                 break;
-            if (mono_ms() >= drain_deadline) {
+            if (srv_clock_ms() >= drain_deadline) {
                 srv_log(SRV_LOG_WARN, "graceful timeout: stopping with %llu request(s) in flight",
                         srv_http_inflight(h));
                 break;

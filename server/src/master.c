@@ -11,7 +11,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
@@ -32,6 +31,7 @@
 #include "log.h"
 #include "master.h"
 #include "scoreboard.h"
+#include "stats.h"
 #include "worker.h"
 
 #define MAX_GENERATIONS 2
@@ -73,8 +73,7 @@ struct master {
     unsigned restarts;
     unsigned crash_streak;
     long long respawn_after_ms;
-    int stats_fd;
-    char stats_path[sizeof(((struct srv_listener *)0)->host)];
+    struct srv_stats_server stats;
     int sfd;
     unsigned long long retired_requests;
 };
@@ -161,8 +160,8 @@ spawn(struct master *m, unsigned gen)
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
         close(m->sfd);
-        if (m->stats_fd >= 0)
-            close(m->stats_fd);
+        if (m->stats.fd >= 0)
+            close(m->stats.fd);
         srandom((unsigned)getpid() ^ (unsigned)time(NULL));
         memset(&a, 0, sizeof(a));
         a.cfg = m->cfg;
@@ -532,293 +531,35 @@ check_reload(struct master *m)
         fail_reload(m, "new workers did not report ready in time (--ready-timeout)");
 }
 
-/* ------------------------------------------------------------------ */
-/* Stats                                                               */
-/* ------------------------------------------------------------------ */
-
-static int
-open_stats(struct master *m, const char *spec)
-{
-    /* The same address syntax and socket set-up as --bind. */
-    struct srv_listener l;
-    char err[256];
-    int rc = srv_listener_open(&l, spec, err, sizeof(err));
-
-    free(l.spec);
-    if (rc < 0)
-        return rc;
-    fcntl(l.fd, F_SETFL, fcntl(l.fd, F_GETFL) | O_NONBLOCK);
-    if (l.family == AF_UNIX)
-        snprintf(m->stats_path, sizeof(m->stats_path), "%s", l.host);
-    m->stats_fd = l.fd;
-    return 0;
-}
-
-static const char *
-state_name(int s)
-{
-    switch (s) {
-    case SRV_W_STARTING:
-        return "starting";
-    case SRV_W_LOADED:
-        return "loaded";
-    case SRV_W_READY:
-        return "ready";
-    case SRV_W_RETIRING:
-        return "retiring";
-    case SRV_W_DRAINING:
-        return "draining";
-    default:
-        return "free";
-    }
-}
-
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
-static void __attribute__((format(printf, 2, 3))) bprintf(struct buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if (b->p && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        {
-            size_t cap = b->cap ? b->cap * 2 : 8192;
-            char *np;
-            while (cap < b->len + (size_t)n + 1)
-                cap *= 2;
-            np = realloc(b->p, cap);
-            if (!np)
-                return;
-            b->p = np;
-            b->cap = cap;
-        }
-    }
-}
-
-/* JSON-escape a short string we own (names, mounts). */
-static void
-bjson(struct buf *b, const char *s)
-{
-    bprintf(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            bprintf(b, "\\%c", c);
-        else if (c < 0x20)
-            bprintf(b, "\\u%04x", c);
-        else
-            bprintf(b, "%c", c);
-    }
-    bprintf(b, "\"");
-}
-
-/* Sum the per-plugin counters of the serving generation's workers into agg. */
-static int
-collect_plugins(struct master *m, struct srv_plugin_score *agg)
-{
-    int n_agg = 0;
-
-    memset(agg, 0, SRV_MAX_PLUGIN_STATS * sizeof(*agg));
-    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
-        struct wproc *w = &m->procs[i];
-        struct srv_score *sc;
-        int np;
-        if (!w->pid || w->generation != m->generation)
-            continue;
-        sc = &m->sb->slots[w->slot];
-        np = atomic_load(&sc->n_plugins);
-        if (np < 0 || np > SRV_MAX_PLUGIN_STATS)
-            np = np < 0 ? 0 : SRV_MAX_PLUGIN_STATS;
-        for (int k = 0; k < np; k++) {
-            struct srv_plugin_score *ps = &sc->plugins[k];
-            int j;
-            for (j = 0; j < n_agg; j++) {
-                if (strcmp(agg[j].name, ps->name) == 0)
-                    break;
-            }
-            if (j >= SRV_MAX_PLUGIN_STATS)
-                continue;
-            if (j == n_agg) {
-                snprintf(agg[j].name, sizeof(agg[j].name), "%s", ps->name);
-                snprintf(agg[j].version, sizeof(agg[j].version), "%s", ps->version);
-                snprintf(agg[j].mount, sizeof(agg[j].mount), "%s", ps->mount);
-                n_agg++;
-            }
-            agg[j].requests += atomic_load(&ps->requests);
-            agg[j].status_4xx += atomic_load(&ps->status_4xx);
-            agg[j].status_5xx += atomic_load(&ps->status_5xx);
-            agg[j].latency_us += atomic_load(&ps->latency_us);
-        }
-    }
-    return n_agg;
-}
-
-static const char *
-worker_state(struct master *m, const struct wproc *w)
-{
-    int st = atomic_load(&m->sb->slots[w->slot].state);
-
-    return w->stopping && st == SRV_W_READY ? "draining" : state_name(st);
-}
-
-static char *
-stats_json(struct master *m, size_t *len)
-{
-    struct buf b = {NULL, 0, 0};
-    int first = 1;
-    struct srv_plugin_score agg[SRV_MAX_PLUGIN_STATS];
-    int n_agg = collect_plugins(m, agg);
-    unsigned long long total = m->retired_requests;
-
-    bprintf(&b,
-            "{\"master_pid\":%d,\"uptime_s\":%.3f,\"generation\":%u,"
-            "\"reloading_generation\":%u,\"target_workers\":%u,\"restarts\":%u,\"workers\":[",
-            (int)getpid(), (double)(srv_clock_ms() - m->started_ms) / 1000.0, m->generation,
-            m->pending_gen, m->target_workers, m->restarts);
-    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
-        struct wproc *w = &m->procs[i];
-        struct srv_score *sc;
-        if (!w->pid)
-            continue;
-        sc = &m->sb->slots[w->slot];
-        total += atomic_load(&sc->requests);
-        bprintf(&b,
-                "%s{\"pid\":%d,\"id\":%d,\"generation\":%u,\"state\":\"%s\",\"requests\":%llu,"
-                "\"in_flight\":%llu,\"connections\":%ld,\"age_s\":%.1f}",
-                first ? "" : ",", (int)w->pid, w->worker_id, w->generation, worker_state(m, w),
-                (unsigned long long)atomic_load(&sc->requests),
-                (unsigned long long)atomic_load(&sc->inflight), atomic_load(&sc->connections),
-                (double)(srv_clock_ms() - w->started_ms) / 1000.0);
-        first = 0;
-    }
-    bprintf(&b, "],\"requests_total\":%llu,\"plugins\":[", total);
-    for (int j = 0; j < n_agg; j++) {
-        bprintf(&b, "%s{\"name\":", j ? "," : "");
-        bjson(&b, agg[j].name);
-        bprintf(&b, ",\"version\":");
-        bjson(&b, agg[j].version);
-        bprintf(&b, ",\"mount\":");
-        bjson(&b, agg[j].mount);
-        bprintf(&b,
-                ",\"requests\":%llu,\"status_4xx\":%llu,\"status_5xx\":%llu,"
-                "\"latency_sum_ms\":%.3f}",
-                (unsigned long long)agg[j].requests, (unsigned long long)agg[j].status_4xx,
-                (unsigned long long)agg[j].status_5xx, (double)agg[j].latency_us / 1000.0);
-    }
-    bprintf(&b, "]}\n");
-    *len = b.len;
-    return b.p;
-}
-
-/* The same figures in the Prometheus text exposition format (GET /metrics). */
-static char *
-stats_prometheus(struct master *m, size_t *len)
-{
-    struct buf b = {NULL, 0, 0};
-    struct srv_plugin_score agg[SRV_MAX_PLUGIN_STATS];
-    int n_agg = collect_plugins(m, agg);
-    unsigned long long total = m->retired_requests;
-    static const char *const states[] = {"starting", "loaded", "ready", "draining", "retiring"};
-
-    bprintf(&b, "# TYPE csgi_uptime_seconds gauge\ncsgi_uptime_seconds %.3f\n",
-            (double)(srv_clock_ms() - m->started_ms) / 1000.0);
-    bprintf(&b, "# TYPE csgi_generation gauge\ncsgi_generation %u\n", m->generation);
-    bprintf(&b, "# TYPE csgi_worker_restarts_total counter\ncsgi_worker_restarts_total %u\n",
-            m->restarts);
-    bprintf(&b, "# TYPE csgi_workers gauge\n");
-    for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
-        unsigned n = 0;
-        for (int i = 0; i < SRV_MAX_SLOTS; i++) {
-            if (m->procs[i].pid && strcmp(worker_state(m, &m->procs[i]), states[k]) == 0)
-                n++;
-        }
-        bprintf(&b, "csgi_workers{state=\"%s\"} %u\n", states[k], n);
-    }
-    bprintf(&b, "# TYPE csgi_worker_requests_total counter\n");
-    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
-        struct wproc *w = &m->procs[i];
-        unsigned long long r;
-        if (!w->pid)
-            continue;
-        r = atomic_load(&m->sb->slots[w->slot].requests);
-        total += r;
-        bprintf(&b, "csgi_worker_requests_total{pid=\"%d\",worker=\"%d\",generation=\"%u\"} %llu\n",
-                (int)w->pid, w->worker_id, w->generation, r);
-    }
-    bprintf(&b, "# TYPE csgi_requests_total counter\ncsgi_requests_total %llu\n", total);
-    bprintf(&b, "# TYPE csgi_plugin_requests_total counter\n");
-    for (int j = 0; j < n_agg; j++)
-        bprintf(&b, "csgi_plugin_requests_total{plugin=\"%s\",mount=\"%s\"} %llu\n", agg[j].name,
-                agg[j].mount, (unsigned long long)agg[j].requests);
-    bprintf(&b, "# TYPE csgi_plugin_errors_total counter\n");
-    for (int j = 0; j < n_agg; j++) {
-        bprintf(&b, "csgi_plugin_errors_total{plugin=\"%s\",class=\"4xx\"} %llu\n", agg[j].name,
-                (unsigned long long)agg[j].status_4xx);
-        bprintf(&b, "csgi_plugin_errors_total{plugin=\"%s\",class=\"5xx\"} %llu\n", agg[j].name,
-                (unsigned long long)agg[j].status_5xx);
-    }
-    bprintf(&b, "# TYPE csgi_plugin_latency_seconds_sum counter\n");
-    for (int j = 0; j < n_agg; j++)
-        bprintf(&b, "csgi_plugin_latency_seconds_sum{plugin=\"%s\"} %.6f\n", agg[j].name,
-                (double)agg[j].latency_us / 1e6);
-    *len = b.len;
-    return b.p;
-}
-
+/* Answer the stats connections waiting, from a snapshot of the master's state. */
 static void
 serve_stats(struct master *m)
 {
-    for (;;) {
-        int c = accept4(m->stats_fd, NULL, NULL, SOCK_CLOEXEC);
-        size_t len = 0, off = 0;
-        char *json;
-        char req[1024];
-        int http, prom;
+    struct srv_stats_worker workers[SRV_MAX_SLOTS];
+    struct srv_stats_view v;
 
-        if (c < 0)
-            return;
-        /* Plain readers get the JSON; an HTTP request gets it with a status line. */
-        {
-            struct pollfd p = {c, POLLIN, 0};
-            ssize_t n = 0;
-            if (poll(&p, 1, 100) > 0)
-                n = recv(c, req, sizeof(req) - 1, MSG_DONTWAIT);
-            req[n > 0 ? n : 0] = '\0';
-            http = n > 0 && (strncmp(req, "GET ", 4) == 0 || strncmp(req, "HEAD ", 5) == 0);
-        }
-        prom = http &&
-               (strncmp(req, "GET /metrics", 12) == 0 || strncmp(req, "HEAD /metrics", 13) == 0);
-        json = prom ? stats_prometheus(m, &len) : stats_json(m, &len);
-        if (http) {
-            char head[256];
-            int hn = snprintf(head, sizeof(head),
-                              "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
-                              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                              prom ? "text/plain; version=0.0.4" : "application/json", len);
-            if (send(c, head, (size_t)hn, MSG_NOSIGNAL) < 0)
-                len = 0;
-        }
-        while (json && off < len) {
-            ssize_t n = send(c, json + off, len - off, MSG_NOSIGNAL);
-            if (n <= 0)
-                break;
-            off += (size_t)n;
-        }
-        free(json);
-        close(c);
+    memset(&v, 0, sizeof(v));
+    v.board = m->sb;
+    v.started_ms = m->started_ms;
+    v.generation = m->generation;
+    v.reloading_generation = m->pending_gen;
+    v.target_workers = m->target_workers;
+    v.restarts = m->restarts;
+    v.retired_requests = m->retired_requests;
+    v.workers = workers;
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        const struct wproc *w = &m->procs[i];
+        if (!w->pid)
+            continue;
+        workers[v.n_workers].pid = w->pid;
+        workers[v.n_workers].slot = w->slot;
+        workers[v.n_workers].worker_id = w->worker_id;
+        workers[v.n_workers].generation = w->generation;
+        workers[v.n_workers].started_ms = w->started_ms;
+        workers[v.n_workers].stopping = w->stopping;
+        v.n_workers++;
     }
+    srv_stats_serve(&m->stats, &v);
 }
 
 /* ------------------------------------------------------------------ */
@@ -910,7 +651,7 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
     m.argv = argv;
     m.ls = ls;
     m.n_ls = n_ls;
-    m.stats_fd = -1;
+    m.stats.fd = -1;
     m.target_workers = cfg->workers ? cfg->workers : 1;
     m.generation = 1;
     m.last_gen = 1;
@@ -942,7 +683,7 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
         return 1;
     }
     if (cfg->stats) {
-        int src = open_stats(&m, cfg->stats);
+        int src = srv_stats_open(&m.stats, cfg->stats);
         if (src < 0) {
             srv_log(SRV_LOG_ERROR, "cannot serve stats on \"%s\": %s", cfg->stats, strerror(-src));
             close(m.sfd);
@@ -969,9 +710,9 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
         spawn(&m, m.generation);
 
     for (;;) {
-        struct pollfd pf[2] = {{m.sfd, POLLIN, 0}, {m.stats_fd, POLLIN, 0}};
+        struct pollfd pf[2] = {{m.sfd, POLLIN, 0}, {m.stats.fd, POLLIN, 0}};
         struct signalfd_siginfo si;
-        int npf = m.stats_fd >= 0 ? 2 : 1;
+        int npf = m.stats.fd >= 0 ? 2 : 1;
 
         poll(pf, (nfds_t)npf, 100);
         while (read(m.sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
@@ -1028,7 +769,7 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
             }
         }
         reap(&m);
-        if (m.stats_fd >= 0 && (pf[1].revents & POLLIN))
+        if (m.stats.fd >= 0 && (pf[1].revents & POLLIN))
             serve_stats(&m);
         if (m.stopping) {
             if (all_gone(&m))
@@ -1047,11 +788,7 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
         watchdog(&m);
     }
     srv_log(SRV_LOG_INFO, "master exiting");
-    if (m.stats_fd >= 0) {
-        close(m.stats_fd);
-        if (m.stats_path[0])
-            unlink(m.stats_path);
-    }
+    srv_stats_close(&m.stats);
     close(m.sfd);
     munmap(m.sb, sizeof(*m.sb));
     if (m.prev_cfg) {

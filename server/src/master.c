@@ -127,6 +127,37 @@ max_requests_for(const struct srv_config *cfg)
     return n;
 }
 
+/* In the child after fork: drop the master's descriptors and signal mask, run the worker. */
+static void __attribute__((noreturn))
+run_worker(struct master *m, struct srv_score *sc, int id, unsigned gen)
+{
+    struct srv_worker_args a;
+    sigset_t all;
+    int rc;
+
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    close(m->sfd);
+    if (m->stats.fd >= 0)
+        close(m->stats.fd);
+    srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+    memset(&a, 0, sizeof(a));
+    a.cfg = m->cfg;
+    a.listeners = m->ls;
+    a.n_listeners = m->n_ls;
+    a.worker_id = id;
+    a.generation = gen;
+    a.workers = m->target_workers;
+    a.max_requests = max_requests_for(m->cfg);
+    a.score = sc;
+    a.board = m->sb;
+    atomic_store(&sc->pid, (int)getpid());
+    rc = srv_worker_run(&a);
+    /* exit(), not _exit(): leak checkers run at exit in sanitizer builds. */
+    exit(rc);
+}
+
+/* Fork one worker of generation gen into a free slot. Returns 0 or -1 (logged). */
 static int
 spawn(struct master *m, unsigned gen)
 {
@@ -134,6 +165,7 @@ spawn(struct master *m, unsigned gen)
     int id;
     pid_t pid;
     struct srv_score *sc;
+    struct wproc *w;
 
     if (i < 0) {
         srv_log(SRV_LOG_ERROR, "no free worker slot");
@@ -152,41 +184,18 @@ spawn(struct master *m, unsigned gen)
         atomic_store(&sc->state, SRV_W_FREE);
         return -1;
     }
-    if (pid == 0) {
-        struct srv_worker_args a;
-        sigset_t all;
-        int rc;
-
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        close(m->sfd);
-        if (m->stats.fd >= 0)
-            close(m->stats.fd);
-        srandom((unsigned)getpid() ^ (unsigned)time(NULL));
-        memset(&a, 0, sizeof(a));
-        a.cfg = m->cfg;
-        a.listeners = m->ls;
-        a.n_listeners = m->n_ls;
-        a.worker_id = id;
-        a.generation = gen;
-        a.workers = m->target_workers;
-        a.max_requests = max_requests_for(m->cfg);
-        a.score = sc;
-        a.board = m->sb;
-        atomic_store(&sc->pid, (int)getpid());
-        rc = srv_worker_run(&a);
-        /* exit(), not _exit(): leak checkers run at exit in sanitizer builds. */
-        exit(rc);
-    }
+    if (pid == 0)
+        run_worker(m, sc, id, gen);
     atomic_store(&sc->pid, (int)pid);
-    m->procs[i].pid = pid;
-    m->procs[i].slot = i;
-    m->procs[i].worker_id = id;
-    m->procs[i].generation = gen;
-    m->procs[i].started_ms = srv_clock_ms();
-    m->procs[i].kill_at_ms = 0;
-    m->procs[i].abort_sent = 0;
-    m->procs[i].stopping = 0;
+    w = &m->procs[i];
+    w->pid = pid;
+    w->slot = i;
+    w->worker_id = id;
+    w->generation = gen;
+    w->started_ms = srv_clock_ms();
+    w->kill_at_ms = 0;
+    w->abort_sent = 0;
+    w->stopping = 0;
     srv_log(SRV_LOG_INFO, "worker %d (gen %u) started: pid %d", id, gen, (int)pid);
     return 0;
 }
@@ -237,6 +246,61 @@ sig_name(int sig)
     return s ? s : "?";
 }
 
+/* Log how a reaped worker ended, at a level that says whether it was expected. */
+static void
+log_worker_end(const struct wproc *w, struct srv_score *sc, pid_t pid, int status)
+{
+    if (WIFSIGNALED(status)) {
+        srv_log(w->stopping && WTERMSIG(status) == SIGKILL ? SRV_LOG_WARN : SRV_LOG_ERROR,
+                "worker %d (gen %u, pid %d) killed by signal %s%s", w->worker_id, w->generation,
+                (int)pid, sig_name(WTERMSIG(status)), WCOREDUMP(status) ? " (core dumped)" : "");
+    } else if (WEXITSTATUS(status) != 0 || !w->stopping) {
+        int lvl = w->stopping ? SRV_LOG_INFO : SRV_LOG_ERROR;
+        if (atomic_load(&sc->state) == SRV_W_RETIRING)
+            lvl = SRV_LOG_INFO;
+        srv_log(lvl, "worker %d (gen %u, pid %d) exited with status %d", w->worker_id,
+                w->generation, (int)pid, WEXITSTATUS(status));
+    } else {
+        srv_log(SRV_LOG_INFO, "worker %d (gen %u, pid %d) stopped", w->worker_id, w->generation,
+                (int)pid);
+    }
+}
+
+/*
+ * An unexpected death of a serving worker is a crash: count it, and when
+ * workers keep dying soon after they start, delay the next start more each
+ * time.
+ */
+static void
+note_crash(struct master *m, const struct wproc *w)
+{
+    long long lived = srv_clock_ms() - w->started_ms;
+
+    m->restarts++;
+    if (lived < 2000) {
+        long long delay;
+        m->crash_streak++;
+        delay = 100LL << (m->crash_streak > 7 ? 7 : m->crash_streak);
+        if (delay > 10000)
+            delay = 10000;
+        m->respawn_after_ms = srv_clock_ms() + delay;
+        srv_log(SRV_LOG_WARN, "worker crash loop (%u in a row): next start in %lld ms",
+                m->crash_streak, delay);
+    } else {
+        m->crash_streak = 0;
+    }
+}
+
+static struct wproc *
+find_proc(struct master *m, pid_t pid)
+{
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        if (m->procs[i].pid == pid)
+            return &m->procs[i];
+    }
+    return NULL;
+}
+
 /* Reap dead workers, log why, and schedule replacements. */
 static void
 reap(struct master *m)
@@ -244,54 +308,20 @@ reap(struct master *m)
     for (;;) {
         int status;
         pid_t pid = waitpid(-1, &status, WNOHANG);
-        struct wproc *w = NULL;
+        struct wproc *w;
         struct srv_score *sc;
 
         if (pid <= 0)
             return;
-        for (int i = 0; i < SRV_MAX_SLOTS; i++) {
-            if (m->procs[i].pid == pid) {
-                w = &m->procs[i];
-                break;
-            }
-        }
+        w = find_proc(m, pid);
         if (!w)
             continue;
         sc = &m->sb->slots[w->slot];
         m->retired_requests += atomic_load(&sc->requests);
-        if (WIFSIGNALED(status)) {
-            srv_log(w->stopping && WTERMSIG(status) == SIGKILL ? SRV_LOG_WARN : SRV_LOG_ERROR,
-                    "worker %d (gen %u, pid %d) killed by signal %s%s", w->worker_id, w->generation,
-                    (int)pid, sig_name(WTERMSIG(status)),
-                    WCOREDUMP(status) ? " (core dumped)" : "");
-        } else if (WEXITSTATUS(status) != 0 || !w->stopping) {
-            int lvl = w->stopping ? SRV_LOG_INFO : SRV_LOG_ERROR;
-            if (atomic_load(&sc->state) == SRV_W_RETIRING)
-                lvl = SRV_LOG_INFO;
-            srv_log(lvl, "worker %d (gen %u, pid %d) exited with status %d", w->worker_id,
-                    w->generation, (int)pid, WEXITSTATUS(status));
-        } else {
-            srv_log(SRV_LOG_INFO, "worker %d (gen %u, pid %d) stopped", w->worker_id, w->generation,
-                    (int)pid);
-        }
-        /* An unexpected death of a serving worker: a crash. Back off if it repeats. */
+        log_worker_end(w, sc, pid, status);
         if (!w->stopping && atomic_load(&sc->state) != SRV_W_RETIRING &&
-            w->generation == m->generation && !m->stopping) {
-            long long lived = srv_clock_ms() - w->started_ms;
-            m->restarts++;
-            if (lived < 2000) {
-                long long delay;
-                m->crash_streak++;
-                delay = 100LL << (m->crash_streak > 7 ? 7 : m->crash_streak);
-                if (delay > 10000)
-                    delay = 10000;
-                m->respawn_after_ms = srv_clock_ms() + delay;
-                srv_log(SRV_LOG_WARN, "worker crash loop (%u in a row): next start in %lld ms",
-                        m->crash_streak, delay);
-            } else {
-                m->crash_streak = 0;
-            }
-        }
+            w->generation == m->generation && !m->stopping)
+            note_crash(m, w);
         atomic_store(&sc->state, SRV_W_FREE);
         atomic_store(&sc->pid, 0);
         memset(w, 0, sizeof(*w));
@@ -393,6 +423,15 @@ watchdog(struct master *m)
 /* Reload                                                              */
 /* ------------------------------------------------------------------ */
 
+/* Free a configuration: its contents always, the struct when the master allocated it. */
+static void
+release_config(struct srv_config *cfg, int owned)
+{
+    srv_config_free(cfg);
+    if (owned)
+        free(cfg);
+}
+
 static void
 start_reload(struct master *m)
 {
@@ -412,8 +451,7 @@ start_reload(struct master *m)
     if (srv_config_parse_args(ncfg, m->argc, m->argv, err, sizeof(err)) < 0 ||
         srv_config_validate(ncfg, err, sizeof(err)) < 0) {
         srv_log(SRV_LOG_ERROR, "reload refused, old workers keep serving: %s", err);
-        srv_config_free(ncfg);
-        free(ncfg);
+        release_config(ncfg, 1);
         return;
     }
     if (ncfg->n_binds != m->cfg->n_binds) {
@@ -462,9 +500,7 @@ fail_reload(struct master *m, const char *why)
     atomic_store(&m->sb->generation, m->generation);
     srv_log_set_identity("master", -1, m->generation);
     /* Back to the configuration the serving generation runs with. */
-    srv_config_free(m->cfg);
-    if (m->cfg_owned)
-        free(m->cfg);
+    release_config(m->cfg, m->cfg_owned);
     m->cfg = m->prev_cfg;
     m->cfg_owned = m->prev_owned;
     m->prev_cfg = NULL;
@@ -518,9 +554,7 @@ check_reload(struct master *m)
         m->pending_gen = 0;
         m->target_workers = m->pending_target;
         if (m->prev_cfg) {
-            srv_config_free(m->prev_cfg);
-            if (m->prev_owned)
-                free(m->prev_cfg);
+            release_config(m->prev_cfg, m->prev_owned);
             m->prev_cfg = NULL;
         }
         srv_log(SRV_LOG_INFO, "reload: generation %u ready; draining generation %u", gen, old);
@@ -638,32 +672,11 @@ all_gone(const struct master *m)
     return 1;
 }
 
-int
-srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listener *ls, size_t n_ls)
+/* Block the master's signals and take them through a signalfd. Returns 0 or -1 (logged). */
+static int
+open_signals(struct master *m)
 {
-    struct master m;
     sigset_t set;
-    int rc = 0;
-
-    memset(&m, 0, sizeof(m));
-    m.cfg = cfg;
-    m.argc = argc;
-    m.argv = argv;
-    m.ls = ls;
-    m.n_ls = n_ls;
-    m.stats.fd = -1;
-    m.target_workers = cfg->workers ? cfg->workers : 1;
-    m.generation = 1;
-    m.last_gen = 1;
-    m.started_ms = srv_clock_ms();
-    srv_log_set_identity("master", -1, m.generation);
-
-    m.sb = mmap(NULL, sizeof(*m.sb), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (m.sb == MAP_FAILED) {
-        srv_log(SRV_LOG_ERROR, "cannot map the scoreboard: %s", strerror(errno));
-        return 1;
-    }
-    atomic_store(&m.sb->generation, 1);
 
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -676,26 +689,82 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
     sigaddset(&set, SIGTTOU);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    m.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (m.sfd < 0) {
+    m->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (m->sfd < 0) {
         srv_log(SRV_LOG_ERROR, "signalfd failed: %s", strerror(errno));
-        munmap(m.sb, sizeof(*m.sb));
-        return 1;
+        return -1;
     }
+    return 0;
+}
+
+/*
+ * Set up the master before the first fork: the scoreboard, the signals, the
+ * stats endpoint, then the switch to --user/--group. Returns 0, or -1 (logged)
+ * with what it had set up undone.
+ */
+static int
+master_init(struct master *m, struct srv_config *cfg, int argc, char **argv,
+            struct srv_listener *ls, size_t n_ls)
+{
+    memset(m, 0, sizeof(*m));
+    m->cfg = cfg;
+    m->argc = argc;
+    m->argv = argv;
+    m->ls = ls;
+    m->n_ls = n_ls;
+    m->stats.fd = -1;
+    m->target_workers = cfg->workers ? cfg->workers : 1;
+    m->generation = 1;
+    m->last_gen = 1;
+    m->started_ms = srv_clock_ms();
+    srv_log_set_identity("master", -1, m->generation);
+
+    m->sb = mmap(NULL, sizeof(*m->sb), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m->sb == MAP_FAILED) {
+        srv_log(SRV_LOG_ERROR, "cannot map the scoreboard: %s", strerror(errno));
+        return -1;
+    }
+    atomic_store(&m->sb->generation, 1);
+    if (open_signals(m) < 0)
+        goto error_unmap;
     if (cfg->stats) {
-        int src = srv_stats_open(&m.stats, cfg->stats);
-        if (src < 0) {
-            srv_log(SRV_LOG_ERROR, "cannot serve stats on \"%s\": %s", cfg->stats, strerror(-src));
-            close(m.sfd);
-            munmap(m.sb, sizeof(*m.sb));
-            return 1;
+        int rc = srv_stats_open(&m->stats, cfg->stats);
+        if (rc < 0) {
+            srv_log(SRV_LOG_ERROR, "cannot serve stats on \"%s\": %s", cfg->stats, strerror(-rc));
+            goto error_close_signals;
         }
     }
-    if (drop_privileges(cfg) < 0) {
-        close(m.sfd);
-        munmap(m.sb, sizeof(*m.sb));
-        return 1;
+    if (drop_privileges(cfg) < 0)
+        goto error_close_stats;
+    return 0;
+
+error_close_stats:
+    srv_stats_close(&m->stats);
+error_close_signals:
+    close(m->sfd);
+error_unmap:
+    munmap(m->sb, sizeof(*m->sb));
+    return -1;
+}
+
+/* Undo master_init() and free the configurations the master still holds. */
+static void
+master_cleanup(struct master *m)
+{
+    srv_stats_close(&m->stats);
+    close(m->sfd);
+    munmap(m->sb, sizeof(*m->sb));
+    if (m->prev_cfg) {
+        /* Stopped during a reload: m->cfg is the new one, prev_cfg the serving one. */
+        release_config(m->prev_cfg, m->prev_owned);
     }
+    if (m->cfg_owned)
+        release_config(m->cfg, 1);
+}
+
+static void
+log_listeners(const struct srv_listener *ls, size_t n_ls)
+{
     for (size_t i = 0; i < n_ls; i++) {
         if (ls[i].family == AF_UNIX)
             srv_log(SRV_LOG_INFO, "listening on unix:%s", ls[i].host);
@@ -704,102 +773,121 @@ srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listene
         else
             srv_log(SRV_LOG_INFO, "listening on http://%s:%s/", ls[i].host, ls[i].port);
     }
+}
+
+/* SIGTERM: the first stops gracefully, a second one stops now. */
+static void
+on_sigterm(struct master *m)
+{
+    if (m->stopping) {
+        srv_log(SRV_LOG_WARN, "second SIGTERM: stopping now");
+        m->stopping = 2;
+        signal_all(m, SIGKILL);
+        return;
+    }
+    srv_log(SRV_LOG_INFO, "SIGTERM: graceful stop (up to %u s)", m->cfg->graceful_timeout);
+    sd_notify("STOPPING=1");
+    m->stopping = 1;
+    stop_others(m, 0, SIGTERM, m->cfg->graceful_timeout);
+}
+
+/* Act on one signal taken from the signalfd (gunicorn's mapping; see the top of this file). */
+static void
+on_signal(struct master *m, int sig)
+{
+    switch (sig) {
+    case SIGHUP:
+        if (!m->stopping) {
+            srv_log(SRV_LOG_INFO, "SIGHUP: reload requested");
+            sd_notify("RELOADING=1");
+            m->notified_ready = 0;
+            m->reload_requested = 1;
+        }
+        break;
+    case SIGTERM:
+        on_sigterm(m);
+        break;
+    case SIGINT:
+    case SIGQUIT:
+        srv_log(SRV_LOG_INFO, "%s: fast stop", sig_name(sig));
+        sd_notify("STOPPING=1");
+        m->stopping = 2;
+        stop_others(m, 0, SIGQUIT, 1);
+        break;
+    case SIGUSR1:
+        srv_log(SRV_LOG_INFO, "SIGUSR1: reopening log files");
+        srv_log_reopen();
+        signal_all(m, SIGUSR1);
+        break;
+    case SIGTTIN:
+        if (m->target_workers < SRV_MAX_SLOTS / 2) {
+            m->target_workers++;
+            srv_log(SRV_LOG_INFO, "SIGTTIN: %u worker(s)", m->target_workers);
+        }
+        break;
+    case SIGTTOU:
+        if (m->target_workers > 1) {
+            m->target_workers--;
+            srv_log(SRV_LOG_INFO, "SIGTTOU: %u worker(s)", m->target_workers);
+        }
+        break;
+    default: /* SIGCHLD: reap() runs on every step. */
+        break;
+    }
+}
+
+/*
+ * One turn of the master's loop: wait up to 100 ms for a signal or a stats
+ * connection, act on the signals, reap, then (unless stopping) advance a
+ * reload, keep the worker count and run the watchdog. Returns 0 once a stop
+ * is complete (every worker gone), 1 to go on.
+ */
+static int
+master_step(struct master *m)
+{
+    struct pollfd pf[2] = {{m->sfd, POLLIN, 0}, {m->stats.fd, POLLIN, 0}};
+    struct signalfd_siginfo si;
+    int npf = m->stats.fd >= 0 ? 2 : 1;
+
+    poll(pf, (nfds_t)npf, 100);
+    while (read(m->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        on_signal(m, (int)si.ssi_signo);
+    reap(m);
+    if (m->stats.fd >= 0 && (pf[1].revents & POLLIN))
+        serve_stats(m);
+    if (m->stopping) {
+        if (all_gone(m))
+            return 0;
+        watchdog(m);
+        return 1;
+    }
+    if (m->reload_requested && !m->pending_gen)
+        start_reload(m);
+    check_reload(m);
+    if (!m->pending_gen && !m->notified_ready && serving_ready(m)) {
+        sd_notify("READY=1");
+        m->notified_ready = 1;
+    }
+    manage(m);
+    watchdog(m);
+    return 1;
+}
+
+int
+srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listener *ls, size_t n_ls)
+{
+    struct master m;
+
+    if (master_init(&m, cfg, argc, argv, ls, n_ls) < 0)
+        return 1;
+    log_listeners(ls, n_ls);
     srv_log(SRV_LOG_INFO, "master started: %u worker(s), plugins from \"%s\"", m.target_workers,
             cfg->plugin_dir);
     for (unsigned k = 0; k < m.target_workers; k++)
         spawn(&m, m.generation);
-
-    for (;;) {
-        struct pollfd pf[2] = {{m.sfd, POLLIN, 0}, {m.stats.fd, POLLIN, 0}};
-        struct signalfd_siginfo si;
-        int npf = m.stats.fd >= 0 ? 2 : 1;
-
-        poll(pf, (nfds_t)npf, 100);
-        while (read(m.sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-            switch (si.ssi_signo) {
-            case SIGCHLD:
-                break;
-            case SIGHUP:
-                if (!m.stopping) {
-                    srv_log(SRV_LOG_INFO, "SIGHUP: reload requested");
-                    sd_notify("RELOADING=1");
-                    m.notified_ready = 0;
-                    m.reload_requested = 1;
-                }
-                break;
-            case SIGTERM:
-                if (m.stopping) {
-                    srv_log(SRV_LOG_WARN, "second SIGTERM: stopping now");
-                    m.stopping = 2;
-                    signal_all(&m, SIGKILL);
-                } else {
-                    srv_log(SRV_LOG_INFO, "SIGTERM: graceful stop (up to %u s)",
-                            m.cfg->graceful_timeout);
-                    sd_notify("STOPPING=1");
-                    m.stopping = 1;
-                    stop_others(&m, 0, SIGTERM, m.cfg->graceful_timeout);
-                }
-                break;
-            case SIGINT:
-            case SIGQUIT:
-                srv_log(SRV_LOG_INFO, "%s: fast stop", sig_name((int)si.ssi_signo));
-                sd_notify("STOPPING=1");
-                m.stopping = 2;
-                stop_others(&m, 0, SIGQUIT, 1);
-                break;
-            case SIGUSR1:
-                srv_log(SRV_LOG_INFO, "SIGUSR1: reopening log files");
-                srv_log_reopen();
-                signal_all(&m, SIGUSR1);
-                break;
-            case SIGTTIN:
-                if (m.target_workers < SRV_MAX_SLOTS / 2) {
-                    m.target_workers++;
-                    srv_log(SRV_LOG_INFO, "SIGTTIN: %u worker(s)", m.target_workers);
-                }
-                break;
-            case SIGTTOU:
-                if (m.target_workers > 1) {
-                    m.target_workers--;
-                    srv_log(SRV_LOG_INFO, "SIGTTOU: %u worker(s)", m.target_workers);
-                }
-                break;
-            default:
-                break;
-            }
-        }
-        reap(&m);
-        if (m.stats.fd >= 0 && (pf[1].revents & POLLIN))
-            serve_stats(&m);
-        if (m.stopping) {
-            if (all_gone(&m))
-                break;
-            watchdog(&m);
-            continue;
-        }
-        if (m.reload_requested && !m.pending_gen)
-            start_reload(&m);
-        check_reload(&m);
-        if (!m.pending_gen && !m.notified_ready && serving_ready(&m)) {
-            sd_notify("READY=1");
-            m.notified_ready = 1;
-        }
-        manage(&m);
-        watchdog(&m);
-    }
+    while (master_step(&m))
+        ;
     srv_log(SRV_LOG_INFO, "master exiting");
-    srv_stats_close(&m.stats);
-    close(m.sfd);
-    munmap(m.sb, sizeof(*m.sb));
-    if (m.prev_cfg) {
-        /* Stopped during a reload: m.cfg is the new one, prev_cfg the serving one. */
-        srv_config_free(m.prev_cfg);
-        if (m.prev_owned)
-            free(m.prev_cfg);
-    }
-    if (m.cfg_owned) {
-        srv_config_free(m.cfg);
-        free(m.cfg);
-    }
-    return rc;
+    master_cleanup(&m);
+    return 0;
 }

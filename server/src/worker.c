@@ -82,134 +82,211 @@ wait_for_go(struct srv_score *sc, const sigset_t *set, unsigned timeout_s)
     return 0;
 }
 
-int
-srv_worker_run(const struct srv_worker_args *a)
-{
-    const struct srv_config *cfg = a->cfg;
+/* A worker's state while it runs. */
+struct worker {
+    const struct srv_worker_args *a;
+    const struct srv_config *cfg;
+    struct srv_score *sc; /* may be NULL */
     struct srv_plugin_set plugins;
     struct srv_http *h;
-    sigset_t set;
-    int failed, status = 0, draining = 0, fast = 0;
-    long long drain_deadline = 0, drain_start = 0;
-    struct srv_score *sc = a->score;
+    sigset_t set; /* the signals we take with sigtimedwait() */
+    int draining;
+    int fast; /* stop now, dropping what is in flight */
+    long long drain_start, drain_deadline;
+};
 
-    srv_log_set_identity("worker", a->worker_id, a->generation);
-    /* The master going away must not leave us serving alone. */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-
-    /* Block the signals before libmicrohttpd starts its threads: only we take them. */
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGQUIT);
-    sigaddset(&set, SIGHUP);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGTTIN);
-    sigaddset(&set, SIGTTOU);
-    sigprocmask(SIG_BLOCK, &set, NULL);
+/* Block the signals before libmicrohttpd starts its threads: only we take them. */
+static void
+block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGQUIT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGTTIN);
+    sigaddset(set, SIGTTOU);
+    sigprocmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
-    failed = srv_plugins_load(&plugins, cfg);
+/*
+ * Load and initialise the plugins, pass the health gate (wait_for_go), start
+ * serving. Returns 0 when serving, or -1 with everything freed and the exit
+ * status in *status.
+ */
+static int
+worker_start(struct worker *w, int *status)
+{
+    const struct srv_config *cfg = w->cfg;
+    int failed = srv_plugins_load(&w->plugins, cfg);
+
+    *status = 2;
     if (failed < 0) {
-        if (sc)
-            atomic_store(&sc->load_failures, 1000);
-        return 2;
+        if (w->sc)
+            atomic_store(&w->sc->load_failures, 1000);
+        return -1;
     }
-    h = srv_http_new(cfg, a->listeners, a->n_listeners, a->workers);
-    if (!h) {
-        srv_plugins_unload(&plugins);
-        return 2;
-    }
-    if (sc)
-        srv_http_set_score(h, sc, a->board);
-    failed += srv_plugins_init(&plugins, srv_http_api(h), cfg->threads > 1);
-    if (sc) {
-        publish_plugins(sc, &plugins);
-        atomic_store(&sc->load_failures, failed);
-        atomic_store(&sc->state, SRV_W_LOADED);
-        if (wait_for_go(sc, &set, cfg->ready_timeout) < 0) {
+    w->h = srv_http_new(cfg, w->a->listeners, w->a->n_listeners, w->a->workers);
+    if (!w->h)
+        goto error_unload;
+    if (w->sc)
+        srv_http_set_score(w->h, w->sc, w->a->board);
+    failed += srv_plugins_init(&w->plugins, srv_http_api(w->h), cfg->threads > 1);
+    if (w->sc) {
+        publish_plugins(w->sc, &w->plugins);
+        atomic_store(&w->sc->load_failures, failed);
+        atomic_store(&w->sc->state, SRV_W_LOADED);
+        if (wait_for_go(w->sc, &w->set, cfg->ready_timeout) < 0) {
             srv_log(SRV_LOG_INFO, "not started: the master did not let this worker serve");
-            srv_http_free(h);
-            srv_plugins_unload(&plugins);
-            return 0;
+            *status = 0;
+            goto error_free_http;
         }
     }
-    if (srv_http_start(h, &plugins) < 0) {
-        srv_http_free(h);
-        srv_plugins_unload(&plugins);
-        return 2;
-    }
-    if (sc)
-        atomic_store(&sc->state, SRV_W_READY);
-    srv_log(SRV_LOG_INFO, "worker ready: %zu plugin(s), %d failed", plugins.n, failed);
+    if (srv_http_start(w->h, &w->plugins) < 0)
+        goto error_free_http;
+    if (w->sc)
+        atomic_store(&w->sc->state, SRV_W_READY);
+    srv_log(SRV_LOG_INFO, "worker ready: %zu plugin(s), %d failed", w->plugins.n, failed);
+    return 0;
 
+error_free_http:
+    srv_http_free(w->h);
+error_unload:
+    srv_plugins_unload(&w->plugins);
+    return -1;
+}
+
+/*
+ * Wait for a signal until the next tick and act on it. Returns 1 when told to
+ * stop now (SIGINT, SIGQUIT or a second SIGTERM), else 0.
+ */
+static int
+take_signal(struct worker *w)
+{
+    /*
+     * The request count is only checked on a tick: with --max-requests, tick
+     * often enough that a busy worker does not overshoot it by much, and
+     * while draining, often enough to leave soon after the last request.
+     */
+    struct timespec ts = {0, (w->a->max_requests || w->draining ? 20L : 250L) * 1000 * 1000};
+    siginfo_t si;
+    int sig = sigtimedwait(&w->set, &si, &ts);
+
+    if (sig == SIGTERM) {
+        if (w->draining) {
+            w->fast = 1;
+            return 1;
+        }
+        w->draining = 1;
+    } else if (sig == SIGINT || sig == SIGQUIT) {
+        w->fast = 1;
+        return 1;
+    } else if (sig == SIGUSR1) {
+        srv_log_reopen();
+    }
+    return 0;
+}
+
+/* With --max-requests: once that many are served, ask for a replacement and drain. */
+static void
+check_max_requests(struct worker *w)
+{
+    unsigned long long served = atomic_load(&srv_http_stats(w->h)->requests);
+
+    if (w->draining || !w->a->max_requests || served < w->a->max_requests)
+        return;
+    srv_log(SRV_LOG_INFO, "served %llu requests (--max-requests): retiring", served);
+    if (w->sc)
+        atomic_store(&w->sc->state, SRV_W_RETIRING);
+    w->draining = 1;
+}
+
+/* Stop accepting and start the graceful timeout's clock. */
+static void
+start_drain(struct worker *w)
+{
+    if (w->sc && atomic_load(&w->sc->state) != SRV_W_RETIRING)
+        atomic_store(&w->sc->state, SRV_W_DRAINING);
+    srv_http_drain(w->h);
+    w->drain_start = srv_clock_ms();
+    w->drain_deadline = w->drain_start + (long long)w->cfg->graceful_timeout * 1000;
+    srv_log(SRV_LOG_INFO, "draining: %llu request(s) in flight", srv_http_inflight(w->h));
+}
+
+/* True when a drain is over: nothing in flight (after the linger), or out of time. */
+static int
+drain_over(struct worker *w)
+{
+    if (srv_http_inflight(w->h) == 0 && srv_clock_ms() >= w->drain_start + DRAIN_LINGER_MS)
+        return 1;
+    if (srv_clock_ms() >= w->drain_deadline) {
+        srv_log(SRV_LOG_WARN, "graceful timeout: stopping with %llu request(s) in flight",
+                srv_http_inflight(w->h));
+        return 1;
+    }
+    return 0;
+}
+
+/* Serve until told to stop or until a drain is over. */
+static void
+serve(struct worker *w)
+{
     for (;;) {
-        /*
-         * The request count is only checked here: with --max-requests, tick
-         * often enough that a busy worker does not overshoot it by much, and
-         * while draining, often enough to leave soon after the last request.
-         */
-        struct timespec ts = {0, (a->max_requests || draining ? 20L : 250L) * 1000 * 1000};
-        siginfo_t si;
-        int sig = sigtimedwait(&set, &si, &ts);
-
-        if (sig == SIGTERM) {
-            if (draining) {
-                fast = 1;
-                break;
-            }
-            draining = 1;
-        } else if (sig == SIGINT || sig == SIGQUIT) {
-            fast = 1;
+        if (take_signal(w))
             break;
-        } else if (sig == SIGUSR1) {
-            srv_log_reopen();
-        }
-        srv_http_tick(h);
-        if (sc)
-            update_stats(sc, &plugins, h);
-        if (!draining && a->max_requests &&
-            atomic_load(&srv_http_stats(h)->requests) >= a->max_requests) {
-            srv_log(SRV_LOG_INFO, "served %llu requests (--max-requests): retiring",
-                    (unsigned long long)atomic_load(&srv_http_stats(h)->requests));
-            if (sc)
-                atomic_store(&sc->state, SRV_W_RETIRING);
-            draining = 1;
-        }
-        if (draining && !drain_deadline) {
-            if (sc && atomic_load(&sc->state) != SRV_W_RETIRING)
-                atomic_store(&sc->state, SRV_W_DRAINING);
-            srv_http_drain(h);
-            drain_start = srv_clock_ms();
-            drain_deadline = drain_start + (long long)cfg->graceful_timeout * 1000;
-            srv_log(SRV_LOG_INFO, "draining: %llu request(s) in flight", srv_http_inflight(h));
-        }
-        if (draining) {
-            if (srv_http_inflight(h) == 0 && srv_clock_ms() >= drain_start + DRAIN_LINGER_MS)
-                break;
-            if (srv_clock_ms() >= drain_deadline) {
-                srv_log(SRV_LOG_WARN, "graceful timeout: stopping with %llu request(s) in flight",
-                        srv_http_inflight(h));
-                break;
-            }
-        }
+        srv_http_tick(w->h);
+        if (w->sc)
+            update_stats(w->sc, &w->plugins, w->h);
+        check_max_requests(w);
+        if (w->draining && !w->drain_deadline)
+            start_drain(w);
+        if (w->draining && drain_over(w))
+            break;
     }
-    if (fast)
+}
+
+/* Stop serving and free everything. Returns the exit status (or does not return). */
+static int
+worker_stop(struct worker *w)
+{
+    if (w->fast)
         srv_log(SRV_LOG_INFO, "fast stop");
-    if (sc)
-        update_stats(sc, &plugins, h);
-    if (srv_http_inflight(h) > 0) {
+    if (w->sc)
+        update_stats(w->sc, &w->plugins, w->h);
+    if (srv_http_inflight(w->h) > 0) {
         /*
          * A fast stop or the graceful timeout with requests still in flight:
          * stopping the daemon would wait for threads that may sit in plugin
          * code for a long time yet, and exit_worker must not run under them.
          * Leave now; the kernel closes the connections.
          */
-        srv_log(SRV_LOG_WARN, "exiting with %llu request(s) in flight", srv_http_inflight(h));
-        _exit(status);
+        srv_log(SRV_LOG_WARN, "exiting with %llu request(s) in flight", srv_http_inflight(w->h));
+        _exit(0);
     }
-    srv_http_free(h);
-    srv_plugins_unload(&plugins);
+    srv_http_free(w->h);
+    srv_plugins_unload(&w->plugins);
     srv_log(SRV_LOG_INFO, "worker exiting");
-    return status;
+    return 0;
+}
+
+int
+srv_worker_run(const struct srv_worker_args *a)
+{
+    struct worker w;
+    int status;
+
+    memset(&w, 0, sizeof(w));
+    w.a = a;
+    w.cfg = a->cfg;
+    w.sc = a->score;
+    srv_log_set_identity("worker", a->worker_id, a->generation);
+    /* The master going away must not leave us serving alone. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    block_signals(&w.set);
+    if (worker_start(&w, &status) < 0)
+        return status;
+    serve(&w);
+    return worker_stop(&w);
 }

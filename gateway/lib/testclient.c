@@ -19,6 +19,7 @@
 
 #include <csgi/testclient.h>
 
+#include "core.h"
 #include "csgi_internal.h"
 
 /* Under AddressSanitizer every alloc() gets its own heap block, so that an
@@ -63,18 +64,6 @@ struct tc_finish {
     void *arg;
 };
 
-struct tc_file {
-    struct tc_file *next;
-    struct csgi_request *req;
-    int fd;
-    uint32_t flags;
-    int closed;
-    int64_t pos;
-    /* Bytes left to send, or -1 for "to end of file". */
-    int64_t remaining;
-    unsigned char buf[TC_FILE_CHUNK];
-};
-
 struct csgi_test_client {
     struct csgi_host_api api;
     pthread_mutex_t log_lock;
@@ -106,37 +95,18 @@ struct csgi_request {
     struct csgi_environ env;
     struct csgi_input input;
     struct csgi_errors errors;
-    struct csgi_responder resp;
-
-    /* Request body. */
-    const unsigned char *body;
-    size_t body_len;
-    size_t body_pos;
-
-    /* Partial line written to the errors stream. */
-    char *errline;
-    size_t errline_len;
-    size_t errline_cap;
-
+    struct csgi__input input_state;
+    struct csgi__errors errors_state;
+    /* The response side: the host core, as in csgi-server. */
+    struct csgi__response core;
+    struct csgi__file_body *files;
     struct tc_finish *finish;
-    struct tc_file *files;
 
-    /* Response state. */
-    int is_head;
-    int started;
-    int status;
-    struct csgi_str reason;
-    struct csgi_header *headers;
-    size_t n_headers;
-    int64_t declared_length;
-    int headers_sent;
-    int in_next;
-    int ended;
-    int error;
-    /* The application declined before start_response(): no mount answered. */
-    int declined;
-    uint64_t produced;
-    uint64_t chunk_bytes;
+    /* What a client received. */
+    struct csgi__plan plan;
+    int aborted;
+    /* The client gave up (CSGI_ETOOBIG past CSGI_TEST_MAX_BODY), or 0. */
+    int client_error;
     char *out;
     size_t out_len;
     size_t out_cap;
@@ -367,113 +337,25 @@ static int
 tc_host_header_get(const struct csgi_environ *env, const char *name, size_t index,
                    struct csgi_str *value)
 {
-    if (!env || !name || !value)
-        return CSGI_EINVAL;
-    for (size_t i = 0; i < env->n_headers; i++) {
-        const struct csgi_header *h = &env->headers[i];
-
-        if (!h->name.ptr || !csgi__str_ieq(h->name.ptr, h->name.len, name))
-            continue;
-        if (index == 0) {
-            *value = h->value;
-            return CSGI_OK;
-        }
-        index--;
-    }
-    return CSGI_ENOENT;
+    return csgi__header_get(env, name, index, value);
 }
 
-static int
-tc_file_next(void *ctx, struct csgi_chunk *out)
+static void *
+tc_core_alloc(void *ctx, size_t n)
 {
-    struct tc_file *f = ctx;
-    size_t want = sizeof(f->buf);
-    ssize_t n;
-
-    if (f->closed)
-        return CSGI_ESTATE;
-    if (f->remaining >= 0 && (uint64_t)f->remaining < want)
-        want = (size_t)f->remaining;
-    if (want == 0)
-        return CSGI_DONE;
-    do {
-        n = pread(f->fd, f->buf, want, (off_t)f->pos);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        tc_logf(f->req->client, CSGI_LOG_ERROR, "pread() on fd %d failed: %s", f->fd,
-                strerror(errno));
-        return CSGI_EIO;
-    }
-    if (n == 0) {
-        if (f->remaining < 0)
-            return CSGI_DONE;
-        tc_logf(f->req->client, CSGI_LOG_ERROR, "file body on fd %d ended %lld bytes early", f->fd,
-                (long long)f->remaining);
-        return CSGI_EIO;
-    }
-    f->pos += n;
-    if (f->remaining >= 0)
-        f->remaining -= n;
-    out->ptr = f->buf;
-    out->len = (size_t)n;
-    return CSGI_OK;
-}
-
-static void
-tc_file_close(void *ctx)
-{
-    struct tc_file *f = ctx;
-
-    if (f->closed)
-        return;
-    f->closed = 1;
-    if (f->flags & CSGI_FD_CLOSE)
-        close(f->fd);
+    return tc_arena_alloc(ctx, n);
 }
 
 static int
 tc_host_body_from_fd(struct csgi_request *req, int fd, int64_t offset, int64_t count,
                      uint32_t flags, struct csgi_body *out)
 {
-    struct tc_file *f;
-    struct stat st;
-    int rc;
-
-    if (fd < 0 || fcntl(fd, F_GETFD) < 0)
-        return CSGI_EBADF;
-    if (!req || !out || (flags & ~(uint32_t)CSGI_FD_CLOSE) || offset < 0 || count < -1) {
-        rc = CSGI_EINVAL;
-        goto error_close;
+    if (!req) {
+        if (fd >= 0 && (flags & CSGI_FD_CLOSE))
+            close(fd);
+        return CSGI_EINVAL;
     }
-    f = tc_arena_alloc(req, sizeof(*f));
-    if (!f) {
-        rc = CSGI_ENOMEM;
-        goto error_close;
-    }
-    f->req = req;
-    f->fd = fd;
-    f->flags = flags;
-    f->closed = 0;
-    f->pos = offset;
-    f->remaining = count;
-    f->next = req->files;
-    req->files = f;
-
-    out->version = CSGI_BODY_VERSION;
-    out->flags = CSGI_BODY_FILE;
-    out->total_length = count;
-    if (count < 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-        out->total_length = st.st_size > offset ? (int64_t)st.st_size - offset : 0;
-    out->ctx = f;
-    out->next = tc_file_next;
-    out->close = tc_file_close;
-    return CSGI_OK;
-
-error_close:
-    /* With CSGI_FD_CLOSE the descriptor is ours even when we fail. */
-    if (flags & CSGI_FD_CLOSE)
-        close(fd);
-    return rc;
+    return csgi__body_from_fd(tc_core_alloc, req, &req->files, fd, offset, count, flags, out);
 }
 
 static int
@@ -493,101 +375,13 @@ tc_host_on_finished(struct csgi_request *req, csgi_finished_fn fn, void *arg)
     return CSGI_OK;
 }
 
-static int
-tc_is_unreserved(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~' || c == '/';
-}
-
-/* Append quote(s) (Python urllib.parse.quote, safe="/") at p; returns the end. */
-static char *
-tc_quote(char *p, struct csgi_str s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.ptr[i];
-
-        if (tc_is_unreserved(c)) {
-            *p++ = (char)c;
-        } else {
-            *p++ = '%';
-            *p++ = hex[c >> 4];
-            *p++ = hex[c & 15];
-        }
-    }
-    return p;
-}
-
-static int
-tc_str_eq(struct csgi_str s, const char *lit)
-{
-    size_t n = strlen(lit);
-
-    return s.len == n && (n == 0 || memcmp(s.ptr, lit, n) == 0);
-}
-
-/* A string that may be read: non-NULL whenever it has a length. */
-static int
-tc_str_ok(struct csgi_str s)
-{
-    return s.ptr || s.len == 0;
-}
-
 /* PEP 3333 "URL Reconstruction". */
 static int
 tc_host_request_url(const struct csgi_environ *env, struct csgi_str *out)
 {
-    struct csgi_str host = {NULL, 0};
-    int default_port;
-    size_t cap;
-    char *buf, *p;
-
-    if (!env || !out || !env->request || !env->url_scheme.ptr || !env->url_scheme.len ||
-        !tc_str_ok(env->server_name) || !tc_str_ok(env->server_port) ||
-        !tc_str_ok(env->script_name) || !tc_str_ok(env->path_info) || !tc_str_ok(env->query_string))
+    if (!env || !env->request)
         return CSGI_EINVAL;
-    if (tc_host_header_get(env, "host", 0, &host) < 0 || (host.len && !host.ptr))
-        host.len = 0;
-    default_port = (tc_str_eq(env->url_scheme, "https") && tc_str_eq(env->server_port, "443")) ||
-                   (tc_str_eq(env->url_scheme, "http") && tc_str_eq(env->server_port, "80"));
-
-    cap = env->url_scheme.len + 3 + host.len + env->server_name.len + 1 + env->server_port.len +
-          3 * (env->script_name.len + env->path_info.len) + 1 + env->query_string.len + 1;
-    buf = tc_arena_alloc(env->request, cap);
-    if (!buf)
-        return CSGI_ENOMEM;
-    p = buf;
-    memcpy(p, env->url_scheme.ptr, env->url_scheme.len);
-    p += env->url_scheme.len;
-    memcpy(p, "://", 3);
-    p += 3;
-    if (host.len) {
-        memcpy(p, host.ptr, host.len);
-        p += host.len;
-    } else {
-        if (env->server_name.len) {
-            memcpy(p, env->server_name.ptr, env->server_name.len);
-            p += env->server_name.len;
-        }
-        if (!default_port && env->server_port.len) {
-            *p++ = ':';
-            memcpy(p, env->server_port.ptr, env->server_port.len);
-            p += env->server_port.len;
-        }
-    }
-    p = tc_quote(p, env->script_name);
-    p = tc_quote(p, env->path_info);
-    if (env->query_string.len) {
-        *p++ = '?';
-        memcpy(p, env->query_string.ptr, env->query_string.len);
-        p += env->query_string.len;
-    }
-    *p = '\0';
-    out->ptr = buf;
-    out->len = (size_t)(p - buf);
-    return CSGI_OK;
+    return csgi__request_url(env, tc_core_alloc, env->request, out);
 }
 
 static const void *
@@ -600,355 +394,29 @@ tc_host_get_extension(void *ctx, const char *name, uint32_t min_version)
 }
 
 /* ------------------------------------------------------------------ */
-/* Input and errors streams                                            */
+/* The transport side of the core                                     */
 /* ------------------------------------------------------------------ */
 
-static int64_t
-tc_input_read(void *ctx, void *buf, size_t n)
-{
-    struct csgi_request *req = ctx;
-    size_t left = req->body_len - req->body_pos;
-
-    if (n == 0)
-        return 0;
-    if (!buf)
-        return CSGI_EINVAL;
-    if (n > left)
-        n = left;
-    if (n)
-        memcpy(buf, req->body + req->body_pos, n);
-    req->body_pos += n;
-    return (int64_t)n;
-}
-
-static int64_t
-tc_input_readline(void *ctx, void *buf, size_t n)
-{
-    struct csgi_request *req = ctx;
-    size_t left = req->body_len - req->body_pos;
-    const unsigned char *nl;
-
-    if (n == 0)
-        return 0;
-    if (!buf)
-        return CSGI_EINVAL;
-    if (n > left)
-        n = left;
-    if (n == 0)
-        return 0;
-    nl = memchr(req->body + req->body_pos, '\n', n);
-    if (nl)
-        n = (size_t)(nl - (req->body + req->body_pos)) + 1;
-    memcpy(buf, req->body + req->body_pos, n);
-    req->body_pos += n;
-    return (int64_t)n;
-}
-
-static int
-tc_input_rewind(void *ctx)
-{
-    struct csgi_request *req = ctx;
-
-    req->body_pos = 0;
-    return CSGI_OK;
-}
-
-static int
-tc_errors_log(void *ctx, int level, const char *msg, size_t len)
-{
-    struct csgi_request *req = ctx;
-
-    if (level < CSGI_LOG_ERROR || level > CSGI_LOG_TRACE || (!msg && len))
-        return CSGI_EINVAL;
-    return tc_capture(req->client, level, msg ? msg : "", len);
-}
-
-static int
-tc_errors_flush(void *ctx)
-{
-    struct csgi_request *req = ctx;
-    int rc = CSGI_OK;
-
-    if (req->errline_len) {
-        rc = tc_capture(req->client, CSGI_LOG_ERROR, req->errline, req->errline_len);
-        req->errline_len = 0;
-    }
-    return rc;
-}
-
-static int
-tc_errors_write(void *ctx, const char *text, size_t len)
-{
-    struct csgi_request *req = ctx;
-
-    if (!text && len)
-        return CSGI_EINVAL;
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '\n') {
-            int rc = tc_capture(req->client, CSGI_LOG_ERROR, req->errline ? req->errline : "",
-                                req->errline_len);
-            req->errline_len = 0;
-            if (rc < 0)
-                return rc;
-            continue;
-        }
-        if (req->errline_len == req->errline_cap) {
-            size_t cap = req->errline_cap ? req->errline_cap * 2 : 128;
-            char *line = realloc(req->errline, cap);
-
-            if (!line)
-                return CSGI_ENOMEM;
-            req->errline = line;
-            req->errline_cap = cap;
-        }
-        req->errline[req->errline_len++] = text[i];
-    }
-    return CSGI_OK;
-}
-
-/* ------------------------------------------------------------------ */
-/* The responder                                                       */
-/* ------------------------------------------------------------------ */
-
-/* Record the request's first error; later ones are only logged. */
 static void
-tc_fail(struct csgi_request *req, int code)
-{
-    if (req->error == CSGI_OK)
-        req->error = code;
-}
-
-static int
-tc_start_response(void *ctx, int status, struct csgi_str reason, const struct csgi_header *headers,
-                  size_t n_headers, const struct csgi_exc_info *exc)
+tc_errors_sink(void *ctx, int level, const char *msg, size_t len)
 {
     struct csgi_request *req = ctx;
-    struct csgi_test_client *c = req->client;
-    struct csgi_header *copy = NULL;
-    int64_t length = -1;
-    char why[256];
-    int rc;
 
-    if (req->ended) {
-        tc_logf(c, CSGI_LOG_ERROR, "start_response() called after the body was closed");
-        return CSGI_ESTATE;
-    }
-    if (exc && req->headers_sent) {
-        tc_logf(c, CSGI_LOG_ERROR,
-                "start_response() with exc_info after the headers were sent (%s: %.*s)",
-                csgi_err_name(exc->code), exc->message.ptr ? (int)exc->message.len : 0,
-                exc->message.ptr ? exc->message.ptr : "");
-        return CSGI_EHEADERS_SENT;
-    }
-    if (!exc && req->started) {
-        tc_logf(c, CSGI_LOG_ERROR, "start_response() called a second time without exc_info");
-        return CSGI_ESTATE;
-    }
-    rc = csgi__check_response_head(status, reason, headers, n_headers, &length, why, sizeof(why));
-    if (rc < 0) {
-        tc_logf(c, CSGI_LOG_ERROR, "start_response() refused: %s", why);
-        return rc;
-    }
-    if (n_headers) {
-        copy = tc_arena_alloc(req, n_headers * sizeof(*copy));
-        if (!copy)
-            return CSGI_ENOMEM;
-    }
-    for (size_t i = 0; i < n_headers; i++) {
-        char *name = tc_arena_strndup(req, headers[i].name.ptr, headers[i].name.len);
-        char *value = tc_arena_strndup(req, headers[i].value.ptr, headers[i].value.len);
-
-        if (!name || !value)
-            return CSGI_ENOMEM;
-        copy[i].name.ptr = name;
-        copy[i].name.len = headers[i].name.len;
-        copy[i].value.ptr = value;
-        copy[i].value.len = headers[i].value.len;
-    }
-    if (reason.len) {
-        char *r = tc_arena_strndup(req, reason.ptr, reason.len);
-
-        if (!r)
-            return CSGI_ENOMEM;
-        req->reason.ptr = r;
-        req->reason.len = reason.len;
-    } else {
-        req->reason.ptr = csgi__status_reason(status);
-        req->reason.len = strlen(req->reason.ptr);
-    }
-    if (exc) {
-        tc_logf(c, CSGI_LOG_ERROR, "application error %s, response replaced by %d: %.*s",
-                csgi_err_name(exc->code), status, exc->message.ptr ? (int)exc->message.len : 0,
-                exc->message.ptr ? exc->message.ptr : "");
-    }
-    req->started = 1;
-    req->status = status;
-    req->headers = copy;
-    req->n_headers = n_headers;
-    req->declared_length = length;
-    return CSGI_OK;
+    tc_capture(req->client, level, msg, len);
 }
 
-/* Account for body bytes and keep them unless the method is HEAD. */
-static int
-tc_emit(struct csgi_request *req, const void *data, size_t len)
-{
-    if (len > CSGI_TEST_MAX_BODY || req->produced + len > CSGI_TEST_MAX_BODY) {
-        tc_logf(req->client, CSGI_LOG_ERROR, "response body exceeds %u bytes", CSGI_TEST_MAX_BODY);
-        return CSGI_ETOOBIG;
-    }
-    req->produced += len;
-    if (req->is_head || len == 0)
-        return CSGI_OK;
-    if (req->out_len + len + 1 > req->out_cap) {
-        size_t cap = req->out_cap ? req->out_cap : 256;
-        char *out;
-
-        while (cap < req->out_len + len + 1)
-            cap *= 2;
-        out = realloc(req->out, cap);
-        if (!out)
-            return CSGI_ENOMEM;
-        req->out = out;
-        req->out_cap = cap;
-    }
-    memcpy(req->out + req->out_len, data, len);
-    req->out_len += len;
-    return CSGI_OK;
-}
-
-/* Would @p len more bytes exceed the declared Content-Length? Logs if so. */
-static int
-tc_exceeds_length(struct csgi_request *req, size_t len)
-{
-    if (req->declared_length < 0 || req->produced + len <= (uint64_t)req->declared_length)
-        return 0;
-    tc_logf(req->client, CSGI_LOG_ERROR, "body exceeds the declared Content-Length %lld",
-            (long long)req->declared_length);
-    return 1;
-}
-
-static int
-tc_write(void *ctx, const void *data, size_t len)
-{
-    struct csgi_request *req = ctx;
-    int rc;
-
-    if (req->ended) {
-        tc_logf(req->client, CSGI_LOG_ERROR, "write() called after the body was closed");
-        return CSGI_ESTATE;
-    }
-    if (req->in_next) {
-        tc_logf(req->client, CSGI_LOG_ERROR, "write() called from inside next()");
-        return CSGI_ESTATE;
-    }
-    if (!req->started) {
-        tc_logf(req->client, CSGI_LOG_ERROR, "write() called before start_response()");
-        return CSGI_ESTATE;
-    }
-    if (!data && len)
-        return CSGI_EINVAL;
-    if (tc_exceeds_length(req, len)) {
-        tc_fail(req, CSGI_ELENGTH);
-        return CSGI_ELENGTH;
-    }
-    req->headers_sent = 1;
-    rc = tc_emit(req, data, len);
-    if (rc < 0)
-        tc_fail(req, rc);
-    return rc;
-}
-
-/*
- * Pull the body until CSGI_DONE or an error, then close it: exactly once,
- * whatever happened. Errors go to req->error.
- */
 static void
-tc_drive_body(struct csgi_request *req, struct csgi_body *body)
+tc_core_log(void *ctx, int level, const char *msg)
 {
-    struct csgi_test_client *c = req->client;
-    unsigned empty = 0;
+    struct csgi_request *req = ctx;
 
-    if (body->total_length < -1) {
-        tc_logf(c, CSGI_LOG_ERROR, "body total_length %lld is invalid",
-                (long long)body->total_length);
-        tc_fail(req, CSGI_EAPP);
-    }
-    while (body->next && req->error == CSGI_OK) {
-        struct csgi_chunk chunk = {NULL, 0};
-        int rc;
-
-        req->in_next = 1;
-        rc = body->next(body->ctx, &chunk);
-        req->in_next = 0;
-        if (rc == CSGI_DONE)
-            break;
-        if (rc < 0) {
-            tc_logf(c, CSGI_LOG_ERROR, "body next() failed: %s (%s)", csgi_strerror(rc),
-                    csgi_err_name(rc));
-            tc_fail(req, rc);
-            break;
-        }
-        if (rc != CSGI_OK) {
-            tc_logf(c, CSGI_LOG_ERROR, "body next() returned %d, not a CSGI result", rc);
-            tc_fail(req, CSGI_EAPP);
-            break;
-        }
-        if (chunk.len == 0) {
-            if (++empty >= TC_MAX_EMPTY_CHUNKS) {
-                tc_logf(c, CSGI_LOG_ERROR, "body yields only empty chunks");
-                tc_fail(req, CSGI_EAPP);
-            }
-            continue;
-        }
-        empty = 0;
-        if (!chunk.ptr) {
-            tc_logf(c, CSGI_LOG_ERROR, "body chunk of %zu bytes has a NULL pointer", chunk.len);
-            tc_fail(req, CSGI_EINVAL);
-            break;
-        }
-        if (!req->started) {
-            tc_logf(c, CSGI_LOG_ERROR, "body chunk before start_response()");
-            tc_fail(req, CSGI_ESTATE);
-            break;
-        }
-        req->headers_sent = 1;
-        if (tc_exceeds_length(req, chunk.len)) {
-            tc_fail(req, CSGI_ELENGTH);
-            break;
-        }
-        req->chunk_bytes += chunk.len;
-        rc = tc_emit(req, chunk.ptr, chunk.len);
-        if (rc < 0) {
-            tc_fail(req, rc);
-            break;
-        }
-    }
-    if (req->error == CSGI_OK) {
-        /* A HEAD response may leave the body out, Content-Length and all. */
-        int head_empty = req->is_head && req->produced == 0;
-
-        if (!req->started) {
-            tc_logf(c, CSGI_LOG_ERROR, "body ended without start_response()");
-            tc_fail(req, CSGI_ESTATE);
-        } else if (req->declared_length >= 0 && !head_empty &&
-                   req->produced != (uint64_t)req->declared_length) {
-            tc_logf(c, CSGI_LOG_ERROR, "body has %llu bytes, Content-Length says %lld",
-                    (unsigned long long)req->produced, (long long)req->declared_length);
-            tc_fail(req, CSGI_ELENGTH);
-        } else if (body->total_length >= 0 && !head_empty &&
-                   req->chunk_bytes != (uint64_t)body->total_length) {
-            tc_logf(c, CSGI_LOG_ERROR, "body has %llu bytes, total_length says %lld",
-                    (unsigned long long)req->chunk_bytes, (long long)body->total_length);
-            tc_fail(req, CSGI_ELENGTH);
-        }
-        if (req->started)
-            req->headers_sent = 1;
-    }
-    req->ended = 1;
-    if (body->close)
-        body->close(body->ctx);
+    tc_capture(req->client, level, msg, strlen(msg));
 }
+
+static const struct csgi__host_ops tc_core_ops = {
+    .alloc = tc_core_alloc,
+    .log = tc_core_log,
+};
 
 /* ------------------------------------------------------------------ */
 /* Building the environ                                                */
@@ -1008,7 +476,6 @@ tc_build_environ(struct csgi_request *req, const struct csgi_test_request *rq)
 
     if (!csgi__is_token(method, strlen(method)))
         return CSGI_EINVAL;
-    req->is_head = strcmp(method, "HEAD") == 0;
     if (strcmp(scheme, "https") == 0) {
         env->flags |= CSGI_ENV_TLS;
     } else if (strcmp(scheme, "http") != 0) {
@@ -1120,30 +587,22 @@ tc_build_environ(struct csgi_request *req, const struct csgi_test_request *rq)
     if (rc < 0)
         return rc;
 
-    req->body = rq->body;
-    req->body_len = rq->body_len;
-    req->input.version = CSGI_INPUT_VERSION;
-    req->input.ctx = req;
-    req->input.read = tc_input_read;
-    req->input.readline = tc_input_readline;
-    req->input.rewind = tc_input_rewind;
+    req->input_state.mem = rq->body;
+    req->input_state.fd = -1;
+    req->input_state.len = rq->body_len;
+    csgi__input_init(&req->input, &req->input_state);
     env->input = &req->input;
-
-    req->errors.version = CSGI_ERRORS_VERSION;
-    req->errors.ctx = req;
-    req->errors.log = tc_errors_log;
-    req->errors.write = tc_errors_write;
-    req->errors.flush = tc_errors_flush;
+    req->errors_state.sink = tc_errors_sink;
+    req->errors_state.ctx = req;
+    csgi__errors_init(&req->errors, &req->errors_state);
     env->errors = &req->errors;
 
     env->config = c->config;
     env->n_config = c->n_config;
-
-    req->resp.version = CSGI_RESPONDER_VERSION;
-    req->resp.ctx = req;
-    req->resp.start_response = tc_start_response;
-    req->resp.write = tc_write;
-    req->declared_length = -1;
+    csgi__response_init(&req->core, &tc_core_ops, req,
+                        (strcmp(method, "HEAD") == 0 ? CSGI__RESP_HEAD : 0) |
+                            (strcmp(protocol, "HTTP/1.0") == 0 ? CSGI__RESP_HTTP10 : 0),
+                        0);
     return CSGI_OK;
 }
 
@@ -1164,12 +623,16 @@ tc_pool_put(char **pool, const char *s, size_t n)
 }
 
 static struct csgi_test_response *
-tc_make_response(struct csgi_request *req)
+tc_make_response(struct csgi_request *req, int declined)
 {
     struct csgi_test_client *c = req->client;
+    const struct csgi__plan *plan = &req->plan;
     struct tc_response *r;
     struct csgi_test_response *pub;
-    size_t pool_size = 0, n_logs, n_headers = req->headers_sent ? req->n_headers : 0;
+    struct csgi_header error_type = {CSGI_STR_INIT("Content-Type"),
+                                     CSGI_STR_INIT(CSGI__ERROR_CONTENT_TYPE)};
+    const struct csgi_header *headers = req->core.headers;
+    size_t pool_size = 0, n_logs, n_headers = req->core.n_headers;
     const char *reason;
     size_t reason_len;
     char *pool;
@@ -1178,32 +641,35 @@ tc_make_response(struct csgi_request *req)
     if (!r)
         return NULL;
     pub = &r->pub;
-    pub->rc = req->error;
-    pub->finish_reason = req->error == CSGI_OK ? CSGI_FINISH_OK : CSGI_FINISH_ERROR;
-    pub->headers_sent = req->headers_sent;
-    pub->body_produced = req->produced;
-    if (req->headers_sent) {
-        pub->status = req->status;
-        reason = req->reason.ptr;
-        reason_len = req->reason.len;
-    } else {
-        pub->status = req->declined ? 404 : 500;
-        reason = csgi__status_reason(pub->status);
-        reason_len = strlen(reason);
+    pub->rc = req->core.error     ? req->core.error
+              : req->client_error ? req->client_error
+              : declined          ? CSGI_EDECLINED
+                                  : CSGI_OK;
+    pub->finish_reason = csgi__response_finish_reason(&req->core, CSGI_FINISH_OK);
+    pub->headers_sent = plan->kind != CSGI__PLAN_ERROR;
+    pub->body_produced = req->core.produced;
+    pub->framing = (int)plan->framing;
+    pub->aborted = req->aborted;
+    pub->status = plan->kind == CSGI__PLAN_ERROR ? plan->status : req->core.status;
+    if (plan->kind == CSGI__PLAN_ERROR) {
+        headers = &error_type;
+        n_headers = 1;
     }
+    reason = csgi__status_reason(pub->status);
+    reason_len = strlen(reason);
 
     pthread_mutex_lock(&c->log_lock);
     n_logs = c->n_logs - req->log_start;
     pool_size += reason_len + 1;
     for (size_t i = 0; i < n_headers; i++)
-        pool_size += req->headers[i].name.len + req->headers[i].value.len + 2;
+        pool_size += headers[i].name.len + headers[i].value.len + 2;
     for (size_t i = 0; i < n_logs; i++)
         pool_size += strlen(c->logs[req->log_start + i]->text) + 1;
 
     r->pool = malloc(pool_size);
     r->headers = n_headers ? calloc(n_headers, sizeof(*r->headers)) : NULL;
     r->logs = n_logs ? calloc(n_logs, sizeof(*r->logs)) : NULL;
-    r->body = malloc(req->headers_sent ? req->out_len + 1 : 1);
+    r->body = malloc(req->out_len + 1);
     if (!r->pool || (n_headers && !r->headers) || (n_logs && !r->logs) || !r->body) {
         pthread_mutex_unlock(&c->log_lock);
         csgi_test_response_free(pub);
@@ -1212,7 +678,7 @@ tc_make_response(struct csgi_request *req)
     pool = r->pool;
     pub->reason = tc_pool_put(&pool, reason, reason_len);
     for (size_t i = 0; i < n_headers; i++) {
-        const struct csgi_header *h = &req->headers[i];
+        const struct csgi_header *h = &headers[i];
 
         r->headers[i].name.ptr = tc_pool_put(&pool, h->name.ptr, h->name.len);
         r->headers[i].name.len = h->name.len;
@@ -1227,10 +693,9 @@ tc_make_response(struct csgi_request *req)
     }
     pthread_mutex_unlock(&c->log_lock);
 
-    if (req->headers_sent && req->out_len) {
+    if (req->out_len)
         memcpy(r->body, req->out, req->out_len);
-        pub->body_len = req->out_len;
-    }
+    pub->body_len = req->out_len;
     r->body[pub->body_len] = '\0';
     pub->body = r->body;
     pub->headers = r->headers;
@@ -1306,15 +771,92 @@ tc_finish_request(struct csgi_request *req, int reason)
         req->finish = node->next;
         node->fn(node->arg, reason);
     }
-    for (struct tc_file *f = req->files; f; f = f->next) {
-        if (f->closed)
-            continue;
-        if (f->flags & CSGI_FD_CLOSE) {
-            tc_logf(req->client, CSGI_LOG_WARN, "file body on fd %d was never closed", f->fd);
-            close(f->fd);
-        }
-        f->closed = 1;
+    csgi__file_bodies_release(req->files);
+}
+
+/* Keep body bytes as a client receives them. */
+static int
+tc_emit(struct csgi_request *req, const void *data, size_t len)
+{
+    if (len > CSGI_TEST_MAX_BODY - req->out_len) {
+        tc_logf(req->client, CSGI_LOG_ERROR, "response body exceeds %u bytes", CSGI_TEST_MAX_BODY);
+        len = CSGI_TEST_MAX_BODY - req->out_len;
+        req->client_error = CSGI_ETOOBIG;
     }
+    if (req->out_len + len + 1 > req->out_cap) {
+        size_t cap = req->out_cap ? req->out_cap : 256;
+        char *out;
+
+        while (cap < req->out_len + len + 1)
+            cap *= 2;
+        out = realloc(req->out, cap);
+        if (!out)
+            return CSGI_ENOMEM;
+        req->out = out;
+        req->out_cap = cap;
+    }
+    if (len)
+        memcpy(req->out + req->out_len, data, len);
+    req->out_len += len;
+    return req->client_error;
+}
+
+/* A file range, read as sendfile() would send it. Returns 0, or -1 when cut short. */
+static int
+tc_send_file(struct csgi_request *req, int fd, int64_t offset, int64_t length)
+{
+    char buf[TC_FILE_CHUNK];
+
+    while (length > 0) {
+        size_t want = length < (int64_t)sizeof(buf) ? (size_t)length : sizeof(buf);
+        ssize_t n = pread(fd, buf, want, (off_t)offset);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || tc_emit(req, buf, (size_t)n) < 0)
+            return -1;
+        offset += n;
+        length -= n;
+    }
+    return 0;
+}
+
+/* Send the planned response as a connection would: into req->out. */
+static void
+tc_deliver(struct csgi_request *req)
+{
+    const struct csgi__plan *plan = &req->plan;
+    int head = (req->core.flags & CSGI__RESP_HEAD) != 0;
+    char buf[TC_FILE_CHUNK];
+    int64_t n;
+
+    switch (plan->kind) {
+    case CSGI__PLAN_ERROR:
+    case CSGI__PLAN_BUFFER:
+        if (!head && tc_emit(req, plan->data, plan->len) < 0)
+            req->aborted = 1;
+        break;
+    case CSGI__PLAN_FILE:
+        if (!head && tc_send_file(req, plan->fd, plan->offset, plan->length) < 0)
+            req->aborted = 1;
+        close(plan->fd);
+        break;
+    case CSGI__PLAN_STREAM:
+        while ((n = csgi__response_read(&req->core, buf, sizeof(buf))) > 0) {
+            if (tc_emit(req, buf, (size_t)n) < 0)
+                break;
+        }
+        req->aborted = n != 0;
+        if (plan->framing == CSGI__FRAMING_CLOSE && !req->client_error)
+            req->aborted = n < 0; /* the close ends this body */
+        break;
+    }
+}
+
+static const char *
+tc_app_name(const struct csgi_test_client *client)
+{
+    return client->plugin && client->plugin->name ? client->plugin->name : "app";
 }
 
 int
@@ -1323,7 +865,8 @@ csgi_test_client_request_app(struct csgi_test_client *client, csgi_app_fn app, v
 {
     static const struct csgi_test_request get_root = {0};
     struct csgi_request *req;
-    struct csgi_body body;
+    struct csgi_body *body;
+    int declined;
     int rc;
 
     if (out)
@@ -1347,36 +890,21 @@ csgi_test_client_request_app(struct csgi_test_client *client, csgi_app_fn app, v
     pthread_mutex_unlock(&client->log_lock);
 
     client->active = req;
-    memset(&body, 0, sizeof(body));
-    body.version = CSGI_BODY_VERSION;
-    body.total_length = -1;
-    rc = app(state, &req->env, &req->resp, &body);
-    if (rc == CSGI_OK) {
-        tc_drive_body(req, &body);
-    } else if (rc < 0) {
-        req->declined = rc == CSGI_EDECLINED && !req->started;
-        if (rc == CSGI_EDECLINED && req->started)
-            tc_logf(client, CSGI_LOG_ERROR, "application declined after start_response()");
-        else if (rc != CSGI_EDECLINED)
-            tc_logf(client, CSGI_LOG_ERROR, "application failed: %s (%s)", csgi_strerror(rc),
-                    csgi_err_name(rc));
-        tc_fail(req, rc);
-        req->ended = 1;
-    } else {
-        tc_logf(client, CSGI_LOG_ERROR, "call() returned %d, not a CSGI result", rc);
-        tc_fail(req, CSGI_EAPP);
-        req->ended = 1;
-    }
-    tc_errors_flush(req);
-    tc_finish_request(req, req->error == CSGI_OK ? CSGI_FINISH_OK : CSGI_FINISH_ERROR);
+    body = csgi__response_begin(&req->core, tc_app_name(client));
+    declined = csgi__response_called(&req->core, app(state, &req->env, &req->core.responder, body));
+    csgi__response_plan(&req->core, declined, &req->plan);
+    tc_deliver(req);
+    csgi__response_close(&req->core);
+    csgi__errors_flush(&req->errors_state);
+    tc_finish_request(req, csgi__response_finish_reason(&req->core, CSGI_FINISH_OK));
     client->active = NULL;
 
-    *out = tc_make_response(req);
+    *out = tc_make_response(req, declined);
     rc = *out ? CSGI_OK : CSGI_ENOMEM;
 
 free_request:
+    csgi__response_free(&req->core);
     tc_arena_free(req);
-    free(req->errline);
     free(req->out);
     free(req);
     return rc;

@@ -1599,7 +1599,8 @@ START_TEST(validator_fail_fast_aborts_body)
 
     ck_assert_int_eq(resp->rc, CSGI_EAPP);
     ck_assert_int_eq(g_closes, 1);
-    ck_assert_str_eq(resp->body, "");
+    ck_assert_int_eq(resp->status, 500);
+    ck_assert_str_eq(resp->body, "500 Internal Server Error\n");
     csgi_test_response_free(resp);
 }
 END_TEST

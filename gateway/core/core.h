@@ -1,0 +1,262 @@
+/*
+ * The CSGI host core: every rule of the gateway that does not depend on the
+ * HTTP library, written once. csgi-server's libmicrohttpd adapter and the
+ * in-process test client are its two transports; neither re-implements a
+ * rule. Internal: not installed, not ABI; symbols are csgi__*.
+ *
+ * A transport owns the request (memory, connection, logging) and embeds one
+ * struct csgi__response per request. It hands the application the
+ * responder made by csgi__response_init(), and after call() returns it asks
+ * the core for a plan (csgi__response_plan()): how the body is framed, and
+ * whether it is in hand already, a file, or to be pulled with
+ * csgi__response_read() as the connection can take it.
+ */
+#ifndef CSGI_CORE_H
+#define CSGI_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <csgi/csgi.h>
+
+/* What the core needs from its transport, for one request. */
+struct csgi__host_ops {
+    /* Request-lifetime memory (valid until the request is finished). NULL on failure. */
+    void *(*alloc)(void *ctx, size_t n);
+    /* Log one line about this request; the transport adds its context (request id...). */
+    void (*log)(void *ctx, int level, const char *msg);
+    /*
+     * Enter (on = 1) or leave (on = 0) the application's code: a transport
+     * serializes plugins that are not thread-safe and times calls for its
+     * watchdog here. May be NULL.
+     */
+    void (*app_enter)(void *ctx, int on);
+};
+
+/* The response's state: exactly one at a time. */
+enum csgi__resp_state {
+    CSGI__RESP_NEW = 0, /* start_response() not called yet */
+    CSGI__RESP_STARTED, /* status and headers set, nothing counted as sent */
+    CSGI__RESP_SENT,    /* headers count as sent: first write() or non-empty chunk */
+    CSGI__RESP_ENDED,   /* the body ended and matched its length */
+    CSGI__RESP_FAILED,  /* an error before anything counted as sent: the answer is a 500 */
+    CSGI__RESP_ABORTED  /* an error after the headers counted as sent: what was produced
+                           before it goes out, then the connection is aborted */
+};
+
+/* How the body is delimited on the wire (values match enum csgi_test_framing). */
+enum csgi__framing {
+    CSGI__FRAMING_NONE = 0,
+    CSGI__FRAMING_LENGTH = 1,
+    CSGI__FRAMING_CHUNKED = 2,
+    CSGI__FRAMING_CLOSE = 3
+};
+
+/* What the transport does once call() has returned. */
+enum csgi__plan_kind {
+    /*
+     * Nothing of the application's was sent: answer plan.status (500, or 404
+     * when every mount declined) with the error page in plan.data/plan.len
+     * (Content-Type CSGI__ERROR_CONTENT_TYPE).
+     */
+    CSGI__PLAN_ERROR = 0,
+    /* The whole body is in hand: plan.data/plan.len, sent with Content-Length. */
+    CSGI__PLAN_BUFFER,
+    /* A file range for sendfile(): plan.fd from plan.offset, plan.length bytes. */
+    CSGI__PLAN_FILE,
+    /* Pull with csgi__response_read(): plan.length bytes, or -1 when unknown. */
+    CSGI__PLAN_STREAM
+};
+
+struct csgi__plan {
+    enum csgi__plan_kind kind;
+    int status;
+    enum csgi__framing framing;
+    /* Body length for Content-Length, or -1 (chunked or close-delimited). */
+    int64_t length;
+    /* CSGI__PLAN_BUFFER: the body; borrowed, valid until csgi__response_close(). */
+    const void *data;
+    size_t len;
+    /* CSGI__PLAN_FILE: the descriptor is the transport's to close from now on. */
+    int fd;
+    int64_t offset;
+};
+
+/* Flags for csgi__response_init(). */
+enum csgi__resp_flags {
+    CSGI__RESP_HEAD = 1u << 0,  /* the request is HEAD: no body bytes go out */
+    CSGI__RESP_HTTP10 = 1u << 1 /* HTTP/1.0: unknown lengths are close-delimited */
+};
+
+/* Per-request response state; embedded in the transport's request. */
+struct csgi__response {
+    enum csgi__resp_state state;
+    unsigned flags;
+    int in_next;
+    int in_call;
+    /* The first error (a CSGI_E* code), 0 while none. */
+    int error;
+    /* An error that waits until the output produced before it is sent. */
+    int deferred_error;
+    int status;
+    struct csgi_header *headers;
+    size_t n_headers;
+    /* Content-Length given to start_response(), or -1. */
+    int64_t declared;
+    /* The body the application returned, and whether close() is still owed. */
+    struct csgi_body body;
+    int body_open;
+    int body_done;
+    /* write() output and look-ahead bytes, sent before the pending chunk. */
+    char *buf;
+    size_t buf_len, buf_cap, buf_off;
+    size_t write_limit;
+    struct csgi_chunk pending;
+    size_t pending_off;
+    /* Body bytes produced (write() and chunks), and bytes handed to the transport. */
+    uint64_t produced;
+    uint64_t delivered;
+    /* The length the wire announces (Content-Length), or -1. */
+    int64_t length;
+    enum csgi__framing framing;
+    const char *plugin;
+    const struct csgi__host_ops *ops;
+    void *ctx;
+    struct csgi_responder responder;
+};
+
+/* The host's error pages: "500 Internal Server Error\n", as text. */
+#define CSGI__ERROR_CONTENT_TYPE "text/plain; charset=utf-8"
+#define CSGI__ERROR_PAGE_MAX     64
+
+/* Write the error page of @p status into @p buf; returns its length (0 if it does not fit). */
+size_t csgi__error_page(int status, char *buf, size_t size);
+
+/* The default bound on write() output held before call() returns (SPEC 4.6). */
+#define CSGI__WRITE_LIMIT (16u * 1024u * 1024u)
+
+/*
+ * Set up @p r for one request and fill r->responder, the table handed to
+ * call(). @p write_limit bounds write() output held by the host (0: default).
+ */
+void csgi__response_init(struct csgi__response *r, const struct csgi__host_ops *ops, void *ctx,
+                         unsigned flags, size_t write_limit);
+
+/*
+ * Before each call() (one per mount tried): name the plugin for log lines
+ * and reset the body the application fills. Returns the body to pass.
+ */
+struct csgi_body *csgi__response_begin(struct csgi__response *r, const char *plugin);
+
+/*
+ * call() returned @p rc. Returns 1 when the application declined cleanly
+ * and the next mount may be tried, 0 otherwise (the result is recorded).
+ */
+int csgi__response_called(struct csgi__response *r, int rc);
+
+/*
+ * Decide what goes out: pulls the first chunk (and one more, to see whether
+ * a body of unknown length is a single chunk), checks lengths and builds
+ * @p plan. When no mount answered, @p declined is 1 and the plan is a 404.
+ * Call once, after the last call().
+ */
+void csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *plan);
+
+/*
+ * Pull body bytes into [buf, buf+max): what is already in hand, else one
+ * next(). Never waits for more once it has a byte, so each chunk goes out
+ * when the application produces it.
+ * Returns the byte count (> 0), 0 at the end of a body that matched its
+ * length, or a negative CSGI_E* code when the response failed (logged): the
+ * transport then aborts the connection.
+ */
+int64_t csgi__response_read(struct csgi__response *r, void *buf, size_t max);
+
+/*
+ * Pull up to @p max more body bytes (or to the end, or to the declared
+ * length) and discard them. Returns 0 or the response's error.
+ */
+int csgi__response_drain(struct csgi__response *r, uint64_t max);
+
+/* Close the application's body: exactly once, whatever happened. Idempotent. */
+void csgi__response_close(struct csgi__response *r);
+
+/*
+ * The reason for on_finished callbacks: @p transport_reason is the
+ * transport's view (CSGI_FINISH_OK, CLIENT_ABORT, TIMEOUT, SHUTDOWN); a
+ * client abort wins, then an application or host error.
+ */
+int csgi__response_finish_reason(const struct csgi__response *r, int transport_reason);
+
+/* Release the core's own memory (not the arena). */
+void csgi__response_free(struct csgi__response *r);
+
+/* ------------------------------------------------------------------ */
+/* Host services shared by both transports                             */
+/* ------------------------------------------------------------------ */
+
+/* csgi_host_api.header_get over env->headers. */
+int csgi__header_get(const struct csgi_environ *env, const char *name, size_t index,
+                     struct csgi_str *value);
+
+/*
+ * csgi_host_api.request_url: scheme://host[:port]/quoted(script_name +
+ * path_info)[?query] into memory from @p alloc(@p ctx, n).
+ */
+int csgi__request_url(const struct csgi_environ *env, void *(*alloc)(void *ctx, size_t n),
+                      void *ctx, struct csgi_str *out);
+
+/* A file body made by csgi__body_from_fd(). */
+struct csgi__file_body {
+    uint32_t magic;
+    struct csgi__file_body *next; /* every file body of the request */
+    int fd;
+    int close_fd;
+    int64_t offset;
+    int64_t remaining;
+    char buf[16384];
+};
+
+/*
+ * csgi_host_api.body_from_fd: a file body in memory from @p alloc, linked
+ * into *@p list so that csgi__file_bodies_release() closes descriptors whose
+ * body never ran. With CSGI_FD_CLOSE the descriptor is the host's from the
+ * call on, also when this fails.
+ */
+int csgi__body_from_fd(void *(*alloc)(void *ctx, size_t n), void *ctx,
+                       struct csgi__file_body **list, int fd, int64_t offset, int64_t count,
+                       uint32_t flags, struct csgi_body *out);
+
+/* True when @p body is a file body made by csgi__body_from_fd() and not yet read. */
+struct csgi__file_body *csgi__file_body_of(const struct csgi_body *body);
+
+/* Close the CSGI_FD_CLOSE descriptors of every file body in @p list. */
+void csgi__file_bodies_release(struct csgi__file_body *list);
+
+/* The request body as the input stream reads it: memory or a file. */
+struct csgi__input {
+    const char *mem;
+    int fd; /* -1 when in memory */
+    uint64_t len;
+    uint64_t pos;
+};
+
+/* Fill @p in (the stream's ctx must be @p state). */
+void csgi__input_init(struct csgi_input *in, struct csgi__input *state);
+
+/* The error stream: lines go to @p sink at their level (or ERROR for write()). */
+struct csgi__errors {
+    void (*sink)(void *ctx, int level, const char *msg, size_t len);
+    void *ctx;
+    char line[512];
+    size_t line_len;
+};
+
+/* Fill @p err (the stream's ctx must be @p state). */
+void csgi__errors_init(struct csgi_errors *err, struct csgi__errors *state);
+
+/* Flush a partial line of @p state. */
+int csgi__errors_flush(struct csgi__errors *state);
+
+#endif /* CSGI_CORE_H */

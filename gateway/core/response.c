@@ -1,0 +1,662 @@
+/*
+ * The response side of the host core (see core.h): start_response(),
+ * write() and exc_info, body pulling, the framing decision, HEAD, length
+ * checks and the exactly-once close().
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "csgi_internal.h"
+
+/* A body yielding this many empty chunks in a row is taken to spin. */
+#define MAX_EMPTY_CHUNKS (1u << 20)
+/* How much of a HEAD response's body of unknown length is pulled to learn its length. */
+#define HEAD_DRAIN_MAX (1024u * 1024u)
+/* Longest application message quoted in a log line. */
+#define MAX_QUOTE 200
+
+static void core_log(struct csgi__response *r, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+core_log(struct csgi__response *r, int level, const char *fmt, ...)
+{
+    char msg[640];
+    int n;
+    va_list ap;
+
+    n = snprintf(msg, sizeof(msg), "plugin \"%s\": ", r->plugin ? r->plugin : "-");
+    if (n < 0 || (size_t)n >= sizeof(msg))
+        n = 0;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+    va_end(ap);
+    r->ops->log(r->ctx, level, msg);
+}
+
+static void
+app_enter(struct csgi__response *r, int on)
+{
+    if (r->ops->app_enter)
+        r->ops->app_enter(r->ctx, on);
+}
+
+/* Record the first error; the response fails (and aborts once something was sent). */
+static void
+fail(struct csgi__response *r, int code)
+{
+    if (!r->error)
+        r->error = code;
+    if (r->state == CSGI__RESP_SENT)
+        r->state = CSGI__RESP_ABORTED;
+    else if (r->state != CSGI__RESP_ABORTED)
+        r->state = CSGI__RESP_FAILED;
+}
+
+static int
+failed(const struct csgi__response *r)
+{
+    return r->state == CSGI__RESP_FAILED || r->state == CSGI__RESP_ABORTED;
+}
+
+static int
+buf_append(struct csgi__response *r, const void *data, size_t len)
+{
+    if (len == 0)
+        return CSGI_OK;
+    if (r->buf_len + len > r->buf_cap) {
+        size_t cap = r->buf_cap ? r->buf_cap : 4096;
+        char *nb;
+
+        while (cap < r->buf_len + len)
+            cap *= 2;
+        nb = realloc(r->buf, cap);
+        if (!nb)
+            return CSGI_ENOMEM;
+        r->buf = nb;
+        r->buf_cap = cap;
+    }
+    memcpy(r->buf + r->buf_len, data, len);
+    r->buf_len += len;
+    return CSGI_OK;
+}
+
+static int
+quote_len(const struct csgi_exc_info *exc)
+{
+    if (!exc->message.ptr)
+        return 0;
+    return (int)(exc->message.len > MAX_QUOTE ? MAX_QUOTE : exc->message.len);
+}
+
+/* Copy the headers and their strings in one allocation, NUL-terminated. */
+static struct csgi_header *
+copy_headers(struct csgi__response *r, const struct csgi_header *headers, size_t n)
+{
+    size_t bytes = (n ? n : 1) * sizeof(struct csgi_header);
+    struct csgi_header *copy;
+    char *text;
+
+    for (size_t i = 0; i < n; i++)
+        bytes += headers[i].name.len + headers[i].value.len + 2;
+    copy = r->ops->alloc(r->ctx, bytes);
+    if (!copy)
+        return NULL;
+    text = (char *)(copy + (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        const struct csgi_str *name = &headers[i].name, *value = &headers[i].value;
+
+        memcpy(text, name->ptr, name->len);
+        text[name->len] = '\0';
+        copy[i].name.ptr = text;
+        copy[i].name.len = name->len;
+        text += name->len + 1;
+        if (value->len)
+            memcpy(text, value->ptr, value->len);
+        text[value->len] = '\0';
+        copy[i].value.ptr = text;
+        copy[i].value.len = value->len;
+        text += value->len + 1;
+    }
+    return copy;
+}
+
+static int
+core_start_response(void *ctx, int status, struct csgi_str reason,
+                    const struct csgi_header *headers, size_t n_headers,
+                    const struct csgi_exc_info *exc)
+{
+    struct csgi__response *r = ctx;
+    struct csgi_header *copy;
+    char why[300];
+    int64_t length;
+    int rc;
+
+    if (r->state == CSGI__RESP_ENDED || failed(r)) {
+        core_log(r, CSGI_LOG_ERROR, "start_response() called after the response ended");
+        return CSGI_ESTATE;
+    }
+    if (exc && exc->version < 1) {
+        core_log(r, CSGI_LOG_ERROR, "start_response() with an exc_info of version 0");
+        return CSGI_EINVAL;
+    }
+    if (exc && r->state == CSGI__RESP_SENT) {
+        core_log(r, CSGI_LOG_ERROR,
+                 "start_response() with exc_info after the headers were sent (%s: %.*s)",
+                 csgi_err_name(exc->code), quote_len(exc),
+                 exc->message.ptr ? exc->message.ptr : "");
+        return CSGI_EHEADERS_SENT;
+    }
+    if (!exc && r->state != CSGI__RESP_NEW) {
+        core_log(r, CSGI_LOG_ERROR, "start_response() called a second time without exc_info");
+        return CSGI_ESTATE;
+    }
+    rc = csgi__check_response_head(status, reason, headers, n_headers, &length, why, sizeof(why));
+    if (rc < 0) {
+        core_log(r, CSGI_LOG_ERROR, "start_response() refused: %s", why);
+        return rc;
+    }
+    copy = copy_headers(r, headers, n_headers);
+    if (!copy)
+        return CSGI_ENOMEM;
+    if (exc)
+        core_log(r, CSGI_LOG_ERROR, "application error %s, response replaced by %d: %.*s",
+                 csgi_err_name(exc->code), status, quote_len(exc),
+                 exc->message.ptr ? exc->message.ptr : "");
+    r->status = status;
+    r->headers = copy;
+    r->n_headers = n_headers;
+    r->declared = length;
+    r->state = CSGI__RESP_STARTED;
+    return CSGI_OK;
+}
+
+static int
+core_write(void *ctx, const void *data, size_t len)
+{
+    struct csgi__response *r = ctx;
+
+    if (failed(r))
+        return r->error;
+    if (r->in_next) {
+        core_log(r, CSGI_LOG_ERROR, "write() called from inside next()");
+        return CSGI_ESTATE;
+    }
+    if (!r->in_call || r->state == CSGI__RESP_ENDED) {
+        core_log(r, CSGI_LOG_ERROR, "write() called after call() returned");
+        return CSGI_ESTATE;
+    }
+    if (r->state == CSGI__RESP_NEW) {
+        core_log(r, CSGI_LOG_ERROR, "write() called before start_response()");
+        return CSGI_ESTATE;
+    }
+    if (len && !data)
+        return CSGI_EINVAL;
+    if (r->declared >= 0 && r->produced + len > (uint64_t)r->declared) {
+        core_log(r, CSGI_LOG_ERROR, "write() past the declared Content-Length %lld",
+                 (long long)r->declared);
+        r->state = CSGI__RESP_SENT;
+        fail(r, CSGI_ELENGTH);
+        return CSGI_ELENGTH;
+    }
+    if (r->buf_len + len > r->write_limit) {
+        core_log(r, CSGI_LOG_ERROR, "write() output above %zu bytes held before call() returned",
+                 r->write_limit);
+        r->state = CSGI__RESP_SENT;
+        fail(r, CSGI_ETOOBIG);
+        return CSGI_ETOOBIG;
+    }
+    if (buf_append(r, data, len) < 0) {
+        fail(r, CSGI_ENOMEM);
+        return CSGI_ENOMEM;
+    }
+    r->state = CSGI__RESP_SENT;
+    r->produced += len;
+    return CSGI_OK;
+}
+
+void
+csgi__response_init(struct csgi__response *r, const struct csgi__host_ops *ops, void *ctx,
+                    unsigned flags, size_t write_limit)
+{
+    memset(r, 0, sizeof(*r));
+    r->ops = ops;
+    r->ctx = ctx;
+    r->flags = flags;
+    r->declared = -1;
+    r->length = -1;
+    r->write_limit = write_limit ? write_limit : CSGI__WRITE_LIMIT;
+    r->responder.version = CSGI_RESPONDER_VERSION;
+    r->responder.ctx = r;
+    r->responder.start_response = core_start_response;
+    r->responder.write = core_write;
+}
+
+struct csgi_body *
+csgi__response_begin(struct csgi__response *r, const char *plugin)
+{
+    r->plugin = plugin;
+    memset(&r->body, 0, sizeof(r->body));
+    r->body.version = CSGI_BODY_VERSION;
+    r->body.total_length = -1;
+    r->in_call = 1;
+    return &r->body;
+}
+
+int
+csgi__response_called(struct csgi__response *r, int rc)
+{
+    r->in_call = 0;
+    if (rc == CSGI_EDECLINED && r->state == CSGI__RESP_NEW)
+        return 1;
+    if (rc == CSGI_EDECLINED) {
+        core_log(r, CSGI_LOG_ERROR, "declined after start_response()");
+        fail(r, CSGI_ESTATE);
+    } else if (rc < 0) {
+        core_log(r, CSGI_LOG_ERROR, "call() failed: %s (%s)", csgi_strerror(rc), csgi_err_name(rc));
+        fail(r, rc);
+    } else if (rc != CSGI_OK) {
+        core_log(r, CSGI_LOG_ERROR, "call() returned %d, not a CSGI result", rc);
+        fail(r, CSGI_EAPP);
+    } else {
+        r->body_open = 1;
+        if (r->body.total_length < -1) {
+            core_log(r, CSGI_LOG_ERROR, "body total_length %lld is invalid",
+                     (long long)r->body.total_length);
+            fail(r, CSGI_EAPP);
+        }
+    }
+    return 0;
+}
+
+/*
+ * Ask the body for its next non-empty chunk, into r->pending. Returns
+ * CSGI_OK, CSGI_DONE, or an error (logged; the response failed).
+ */
+static int
+pull(struct csgi__response *r)
+{
+    unsigned empty = 0;
+
+    for (;;) {
+        int rc;
+
+        r->pending.ptr = NULL;
+        r->pending.len = 0;
+        r->pending_off = 0;
+        if (r->body_done || !r->body_open || !r->body.next) {
+            r->body_done = 1;
+            return CSGI_DONE;
+        }
+        r->in_next = 1;
+        app_enter(r, 1);
+        rc = r->body.next(r->body.ctx, &r->pending);
+        app_enter(r, 0);
+        r->in_next = 0;
+        if (rc == CSGI_DONE) {
+            r->pending.len = 0;
+            r->body_done = 1;
+            return CSGI_DONE;
+        }
+        if (rc != CSGI_OK) {
+            r->pending.len = 0;
+            if (rc < 0) {
+                core_log(r, CSGI_LOG_ERROR, "body next() failed after %llu bytes: %s (%s)",
+                         (unsigned long long)r->produced, csgi_strerror(rc), csgi_err_name(rc));
+            } else {
+                core_log(r, CSGI_LOG_ERROR, "body next() returned %d, not a CSGI result", rc);
+                rc = CSGI_EAPP;
+            }
+            fail(r, rc);
+            return rc;
+        }
+        if (r->pending.len && !r->pending.ptr) {
+            core_log(r, CSGI_LOG_ERROR, "body chunk of %zu bytes has a NULL pointer",
+                     r->pending.len);
+            r->pending.len = 0;
+            fail(r, CSGI_EINVAL);
+            return CSGI_EINVAL;
+        }
+        if (r->pending.len == 0) {
+            if (++empty < MAX_EMPTY_CHUNKS)
+                continue;
+            core_log(r, CSGI_LOG_ERROR, "body yields only empty chunks");
+            fail(r, CSGI_EAPP);
+            return CSGI_EAPP;
+        }
+        if (failed(r))
+            return r->error; /* exc_info refused inside next(), say */
+        if (r->state == CSGI__RESP_NEW) {
+            core_log(r, CSGI_LOG_ERROR, "body produced data without start_response()");
+            r->pending.len = 0;
+            fail(r, CSGI_ESTATE);
+            return CSGI_ESTATE;
+        }
+        r->state = CSGI__RESP_SENT;
+        if (r->length >= 0 && r->produced + r->pending.len > (uint64_t)r->length) {
+            core_log(r, CSGI_LOG_ERROR, "body longer than its declared %lld bytes",
+                     (long long)r->length);
+            r->pending.len = 0;
+            fail(r, CSGI_ELENGTH);
+            return CSGI_ELENGTH;
+        }
+        r->produced += r->pending.len;
+        return CSGI_OK;
+    }
+}
+
+/* The length the wire announces: the declared one, else what total_length implies. */
+static void
+settle_length(struct csgi__response *r)
+{
+    /* Called before any chunk joins r->buf: it holds write() output only. */
+    r->length = r->declared;
+    if (r->length < 0 && r->body.total_length >= 0)
+        r->length = (int64_t)r->buf_len + r->body.total_length;
+}
+
+size_t
+csgi__error_page(int status, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, "%d %s\n", status, csgi__status_reason(status));
+
+    return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
+}
+
+/* The host's own answer: a short text page, nothing of the application's. */
+static void
+plan_error(struct csgi__response *r, struct csgi__plan *plan, int status)
+{
+    char *page = r->ops->alloc(r->ctx, CSGI__ERROR_PAGE_MAX);
+
+    csgi__response_close(r);
+    plan->kind = CSGI__PLAN_ERROR;
+    plan->status = status;
+    plan->framing = CSGI__FRAMING_LENGTH;
+    plan->data = page;
+    plan->len = page ? csgi__error_page(status, page, CSGI__ERROR_PAGE_MAX) : 0;
+    plan->length = (int64_t)plan->len;
+    r->framing = CSGI__FRAMING_LENGTH;
+}
+
+static void
+plan_stream(struct csgi__response *r, struct csgi__plan *plan)
+{
+    plan->kind = CSGI__PLAN_STREAM;
+    plan->length = r->length;
+    if (r->length >= 0)
+        plan->framing = CSGI__FRAMING_LENGTH;
+    else if (r->flags & CSGI__RESP_HTTP10)
+        plan->framing = CSGI__FRAMING_CLOSE;
+    else
+        plan->framing = CSGI__FRAMING_CHUNKED;
+}
+
+/* A file body not yet read goes out as a file range (sendfile), checked first. */
+static int
+plan_file(struct csgi__response *r, struct csgi__plan *plan)
+{
+    struct csgi__file_body *fb = csgi__file_body_of(&r->body);
+    struct stat st;
+    int fd;
+
+    if (!fb || r->state != CSGI__RESP_STARTED || r->buf_len || fb->remaining < 0)
+        return 0;
+    if (r->declared >= 0 && r->declared != fb->remaining) {
+        core_log(r, CSGI_LOG_ERROR, "Content-Length %lld differs from the file body's %lld bytes",
+                 (long long)r->declared, (long long)fb->remaining);
+        fail(r, CSGI_ELENGTH);
+        plan_error(r, plan, 500);
+        return 1;
+    }
+    if (fstat(fb->fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        fb->offset + fb->remaining > (int64_t)st.st_size) {
+        core_log(r, CSGI_LOG_ERROR,
+                 "file body of %lld bytes from offset %lld is past the end of its %lld-byte file",
+                 (long long)fb->remaining, (long long)fb->offset, (long long)st.st_size);
+        fail(r, CSGI_ELENGTH);
+        plan_error(r, plan, 500);
+        return 1;
+    }
+    fd = fb->close_fd ? fb->fd : dup(fb->fd);
+    if (fd < 0)
+        return 0; /* pulled like any body */
+    if (fb->close_fd)
+        fb->fd = -1; /* the transport's now */
+    plan->kind = CSGI__PLAN_FILE;
+    plan->fd = fd;
+    plan->offset = fb->offset;
+    plan->length = fb->remaining;
+    plan->framing = CSGI__FRAMING_LENGTH;
+    r->length = fb->remaining;
+    r->produced = (uint64_t)fb->remaining;
+    r->state = CSGI__RESP_ENDED;
+    r->framing = CSGI__FRAMING_LENGTH;
+    csgi__response_close(r);
+    return 1;
+}
+
+/* Everything in hand: r->buf (or the pending chunk alone, without a copy). */
+static void
+plan_buffer(struct csgi__response *r, struct csgi__plan *plan, int from_pending)
+{
+    plan->kind = CSGI__PLAN_BUFFER;
+    plan->framing = CSGI__FRAMING_LENGTH;
+    if (from_pending) {
+        plan->data = r->pending.ptr;
+        plan->len = r->pending.len;
+    } else {
+        plan->data = r->buf;
+        plan->len = r->buf_len;
+    }
+    plan->length = (int64_t)plan->len;
+    r->length = plan->length;
+    r->delivered = plan->len;
+    r->state = CSGI__RESP_ENDED;
+}
+
+/*
+ * HEAD: the body is pulled and counted, never sent, so that the headers
+ * carry the length a GET would have. A body that does not end within
+ * HEAD_DRAIN_MAX bytes (an event stream, say) is cut off: the headers then
+ * go out close-delimited.
+ */
+static void
+plan_head(struct csgi__response *r, struct csgi__plan *plan)
+{
+    int64_t length = r->length;
+
+    plan->kind = CSGI__PLAN_BUFFER;
+    plan->data = NULL;
+    plan->len = 0;
+    if (length < 0 && csgi__response_drain(r, HEAD_DRAIN_MAX) < 0) {
+        plan_error(r, plan, 500);
+        return;
+    }
+    if (length < 0 && r->body_done)
+        length = (int64_t)r->produced;
+    plan->length = length;
+    plan->framing = length >= 0 ? CSGI__FRAMING_LENGTH : CSGI__FRAMING_CLOSE;
+    r->length = length;
+    r->state = CSGI__RESP_ENDED;
+}
+
+void
+csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *plan)
+{
+    int rc;
+
+    memset(plan, 0, sizeof(*plan));
+    plan->fd = -1;
+    plan->length = -1;
+    if (declined) {
+        plan_error(r, plan, 404);
+        return;
+    }
+    if (r->state == CSGI__RESP_FAILED || (r->state == CSGI__RESP_STARTED && r->error)) {
+        plan_error(r, plan, 500);
+        return;
+    }
+    plan->status = r->status;
+    if ((r->flags & CSGI__RESP_HEAD) && r->state == CSGI__RESP_ABORTED) {
+        plan_error(r, plan, 500);
+        return;
+    }
+    if (r->state != CSGI__RESP_ABORTED && plan_file(r, plan))
+        goto done;
+    if (r->state == CSGI__RESP_ABORTED) {
+        /* write() output, then a failure: send what was produced, then abort. */
+        settle_length(r);
+        plan_stream(r, plan);
+        goto done;
+    }
+    rc = pull(r);
+    if (r->state == CSGI__RESP_FAILED || r->state == CSGI__RESP_NEW) {
+        if (r->state == CSGI__RESP_NEW) {
+            core_log(r, CSGI_LOG_ERROR, "body ended without start_response()");
+            fail(r, CSGI_ESTATE);
+        }
+        plan_error(r, plan, 500);
+        return;
+    }
+    plan->status = r->status;
+    settle_length(r);
+    if (r->length >= 0 && r->produced > (uint64_t)r->length) {
+        core_log(r, CSGI_LOG_ERROR, "body longer than its declared %lld bytes",
+                 (long long)r->length);
+        r->pending.len = 0;
+        fail(r, CSGI_ELENGTH);
+    }
+    if (r->flags & CSGI__RESP_HEAD) {
+        if (r->state == CSGI__RESP_ABORTED)
+            plan_error(r, plan, 500);
+        else
+            plan_head(r, plan);
+        goto done;
+    }
+    if (rc == CSGI_DONE && r->state != CSGI__RESP_ABORTED &&
+        (r->length < 0 || r->produced == (uint64_t)r->length)) {
+        plan_buffer(r, plan, 0);
+        goto done;
+    }
+    if (rc == CSGI_OK && r->buf_len == 0 && r->length >= 0 &&
+        r->pending.len == (uint64_t)r->length) {
+        /* The declared length in one chunk: sent as it is, and the body is complete. */
+        plan_buffer(r, plan, 1);
+        goto done;
+    }
+    if (rc == CSGI_OK && r->length < 0) {
+        /* Unknown length: look at the next chunk, so that one chunk still gets a length. */
+        if (buf_append(r, r->pending.ptr, r->pending.len) < 0) {
+            fail(r, CSGI_ENOMEM);
+        } else {
+            r->pending.len = 0;
+            if (pull(r) == CSGI_DONE && !failed(r)) {
+                plan_buffer(r, plan, 0);
+                goto done;
+            }
+        }
+    }
+    plan_stream(r, plan);
+done:
+    r->framing = plan->framing;
+}
+
+int64_t
+csgi__response_read(struct csgi__response *r, void *out, size_t max)
+{
+    size_t n = 0;
+
+    if (r->length >= 0 && r->delivered + max > (uint64_t)r->length)
+        max = (size_t)((uint64_t)r->length - r->delivered);
+    while (n < max) {
+        size_t take;
+
+        if (r->buf_off < r->buf_len) {
+            take = r->buf_len - r->buf_off;
+            take = take > max - n ? max - n : take;
+            memcpy((char *)out + n, r->buf + r->buf_off, take);
+            r->buf_off += take;
+            n += take;
+            continue;
+        }
+        if (r->pending_off < r->pending.len) {
+            take = r->pending.len - r->pending_off;
+            take = take > max - n ? max - n : take;
+            memcpy((char *)out + n, (const char *)r->pending.ptr + r->pending_off, take);
+            r->pending_off += take;
+            n += take;
+            continue;
+        }
+        /* Never wait for more once something is in hand: it goes out now. */
+        if (n > 0 || failed(r) || r->body_done || r->state == CSGI__RESP_ENDED)
+            break;
+        if (r->length >= 0 && r->delivered == (uint64_t)r->length)
+            break;
+        pull(r);
+    }
+    r->delivered += n;
+    if (n > 0)
+        return (int64_t)n;
+    if (failed(r))
+        return r->error ? r->error : CSGI_EAPP;
+    if (r->length >= 0 && r->delivered < (uint64_t)r->length) {
+        core_log(r, CSGI_LOG_ERROR, "body ended after %llu of its declared %lld bytes",
+                 (unsigned long long)r->delivered, (long long)r->length);
+        fail(r, CSGI_ELENGTH);
+        return CSGI_ELENGTH;
+    }
+    r->state = CSGI__RESP_ENDED;
+    return 0;
+}
+
+int
+csgi__response_drain(struct csgi__response *r, uint64_t max)
+{
+    uint64_t start = r->produced;
+
+    r->buf_off = r->buf_len;
+    r->pending_off = r->pending.len;
+    while (!failed(r) && !r->body_done && r->produced - start < max &&
+           (r->length < 0 || r->produced < (uint64_t)r->length)) {
+        if (pull(r) == CSGI_OK)
+            r->pending_off = r->pending.len;
+    }
+    return failed(r) ? r->error : CSGI_OK;
+}
+
+void
+csgi__response_close(struct csgi__response *r)
+{
+    if (!r->body_open)
+        return;
+    r->body_open = 0;
+    if (r->body.close) {
+        app_enter(r, 1);
+        r->body.close(r->body.ctx);
+        app_enter(r, 0);
+    }
+}
+
+int
+csgi__response_finish_reason(const struct csgi__response *r, int transport_reason)
+{
+    if (transport_reason == CSGI_FINISH_CLIENT_ABORT)
+        return CSGI_FINISH_CLIENT_ABORT;
+    if (r->error)
+        return CSGI_FINISH_ERROR;
+    return transport_reason;
+}
+
+void
+csgi__response_free(struct csgi__response *r)
+{
+    free(r->buf);
+    r->buf = NULL;
+    r->buf_cap = r->buf_len = r->buf_off = 0;
+}

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "srv_limits.h"
 
 enum opt_type {
     OPT_FLAG,   /* no argument */
@@ -647,10 +648,12 @@ srv_config_validate(const struct srv_config *cfg, char *err, size_t err_len)
         return errf(err, err_len,
                     "option --max-connections-per-ip (%u) is larger than --max-connections (%u)",
                     cfg->max_conn_per_ip, cfg->max_connections);
-    if (cfg->threads > 64)
-        return errf(err, err_len, "option --threads: %u is above the maximum 64", cfg->threads);
-    if (cfg->workers > 256)
-        return errf(err, err_len, "option --workers: %u is above the maximum 256", cfg->workers);
+    if (cfg->threads > SRV_MAX_THREADS)
+        return errf(err, err_len, "option --threads: %u is above the maximum %d", cfg->threads,
+                    SRV_MAX_THREADS);
+    if (cfg->workers > SRV_MAX_WORKERS)
+        return errf(err, err_len, "option --workers: %u is above the maximum %d", cfg->workers,
+                    SRV_MAX_WORKERS);
     if (cfg->max_requests_jitter && !cfg->max_requests)
         return errf(err, err_len, "option --max-requests-jitter needs --max-requests");
     if (cfg->conn_memory > 1024 * 1024)

@@ -27,6 +27,9 @@
 
 #define CSGI_SERVER_VERSION "0.1.0"
 
+/* Descriptors a worker needs beside its connections: listeners, log files, plugins. */
+#define FD_HEADROOM 64
+
 /* --check-config: load and init every plugin in this process, report, exit. */
 static int
 check_config(const struct srv_config *cfg)
@@ -120,7 +123,7 @@ static void
 raise_fd_limit(const struct srv_config *cfg)
 {
     struct rlimit rl;
-    rlim_t want = (rlim_t)cfg->max_connections + 64;
+    rlim_t want = (rlim_t)cfg->max_connections + FD_HEADROOM;
 
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
@@ -131,8 +134,8 @@ raise_fd_limit(const struct srv_config *cfg)
     }
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
         srv_log(SRV_LOG_WARN,
-                "open file limit %llu is below --max-connections %u + 64: raise it (ulimit -n)",
-                (unsigned long long)rl.rlim_cur, cfg->max_connections);
+                "open file limit %llu is below --max-connections %u + %d: raise it (ulimit -n)",
+                (unsigned long long)rl.rlim_cur, cfg->max_connections, FD_HEADROOM);
 }
 
 static int

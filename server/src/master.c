@@ -34,7 +34,28 @@
 #include "stats.h"
 #include "worker.h"
 
-#define MAX_GENERATIONS 2
+/* The longest the loop sleeps between steps: the resolution of the master's timers. */
+#define MASTER_TICK_MS 100
+
+/* A stopping worker is killed this long after its graceful timeout has run out. */
+#define STOP_KILL_SLACK_MS 2000
+/* A fast stop (SIGINT, SIGQUIT) gives workers this long, plus the slack, before SIGKILL. */
+#define FAST_STOP_GRACE_S 1
+/* After the watchdog's SIGABRT, the time a worker has to dump core before SIGKILL. */
+#define ABORT_KILL_AFTER_MS 2000
+/* SIGKILL is sent again this often until the worker is reaped. */
+#define KILL_REPEAT_MS 5000
+
+/*
+ * Crash back-off: a serving worker that dies unexpectedly sooner than
+ * CRASH_EARLY_MS after its start extends a crash streak, and the next start
+ * waits CRASH_BACKOFF_BASE_MS << streak, at most CRASH_BACKOFF_MAX_MS. A
+ * worker that lived longer ends the streak.
+ */
+#define CRASH_EARLY_MS          2000
+#define CRASH_BACKOFF_BASE_MS   100LL
+#define CRASH_BACKOFF_MAX_MS    10000LL
+#define CRASH_BACKOFF_MAX_SHIFT 7 /* BASE << 7 is past MAX already; bounds the shift */
 
 struct wproc {
     pid_t pid;
@@ -200,6 +221,13 @@ spawn(struct master *m, unsigned gen)
     return 0;
 }
 
+/* When a worker told to stop now, with grace_s to finish, is to be killed. */
+static long long
+kill_deadline(unsigned grace_s)
+{
+    return srv_clock_ms() + (long long)grace_s * 1000 + STOP_KILL_SLACK_MS;
+}
+
 static void
 stop_proc(struct master *m, struct wproc *w, int sig, unsigned grace_s)
 {
@@ -215,7 +243,7 @@ stop_proc(struct master *m, struct wproc *w, int sig, unsigned grace_s)
         kill(w->pid, sig);
     w->stopping = 1;
     if (!w->kill_at_ms)
-        w->kill_at_ms = srv_clock_ms() + (long long)grace_s * 1000 + 2000;
+        w->kill_at_ms = kill_deadline(grace_s);
 }
 
 /* Stop every worker whose generation is not keep_gen (0: every worker). */
@@ -277,12 +305,15 @@ note_crash(struct master *m, const struct wproc *w)
     long long lived = srv_clock_ms() - w->started_ms;
 
     m->restarts++;
-    if (lived < 2000) {
+    if (lived < CRASH_EARLY_MS) {
+        unsigned shift;
         long long delay;
         m->crash_streak++;
-        delay = 100LL << (m->crash_streak > 7 ? 7 : m->crash_streak);
-        if (delay > 10000)
-            delay = 10000;
+        shift =
+            m->crash_streak > CRASH_BACKOFF_MAX_SHIFT ? CRASH_BACKOFF_MAX_SHIFT : m->crash_streak;
+        delay = CRASH_BACKOFF_BASE_MS << shift;
+        if (delay > CRASH_BACKOFF_MAX_MS)
+            delay = CRASH_BACKOFF_MAX_MS;
         m->respawn_after_ms = srv_clock_ms() + delay;
         srv_log(SRV_LOG_WARN, "worker crash loop (%u in a row): next start in %lld ms",
                 m->crash_streak, delay);
@@ -354,7 +385,7 @@ manage(struct master *m)
         struct wproc *w = &m->procs[i];
         if (w->pid && !w->stopping && atomic_load(&m->sb->slots[w->slot].state) == SRV_W_RETIRING) {
             w->stopping = 1;
-            w->kill_at_ms = srv_clock_ms() + (long long)m->cfg->graceful_timeout * 1000 + 2000;
+            w->kill_at_ms = kill_deadline(m->cfg->graceful_timeout);
         }
     }
     live = count_gen(m, gen, 0);
@@ -398,7 +429,7 @@ watchdog(struct master *m)
             srv_log(SRV_LOG_WARN, "worker %d (pid %d) did not stop in time: SIGKILL", w->worker_id,
                     (int)w->pid);
             kill(w->pid, SIGKILL);
-            w->kill_at_ms = now + 5000;
+            w->kill_at_ms = now + KILL_REPEAT_MS;
             continue;
         }
         if (!m->cfg->timeout || w->abort_sent)
@@ -412,7 +443,7 @@ watchdog(struct master *m)
                         w->worker_id, (int)w->pid, now - since, m->cfg->timeout);
                 kill(w->pid, SIGABRT);
                 w->abort_sent = 1;
-                w->kill_at_ms = now + 2000;
+                w->kill_at_ms = now + ABORT_KILL_AFTER_MS;
                 break;
             }
         }
@@ -812,7 +843,7 @@ on_signal(struct master *m, int sig)
         srv_log(SRV_LOG_INFO, "%s: fast stop", sig_name(sig));
         sd_notify("STOPPING=1");
         m->stopping = 2;
-        stop_others(m, 0, SIGQUIT, 1);
+        stop_others(m, 0, SIGQUIT, FAST_STOP_GRACE_S);
         break;
     case SIGUSR1:
         srv_log(SRV_LOG_INFO, "SIGUSR1: reopening log files");
@@ -820,7 +851,7 @@ on_signal(struct master *m, int sig)
         signal_all(m, SIGUSR1);
         break;
     case SIGTTIN:
-        if (m->target_workers < SRV_MAX_SLOTS / 2) {
+        if (m->target_workers < SRV_MAX_WORKERS) {
             m->target_workers++;
             srv_log(SRV_LOG_INFO, "SIGTTIN: %u worker(s)", m->target_workers);
         }
@@ -837,7 +868,7 @@ on_signal(struct master *m, int sig)
 }
 
 /*
- * One turn of the master's loop: wait up to 100 ms for a signal or a stats
+ * One turn of the master's loop: wait up to MASTER_TICK_MS for a signal or a stats
  * connection, act on the signals, reap, then (unless stopping) advance a
  * reload, keep the worker count and run the watchdog. Returns 0 once a stop
  * is complete (every worker gone), 1 to go on.
@@ -849,7 +880,7 @@ master_step(struct master *m)
     struct signalfd_siginfo si;
     int npf = m->stats.fd >= 0 ? 2 : 1;
 
-    poll(pf, (nfds_t)npf, 100);
+    poll(pf, (nfds_t)npf, MASTER_TICK_MS);
     while (read(m->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
         on_signal(m, (int)si.ssi_signo);
     reap(m);

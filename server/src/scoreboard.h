@@ -9,9 +9,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#define SRV_MAX_SLOTS        512
-#define SRV_MAX_THREADS      64
-#define SRV_MAX_PLUGIN_STATS 32
+#include "srv_limits.h"
+
+/* load_failures of a worker whose plugin directory could not be loaded at all. */
+#define SRV_LOAD_FAILED 1000
 
 enum srv_worker_state {
     SRV_W_FREE = 0,
@@ -23,9 +24,9 @@ enum srv_worker_state {
 };
 
 struct srv_plugin_score {
-    char name[64];
-    char version[32];
-    char mount[128];
+    char name[SRV_PLUGIN_NAME_SIZE];
+    char version[SRV_PLUGIN_VERSION_SIZE];
+    char mount[SRV_PLUGIN_MOUNT_SIZE];
     atomic_ullong requests;
     atomic_ullong status_4xx;
     atomic_ullong status_5xx;
@@ -37,6 +38,7 @@ struct srv_score {
     atomic_int state;
     atomic_uint generation;
     atomic_int worker_id;
+    /* Plugins that failed to load or init; SRV_LOAD_FAILED: none could be loaded. */
     atomic_int load_failures;
     /* Set by the master: 1 = start serving. A worker never accepts before it. */
     atomic_int go;

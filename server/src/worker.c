@@ -24,6 +24,18 @@
  */
 #define DRAIN_LINGER_MS 100
 
+/* How often the serve loop wakes: while draining or with --max-requests, and otherwise. */
+#define TICK_BUSY_MS 20
+#define TICK_IDLE_MS 250
+
+/*
+ * The master gives up on a new generation after --ready-timeout; a worker
+ * waiting for the go gives up on its own this much later, and looks every
+ * GO_POLL_MS.
+ */
+#define GO_WAIT_SLACK_MS 5000
+#define GO_POLL_MS       5
+
 static void
 publish_plugins(struct srv_score *sc, const struct srv_plugin_set *set)
 {
@@ -66,10 +78,10 @@ update_stats(struct srv_score *sc, const struct srv_plugin_set *set, struct srv_
 static int
 wait_for_go(struct srv_score *sc, const sigset_t *set, unsigned timeout_s)
 {
-    long long end = srv_clock_ms() + (long long)timeout_s * 1000 + 5000;
+    long long end = srv_clock_ms() + (long long)timeout_s * 1000 + GO_WAIT_SLACK_MS;
 
     while (atomic_load(&sc->go) != 1) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
+        struct timespec ts = {0, GO_POLL_MS * 1000L * 1000};
         siginfo_t si;
         int sig = sigtimedwait(set, &si, &ts);
         if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)
@@ -125,7 +137,7 @@ worker_start(struct worker *w, int *status)
     *status = 2;
     if (failed < 0) {
         if (w->sc)
-            atomic_store(&w->sc->load_failures, 1000);
+            atomic_store(&w->sc->load_failures, SRV_LOAD_FAILED);
         return -1;
     }
     w->h = srv_http_new(cfg, w->a->listeners, w->a->n_listeners, w->a->workers);
@@ -170,7 +182,8 @@ take_signal(struct worker *w)
      * often enough that a busy worker does not overshoot it by much, and
      * while draining, often enough to leave soon after the last request.
      */
-    struct timespec ts = {0, (w->a->max_requests || w->draining ? 20L : 250L) * 1000 * 1000};
+    long tick_ms = w->a->max_requests || w->draining ? TICK_BUSY_MS : TICK_IDLE_MS;
+    struct timespec ts = {0, tick_ms * 1000 * 1000};
     siginfo_t si;
     int sig = sigtimedwait(&w->set, &si, &ts);
 

@@ -1,0 +1,35 @@
+/*
+ * The server's fixed limits, in one place: the sizes of the shared
+ * scoreboard and the option maxima that must agree with them.
+ *
+ * (Not named limits.h: the tests build with -I server/src, where a limits.h
+ * would stand in for the C library's <limits.h>.)
+ */
+#ifndef SRV_LIMITS_H
+#define SRV_LIMITS_H
+
+/* The --workers maximum, and the most SIGTTIN adds up to. */
+#define SRV_MAX_WORKERS 256
+
+/* Generations alive at once: the serving one and the one a reload starts. */
+#define SRV_MAX_GENERATIONS 2
+
+/* Scoreboard slots: a reload starts a full generation while a full one serves. */
+#define SRV_MAX_SLOTS (SRV_MAX_WORKERS * SRV_MAX_GENERATIONS)
+
+/* The --threads maximum: each thread has its own busy clock in the scoreboard. */
+#define SRV_MAX_THREADS 64
+
+/* Plugins per worker whose counters the scoreboard keeps (later ones serve uncounted). */
+#define SRV_MAX_PLUGIN_STATS 32
+
+/*
+ * Sizes, with the NUL, of the strings the scoreboard keeps per plugin. A
+ * plugin name fits whole (at most 63 bytes, see <csgi/plugin.h>); a longer
+ * version or mount is cut in the stats.
+ */
+#define SRV_PLUGIN_NAME_SIZE    64
+#define SRV_PLUGIN_VERSION_SIZE 32
+#define SRV_PLUGIN_MOUNT_SIZE   128
+
+#endif /* SRV_LIMITS_H */

@@ -18,14 +18,13 @@
 
 #include <csgi/csgi.h>
 
+#include "build_version.h"
 #include "config.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
 #include "master.h"
 #include "plugin_loader.h"
-
-#define CSGI_SERVER_VERSION "0.1.0"
 
 /* Descriptors a worker needs beside its connections: listeners, log files, plugins. */
 #define FD_HEADROOM 64
@@ -172,7 +171,7 @@ main(int argc, char **argv)
         return 0;
     }
     if (cfg.show_version) {
-        printf("csgi-server %s (CSGI %s, ABI %d, libmicrohttpd %s)\n", CSGI_SERVER_VERSION,
+        printf("csgi-server %s (CSGI %s, ABI %d, libmicrohttpd %s)\n", SRV_VERSION,
                CSGI_VERSION_STRING, CSGI_ABI_VERSION, MHD_get_version());
         srv_config_free(&cfg);
         return 0;

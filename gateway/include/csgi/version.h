@@ -19,7 +19,9 @@
  *    offers.
  *
  * CSGI_VERSION_* is the version of the specification text and headers
- * (semantic versioning: minor releases only append).
+ * (semantic versioning: minor releases only append). It is not a server's
+ * version: csgi-server's own release number comes from its build (and it
+ * reports both with --version).
  */
 #ifndef CSGI_VERSION_H
 #define CSGI_VERSION_H

@@ -416,6 +416,94 @@ json_scalar(const cJSON *v, char *buf, size_t size, const char **out)
     return -1;
 }
 
+/* "mount": {"/prefix": "plugin", ...}. Returns 0 or -1 with err set. */
+static int
+json_mounts(struct srv_config *cfg, const cJSON *item, char *err, size_t err_len)
+{
+    const cJSON *m;
+
+    cJSON_ArrayForEach(m, item)
+    {
+        int rc;
+        if (!cJSON_IsString(m))
+            return errf(err, err_len, "config: mount \"%s\" must name a plugin", m->string);
+        rc = add_mount(cfg, m->string, strlen(m->string), m->valuestring, "mount", err, err_len);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* "set": {"plugin": {"key": value, ...}, ...}. Returns 0 or -1 with err set. */
+static int
+json_settings(struct srv_config *cfg, const cJSON *item, char *err, size_t err_len)
+{
+    const cJSON *p, *kv;
+    char num[32];
+    const char *s;
+
+    cJSON_ArrayForEach(p, item)
+    {
+        if (!cJSON_IsObject(p))
+            return errf(err, err_len, "config: set.%s must be an object", p->string);
+        cJSON_ArrayForEach(kv, p)
+        {
+            if (json_scalar(kv, num, sizeof(num), &s) < 0)
+                return errf(err, err_len, "config: set.%s.%s must be a string or number", p->string,
+                            kv->string);
+            add_setting(cfg, p->string, strlen(p->string), kv->string, strlen(kv->string), s);
+        }
+    }
+    return 0;
+}
+
+/* A repeatable option as an array of strings, each applied like one --option. */
+static int
+json_list(struct srv_config *cfg, const struct opt *o, const cJSON *item, char *err, size_t err_len)
+{
+    const cJSON *e;
+
+    cJSON_ArrayForEach(e, item)
+    {
+        int rc;
+        if (!cJSON_IsString(e))
+            return errf(err, err_len, "config: \"%s\" entries must be strings", o->name);
+        rc = apply(cfg, o, e->valuestring, err, err_len);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* One top-level key of a JSON config. Returns 0 or -1 with err set. */
+static int
+json_key(struct srv_config *cfg, const cJSON *item, char *err, size_t err_len)
+{
+    const struct opt *o = find_opt(item->string, strlen(item->string));
+    char num[32];
+    const char *s;
+
+    if (!o || o->type == OPT_CONFIG || strcmp(o->name, "help") == 0 ||
+        strcmp(o->name, "version") == 0 || strcmp(o->name, "check-config") == 0 ||
+        strcmp(o->name, "status") == 0)
+        return errf(err, err_len, "config: unknown key \"%s\"", item->string);
+    if (o->type == OPT_FLAG) {
+        if (!cJSON_IsBool(item))
+            return errf(err, err_len, "config: key \"%s\" must be true or false", o->name);
+        *(int *)(void *)((char *)cfg + o->offset) = cJSON_IsTrue(item);
+        return 0;
+    }
+    if (o->type == OPT_MOUNT && cJSON_IsObject(item))
+        return json_mounts(cfg, item, err, err_len);
+    if (o->type == OPT_SET && cJSON_IsObject(item))
+        return json_settings(cfg, item, err, err_len);
+    if (cJSON_IsArray(item) && (o->type == OPT_BIND || o->type == OPT_MOUNT || o->type == OPT_SET))
+        return json_list(cfg, o, item, err, err_len);
+    if (json_scalar(item, num, sizeof(num), &s) < 0)
+        return errf(err, err_len, "config: key \"%s\" has a value of the wrong type", o->name);
+    return apply(cfg, o, s, err, err_len);
+}
+
 int
 srv_config_parse_json(struct srv_config *cfg, const char *text, char *err, size_t err_len)
 {
@@ -432,88 +520,7 @@ srv_config_parse_json(struct srv_config *cfg, const char *text, char *err, size_
     }
     cJSON_ArrayForEach(item, root)
     {
-        const struct opt *o = find_opt(item->string, strlen(item->string));
-        char num[32];
-        const char *s;
-
-        if (!o || o->type == OPT_CONFIG || strcmp(o->name, "help") == 0 ||
-            strcmp(o->name, "version") == 0 || strcmp(o->name, "check-config") == 0 ||
-            strcmp(o->name, "status") == 0) {
-            rc = errf(err, err_len, "config: unknown key \"%s\"", item->string);
-            break;
-        }
-        if (o->type == OPT_FLAG) {
-            if (!cJSON_IsBool(item)) {
-                rc = errf(err, err_len, "config: key \"%s\" must be true or false", o->name);
-                break;
-            }
-            *(int *)(void *)((char *)cfg + o->offset) = cJSON_IsTrue(item);
-            continue;
-        }
-        if (o->type == OPT_MOUNT && cJSON_IsObject(item)) {
-            const cJSON *m;
-            cJSON_ArrayForEach(m, item)
-            {
-                if (!cJSON_IsString(m)) {
-                    rc = errf(err, err_len, "config: mount \"%s\" must name a plugin", m->string);
-                    break;
-                }
-                rc = add_mount(cfg, m->string, strlen(m->string), m->valuestring, "mount", err,
-                               err_len);
-                if (rc)
-                    break;
-            }
-            if (rc)
-                break;
-            continue;
-        }
-        if (o->type == OPT_SET && cJSON_IsObject(item)) {
-            const cJSON *p, *kv;
-            cJSON_ArrayForEach(p, item)
-            {
-                if (!cJSON_IsObject(p)) {
-                    rc = errf(err, err_len, "config: set.%s must be an object", p->string);
-                    break;
-                }
-                cJSON_ArrayForEach(kv, p)
-                {
-                    if (json_scalar(kv, num, sizeof(num), &s) < 0) {
-                        rc = errf(err, err_len, "config: set.%s.%s must be a string or number",
-                                  p->string, kv->string);
-                        break;
-                    }
-                    add_setting(cfg, p->string, strlen(p->string), kv->string, strlen(kv->string),
-                                s);
-                }
-                if (rc)
-                    break;
-            }
-            if (rc)
-                break;
-            continue;
-        }
-        if (cJSON_IsArray(item) &&
-            (o->type == OPT_BIND || o->type == OPT_MOUNT || o->type == OPT_SET)) {
-            const cJSON *e;
-            cJSON_ArrayForEach(e, item)
-            {
-                if (!cJSON_IsString(e)) {
-                    rc = errf(err, err_len, "config: \"%s\" entries must be strings", o->name);
-                    break;
-                }
-                rc = apply(cfg, o, e->valuestring, err, err_len);
-                if (rc)
-                    break;
-            }
-            if (rc)
-                break;
-            continue;
-        }
-        if (json_scalar(item, num, sizeof(num), &s) < 0) {
-            rc = errf(err, err_len, "config: key \"%s\" has a value of the wrong type", o->name);
-            break;
-        }
-        rc = apply(cfg, o, s, err, err_len);
+        rc = json_key(cfg, item, err, err_len);
         if (rc)
             break;
     }

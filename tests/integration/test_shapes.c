@@ -1,0 +1,543 @@
+/*
+ * The traffic-shape matrix: a real csgi-server with the cases fixture, run
+ * with 1, 2 and 4 workers, and the ways clients use a connection: keep-alive,
+ * a connection per request, HTTP/1.0 without keep-alive, pipelining (a HEAD
+ * of a chunked response in the middle), a body streamed with delays (each
+ * chunk must reach the client when the application produces it), large
+ * uploads (Content-Length and chunked), a slow reader of a large response,
+ * and a client that hangs up mid-stream. Framing and timing are read from a
+ * raw socket (wire.c). The streaming figures are printed for quoting.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+#include "wire.h"
+
+/* Bounds of the streamed-body check (generous for a loaded CI machine). */
+#define STREAM_CHUNKS      5
+#define STREAM_DELAY_MS    500
+#define STREAM_FIRST_MAX   300
+#define STREAM_GAP_MIN     300
+#define STREAM_LATENCY_MAX 300
+
+#define UPLOAD_BYTES (3u * 1024u * 1024u)
+#define BIG_BYTES    (4u * 1024u * 1024u)
+
+static struct hserver srv;
+static int n_workers;
+
+/* ------------------------------------------------------------------ */
+/* Server per worker count                                             */
+/* ------------------------------------------------------------------ */
+
+static void
+start_cases(int workers)
+{
+    char nworkers[16], tmpdir[400];
+    const char *extra[] = {"--workers", nworkers, "--set", tmpdir, NULL};
+
+    n_workers = workers;
+    h_init(&srv);
+    snprintf(nworkers, sizeof(nworkers), "%d", workers);
+    snprintf(tmpdir, sizeof(tmpdir), "cases.tmpdir=%s", srv.dir);
+    h_add_plugin(&srv, "cases.so", NULL);
+    h_start(&srv, workers, extra);
+}
+
+static void
+setup_1(void)
+{
+    start_cases(1);
+}
+
+static void
+setup_2(void)
+{
+    start_cases(2);
+}
+
+static void
+setup_4(void)
+{
+    start_cases(4);
+}
+
+static void
+teardown(void)
+{
+    int status = h_stop(&srv, SIGTERM, 15000);
+
+    ck_assert_msg(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "server did not exit 0 on SIGTERM (status %d, log %s)", status, srv.log);
+    h_cleanup(&srv);
+}
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+static void
+conn_open(struct wire_conn *c, int rcvbuf)
+{
+    ck_assert_msg(wire_connect(c, srv.port, rcvbuf) == 0, "connect to port %d failed", srv.port);
+}
+
+/* Format one request (no body) into @p out. @return its length. */
+static size_t
+format_request(char *out, size_t cap, const char *method, const char *target, const char *proto,
+               const char *extra)
+{
+    int n = snprintf(out, cap, "%s %s %s\r\nHost: 127.0.0.1\r\n%s\r\n", method, target, proto,
+                     extra ? extra : "");
+
+    ck_assert(n > 0 && (size_t)n < cap);
+    return (size_t)n;
+}
+
+static void
+send_request(struct wire_conn *c, const char *method, const char *target, const char *proto,
+             const char *extra)
+{
+    char req[1024];
+    size_t len = format_request(req, sizeof(req), method, target, proto, extra);
+
+    ck_assert_msg(wire_send(c, req, len) == 0, "%s %s: send failed", method, target);
+}
+
+/* What a request to the cases fixture must give. framing -1: not checked. */
+struct expect {
+    const char *method;
+    const char *target;
+    int status;
+    const char *body;
+    int framing;
+};
+
+static const struct expect ex_one = {"GET", "/cases/one", 200, "one chunk\n", WIRE_FRAMING_LENGTH};
+static const struct expect ex_chunks = {"GET", "/cases/chunks?n=3", 200,
+                                        "chunk 0\nchunk 1\nchunk 2\n", WIRE_FRAMING_CHUNKED};
+static const struct expect ex_head_chunks = {"HEAD", "/cases/chunks?n=3", 200, "",
+                                             WIRE_FRAMING_CHUNKED};
+static const struct expect ex_total = {"GET", "/cases/total-length", 200, "abcdefghijkl",
+                                       WIRE_FRAMING_LENGTH};
+static const struct expect ex_write = {"GET", "/cases/write?n=3", 200,
+                                       "write 0\nwrite 1\nwrite 2\n", -1};
+static const struct expect ex_empty = {"GET", "/cases/empty", 200, "", -1};
+static const struct expect ex_file = {"GET", "/cases/file?offset=5&count=10", 200, "fghijklmno",
+                                      WIRE_FRAMING_LENGTH};
+static const struct expect ex_head_skip = {"HEAD", "/cases/head-skip", 200, "",
+                                           WIRE_FRAMING_LENGTH};
+
+/* Read one response on @p c and check it against @p ex; @p how names the shape. */
+static void
+check_response(struct wire_conn *c, const struct expect *ex, const char *how)
+{
+    struct wire_resp r;
+    int rc = wire_read(c, ex->method, 10000, &r);
+
+    ck_assert_msg(rc == 0, "workers=%d %s %s %s: no complete response (status %d, timed out %d)",
+                  n_workers, how, ex->method, ex->target, r.status, r.timed_out);
+    ck_assert_msg(r.status == ex->status, "workers=%d %s %s %s: status %d, want %d", n_workers, how,
+                  ex->method, ex->target, r.status, ex->status);
+    ck_assert_msg(r.body_len == strlen(ex->body) && memcmp(r.body, ex->body, r.body_len) == 0,
+                  "workers=%d %s %s %s: body \"%s\", want \"%s\"", n_workers, how, ex->method,
+                  ex->target, r.body, ex->body);
+    if (ex->framing >= 0)
+        ck_assert_msg(r.framing == ex->framing, "workers=%d %s %s %s: framing %s, want %s",
+                      n_workers, how, ex->method, ex->target, wire_framing_name(r.framing),
+                      wire_framing_name(ex->framing));
+    wire_resp_free(&r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connection shapes                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Several requests, one after the other, on one keep-alive connection. */
+START_TEST(shapes_keepalive)
+{
+    const struct expect *seq[] = {&ex_one,   &ex_chunks, &ex_head_chunks, &ex_total,
+                                  &ex_write, &ex_empty,  &ex_file,        &ex_one};
+    struct wire_conn c;
+
+    conn_open(&c, 0);
+    for (size_t i = 0; i < sizeof(seq) / sizeof(*seq); i++) {
+        send_request(&c, seq[i]->method, seq[i]->target, "HTTP/1.1", NULL);
+        check_response(&c, seq[i], "keep-alive");
+        ck_assert_msg(!c.eof, "workers=%d keep-alive: the server closed after %s %s", n_workers,
+                      seq[i]->method, seq[i]->target);
+    }
+    ck_assert_msg(wire_wait_close(&c, 100) == 0, "workers=%d keep-alive: connection not kept",
+                  n_workers);
+    wire_close(&c);
+}
+END_TEST
+
+/* A connection per request, closed by "Connection: close". */
+START_TEST(shapes_connection_close)
+{
+    const struct expect *seq[] = {&ex_one,   &ex_chunks, &ex_head_chunks, &ex_total,
+                                  &ex_write, &ex_empty,  &ex_file};
+
+    for (size_t i = 0; i < sizeof(seq) / sizeof(*seq); i++) {
+        struct wire_conn c;
+
+        conn_open(&c, 0);
+        send_request(&c, seq[i]->method, seq[i]->target, "HTTP/1.1", "Connection: close\r\n");
+        check_response(&c, seq[i], "connection-close");
+        ck_assert_msg(wire_wait_close(&c, 2000) == 1,
+                      "workers=%d Connection: close: %s %s left the connection open", n_workers,
+                      seq[i]->method, seq[i]->target);
+        wire_close(&c);
+    }
+}
+END_TEST
+
+/* HTTP/1.0 without keep-alive: a body of unknown length is close-delimited. */
+START_TEST(shapes_http10)
+{
+    const struct expect chunks10 = {"GET", "/cases/chunks?n=3", 200, "chunk 0\nchunk 1\nchunk 2\n",
+                                    WIRE_FRAMING_CLOSE};
+    const struct expect head10 = {"HEAD", "/cases/chunks?n=3", 200, "", WIRE_FRAMING_CLOSE};
+    const struct expect *seq[] = {&ex_one, &chunks10, &head10, &ex_total, &ex_file};
+
+    for (size_t i = 0; i < sizeof(seq) / sizeof(*seq); i++) {
+        struct wire_conn c;
+
+        conn_open(&c, 0);
+        send_request(&c, seq[i]->method, seq[i]->target, "HTTP/1.0", NULL);
+        check_response(&c, seq[i], "HTTP/1.0");
+        ck_assert_msg(wire_wait_close(&c, 2000) == 1,
+                      "workers=%d HTTP/1.0: %s %s left the connection open", n_workers,
+                      seq[i]->method, seq[i]->target);
+        wire_close(&c);
+    }
+}
+END_TEST
+
+/* Three requests in one send(); the responses come back in order. */
+static void
+pipeline(const struct expect *const *seq, size_t n)
+{
+    char req[4096];
+    size_t len = 0;
+    struct wire_conn c;
+
+    for (size_t i = 0; i < n; i++)
+        len += format_request(req + len, sizeof(req) - len, seq[i]->method, seq[i]->target,
+                              "HTTP/1.1", NULL);
+    conn_open(&c, 0);
+    ck_assert_int_eq(wire_send(&c, req, len), 0);
+    for (size_t i = 0; i < n; i++)
+        check_response(&c, seq[i], "pipelined");
+    ck_assert_msg(wire_wait_close(&c, 100) == 0,
+                  "workers=%d pipelined: extra bytes or a close after the responses", n_workers);
+    wire_close(&c);
+}
+
+START_TEST(shapes_pipelined)
+{
+    const struct expect *a[] = {&ex_one, &ex_head_chunks, &ex_total};
+    const struct expect *b[] = {&ex_chunks, &ex_head_skip, &ex_file};
+    const struct expect *d[] = {&ex_head_chunks, &ex_head_chunks, &ex_chunks};
+
+    pipeline(a, 3);
+    pipeline(b, 3);
+    pipeline(d, 3);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* A body streamed with delays                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * /cases/chunks?n=5&delay_ms=500&stamp=1: the application returns a chunk at
+ * once, then one every 500 ms, each stamped with its CLOCK_MONOTONIC ms.
+ * Every chunk must reach the client as its own chunk when it is produced.
+ */
+START_TEST(shapes_streamed_delays)
+{
+    char target[128];
+    struct wire_conn c;
+    struct wire_resp r;
+    long long t0, prev = 0;
+    size_t off = 0;
+    int rc;
+
+    snprintf(target, sizeof(target), "/cases/chunks?n=%d&size=10&delay_ms=%d&stamp=1",
+             STREAM_CHUNKS, STREAM_DELAY_MS);
+    conn_open(&c, 0);
+    t0 = wire_now_ms();
+    send_request(&c, "GET", target, "HTTP/1.1", NULL);
+    rc = wire_read(&c, "GET", 15000, &r);
+    ck_assert_msg(rc == 0 && r.status == 200, "workers=%d streamed: status %d, complete %d",
+                  n_workers, r.status, r.complete);
+    ck_assert_msg(r.framing == WIRE_FRAMING_CHUNKED, "workers=%d streamed: framing %s", n_workers,
+                  wire_framing_name(r.framing));
+    printf("shapes: workers=%d streamed %s: %zu chunks, head after %lld ms\n", n_workers, target,
+           r.n_chunks, r.head_ms - t0);
+    for (size_t i = 0; i < r.n_chunks; i++) {
+        long long stamp = -1;
+        char *t = memmem(r.body + off, r.chunks[i].size, " t=", 3);
+
+        if (t)
+            stamp = atoll(t + 3);
+        printf("shapes: workers=%d chunk %zu: %zu bytes, +%lld ms after the request, gap %lld ms, "
+               "%lld ms after the app produced it\n",
+               n_workers, i, r.chunks[i].size, r.chunks[i].at_ms - t0,
+               i ? r.chunks[i].at_ms - prev : 0, stamp >= 0 ? r.chunks[i].at_ms - stamp : -1);
+        prev = r.chunks[i].at_ms;
+        off += r.chunks[i].size;
+    }
+    fflush(stdout);
+    ck_assert_msg(r.n_chunks == STREAM_CHUNKS,
+                  "workers=%d streamed: %zu chunks on the wire, want %d", n_workers, r.n_chunks,
+                  STREAM_CHUNKS);
+    off = 0;
+    for (size_t i = 0; i < r.n_chunks; i++) {
+        char want[32];
+        char *t = memmem(r.body + off, r.chunks[i].size, " t=", 3);
+        long long latency = t ? r.chunks[i].at_ms - atoll(t + 3) : -1;
+
+        snprintf(want, sizeof(want), "chunk %zu t=", i);
+        ck_assert_msg(r.chunks[i].size >= strlen(want) &&
+                          memcmp(r.body + off, want, strlen(want)) == 0,
+                      "workers=%d streamed: wire chunk %zu is not application chunk %zu: %.*s",
+                      n_workers, i, i, (int)r.chunks[i].size, r.body + off);
+        if (i == 0)
+            ck_assert_msg(r.chunks[0].at_ms - t0 < STREAM_FIRST_MAX,
+                          "workers=%d streamed: first chunk %lld ms after the request (max %d)",
+                          n_workers, r.chunks[0].at_ms - t0, STREAM_FIRST_MAX);
+        else
+            ck_assert_msg(r.chunks[i].at_ms - r.chunks[i - 1].at_ms > STREAM_GAP_MIN,
+                          "workers=%d streamed: chunk %zu only %lld ms after chunk %zu (min %d)",
+                          n_workers, i, r.chunks[i].at_ms - r.chunks[i - 1].at_ms, i - 1,
+                          STREAM_GAP_MIN);
+        ck_assert_msg(latency >= 0 && latency < STREAM_LATENCY_MAX,
+                      "workers=%d streamed: chunk %zu reached the client %lld ms after the "
+                      "application produced it (max %d)",
+                      n_workers, i, latency, STREAM_LATENCY_MAX);
+        off += r.chunks[i].size;
+    }
+    wire_resp_free(&r);
+    wire_close(&c);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Large uploads                                                       */
+/* ------------------------------------------------------------------ */
+
+static unsigned char
+upload_byte(size_t k)
+{
+    return (unsigned char)((k * 31u + k / 7u) & 0xffu);
+}
+
+/* The fixture's /echo answer for @p len bytes of @p data. */
+static void
+echo_answer(const unsigned char *data, size_t len, char *out, size_t cap)
+{
+    uint64_t hash = 0xcbf29ce484222325ULL;
+
+    for (size_t i = 0; i < len; i++) {
+        hash ^= data[i];
+        hash *= 0x100000001b3ULL;
+    }
+    snprintf(out, cap, "length=%zu fnv=%016llx\n", len, (unsigned long long)hash);
+}
+
+static void
+check_echo(struct wire_conn *c, const char *want, const char *how)
+{
+    struct wire_resp r;
+    int rc = wire_read(c, "POST", 30000, &r);
+
+    ck_assert_msg(rc == 0 && r.status == 200, "workers=%d upload %s: status %d, complete %d",
+                  n_workers, how, r.status, r.complete);
+    ck_assert_msg(strcmp(r.body, want) == 0, "workers=%d upload %s: \"%s\", want \"%s\"", n_workers,
+                  how, r.body, want);
+    wire_resp_free(&r);
+}
+
+START_TEST(shapes_large_uploads)
+{
+    unsigned char *data = malloc(UPLOAD_BYTES);
+    char head[256], want[96];
+    struct wire_conn c;
+    long long t0;
+    int n;
+
+    ck_assert_ptr_nonnull(data);
+    for (size_t k = 0; k < UPLOAD_BYTES; k++)
+        data[k] = upload_byte(k);
+    echo_answer(data, UPLOAD_BYTES, want, sizeof(want));
+
+    /* Content-Length. */
+    t0 = wire_now_ms();
+    conn_open(&c, 0);
+    n = snprintf(head, sizeof(head),
+                 "POST /cases/echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 "Content-Type: application/octet-stream\r\nContent-Length: %u\r\n\r\n",
+                 UPLOAD_BYTES);
+    ck_assert_int_eq(wire_send(&c, head, (size_t)n), 0);
+    ck_assert_int_eq(wire_send(&c, data, UPLOAD_BYTES), 0);
+    check_echo(&c, want, "Content-Length");
+    /* Chunked, on the same connection. */
+    n = snprintf(head, sizeof(head),
+                 "POST /cases/echo HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 "Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+    ck_assert_int_eq(wire_send(&c, head, (size_t)n), 0);
+    for (size_t off = 0; off < UPLOAD_BYTES;) {
+        size_t len = UPLOAD_BYTES - off < 70000 ? UPLOAD_BYTES - off : 70000;
+        char size_line[32];
+        int sl = snprintf(size_line, sizeof(size_line), "%zx\r\n", len);
+
+        ck_assert_int_eq(wire_send(&c, size_line, (size_t)sl), 0);
+        ck_assert_int_eq(wire_send(&c, data + off, len), 0);
+        ck_assert_int_eq(wire_send(&c, "\r\n", 2), 0);
+        off += len;
+    }
+    ck_assert_int_eq(wire_send(&c, "0\r\n\r\n", 5), 0);
+    check_echo(&c, want, "chunked");
+    printf("shapes: workers=%d two uploads of %u bytes in %lld ms\n", n_workers, UPLOAD_BYTES,
+           wire_now_ms() - t0);
+    wire_close(&c);
+    free(data);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* A slow reader                                                       */
+/* ------------------------------------------------------------------ */
+
+/* A multi-MB chunked response read through a small receive buffer, a little at a time. */
+START_TEST(shapes_slow_reader)
+{
+    char target[64];
+    struct wire_conn c;
+    struct wire_resp r;
+    long long t0;
+    int rc;
+
+    snprintf(target, sizeof(target), "/cases/big?bytes=%u", BIG_BYTES);
+    conn_open(&c, 4096);
+    c.read_max = 4096;
+    c.read_pause_ms = 1;
+    t0 = wire_now_ms();
+    send_request(&c, "GET", target, "HTTP/1.1", NULL);
+    /* Read nothing for a while: the server's writes must wait, not fail. */
+    wire_sleep_ms(300);
+    rc = wire_read(&c, "GET", 40000, &r);
+    printf("shapes: workers=%d slow reader: %zu of %u bytes in %lld ms, %zu chunks\n", n_workers,
+           r.body_len, BIG_BYTES, wire_now_ms() - t0, r.n_chunks);
+    fflush(stdout);
+    ck_assert_msg(rc == 0 && r.status == 200,
+                  "workers=%d slow reader: status %d, complete %d, timed out %d, %zu bytes",
+                  n_workers, r.status, r.complete, r.timed_out, r.body_len);
+    ck_assert_msg(r.body_len == BIG_BYTES, "workers=%d slow reader: %zu bytes, want %u", n_workers,
+                  r.body_len, BIG_BYTES);
+    for (size_t k = 0; k < r.body_len; k++) {
+        if ((unsigned char)r.body[k] != k % 251)
+            ck_abort_msg("workers=%d slow reader: byte %zu is %u, want %zu", n_workers, k,
+                         (unsigned char)r.body[k], k % 251);
+    }
+    wire_resp_free(&r);
+    wire_close(&c);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* A client that hangs up mid-stream                                   */
+/* ------------------------------------------------------------------ */
+
+START_TEST(shapes_client_abort)
+{
+    char tag_hdr[64], finished[64], aborted[64], closed[64];
+    struct wire_conn c;
+    struct wire_resp r;
+
+    snprintf(tag_hdr, sizeof(tag_hdr), "X-Case-Tag: abort-w%d\r\n", n_workers);
+    snprintf(finished, sizeof(finished), "cases[abort-w%d] finished reason=", n_workers);
+    snprintf(aborted, sizeof(aborted), "cases[abort-w%d] finished reason=2", n_workers);
+    snprintf(closed, sizeof(closed), "cases[abort-w%d] close after", n_workers);
+    conn_open(&c, 0);
+    send_request(&c, "GET", "/cases/chunks?n=20&delay_ms=100", "HTTP/1.1", tag_hdr);
+    /* Take the head and the first chunks, then hang up. */
+    ck_assert_int_ne(wire_read(&c, "GET", 350, &r), 0);
+    ck_assert_msg(r.status == 200 && r.n_chunks > 0, "workers=%d abort: status %d, %zu chunks",
+                  n_workers, r.status, r.n_chunks);
+    wire_resp_free(&r);
+    wire_close(&c);
+    ck_assert_msg(h_wait_log(&srv, finished, 1, 5000), "workers=%d abort: no \"%s\" in %s",
+                  n_workers, finished, srv.log);
+    {
+        char *log = h_slurp(srv.log, NULL);
+        const char *at = strstr(log, finished);
+        int reason = at ? atoi(at + strlen(finished)) : -1;
+
+        free(log);
+        ck_assert_msg(h_log_count(&srv, aborted) == 1,
+                      "workers=%d abort: on_finished got reason %d, want "
+                      "CSGI_FINISH_CLIENT_ABORT (2)",
+                      n_workers, reason);
+    }
+    ck_assert_msg(h_log_count(&srv, closed) == 1, "workers=%d abort: the body was closed %d times",
+                  n_workers, h_log_count(&srv, closed));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Suite                                                               */
+/* ------------------------------------------------------------------ */
+
+static void
+add_shapes(TCase *tc)
+{
+    tcase_add_test(tc, shapes_keepalive);
+    tcase_add_test(tc, shapes_connection_close);
+    tcase_add_test(tc, shapes_http10);
+    tcase_add_test(tc, shapes_pipelined);
+    tcase_add_test(tc, shapes_streamed_delays);
+    tcase_add_test(tc, shapes_large_uploads);
+    tcase_add_test(tc, shapes_slow_reader);
+    tcase_add_test(tc, shapes_client_abort);
+}
+
+static Suite *
+shapes_suite(void)
+{
+    Suite *s = suite_create("shapes");
+    void (*setups[])(void) = {setup_1, setup_2, setup_4};
+    const char *names[] = {"workers1", "workers2", "workers4"};
+
+    for (size_t i = 0; i < 3; i++) {
+        TCase *tc = tcase_create(names[i]);
+
+        tcase_add_unchecked_fixture(tc, setups[i], teardown);
+        tcase_set_timeout(tc, 60);
+        add_shapes(tc);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(shapes_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -24,8 +24,11 @@
 struct csgi__host_ops {
     /* Request-lifetime memory (valid until the request is finished). NULL on failure. */
     void *(*alloc)(void *ctx, size_t n);
-    /* Log one line about this request; the transport adds its context (request id...). */
-    void (*log)(void *ctx, int level, const char *msg);
+    /*
+     * Log one line about this request and @p plugin (the application's name,
+     * "-" before any); the transport adds its context (request id...).
+     */
+    void (*log)(void *ctx, int level, const char *plugin, const char *msg);
     /*
      * Enter (on = 1) or leave (on = 0) the application's code: a transport
      * serializes plugins that are not thread-safe and times calls for its

@@ -26,17 +26,13 @@ static void core_log(struct csgi__response *r, int level, const char *fmt, ...)
 static void
 core_log(struct csgi__response *r, int level, const char *fmt, ...)
 {
-    char msg[640];
-    int n;
+    char msg[600];
     va_list ap;
 
-    n = snprintf(msg, sizeof(msg), "plugin \"%s\": ", r->plugin ? r->plugin : "-");
-    if (n < 0 || (size_t)n >= sizeof(msg))
-        n = 0;
     va_start(ap, fmt);
-    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    r->ops->log(r->ctx, level, msg);
+    r->ops->log(r->ctx, level, r->plugin ? r->plugin : "-", msg);
 }
 
 static void
@@ -550,18 +546,11 @@ csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *p
         plan_buffer(r, plan, 1);
         goto done;
     }
-    if (rc == CSGI_OK && r->length < 0) {
-        /* Unknown length: look at the next chunk, so that one chunk still gets a length. */
-        if (buf_append(r, r->pending.ptr, r->pending.len) < 0) {
-            fail(r, CSGI_ENOMEM);
-        } else {
-            r->pending.len = 0;
-            if (pull(r) == CSGI_DONE && !failed(r)) {
-                plan_buffer(r, plan, 0);
-                goto done;
-            }
-        }
-    }
+    /*
+     * Unknown length: stream from the first chunk. There is no look-ahead
+     * next(): it could wait (an event stream), holding back a chunk already
+     * produced. A body of one chunk declares total_length to get a length.
+     */
     plan_stream(r, plan);
 done:
     r->framing = plan->framing;

@@ -406,11 +406,11 @@ tc_errors_sink(void *ctx, int level, const char *msg, size_t len)
 }
 
 static void
-tc_core_log(void *ctx, int level, const char *msg)
+tc_core_log(void *ctx, int level, const char *plugin, const char *msg)
 {
     struct csgi_request *req = ctx;
 
-    tc_capture(req->client, level, msg, strlen(msg));
+    tc_logf(req->client, level, "plugin \"%s\": %s", plugin, msg);
 }
 
 static const struct csgi__host_ops tc_core_ops = {

@@ -31,16 +31,18 @@
 
 #include "acceptor.h"
 #include "arena.h"
+#include "build_version.h"
+#include "clock.h"
+#include "core.h"
 #include "csgi_internal.h"
 #include "http.h"
 #include "log.h"
 #include "scoreboard.h"
 #include "target.h"
 
-#define SERVER_SOFTWARE "csgi-server/0.1.0"
-#define READER_BLOCK    (32 * 1024)
-#define FIRST_ARENA     4096
-#define INLINE_HEADERS  16
+#define READER_BLOCK   (32 * 1024)
+#define FIRST_ARENA    4096
+#define INLINE_HEADERS 16
 
 enum req_state {
     REQ_NEW = 0, /* URI seen, head not yet checked */
@@ -53,18 +55,6 @@ struct finished_cb {
     void *arg;
     struct finished_cb *next;
 };
-
-/* A file body made by body_from_fd(). */
-struct file_body {
-    uint32_t magic;
-    struct file_body *next; /* all file bodies of the request */
-    int fd;
-    int close_fd;
-    int64_t offset;
-    int64_t remaining;
-    char buf[16384];
-};
-#define FILE_BODY_MAGIC 0x46424f44u
 
 /* Connection state for the header/body deadline (slowloris guard). */
 struct srv_conn {
@@ -136,48 +126,31 @@ struct csgi_request {
     size_t body_cap;
     uint64_t body_len;
     int body_fd;
-    uint64_t read_pos;
     int body_too_big;
     int body_io_error;
 
-    /* CSGI objects. */
+    /* CSGI objects. The environ lives here until the request is finished (SPEC 4.1). */
     struct csgi_environ env;
     struct csgi_input input;
     struct csgi_errors errors;
-    struct csgi_responder responder;
+    struct csgi__input input_state;
+    struct csgi__errors errors_state;
     struct srv_plugin *plugin;
-    size_t line_len;
 
-    /* Response. */
-    int started;
-    int sent; /* headers logically sent (first write / non-empty chunk) */
-    int status;
-    struct csgi_header *resp_headers;
-    size_t n_resp_headers;
-    int64_t resp_cl;
-    char *wbuf;
-    size_t wlen, wcap, woff;
-    struct csgi_body body;
-    int have_body;
-    int body_closed;
-    int in_next;
-    struct csgi_chunk pending;
-    size_t poff;
-    int body_done;
-    int body_error;
-    uint64_t resp_size; /* MHD_SIZE_UNKNOWN or exact */
+    /* The response: the host core's state, and what it planned. */
+    struct csgi__response core;
+    struct csgi__plan plan;
     uint64_t sent_bytes;
     int queued_status;
     int close_conn;
 
     struct finished_cb *finished;
-    struct file_body *file_bodies;
+    struct csgi__file_body *file_bodies;
     int toe;
     int counted;
     struct srv_conn *sconn;
 
-    /* Not cleared per request: everything above "line" is. */
-    char line[512];
+    /* Not cleared per request: everything above inline_headers is. */
     struct csgi_header inline_headers[INLINE_HEADERS];
     /* The first arena block follows. */
 };
@@ -186,22 +159,13 @@ struct csgi_request {
 /* Small helpers                                                       */
 /* ------------------------------------------------------------------ */
 
-static long long
-now_ms(void)
-{
-    struct timespec ts;
-
-    /* Deadlines are in seconds: the coarse clock (a vDSO read, no TSC) is enough. */
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 set_deadline(struct csgi_request *r, unsigned seconds)
 {
     if (!r->sconn)
         return;
-    atomic_store(&r->sconn->deadline_ms, seconds ? now_ms() + (long long)seconds * 1000 : 0);
+    atomic_store(&r->sconn->deadline_ms,
+                 seconds ? srv_clock_coarse_ms() + (long long)seconds * 1000 : 0);
 }
 
 static _Thread_local int busy_slot = -1;
@@ -214,7 +178,7 @@ busy_enter(struct srv_http *h)
         return;
     if (busy_slot < 0)
         busy_slot = atomic_fetch_add(&h->thread_seq, 1) % SRV_MAX_THREADS;
-    atomic_store(&h->score->busy_since_ms[busy_slot], now_ms());
+    atomic_store(&h->score->busy_since_ms[busy_slot], srv_clock_coarse_ms());
 }
 
 static void
@@ -296,101 +260,24 @@ api_alloc(struct csgi_request *r, size_t n)
     return srv_arena_alloc(&r->arena, n);
 }
 
-static int
-api_header_get(const struct csgi_environ *env, const char *name, size_t index,
-               struct csgi_str *value)
+static void *
+core_alloc(void *ctx, size_t n)
 {
-    if (!env || !name || !value)
-        return CSGI_EINVAL;
-    for (size_t i = 0; i < env->n_headers; i++) {
-        const struct csgi_header *hd = &env->headers[i];
-        if (csgi__str_ieq(hd->name.ptr, hd->name.len, name)) {
-            if (index == 0) {
-                *value = hd->value;
-                return CSGI_OK;
-            }
-            index--;
-        }
-    }
-    return CSGI_ENOENT;
-}
+    struct csgi_request *r = ctx;
 
-static int
-file_body_next(void *ctx, struct csgi_chunk *out)
-{
-    struct file_body *fb = ctx;
-    size_t want = sizeof(fb->buf);
-    ssize_t n;
-
-    if (fb->remaining == 0)
-        return CSGI_DONE;
-    if (fb->remaining > 0 && (int64_t)want > fb->remaining)
-        want = (size_t)fb->remaining;
-    do {
-        n = pread(fb->fd, fb->buf, want, fb->offset);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return CSGI_EIO;
-    if (n == 0) {
-        /* The file is shorter than promised: an error when a count was given. */
-        return fb->remaining > 0 ? CSGI_ELENGTH : CSGI_DONE;
-    }
-    fb->offset += n;
-    if (fb->remaining > 0)
-        fb->remaining -= n;
-    out->ptr = fb->buf;
-    out->len = (size_t)n;
-    return CSGI_OK;
-}
-
-static void
-file_body_close(void *ctx)
-{
-    struct file_body *fb = ctx;
-
-    if (fb->close_fd && fb->fd >= 0)
-        close(fb->fd);
-    fb->fd = -1;
-    fb->magic = 0;
+    return srv_arena_alloc(&r->arena, n);
 }
 
 static int
 api_body_from_fd(struct csgi_request *r, int fd, int64_t offset, int64_t count, uint32_t flags,
                  struct csgi_body *out)
 {
-    struct file_body *fb;
-    struct stat st;
-
-    if (!r || !out || offset < 0 || count < -1) {
+    if (!r) {
         if (fd >= 0 && (flags & CSGI_FD_CLOSE))
             close(fd);
         return CSGI_EINVAL;
     }
-    if (fd < 0 || fstat(fd, &st) < 0)
-        return CSGI_EBADF;
-    if (count < 0 && S_ISREG(st.st_mode))
-        count = st.st_size > offset ? st.st_size - offset : 0;
-    fb = srv_arena_alloc(&r->arena, sizeof(*fb));
-    if (!fb) {
-        if (flags & CSGI_FD_CLOSE)
-            close(fd);
-        return CSGI_ENOMEM;
-    }
-    fb->magic = FILE_BODY_MAGIC;
-    fb->next = r->file_bodies;
-    r->file_bodies = fb;
-    fb->fd = fd;
-    fb->close_fd = (flags & CSGI_FD_CLOSE) != 0;
-    fb->offset = offset;
-    fb->remaining = count;
-    memset(out, 0, sizeof(*out));
-    out->version = CSGI_BODY_VERSION;
-    out->flags = CSGI_BODY_FILE;
-    out->total_length = count;
-    out->ctx = fb;
-    out->next = file_body_next;
-    out->close = file_body_close;
-    return CSGI_OK;
+    return csgi__body_from_fd(core_alloc, r, &r->file_bodies, fd, offset, count, flags, out);
 }
 
 static int
@@ -410,74 +297,12 @@ api_on_finished(struct csgi_request *r, csgi_finished_fn fn, void *arg)
     return CSGI_OK;
 }
 
-/* Append [p, p+n) percent-encoding bytes outside unreserved and "/". */
-static size_t
-url_quote(char *out, const char *p, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            strchr("-._~/", c)) {
-            out[o++] = (char)c;
-        } else {
-            out[o++] = '%';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
-        }
-    }
-    return o;
-}
-
 static int
 api_request_url(const struct csgi_environ *env, struct csgi_str *out)
 {
-    struct csgi_str host = {NULL, 0};
-    size_t cap, n = 0;
-    char *buf;
-
-    if (!env || !out || !env->request)
+    if (!env || !env->request)
         return CSGI_EINVAL;
-    api_header_get(env, "host", 0, &host);
-    cap = env->url_scheme.len + 3 +
-          (host.len ? host.len : env->server_name.len + 1 + env->server_port.len) +
-          3 * (env->script_name.len + env->path_info.len) + 1 + env->query_string.len + 1;
-    buf = srv_arena_alloc(&env->request->arena, cap);
-    if (!buf)
-        return CSGI_ENOMEM;
-    memcpy(buf + n, env->url_scheme.ptr, env->url_scheme.len);
-    n += env->url_scheme.len;
-    memcpy(buf + n, "://", 3);
-    n += 3;
-    if (host.len) {
-        memcpy(buf + n, host.ptr, host.len);
-        n += host.len;
-    } else {
-        int dflt = (csgi__str_ieq(env->url_scheme.ptr, env->url_scheme.len, "https") &&
-                    csgi__str_ieq(env->server_port.ptr, env->server_port.len, "443")) ||
-                   (csgi__str_ieq(env->url_scheme.ptr, env->url_scheme.len, "http") &&
-                    csgi__str_ieq(env->server_port.ptr, env->server_port.len, "80"));
-        memcpy(buf + n, env->server_name.ptr, env->server_name.len);
-        n += env->server_name.len;
-        if (!dflt) {
-            buf[n++] = ':';
-            memcpy(buf + n, env->server_port.ptr, env->server_port.len);
-            n += env->server_port.len;
-        }
-    }
-    n += url_quote(buf + n, env->script_name.ptr, env->script_name.len);
-    n += url_quote(buf + n, env->path_info.ptr, env->path_info.len);
-    if (env->query_string.len) {
-        buf[n++] = '?';
-        memcpy(buf + n, env->query_string.ptr, env->query_string.len);
-        n += env->query_string.len;
-    }
-    buf[n] = '\0';
-    out->ptr = buf;
-    out->len = n;
-    return CSGI_OK;
+    return csgi__request_url(env, core_alloc, env->request, out);
 }
 
 static const void *
@@ -490,234 +315,51 @@ api_get_extension(void *ctx, const char *name, uint32_t min_version)
 }
 
 /* ------------------------------------------------------------------ */
-/* Input and error streams                                             */
+/* The transport side of the host core                                 */
 /* ------------------------------------------------------------------ */
 
-static int64_t
-input_read(void *ctx, void *buf, size_t n)
-{
-    struct csgi_request *r = ctx;
-    uint64_t left = r->body_len - r->read_pos;
-    ssize_t got;
-
-    if (!buf && n)
-        return CSGI_EINVAL;
-    if (left == 0 || n == 0)
-        return 0;
-    if (n > left)
-        n = (size_t)left;
-    if (r->body_fd < 0) {
-        memcpy(buf, r->body_mem + r->read_pos, n);
-        r->read_pos += n;
-        return (int64_t)n;
-    }
-    do {
-        got = pread(r->body_fd, buf, n, (off_t)r->read_pos);
-    } while (got < 0 && errno == EINTR);
-    if (got < 0)
-        return CSGI_EIO;
-    r->read_pos += (uint64_t)got;
-    return got;
-}
-
-static int64_t
-input_readline(void *ctx, void *buf, size_t n)
-{
-    struct csgi_request *r = ctx;
-    int64_t got;
-    char *nl;
-
-    got = input_read(ctx, buf, n);
-    if (got <= 0)
-        return got;
-    nl = memchr(buf, '\n', (size_t)got);
-    if (nl) {
-        int64_t keep = nl - (char *)buf + 1;
-        r->read_pos -= (uint64_t)(got - keep);
-        got = keep;
-    }
-    return got;
-}
-
-static int
-input_rewind(void *ctx)
+static void
+errors_sink(void *ctx, int level, const char *msg, size_t len)
 {
     struct csgi_request *r = ctx;
 
-    r->read_pos = 0;
-    return CSGI_OK;
-}
-
-static int
-errors_log(void *ctx, int level, const char *msg, size_t len)
-{
-    struct csgi_request *r = ctx;
-
-    if (level < CSGI_LOG_ERROR || level > CSGI_LOG_TRACE)
-        return CSGI_EINVAL;
-    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
-        len--;
-    if (len > 2048)
-        len = 2048;
     srv_log(level, "plugin \"%s\" request %llu: %.*s", pname(r), (unsigned long long)r->id,
             (int)len, msg);
-    return CSGI_OK;
 }
 
-static int
-errors_flush(void *ctx)
+static void
+core_log(void *ctx, int level, const char *plugin, const char *msg)
 {
     struct csgi_request *r = ctx;
 
-    if (r->line_len) {
-        errors_log(r, CSGI_LOG_ERROR, r->line, r->line_len);
-        r->line_len = 0;
-    }
-    return CSGI_OK;
+    srv_log(level, "plugin \"%s\" request %llu: %s", plugin, (unsigned long long)r->id, msg);
 }
 
-static int
-errors_write(void *ctx, const char *text, size_t len)
+static void
+core_app_enter(void *ctx, int on)
 {
     struct csgi_request *r = ctx;
 
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == '\n' || r->line_len == sizeof(r->line)) {
-            errors_flush(r);
-            if (text[i] == '\n')
-                continue;
-        }
-        r->line[r->line_len++] = text[i];
-    }
-    return CSGI_OK;
+    if (on)
+        plugin_lock(r->plugin);
+    else
+        plugin_unlock(r->plugin);
 }
 
-/* ------------------------------------------------------------------ */
-/* start_response and write                                            */
-/* ------------------------------------------------------------------ */
-
-static int
-resp_start(void *ctx, int status, struct csgi_str reason, const struct csgi_header *headers,
-           size_t n_headers, const struct csgi_exc_info *exc)
-{
-    struct csgi_request *r = ctx;
-    char why[300];
-    int64_t cl;
-    struct csgi_header *copy;
-    int rc;
-
-    if (r->started && !exc) {
-        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: start_response called twice", pname(r),
-                (unsigned long long)r->id);
-        return CSGI_ESTATE;
-    }
-    if (exc && r->sent) {
-        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: error after headers were sent (%.*s)",
-                pname(r), (unsigned long long)r->id,
-                (int)(exc->message.len > 200 ? 200 : exc->message.len),
-                exc->message.ptr ? exc->message.ptr : "");
-        return CSGI_EHEADERS_SENT;
-    }
-    rc = csgi__check_response_head(status, reason, headers, n_headers, &cl, why, sizeof(why));
-    if (rc < 0) {
-        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: start_response rejected: %s", pname(r),
-                (unsigned long long)r->id, why);
-        return rc;
-    }
-    {
-        /* One allocation for the array and every string (NUL-terminated for MHD). */
-        size_t bytes = (n_headers ? n_headers : 1) * sizeof(*copy);
-        char *text;
-        for (size_t i = 0; i < n_headers; i++)
-            bytes += headers[i].name.len + headers[i].value.len + 2;
-        copy = srv_arena_alloc(&r->arena, bytes);
-        if (!copy)
-            return CSGI_ENOMEM;
-        text = (char *)(copy + (n_headers ? n_headers : 1));
-        for (size_t i = 0; i < n_headers; i++) {
-            const struct csgi_str *nm = &headers[i].name, *val = &headers[i].value;
-            memcpy(text, nm->ptr, nm->len);
-            text[nm->len] = '\0';
-            copy[i].name = cstr(text, nm->len);
-            text += nm->len + 1;
-            if (val->len)
-                memcpy(text, val->ptr, val->len);
-            text[val->len] = '\0';
-            copy[i].value = cstr(text, val->len);
-            text += val->len + 1;
-        }
-    }
-    if (exc && r->started)
-        srv_log(SRV_LOG_WARN, "plugin \"%s\" request %llu: response replaced by %d (%.*s)",
-                pname(r), (unsigned long long)r->id, status,
-                (int)(exc->message.len > 200 ? 200 : exc->message.len),
-                exc->message.ptr ? exc->message.ptr : "");
-    r->resp_headers = copy;
-    r->n_resp_headers = n_headers;
-    r->status = status;
-    r->resp_cl = cl;
-    r->started = 1;
-    return CSGI_OK;
-}
-
-static int
-wbuf_append(struct csgi_request *r, const void *data, size_t len)
-{
-    if (r->wlen + len > r->wcap) {
-        size_t cap = r->wcap ? r->wcap : 4096;
-        char *nb;
-        while (cap < r->wlen + len)
-            cap *= 2;
-        nb = realloc(r->wbuf, cap);
-        if (!nb)
-            return CSGI_ENOMEM;
-        r->wbuf = nb;
-        r->wcap = cap;
-    }
-    memcpy(r->wbuf + r->wlen, data, len);
-    r->wlen += len;
-    return CSGI_OK;
-}
-
-static int
-resp_write(void *ctx, const void *data, size_t len)
-{
-    struct csgi_request *r = ctx;
-
-    if (!r->started || r->in_next || r->state == REQ_DONE)
-        return CSGI_ESTATE;
-    if (len && !data)
-        return CSGI_EINVAL;
-    if (r->resp_cl >= 0 && r->wlen + len > (uint64_t)r->resp_cl)
-        return CSGI_ELENGTH;
-    r->sent = 1;
-    if (len == 0)
-        return CSGI_OK;
-    return wbuf_append(r, data, len);
-}
+static const struct csgi__host_ops core_ops = {
+    .alloc = core_alloc,
+    .log = core_log,
+    .app_enter = core_app_enter,
+};
 
 /* ------------------------------------------------------------------ */
 /* Request lifetime                                                    */
 /* ------------------------------------------------------------------ */
 
-static void
-body_close(struct csgi_request *r)
-{
-    if (!r->have_body || r->body_closed)
-        return;
-    r->body_closed = 1;
-    if (r->body.close) {
-        plugin_lock(r->plugin);
-        r->body.close(r->body.ctx);
-        plugin_unlock(r->plugin);
-    }
-}
-
+/* How libmicrohttpd says the request ended, as a CSGI finish reason. */
 static int
-finish_reason(int toe, int body_error)
+finish_reason(int toe)
 {
-    if (body_error)
-        return CSGI_FINISH_ERROR;
     switch (toe) {
     case MHD_REQUEST_TERMINATED_COMPLETED_OK:
         return CSGI_FINISH_OK;
@@ -748,9 +390,9 @@ access_log(struct csgi_request *r)
         struct csgi_environ e = r->env;
         e.headers = r->headers;
         e.n_headers = r->n_headers;
-        if (api_header_get(&e, "referer", 0, &ref) == 0)
+        if (csgi__header_get(&e, "referer", 0, &ref) == 0)
             refz = (char *)ref.ptr;
-        if (api_header_get(&e, "user-agent", 0, &ua) == 0)
+        if (csgi__header_get(&e, "user-agent", 0, &ua) == 0)
             uaz = (char *)ua.ptr;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -816,10 +458,10 @@ req_unref(struct csgi_request *r)
 
     if (--r->refs > 0)
         return;
-    body_close(r);
-    errors_flush(r);
+    csgi__response_close(&r->core);
+    csgi__errors_flush(&r->errors_state);
     for (struct finished_cb *cb = r->finished; cb; cb = cb->next)
-        cb->fn(cb->arg, finish_reason(r->toe, r->body_error));
+        cb->fn(cb->arg, csgi__response_finish_reason(&r->core, finish_reason(r->toe)));
     if (r->plugin && r->counted) {
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -835,15 +477,11 @@ req_unref(struct csgi_request *r)
     if (srv_access_log_enabled())
         access_log(r);
     /* Descriptors handed over with CSGI_FD_CLOSE whose body never ran. */
-    for (struct file_body *fb = r->file_bodies; fb; fb = fb->next) {
-        if (fb->close_fd && fb->fd >= 0)
-            close(fb->fd);
-        fb->fd = -1;
-    }
+    csgi__file_bodies_release(r->file_bodies);
     if (r->body_fd >= 0)
         close(r->body_fd);
     free(r->body_mem);
-    free(r->wbuf);
+    csgi__response_free(&r->core);
     srv_arena_free(&r->arena);
     atomic_fetch_add(&h->stats.requests, 1);
     atomic_fetch_sub(&h->stats.inflight, 1);
@@ -863,7 +501,7 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r = req_alloc();
     if (!r)
         return NULL;
-    memset(r, 0, offsetof(struct csgi_request, line));
+    memset(r, 0, offsetof(struct csgi_request, inline_headers));
     srv_arena_init(&r->arena, r + 1, FIRST_ARENA);
     r->h = h;
     r->slot = slot;
@@ -871,7 +509,6 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->refs = 1;
     r->body_fd = -1;
     r->content_length = -1;
-    r->resp_cl = -1;
     r->id = atomic_fetch_add(&h->next_id, 1) + 1;
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
     r->raw_target = srv_arena_strndup(&r->arena, uri, len);
@@ -916,7 +553,8 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
         if (!c)
             return;
         c->fd = ci ? ci->connect_fd : -1;
-        atomic_store(&c->deadline_ms, now_ms() + (long long)h->cfg->header_timeout * 1000);
+        atomic_store(&c->deadline_ms,
+                     srv_clock_coarse_ms() + (long long)h->cfg->header_timeout * 1000);
         pthread_mutex_lock(&h->conn_lock);
         c->next = h->conns.next;
         c->prev = &h->conns;
@@ -941,7 +579,7 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
 void
 srv_http_tick(struct srv_http *h)
 {
-    long long now = now_ms();
+    long long now = srv_clock_coarse_ms();
 
     /*
      * The lock also orders us against on_connection(CLOSED), which
@@ -994,20 +632,14 @@ queue(struct csgi_request *r, int status, struct MHD_Response *resp)
 static enum MHD_Result
 queue_error(struct csgi_request *r, int status, const char *why, int close_conn)
 {
-    char *body;
-    int n;
+    char body[CSGI__ERROR_PAGE_MAX];
+    size_t n = csgi__error_page(status, body, sizeof(body));
     struct MHD_Response *resp;
 
-    body = srv_arena_alloc(&r->arena, 256);
-    if (!body)
-        return MHD_NO;
-    n = snprintf(body, 256, "%d %s\n", status, csgi__status_reason(status));
-    if (n < 0 || n >= 256)
-        n = 0;
-    resp = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+    resp = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_COPY);
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, CSGI__ERROR_CONTENT_TYPE);
     if (close_conn)
         r->close_conn = 1;
     if (why)
@@ -1018,126 +650,26 @@ queue_error(struct csgi_request *r, int status, const char *why, int close_conn)
     return queue(r, status, resp);
 }
 
-/* Pull chunks until a non-empty one, the end, or an error. Returns 0, CSGI_DONE, <0. */
-static int
-pull(struct csgi_request *r)
-{
-    for (;;) {
-        int rc;
-
-        if (!r->body.next) {
-            r->body_done = 1;
-            return CSGI_DONE;
-        }
-        r->pending.ptr = NULL;
-        r->pending.len = 0;
-        r->poff = 0;
-        r->in_next = 1;
-        plugin_lock(r->plugin);
-        rc = r->body.next(r->body.ctx, &r->pending);
-        plugin_unlock(r->plugin);
-        r->in_next = 0;
-        if (rc == CSGI_DONE) {
-            r->pending.len = 0;
-            r->body_done = 1;
-            return CSGI_DONE;
-        }
-        if (rc < 0) {
-            r->pending.len = 0;
-            r->body_error = 1;
-            return rc;
-        }
-        if (rc != CSGI_OK || (r->pending.len && !r->pending.ptr)) {
-            r->pending.len = 0;
-            r->body_error = 1;
-            return CSGI_EINVAL;
-        }
-        if (r->pending.len) {
-            r->sent = 1;
-            return CSGI_OK;
-        }
-    }
-}
-
-static ssize_t reader_fill(struct csgi_request *r, char *buf, size_t max);
-
+/*
+ * libmicrohttpd's content reader: the core hands over what the application
+ * has produced, never waiting for more once it has a byte, so each chunk
+ * goes to the wire when next() returns it.
+ */
 static ssize_t
 reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct csgi_request *r = cls;
-    ssize_t n;
+    int64_t n;
 
     (void)pos;
     busy_enter(r->h);
-    n = reader_fill(r, buf, max);
+    n = csgi__response_read(&r->core, buf, max);
     busy_leave(r->h);
-    return n;
-}
-
-static ssize_t
-reader_fill(struct csgi_request *r, char *buf, size_t max)
-{
-    size_t n = 0;
-
-    if (r->body_error)
+    if (n < 0)
         return MHD_CONTENT_READER_END_WITH_ERROR;
-    if (r->resp_size != MHD_SIZE_UNKNOWN && r->sent_bytes + max > r->resp_size)
-        max = (size_t)(r->resp_size - r->sent_bytes);
-    while (n < max) {
-        size_t take;
-        if (r->woff < r->wlen) {
-            take = r->wlen - r->woff;
-            if (take > max - n)
-                take = max - n;
-            memcpy(buf + n, r->wbuf + r->woff, take);
-            r->woff += take;
-            n += take;
-            continue;
-        }
-        if (r->poff < r->pending.len) {
-            take = r->pending.len - r->poff;
-            if (take > max - n)
-                take = max - n;
-            memcpy(buf + n, (const char *)r->pending.ptr + r->poff, take);
-            r->poff += take;
-            n += take;
-            continue;
-        }
-        if (r->body_done)
-            break;
-        if (pull(r) < 0 && !r->body_done) {
-            srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: body failed after %llu bytes",
-                    pname(r), (unsigned long long)r->id, (unsigned long long)(r->sent_bytes + n));
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-    }
-    if (r->resp_size != MHD_SIZE_UNKNOWN && r->sent_bytes + n == r->resp_size) {
-        /* Declared length reached: anything more is an overrun. */
-        int over = r->woff < r->wlen || r->poff < r->pending.len;
-        if (!over && !r->body_done && pull(r) == CSGI_OK)
-            over = 1;
-        if (over) {
-            srv_log(SRV_LOG_ERROR,
-                    "plugin \"%s\" request %llu: body longer than its declared %llu bytes; "
-                    "connection closed",
-                    pname(r), (unsigned long long)r->id, (unsigned long long)r->resp_size);
-            r->body_error = 1;
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-    }
-    if (n == 0) {
-        if (r->resp_size != MHD_SIZE_UNKNOWN && r->sent_bytes < r->resp_size) {
-            srv_log(SRV_LOG_ERROR,
-                    "plugin \"%s\" request %llu: body ended after %llu of its declared %llu "
-                    "bytes; connection closed",
-                    pname(r), (unsigned long long)r->id, (unsigned long long)r->sent_bytes,
-                    (unsigned long long)r->resp_size);
-            r->body_error = 1;
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
+    if (n == 0)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    }
-    r->sent_bytes += n;
+    r->sent_bytes += (uint64_t)n;
     return (ssize_t)n;
 }
 
@@ -1147,148 +679,85 @@ response_freed(void *cls)
 {
     struct csgi_request *r = cls;
 
-    body_close(r);
+    csgi__response_close(&r->core);
     req_unref(r);
 }
 
 static void
 add_app_headers(struct csgi_request *r, struct MHD_Response *resp)
 {
-    for (size_t i = 0; i < r->n_resp_headers; i++) {
-        const struct csgi_header *hd = &r->resp_headers[i];
+    for (size_t i = 0; i < r->core.n_headers; i++) {
+        const struct csgi_header *hd = &r->core.headers[i];
         if (hd->name.len == 14 && csgi__str_ieq(hd->name.ptr, hd->name.len, "content-length"))
             continue; /* the response size carries it */
         MHD_add_response_header(resp, hd->name.ptr, hd->value.ptr);
     }
 }
 
-/* Build and queue the application's response. */
-static enum MHD_Result
-respond(struct csgi_request *r)
+/* A response of @p size bytes that libmicrohttpd pulls from the core. */
+static struct MHD_Response *
+stream_response(struct csgi_request *r, int64_t size)
+{
+    struct MHD_Response *resp = MHD_create_response_from_callback(
+        size >= 0 ? (uint64_t)size : MHD_SIZE_UNKNOWN, READER_BLOCK, reader, r, response_freed);
+
+    if (resp)
+        r->refs++;
+    return resp;
+}
+
+/* Build the libmicrohttpd response the core planned. NULL when out of memory. */
+static struct MHD_Response *
+planned_response(struct csgi_request *r, const struct csgi__plan *plan)
 {
     struct MHD_Response *resp = NULL;
-    int64_t declared = r->resp_cl;
-    int rc;
+    int head = (r->core.flags & CSGI__RESP_HEAD) != 0;
 
-    /* A file body that reaches us unwrapped goes out with sendfile(). */
-    if (r->started && r->wlen == 0 && (r->body.flags & CSGI_BODY_FILE) && r->body.ctx &&
-        r->body.next == file_body_next &&
-        ((struct file_body *)r->body.ctx)->magic == FILE_BODY_MAGIC && !r->head_request) {
-        struct file_body *fb = r->body.ctx;
-        int64_t count = fb->remaining;
-        int fd = fb->close_fd ? fb->fd : dup(fb->fd);
-
-        if (declared >= 0 && count >= 0 && declared != count) {
-            srv_log(SRV_LOG_ERROR,
-                    "plugin \"%s\" request %llu: Content-Length %lld differs from the file "
-                    "body's %lld bytes",
-                    pname(r), (unsigned long long)r->id, (long long)declared, (long long)count);
-            return queue_error(r, 500, NULL, 0);
-        }
-        if (fd >= 0 && count >= 0) {
-            resp =
-                MHD_create_response_from_fd_at_offset64((uint64_t)count, fd, (uint64_t)fb->offset);
-            if (resp) {
-                fb->fd = -1; /* MHD owns (and closes) it now */
-                r->sent_bytes = (uint64_t)count;
-                add_app_headers(r, resp);
-                body_close(r);
-                return queue(r, r->status, resp);
-            }
-        }
-        if (fd >= 0 && fd != fb->fd)
-            close(fd);
-    }
-
-    rc = pull(r);
-    if (rc < 0) {
-        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: body failed before any output: %s",
-                pname(r), (unsigned long long)r->id, csgi_strerror(rc));
-        body_close(r);
-        return queue_error(r, 500, NULL, 0);
-    }
-    if (!r->started) {
-        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: %s without calling start_response",
-                pname(r), (unsigned long long)r->id,
-                rc == CSGI_DONE ? "body ended" : "body produced data");
-        body_close(r);
-        return queue_error(r, 500, NULL, 0);
-    }
-    if (declared < 0 && r->body.total_length >= 0)
-        declared = (int64_t)r->wlen + r->body.total_length;
-
-    if (rc == CSGI_DONE || (declared >= 0 && r->wlen == 0 && (int64_t)r->pending.len == declared)) {
-        /* Everything is in hand: one buffer, sent with Content-Length. */
-        const void *data;
-        size_t len;
-
-        if (r->wlen == 0) {
-            data = r->pending.ptr;
-            len = r->pending.len;
-        } else {
-            if (r->pending.len && wbuf_append(r, r->pending.ptr, r->pending.len) < 0) {
-                body_close(r);
-                return queue_error(r, 500, "out of memory", 0);
-            }
-            r->pending.len = 0;
-            data = r->wbuf;
-            len = r->wlen;
-        }
-        if (declared >= 0 && (int64_t)len != declared) {
-            srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: body is %zu bytes, declared %lld",
-                    pname(r), (unsigned long long)r->id, len, (long long)declared);
-            body_close(r);
-            return queue_error(r, 500, NULL, 0);
-        }
-        resp = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)data,
+    switch (plan->kind) {
+    case CSGI__PLAN_ERROR:
+        return NULL;
+    case CSGI__PLAN_BUFFER:
+        if (head)
+            /* Headers only: libmicrohttpd never reads a HEAD response's body. */
+            return stream_response(r, plan->length);
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(plan->len, (void *)plan->data,
                                                                       response_freed, r);
-        if (!resp) {
-            body_close(r);
-            return queue_error(r, 500, "cannot create response", 0);
-        }
-        r->refs++;
-        r->sent_bytes = r->head_request ? 0 : len;
-        add_app_headers(r, resp);
-        return queue(r, r->status, resp);
-    }
-
-    if (declared < 0) {
-        /*
-         * Unknown length: keep the first chunk and look at the next one, so
-         * that a body of one chunk still goes out with Content-Length.
-         */
-        if (wbuf_append(r, r->pending.ptr, r->pending.len) < 0) {
-            body_close(r);
-            return queue_error(r, 500, "out of memory", 0);
-        }
-        r->pending.len = 0;
-        rc = pull(r);
-        if (rc < 0) {
-            body_close(r);
-            return queue_error(r, 500, NULL, 0);
-        }
-        if (rc == CSGI_DONE) {
-            resp = MHD_create_response_from_buffer_with_free_callback_cls(r->wlen, r->wbuf,
-                                                                          response_freed, r);
-            if (!resp) {
-                body_close(r);
-                return queue_error(r, 500, "cannot create response", 0);
-            }
+        if (resp) {
             r->refs++;
-            r->sent_bytes = r->head_request ? 0 : r->wlen;
-            add_app_headers(r, resp);
-            return queue(r, r->status, resp);
+            r->sent_bytes = plan->len;
         }
+        return resp;
+    case CSGI__PLAN_FILE:
+        resp = MHD_create_response_from_fd_at_offset64((uint64_t)plan->length, plan->fd,
+                                                       (uint64_t)plan->offset);
+        if (!resp)
+            close(plan->fd);
+        else if (!head)
+            r->sent_bytes = (uint64_t)plan->length;
+        return resp;
+    case CSGI__PLAN_STREAM:
+        return stream_response(r, plan->length);
     }
-    r->resp_size = declared >= 0 ? (uint64_t)declared : MHD_SIZE_UNKNOWN;
-    resp = MHD_create_response_from_callback(r->resp_size, READER_BLOCK, reader, r, response_freed);
+    return NULL;
+}
+
+/* Queue the response the host core planned once call() returned. */
+static enum MHD_Result
+respond(struct csgi_request *r, int declined)
+{
+    struct csgi__plan *plan = &r->plan;
+    struct MHD_Response *resp;
+
+    csgi__response_plan(&r->core, declined, plan);
+    if (plan->kind == CSGI__PLAN_ERROR)
+        return queue_error(r, plan->status, NULL, 0);
+    resp = planned_response(r, plan);
     if (!resp) {
-        body_close(r);
+        csgi__response_close(&r->core);
         return queue_error(r, 500, "cannot create response", 0);
     }
-    r->refs++;
     add_app_headers(r, resp);
-    return queue(r, r->status, resp);
+    return queue(r, r->core.status, resp);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1403,7 +872,7 @@ check_head(struct csgi_request *r)
     struct head_scan s;
     char *pathbuf;
     const char *why = NULL;
-    int http11;
+    int http11, status;
 
     if (!r->raw_target) {
         r->early_why = "out of memory";
@@ -1451,9 +920,16 @@ check_head(struct csgi_request *r)
             r->early_why = "Transfer-Encoding in an HTTP/1.0 request";
             return 400;
         }
-        if (s.n_te > 1 || !srv_te_is_chunked(s.te, s.te_len)) {
-            r->early_why = "Transfer-Encoding other than \"chunked\"";
+        if (s.n_te > 1) {
+            r->early_why = "repeated Transfer-Encoding";
             return 400;
+        }
+        status = srv_te_check(s.te, s.te_len);
+        if (status) {
+            /* A coding the server does not implement (RFC 9112 6.1) is a 501, per SPEC. */
+            r->early_why = status == 501 ? "Transfer-Encoding other than \"chunked\""
+                                         : "malformed Transfer-Encoding";
+            return status;
         }
         r->chunked = 1;
     }
@@ -1583,22 +1059,20 @@ build_environ(struct csgi_request *r)
     e->headers = r->headers;
     e->n_headers = r->n_headers;
 
-    r->input.version = CSGI_INPUT_VERSION;
-    r->input.ctx = r;
-    r->input.read = input_read;
-    r->input.readline = input_readline;
-    r->input.rewind = input_rewind;
+    r->input_state.mem = r->body_mem;
+    r->input_state.fd = r->body_fd;
+    r->input_state.len = r->body_len;
+    csgi__input_init(&r->input, &r->input_state);
     e->input = &r->input;
-    r->errors.version = CSGI_ERRORS_VERSION;
-    r->errors.ctx = r;
-    r->errors.log = errors_log;
-    r->errors.write = errors_write;
-    r->errors.flush = errors_flush;
+    r->errors_state.sink = errors_sink;
+    r->errors_state.ctx = r;
+    csgi__errors_init(&r->errors, &r->errors_state);
     e->errors = &r->errors;
-    r->responder.version = CSGI_RESPONDER_VERSION;
-    r->responder.ctx = r;
-    r->responder.start_response = resp_start;
-    r->responder.write = resp_write;
+    csgi__response_init(
+        &r->core, &core_ops, r,
+        (r->head_request ? CSGI__RESP_HEAD : 0) |
+            (r->version_len == 8 && memcmp(r->version, "HTTP/1.0", 8) == 0 ? CSGI__RESP_HTTP10 : 0),
+        0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1697,7 +1171,6 @@ dispatch(struct csgi_request *r)
     struct srv_http *h = r->h;
     size_t iter = 0;
     struct srv_plugin *p;
-    int rc = CSGI_EDECLINED;
 
     if (r->target.asterisk) {
         struct MHD_Response *resp =
@@ -1709,51 +1182,31 @@ dispatch(struct csgi_request *r)
     }
     build_environ(r);
     while ((p = srv_plugins_match(h->plugins, r->target.path, r->target.path_len, &iter))) {
-        struct csgi_environ env;
+        /*
+         * The environ lives in the request, not on this stack: a body may
+         * read it until the request is finished (SPEC 4.1).
+         */
         size_t ml = p->mount_len == 1 ? 0 : p->mount_len;
+        struct csgi_body *body;
+        int rc;
 
         r->plugin = p;
-        r->counted = 1;
-        env = r->env;
-        env.script_name = cstr(p->mount, ml);
-        env.path_info = cstr(r->target.path + ml, r->target.path_len - ml);
-        env.config = p->config;
-        env.n_config = p->n_config;
-        r->read_pos = 0;
-        memset(&r->body, 0, sizeof(r->body));
-        r->body.version = CSGI_BODY_VERSION;
-        r->body.total_length = -1;
+        r->env.script_name = cstr(p->mount, ml);
+        r->env.path_info = cstr(r->target.path + ml, r->target.path_len - ml);
+        r->env.config = p->config;
+        r->env.n_config = p->n_config;
+        r->input_state.pos = 0;
+        body = csgi__response_begin(&r->core, p->desc.name);
         plugin_lock(p);
-        rc = p->desc.call(p->state, &env, &r->responder, &r->body);
+        rc = p->desc.call(p->state, &r->env, &r->core.responder, body);
         plugin_unlock(p);
-        if (rc != CSGI_EDECLINED)
-            break;
-        if (r->started) {
-            srv_log(SRV_LOG_ERROR,
-                    "plugin \"%s\" request %llu: declined after calling start_response",
-                    p->desc.name, (unsigned long long)r->id);
-            rc = CSGI_ESTATE;
-            break;
+        if (!csgi__response_called(&r->core, rc)) {
+            r->counted = 1;
+            return respond(r, 0);
         }
     }
-    if (rc == CSGI_EDECLINED) {
-        r->plugin = NULL;
-        r->counted = 0;
-        return queue_error(r, 404, NULL, 0);
-    }
-    if (rc < 0) {
-        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu \"%s %.200s\": call failed: %s (%s)",
-                r->plugin->desc.name, (unsigned long long)r->id, r->method, r->raw_target,
-                csgi_strerror(rc), csgi_err_name(rc));
-        return queue_error(r, 500, NULL, 0);
-    }
-    if (rc != CSGI_OK) {
-        srv_log(SRV_LOG_ERROR, "plugin \"%s\" request %llu: call returned %d", pname(r),
-                (unsigned long long)r->id, rc);
-        return queue_error(r, 500, NULL, 0);
-    }
-    r->have_body = 1;
-    return respond(r);
+    /* Every mount declined (the last plugin tried still names log lines). */
+    return respond(r, 1);
 }
 
 static enum MHD_Result
@@ -1913,12 +1366,12 @@ srv_http_new(const struct srv_config *cfg, struct srv_listener *listeners, size_
     h->api.size = sizeof(h->api);
     h->api.abi_version = CSGI_ABI_VERSION;
     h->api.spec_version = CSGI_VERSION_HEX;
-    h->api.server_software = SERVER_SOFTWARE;
+    h->api.server_software = SRV_SERVER_SOFTWARE;
     h->api.ctx = h;
     h->api.log = api_log;
     h->api.vlog = api_vlog;
     h->api.alloc = api_alloc;
-    h->api.header_get = api_header_get;
+    h->api.header_get = csgi__header_get;
     h->api.body_from_fd = api_body_from_fd;
     h->api.on_finished = api_on_finished;
     h->api.request_url = api_request_url;

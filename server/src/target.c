@@ -182,9 +182,38 @@ srv_host_parse(const char *p, size_t n, size_t *name_len, const char **port, siz
 }
 
 int
-srv_te_is_chunked(const char *p, size_t n)
+srv_te_check(const char *p, size_t n)
 {
-    return csgi__str_ieq(p, n, "chunked");
+    size_t i = 0, chunked = 0, items = 0;
+
+    if (csgi__str_ieq(p, n, "chunked"))
+        return 0;
+    /* A list of codings: tokens separated by commas with optional whitespace around them. */
+    if (n == 0 || p[0] == ' ' || p[0] == '\t' || p[n - 1] == ' ' || p[n - 1] == '\t')
+        return 400;
+    while (i < n) {
+        size_t start, end;
+
+        while (i < n && (p[i] == ' ' || p[i] == '\t'))
+            i++;
+        start = i;
+        while (i < n && p[i] != ',' && p[i] != ' ' && p[i] != '\t')
+            i++;
+        end = i;
+        while (i < n && (p[i] == ' ' || p[i] == '\t'))
+            i++;
+        if (i < n && p[i] != ',')
+            return 400;
+        if (i < n && ++i == n)
+            return 400; /* a trailing comma */
+        if (!csgi__is_token(p + start, end - start))
+            return 400;
+        items++;
+        if (csgi__str_ieq(p + start, end - start, "chunked"))
+            chunked++;
+    }
+    /* "chunked" twice is malformed (RFC 9112 6.1); other codings are not implemented. */
+    return chunked > 1 || items == 0 ? 400 : 501;
 }
 
 int

@@ -49,11 +49,13 @@ int srv_target_parse(const char *raw, size_t len, char *out_buf, struct srv_targ
 int srv_host_parse(const char *p, size_t n, size_t *name_len, const char **port, size_t *port_len);
 
 /*
- * True when the Transfer-Encoding value is exactly "chunked" (ASCII case-
- * insensitive, no parameters, no list, no surrounding whitespace left after
- * the parser's trim).
+ * Check a request's Transfer-Encoding value. Returns 0 when it is exactly
+ * "chunked" (ASCII case-insensitive, no parameters, no list, no surrounding
+ * whitespace left after the parser's trim); 501 for a well-formed list of
+ * codings the server does not implement ("gzip, chunked", "identity"); 400
+ * for anything malformed ("chunked, chunked", "chunked ", "chunked;q=1").
  */
-int srv_te_is_chunked(const char *p, size_t n);
+int srv_te_check(const char *p, size_t n);
 
 /* True when the method is one csgi-server implements (RFC 9110 + PATCH). */
 int srv_method_known(const char *m, size_t n);

@@ -412,27 +412,42 @@ START_TEST(target_host_parse)
 END_TEST
 
 /* ------------------------------------------------------------------ */
-/* srv_te_is_chunked                                                   */
+/* srv_te_check                                                        */
 /* ------------------------------------------------------------------ */
 
 static const struct {
     struct bytes in;
-    int chunked;
+    int chunked; /* the status srv_te_check() answers: 0, 400 or 501 */
 } te_cases[] = {
-    {B("chunked"), 1},   {B("Chunked"), 1},       {B("CHUNKED"), 1},
-    {B("cHuNkEd"), 1},   {B("xchunked"), 0},      {B("chunkedx"), 0},
-    {B("chunke"), 0},    {B("gzip, chunked"), 0}, {B("chunked, chunked"), 0},
-    {B("chunked,"), 0},  {B("chunked "), 0},      {B(" chunked"), 0},
-    {B("chunked\t"), 0}, {B("chunked;q=1"), 0},   {B("\"chunked\""), 0},
-    {B("chunked\0"), 0}, {B("identity"), 0},      {B("gzip"), 0},
-    {B(""), 0},
+    {B("chunked"), 0},
+    {B("Chunked"), 0},
+    {B("CHUNKED"), 0},
+    {B("cHuNkEd"), 0},
+    {B("xchunked"), 501},
+    {B("chunkedx"), 501},
+    {B("chunke"), 501},
+    {B("gzip, chunked"), 501},
+    {B("chunked, chunked"), 400},
+    {B("chunked,"), 400},
+    {B("chunked "), 400},
+    {B(" chunked"), 400},
+    {B("chunked\t"), 400},
+    {B("chunked;q=1"), 400},
+    {B("\"chunked\""), 400},
+    {B("chunked\0"), 400},
+    {B("identity"), 501},
+    {B("gzip"), 501},
+    {B(""), 400},
+    {B("gzip,chunked"), 501},
+    {B("gzip ,  chunked"), 501},
+    {B("gzip,,chunked"), 400},
 };
 
 START_TEST(target_te_is_chunked)
 {
     char *in = exact(te_cases[_i].in.p, te_cases[_i].in.n);
 
-    ck_assert_msg(srv_te_is_chunked(in, te_cases[_i].in.n) == te_cases[_i].chunked,
+    ck_assert_msg(srv_te_check(in, te_cases[_i].in.n) == te_cases[_i].chunked,
                   "case %d \"%.*s\": want %d", _i, (int)te_cases[_i].in.n, te_cases[_i].in.p,
                   te_cases[_i].chunked);
     free(in);

@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <csgi/validator.h>
 
+#include "core.h"
 #include "csgi_internal.h"
 
 /* Rule indexes; the table below is in the same order. */
@@ -83,6 +85,7 @@ enum val_rule {
     R_APP_INPUT_ARGS,
     R_APP_INPUT_LATE,
     R_APP_ERRORS_ARGS,
+    R_APP_FILE_RANGE,
     R__COUNT
 };
 
@@ -190,7 +193,8 @@ static const struct csgi_validator_rule val_rules[R__COUNT] = {
                                       CSGI_VALIDATOR_STRICT_CONTENT_TYPE,
                                       "a Content-Type header with status 204 or 304"},
     [R_APP_EXC_INFO] = {"app.exc_info", "29", 0,
-                        "exc_info is unversioned or its code is not negative"},
+                        "exc_info has version 0 (the server must refuse it) or a code that is "
+                        "not negative"},
     [R_APP_HEADERS_SENT_IGNORED] = {"app.headers_sent_ignored", "-", 0,
                                     "start_response() returned CSGI_EHEADERS_SENT but the "
                                     "application went on instead of returning that code"},
@@ -224,6 +228,9 @@ static const struct csgi_validator_rule val_rules[R__COUNT] = {
     [R_APP_ERRORS_ARGS] = {"app.errors_args", "38", 0,
                            "errors log() got a bad level, or log()/write() a NULL pointer with "
                            "a length"},
+    [R_APP_FILE_RANGE] = {"app.file_range", "-", 0,
+                          "a body_from_fd() body asks for more bytes than its file has (offset + "
+                          "count past the end of a regular file)"},
 };
 
 struct csgi_validator {
@@ -236,9 +243,28 @@ struct csgi_validator {
     atomic_uint_least64_t violations;
 };
 
+struct val_req;
+
+/*
+ * What a stack of validators has reported during one server callback (a
+ * call(), next() or close() of the outermost validator, and the finished
+ * callbacks). A validator that finds another one outside it (through the
+ * responder, errors or input stream it was handed: see val_outer_of()) shares
+ * that one's ledger, so that a violation seen by both is reported once: by
+ * the first to see it, which is the outer one for what the server hands in
+ * and the inner one for what the application does.
+ */
+struct val_ledger {
+    /* The validator that reported each rule first in this callback, or NULL. */
+    const struct val_req *first[R__COUNT];
+};
+
 /* Per-request state, from the request arena. */
 struct val_req {
     struct csgi_validator *v;
+    /* The stack's ledger: &own for the outermost validator, else the outer one's. */
+    struct val_ledger *ledger;
+    struct val_ledger own;
     const struct csgi_environ *outer_env;
     const struct csgi_responder *outer_resp;
     const struct csgi_input *outer_input;
@@ -258,6 +284,9 @@ struct val_req {
     int in_next;
     int call_failed;
     int body_installed;
+    int file_body;
+    int file_reported;
+    int closed_at_finish;
     int started;
     int headers_sent;
     int pending_sent;
@@ -297,17 +326,36 @@ val_default_report(const struct csgi_validator *v, const struct csgi_environ *en
         v->api->log(v->api->ctx, CSGI_LOG_ERROR, "csgi validator: %s", message);
 }
 
-static void val_vemit(struct csgi_validator *v, const struct csgi_environ *env, enum val_rule rule,
-                      const char *fmt, va_list ap) CSGI_PRINTF(4, 0);
+/*
+ * True when another validator of the stack already reported @p rule in this
+ * callback: the violation is the same one, seen again from outside or inside.
+ * Otherwise records @p rq as the one reporting it.
+ */
+static int
+val_reported_by_other(struct val_req *rq, enum val_rule rule)
+{
+    const struct val_req **first = &rq->ledger->first[rule];
 
+    if (*first && *first != rq)
+        return 1;
+    *first = rq;
+    return 0;
+}
+
+static void val_vemit(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env,
+                      enum val_rule rule, const char *fmt, va_list ap) CSGI_PRINTF(5, 0);
+
+/* Report @p rule, unless @p rq (NULL before per-request state exists) is stacked and it was. */
 static void
-val_vemit(struct csgi_validator *v, const struct csgi_environ *env, enum val_rule rule,
-          const char *fmt, va_list ap)
+val_vemit(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env,
+          enum val_rule rule, const char *fmt, va_list ap)
 {
     const char *id = val_rules[rule].id;
     char message[512];
     int n;
 
+    if (rq && val_reported_by_other(rq, rule))
+        return;
     n = snprintf(message, sizeof(message), "%s: ", id);
     if (n < 0 || (size_t)n >= sizeof(message))
         n = 0;
@@ -319,18 +367,18 @@ val_vemit(struct csgi_validator *v, const struct csgi_environ *env, enum val_rul
         val_default_report(v, env, message);
 }
 
-static void val_emit(struct csgi_validator *v, const struct csgi_environ *env, enum val_rule rule,
-                     const char *fmt, ...) CSGI_PRINTF(4, 5);
+static void val_emit(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env,
+                     enum val_rule rule, const char *fmt, ...) CSGI_PRINTF(5, 6);
 
-/* Report a violation found before per-request state exists. */
+/* Report a violation of the server's call(); @p rq is NULL when the request has no state. */
 static void
-val_emit(struct csgi_validator *v, const struct csgi_environ *env, enum val_rule rule,
-         const char *fmt, ...)
+val_emit(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env,
+         enum val_rule rule, const char *fmt, ...)
 {
     va_list ap;
 
     va_start(ap, fmt);
-    val_vemit(v, env, rule, fmt, ap);
+    val_vemit(v, rq, env, rule, fmt, ap);
     va_end(ap);
 }
 
@@ -344,8 +392,9 @@ val_report(struct val_req *rq, enum val_rule rule, const char *fmt, ...)
     va_list ap;
 
     va_start(ap, fmt);
-    val_vemit(rq->v, rq->outer_env, rule, fmt, ap);
+    val_vemit(rq->v, rq, rq->outer_env, rule, fmt, ap);
     va_end(ap);
+    /* Also when another validator reported it: the violation still happened. */
     if (rq->v->flags & CSGI_VALIDATOR_FAIL_FAST)
         rq->failed = 1;
 }
@@ -429,16 +478,16 @@ val_fmt_ptr(struct csgi_str s)
 
 /* Report env.string for a bad field; returns 1 when the field is usable. */
 static int
-val_env_str(struct csgi_validator *v, const struct csgi_environ *env, const char *field,
-            struct csgi_str s, int *count)
+val_env_str(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env,
+            const char *field, struct csgi_str s, int *count)
 {
     if (s.len && !s.ptr) {
-        val_emit(v, env, R_ENV_STRING, "%s has a NULL pointer and length %zu", field, s.len);
+        val_emit(v, rq, env, R_ENV_STRING, "%s has a NULL pointer and length %zu", field, s.len);
         (*count)++;
         return 0;
     }
     if (s.len && memchr(s.ptr, '\0', s.len)) {
-        val_emit(v, env, R_ENV_STRING, "%s contains a NUL byte", field);
+        val_emit(v, rq, env, R_ENV_STRING, "%s contains a NUL byte", field);
         (*count)++;
         return 0;
     }
@@ -447,14 +496,14 @@ val_env_str(struct csgi_validator *v, const struct csgi_environ *env, const char
 
 #define VAL_ENV(rule, ...)                                                                         \
     do {                                                                                           \
-        val_emit(v, env, rule, __VA_ARGS__);                                                       \
+        val_emit(v, rq, env, rule, __VA_ARGS__);                                                   \
         count++;                                                                                   \
     } while (0)
 
 /* Check the request headers; compare them with content_type when @p ctype_ok. */
 static void
-val_check_env_headers(struct csgi_validator *v, const struct csgi_environ *env, int ctype_ok,
-                      int *countp)
+val_check_env_headers(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env,
+                      int ctype_ok, int *countp)
 {
     struct csgi_str ctype = {NULL, 0}, clen = {NULL, 0};
     int have_ctype = 0, have_clen = 0, count = 0;
@@ -511,7 +560,7 @@ val_check_env_headers(struct csgi_validator *v, const struct csgi_environ *env, 
 
 /* Check everything the server put in the environ; returns the number of violations. */
 static int
-val_check_env(struct csgi_validator *v, const struct csgi_environ *env)
+val_check_env(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env)
 {
     static const char *const methods[] = {"GET",   "HEAD", "POST",   "OPTIONS",
                                           "PATCH", "PUT",  "DELETE", "TRACE"};
@@ -523,10 +572,10 @@ val_check_env(struct csgi_validator *v, const struct csgi_environ *env)
     if (!env->request)
         VAL_ENV(R_ENV_REQUEST, "request is NULL: host api calls cannot work");
 
-    method_ok = val_env_str(v, env, "request_method", env->request_method, &count);
-    script_ok = val_env_str(v, env, "script_name", env->script_name, &count);
-    path_ok = val_env_str(v, env, "path_info", env->path_info, &count);
-    target_ok = val_env_str(v, env, "raw_target", env->raw_target, &count);
+    method_ok = val_env_str(v, rq, env, "request_method", env->request_method, &count);
+    script_ok = val_env_str(v, rq, env, "script_name", env->script_name, &count);
+    path_ok = val_env_str(v, rq, env, "path_info", env->path_info, &count);
+    target_ok = val_env_str(v, rq, env, "raw_target", env->raw_target, &count);
 
     if (method_ok && !csgi__is_token(env->request_method.ptr, env->request_method.len)) {
         VAL_ENV(R_ENV_REQUEST_METHOD, "request_method \"%.*s\" is not a token",
@@ -557,7 +606,7 @@ val_check_env(struct csgi_validator *v, const struct csgi_environ *env)
     if (!env->query_string.ptr)
         VAL_ENV(R_ENV_QUERY_STRING, "query_string is NULL");
     else
-        val_env_str(v, env, "query_string", env->query_string, &count);
+        val_env_str(v, rq, env, "query_string", env->query_string, &count);
 
     if (target_ok) {
         struct csgi_str t = env->raw_target;
@@ -570,20 +619,20 @@ val_check_env(struct csgi_validator *v, const struct csgi_environ *env)
 
     if (env->content_length < -1)
         VAL_ENV(R_ENV_CONTENT_LENGTH, "content_length is %lld", (long long)env->content_length);
-    val_check_env_headers(v, env, val_env_str(v, env, "content_type", env->content_type, &count),
-                          &count);
+    val_check_env_headers(
+        v, rq, env, val_env_str(v, rq, env, "content_type", env->content_type, &count), &count);
 
-    if (val_env_str(v, env, "server_name", env->server_name, &count) && !env->server_name.len)
+    if (val_env_str(v, rq, env, "server_name", env->server_name, &count) && !env->server_name.len)
         VAL_ENV(R_ENV_SERVER_NAME, "server_name is empty");
-    if (val_env_str(v, env, "server_port", env->server_port, &count) &&
+    if (val_env_str(v, rq, env, "server_port", env->server_port, &count) &&
         !val_all_digits(env->server_port))
         VAL_ENV(R_ENV_SERVER_PORT, "server_port \"%.*s\" is not a decimal number",
                 val_fmt_len(env->server_port), val_fmt_ptr(env->server_port));
-    if (val_env_str(v, env, "server_protocol", env->server_protocol, &count) &&
+    if (val_env_str(v, rq, env, "server_protocol", env->server_protocol, &count) &&
         !val_is_protocol(env->server_protocol))
         VAL_ENV(R_ENV_SERVER_PROTOCOL, "server_protocol is \"%.*s\"",
                 val_fmt_len(env->server_protocol), val_fmt_ptr(env->server_protocol));
-    if (val_env_str(v, env, "url_scheme", env->url_scheme, &count)) {
+    if (val_env_str(v, rq, env, "url_scheme", env->url_scheme, &count)) {
         int https = val_eq(env->url_scheme, "https");
 
         if (!https && !val_eq(env->url_scheme, "http"))
@@ -594,7 +643,7 @@ val_check_env(struct csgi_validator *v, const struct csgi_environ *env)
                     (env->flags & CSGI_ENV_TLS) ? "set" : "clear", val_fmt_len(env->url_scheme),
                     env->url_scheme.ptr);
     }
-    val_env_str(v, env, "remote_addr", env->remote_addr, &count);
+    val_env_str(v, rq, env, "remote_addr", env->remote_addr, &count);
 
     if (!(env->flags & CSGI_ENV_INPUT_TERMINATED))
         VAL_ENV(R_ENV_FLAGS, "CSGI_ENV_INPUT_TERMINATED is not set");
@@ -860,9 +909,13 @@ val_start_response(void *ctx, int status, struct csgi_str reason, const struct c
                    rq->status);
         bad_state = 1;
     }
-    if (exc && (exc->version < 1 || exc->code >= 0))
-        val_report(rq, R_APP_EXC_INFO, "exc_info has version %u and code %d",
-                   (unsigned)exc->version, exc->code);
+    if (exc && exc->version < 1) {
+        /* A version-0 struct defines no field: code and message are not read. */
+        val_report(rq, R_APP_EXC_INFO, "exc_info has version 0");
+        bad_state = 1;
+    } else if (exc && exc->code >= 0) {
+        val_report(rq, R_APP_EXC_INFO, "exc_info has code %d (not negative)", exc->code);
+    }
     if (exc && rq->headers_sent)
         bad_state = 1;
     bad_head = val_check_head(rq, status, reason, headers, n_headers, &length);
@@ -955,12 +1008,61 @@ val_write(void *ctx, const void *data, size_t len)
 /* Body wrapper                                                        */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The server calls into the outermost validator of a stack: a new callback
+ * begins, and the ledger forgets what was reported in the previous one.
+ */
+static void
+val_callback_begins(struct val_req *rq)
+{
+    if (rq->ledger == &rq->own)
+        memset(&rq->own, 0, sizeof(rq->own));
+}
+
 static void
 val_close_inner(struct val_req *rq)
 {
     rq->closed = 1;
     if (rq->inner.close)
         rq->inner.close(rq->inner.ctx);
+}
+
+/*
+ * A file body (body_from_fd()) produced fewer bytes than its range when read:
+ * its file is shorter than offset + count (or shrank).
+ */
+static void
+val_file_short(struct val_req *rq, const char *how)
+{
+    if (rq->file_reported)
+        return;
+    rq->file_reported = 1;
+    val_report(rq, R_APP_FILE_RANGE, "%s after %llu of its %lld bytes: the file is shorter", how,
+               (unsigned long long)rq->chunk_bytes, (long long)rq->inner.total_length);
+}
+
+/*
+ * call() returned a file body: check its range against the file when the body
+ * is one this library's host core made (the test client; a server built on
+ * another copy of the core, or another server, is checked when the body is
+ * read instead, by val_file_short()).
+ */
+static void
+val_check_file_body(struct val_req *rq)
+{
+    const struct csgi__file_body *fb = csgi__file_body_of(&rq->inner);
+    struct stat st;
+
+    rq->file_body = 1;
+    if (!fb || fb->fd < 0 || fb->remaining < 0 || fstat(fb->fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return;
+    if (fb->offset + fb->remaining > (int64_t)st.st_size) {
+        rq->file_reported = 1;
+        val_report(rq, R_APP_FILE_RANGE,
+                   "body_from_fd() range of %lld bytes from offset %lld is past the end of its "
+                   "%lld-byte file",
+                   (long long)fb->remaining, (long long)fb->offset, (long long)st.st_size);
+    }
 }
 
 static void
@@ -984,6 +1086,11 @@ val_body_done(struct val_req *rq)
                    (long long)rq->declared_length);
         rq->length_reported = 1;
     }
+    if (rq->file_body && rq->inner.total_length >= 0 && !head_empty &&
+        rq->chunk_bytes < (uint64_t)rq->inner.total_length) {
+        val_file_short(rq, "the file body ended");
+        rq->total_reported = 1;
+    }
     if (rq->inner.total_length >= 0 && !head_empty && !rq->total_reported &&
         rq->chunk_bytes != (uint64_t)rq->inner.total_length) {
         val_report(rq, R_APP_TOTAL_LENGTH_MISMATCH,
@@ -1001,6 +1108,7 @@ val_next(void *ctx, struct csgi_chunk *out)
     struct csgi_chunk chunk = {NULL, 0};
     int r;
 
+    val_callback_begins(rq);
     if (rq->closed) {
         val_report(rq, R_SRV_NEXT_AFTER_CLOSE, "next() after close()");
         return rq->failed ? CSGI_EAPP : CSGI_ESTATE;
@@ -1051,6 +1159,8 @@ val_next(void *ctx, struct csgi_chunk *out)
         *out = chunk;
     } else if (r == CSGI_DONE) {
         val_body_done(rq);
+    } else if (r == CSGI_ELENGTH && rq->file_body) {
+        val_file_short(rq, "the file body failed with CSGI_ELENGTH");
     } else if (r == CSGI_EDECLINED) {
         val_report(rq, R_APP_DECLINED_LATE, "next() returned CSGI_EDECLINED");
     } else if (r > 0) {
@@ -1064,6 +1174,9 @@ val_close(void *ctx)
 {
     struct val_req *rq = ctx;
 
+    val_callback_begins(rq);
+    if (rq->closed_at_finish)
+        return; /* the late close of a stack's outer layer: body_not_closed said it */
     if (rq->closed) {
         val_report(rq, R_SRV_CLOSE_TWICE, "close() called again");
         return;
@@ -1081,6 +1194,7 @@ val_finished(void *arg, int reason)
                    reason);
         /* Close the application's body ourselves so that it does not leak. */
         val_close_inner(rq);
+        rq->closed_at_finish = 1;
     }
 }
 
@@ -1088,43 +1202,67 @@ val_finished(void *arg, int reason)
 /* The middleware                                                      */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The validator's state for this request of another validator outside this
+ * one, when one is found: what we were handed is that validator's responder,
+ * or (a middleware in between wrapping the responder) its errors or input
+ * stream. NULL when this validator is the outermost one.
+ */
+static struct val_req *
+val_outer_of(const struct csgi_environ *env, const struct csgi_responder *resp)
+{
+    if (resp->version >= 1 && resp->start_response == val_start_response)
+        return resp->ctx;
+    if (env->errors && env->errors->version >= 1 && env->errors->log == val_errors_log)
+        return env->errors->ctx;
+    if (env->input && env->input->version >= 1 && env->input->read == val_input_read)
+        return env->input->ctx;
+    return NULL;
+}
+
 int
 csgi_validator_call(void *validator, struct csgi_environ *env, const struct csgi_responder *resp,
                     struct csgi_body *out)
 {
     struct csgi_validator *v = validator;
     const struct csgi_host_api *api;
-    struct val_req *rq;
+    struct val_req *rq, *outer;
     int count, rc;
 
     if (!v)
         return CSGI_EINVAL;
     api = v->api;
     if (!env || !resp || !out) {
-        val_emit(v, env, R_SRV_CALL_ARGS, "call() got env %s, resp %s, out %s",
+        val_emit(v, NULL, env, R_SRV_CALL_ARGS, "call() got env %s, resp %s, out %s",
                  env ? "set" : "NULL", resp ? "set" : "NULL", out ? "set" : "NULL");
         return CSGI_EINVAL;
     }
-    count = val_check_env(v, env);
+    rq = NULL;
+    if (env->request) {
+        /* First, so that a validator inside another one shares its ledger from the start. */
+        rq = api->alloc(env->request, sizeof(*rq));
+        if (!rq)
+            return CSGI_ENOMEM;
+        memset(rq, 0, sizeof(*rq));
+        outer = val_outer_of(env, resp);
+        rq->ledger = outer ? outer->ledger : &rq->own;
+    }
+    count = val_check_env(v, rq, env);
     if (resp->version < 1 || !resp->start_response || !resp->write) {
-        val_emit(v, env, R_SRV_RESPONDER, "responder (version %u) lacks a function",
+        val_emit(v, rq, env, R_SRV_RESPONDER, "responder (version %u) lacks a function",
                  (unsigned)resp->version);
         count++;
     }
     if (out->version < 1 || out->ctx || out->next || out->close) {
-        val_emit(v, env, R_SRV_BODY_INIT, "out has version %u%s", (unsigned)out->version,
+        val_emit(v, rq, env, R_SRV_BODY_INIT, "out has version %u%s", (unsigned)out->version,
                  (out->ctx || out->next || out->close) ? " and is already filled" : "");
         count++;
     }
-    if (!env->request)
+    if (!rq)
         return CSGI_EINVAL;
     if (count && (v->flags & CSGI_VALIDATOR_FAIL_FAST))
         return CSGI_EAPP;
 
-    rq = api->alloc(env->request, sizeof(*rq));
-    if (!rq)
-        return CSGI_ENOMEM;
-    memset(rq, 0, sizeof(*rq));
     rc = api->on_finished(env->request, val_finished, rq);
     if (rc < 0)
         return rc;
@@ -1176,6 +1314,8 @@ csgi_validator_call(void *validator, struct csgi_environ *env, const struct csgi
     if (rc == CSGI_OK && rq->inner.total_length < -1)
         val_report(rq, R_APP_TOTAL_LENGTH, "total_length is %lld",
                    (long long)rq->inner.total_length);
+    if (rc == CSGI_OK && (rq->inner.flags & CSGI_BODY_FILE))
+        val_check_file_body(rq);
     if (rc != CSGI_OK) {
         rq->call_failed = 1;
         return rq->failed ? CSGI_EAPP : rc;

@@ -27,6 +27,8 @@ static int g_calls;
 static int g_closes;
 static int g_bodies;
 static int g_rc[4];
+/* The descriptor of the last file body an application made (for SRV_SHRINK_FILE). */
+static int g_file_fd;
 
 #define MAX_SEEN 16
 static struct {
@@ -47,6 +49,7 @@ setup(void)
     g_calls = 0;
     g_closes = 0;
     g_bodies = 0;
+    g_file_fd = -1;
     memset(g_rc, 0, sizeof(g_rc));
     memset(&g_seen, 0, sizeof(g_seen));
 }
@@ -576,6 +579,56 @@ APP(bad_exc_info)
     return resp->start_response(resp->ctx, 500, no_reason, ct_plain, 1, &exc);
 }
 
+APP(bad_exc_version0)
+{
+    /* A version-0 exc_info: no field is defined, the server must refuse it. */
+    struct csgi_exc_info exc = {0, CSGI_EIO, CSGI_STR_INIT("oops")};
+
+    (void)state;
+    (void)env;
+    (void)out;
+    START_OR_RETURN(start(resp, 200, ct_plain, 1));
+    g_rc[0] = resp->start_response(resp->ctx, 500, no_reason, ct_plain, 1, &exc);
+    return CSGI_OK;
+}
+
+/* A 26-byte temporary file, already unlinked. */
+static int
+alphabet_file(void)
+{
+    char path[] = "/tmp/csgi-validator-XXXXXX";
+    int fd = mkstemp(path);
+
+    ck_assert_int_ge(fd, 0);
+    unlink(path);
+    ck_assert_int_eq(write(fd, "abcdefghijklmnopqrstuvwxyz", 26), 26);
+    return fd;
+}
+
+APP(bad_file_range)
+{
+    int rc;
+
+    (void)state;
+    /* Bytes 20..29 of a 26-byte file. */
+    rc = g_api->body_from_fd(env->request, alphabet_file(), 20, 10, CSGI_FD_CLOSE, out);
+    if (rc < 0)
+        return rc;
+    return start(resp, 200, ct_plain, 1);
+}
+
+APP(file_whole)
+{
+    int rc;
+
+    (void)state;
+    g_file_fd = alphabet_file();
+    rc = g_api->body_from_fd(env->request, g_file_fd, 0, -1, CSGI_FD_CLOSE, out);
+    if (rc < 0)
+        return rc;
+    return start(resp, 200, ct_plain, 1);
+}
+
 APP(bad_headers_sent_ignored)
 {
     struct csgi_exc_info exc = {CSGI_EXC_INFO_VERSION, CSGI_EIO, CSGI_STR_INIT("oops")};
@@ -812,7 +865,8 @@ enum srv_mode {
     SRV_NEXT_AFTER_DONE,
     SRV_NEXT_AFTER_CLOSE,
     SRV_CLOSE_TWICE,
-    SRV_NO_CLOSE
+    SRV_NO_CLOSE,
+    SRV_SHRINK_FILE /* the file of the application's file body shrinks after call() */
 };
 
 struct fake_input {
@@ -873,7 +927,8 @@ permissive_start(void *ctx, int status, struct csgi_str reason, const struct csg
     const struct csgi_responder *real = ctx;
     int rc = real->start_response(real->ctx, status, reason, headers, n_headers, exc);
 
-    return rc == CSGI_ESTATE ? CSGI_OK : rc;
+    /* CSGI_EINVAL: what a server answers to an exc_info of version 0. */
+    return rc == CSGI_ESTATE || rc == CSGI_EINVAL ? CSGI_OK : rc;
 }
 
 static int
@@ -1163,6 +1218,9 @@ static const struct vcase bad_cases[] = {
     {"app.content_type_forbidden", NULL, bad_content_type_forbidden, STRICT_CT, NULL, 0,
      SRV_NONE, NULL, 0},
     {"app.exc_info", NULL, bad_exc_info, 0, NULL, 0, SRV_NONE, NULL, 0},
+    {"app.exc_info", NULL, bad_exc_version0, 0, NULL, 0, SRV_NONE, NULL, 0},
+    {"srv.state_not_enforced", "app.exc_info", bad_exc_version0, 0, NULL, 0, SRV_PERMISSIVE, NULL,
+     0},
     {"app.headers_sent_ignored", NULL, bad_headers_sent_ignored, 0, NULL, 0, SRV_NONE, NULL, 0},
     {"app.write_before_start", NULL, bad_write_before_start, 0, NULL, 0, SRV_NONE, NULL, 0},
     {"app.write_in_next", NULL, bad_write_in_next, 0, NULL, 0, SRV_NONE, NULL, 0},
@@ -1187,6 +1245,8 @@ static const struct vcase bad_cases[] = {
     {"app.input_late", NULL, bad_input_late, 0, NULL, 0, SRV_NONE, NULL, 0},
     {"app.errors_args", NULL, bad_errors_level, 0, NULL, 0, SRV_NONE, NULL, 0},
     {"app.errors_args", NULL, bad_errors_write, 0, NULL, 0, SRV_NONE, NULL, 0},
+    {"app.file_range", NULL, bad_file_range, 0, NULL, 0, SRV_NONE, NULL, 0},
+    {"app.file_range", NULL, file_whole, 0, NULL, 0, SRV_SHRINK_FILE, NULL, 0},
 };
 
 static const struct vcase good_cases[] = {
@@ -1303,22 +1363,84 @@ bad_server_call(void *state, struct csgi_environ *env, const struct csgi_respond
     case SRV_NO_CLOSE:
         drain(b);
         return CSGI_OK;
+    case SRV_SHRINK_FILE:
+        ck_assert_int_eq(ftruncate(g_file_fd, 10), 0);
+        *out = *b;
+        return CSGI_OK;
     default:
         *out = *b;
         return CSGI_OK;
     }
 }
 
+/* How run_stacked() puts validators around the application. */
+enum stack_mode {
+    STACK_NONE,   /* one validator */
+    STACK_DIRECT, /* a validator around a validator */
+    STACK_RELAY   /* a validator, a middleware that wraps the responder, a validator */
+};
+
+/* The relay middleware: passes everything on, through a responder of its own. */
+struct relay_req {
+    const struct csgi_responder *outer;
+    struct csgi_responder self;
+};
+
+static int
+relay_start(void *ctx, int status, struct csgi_str reason, const struct csgi_header *headers,
+            size_t n_headers, const struct csgi_exc_info *exc)
+{
+    struct relay_req *rr = ctx;
+
+    return rr->outer->start_response(rr->outer->ctx, status, reason, headers, n_headers, exc);
+}
+
+static int
+relay_write(void *ctx, const void *data, size_t len)
+{
+    struct relay_req *rr = ctx;
+
+    return rr->outer->write(rr->outer->ctx, data, len);
+}
+
+static int
+relay_call(void *state, struct csgi_environ *env, const struct csgi_responder *resp,
+           struct csgi_body *out)
+{
+    struct relay_req *rr = g_api->alloc(env->request, sizeof(*rr));
+
+    ck_assert_ptr_nonnull(rr);
+    rr->outer = resp;
+    rr->self = (struct csgi_responder){.version = CSGI_RESPONDER_VERSION,
+                                       .ctx = rr,
+                                       .start_response = relay_start,
+                                       .write = relay_write};
+    return csgi_validator_call(state, env, &rr->self, out);
+}
+
+static struct csgi_test_response *run_stacked(const struct vcase *c, uint32_t flags,
+                                              uint64_t *violations, enum stack_mode stack);
+
 /* Run one case through the validator on a fresh test client. */
 static struct csgi_test_response *
 run_case(const struct vcase *c, uint32_t flags, uint64_t *violations)
+{
+    return run_stacked(c, flags, violations, STACK_NONE);
+}
+
+/*
+ * Run one case through one validator, or two stacked ones (@p violations is
+ * then the sum of both counts), on a fresh test client.
+ */
+static struct csgi_test_response *
+run_stacked(const struct vcase *c, uint32_t flags, uint64_t *violations, enum stack_mode stack)
 {
     const struct csgi_header length = {CSGI_STR_INIT("Content-Length"), CSGI_STR_INIT("5")};
     struct csgi_test_request rq = {.method = c->method};
     struct csgi_validator_options opts = {.flags = flags, .report = record};
     struct csgi_test_response *resp = NULL;
     struct csgi_test_client *client;
-    struct csgi_validator *v;
+    struct csgi_validator *v, *inner = NULL;
     struct bad_server bs;
     char err[256] = "";
 
@@ -1331,7 +1453,14 @@ run_case(const struct vcase *c, uint32_t flags, uint64_t *violations)
     client = csgi_test_client_new_app(c->app, NULL, "", err, sizeof(err));
     ck_assert_msg(client != NULL, "%s", err);
     g_api = csgi_test_client_host_api(client);
-    v = csgi_validator_new(g_api, c->app, NULL, &opts);
+    if (stack == STACK_NONE) {
+        v = csgi_validator_new(g_api, c->app, NULL, &opts);
+    } else {
+        inner = csgi_validator_new(g_api, c->app, NULL, &opts);
+        ck_assert_ptr_nonnull(inner);
+        v = csgi_validator_new(g_api, stack == STACK_RELAY ? relay_call : csgi_validator_call,
+                               inner, &opts);
+    }
     ck_assert_ptr_nonnull(v);
     if (needs_bad_server(c)) {
         bs.c = c;
@@ -1343,8 +1472,9 @@ run_case(const struct vcase *c, uint32_t flags, uint64_t *violations)
                          CSGI_OK);
     }
     if (violations)
-        *violations = csgi_validator_violations(v);
+        *violations = csgi_validator_violations(v) + csgi_validator_violations(inner);
     csgi_validator_free(v);
+    csgi_validator_free(inner);
     csgi_test_client_free(client);
     return resp;
 }
@@ -1387,6 +1517,51 @@ START_TEST(validator_rule_fires_on_bad_app)
     assert_reports(what, want, n);
     ck_assert_uint_eq(violations, n);
     /* Whatever went wrong, every body the application made was closed once. */
+    ck_assert_msg(g_closes == g_bodies, "%s: %d bodies, %d closes", what, g_bodies, g_closes);
+    csgi_test_response_free(resp);
+}
+END_TEST
+
+/*
+ * Two validators stacked around the same bad application (directly, and with
+ * a middleware between them that wraps the responder) report each violation
+ * once, exactly as one validator does.
+ */
+START_TEST(validator_stacked_reports_once)
+{
+    const struct vcase *c = &bad_cases[_i / 2];
+    enum stack_mode stack = _i % 2 ? STACK_RELAY : STACK_DIRECT;
+    const char *want[2];
+    size_t n = 0;
+    uint64_t violations = 0;
+    struct csgi_test_response *resp;
+    char what[128];
+
+    snprintf(what, sizeof(what), "stacked (%s) bad case %d (%s)",
+             stack == STACK_RELAY ? "relay" : "direct", _i / 2, c->rule);
+    if (c->before)
+        want[n++] = c->before;
+    want[n++] = c->rule;
+    resp = run_stacked(c, c->flags, &violations, stack);
+    assert_reports(what, want, n);
+    ck_assert_msg(violations == n, "%s: the validators count %llu violations, want %zu", what,
+                  (unsigned long long)violations, n);
+    ck_assert_msg(g_closes == g_bodies, "%s: %d bodies, %d closes", what, g_bodies, g_closes);
+    csgi_test_response_free(resp);
+}
+END_TEST
+
+START_TEST(validator_stacked_good_app_is_silent)
+{
+    const struct vcase *c = &good_cases[_i / 2];
+    struct csgi_test_response *resp =
+        run_stacked(c, CSGI_VALIDATOR_STRICT, NULL, _i % 2 ? STACK_RELAY : STACK_DIRECT);
+    char what[64];
+
+    snprintf(what, sizeof(what), "stacked good case %d", _i);
+    assert_reports(what, NULL, 0);
+    ck_assert_msg(resp->rc == c->expect_rc, "%s: rc %s, want %s", what, csgi_err_name(resp->rc),
+                  csgi_err_name(c->expect_rc));
     ck_assert_msg(g_closes == g_bodies, "%s: %d bodies, %d closes", what, g_bodies, g_closes);
     csgi_test_response_free(resp);
 }
@@ -1702,10 +1877,12 @@ START_TEST(validator_stacks_before_and_after_middleware)
     outer = csgi_validator_new(g_api, csgi_validator_call, inner, &opts);
     ck_assert_int_eq(csgi_test_client_request_app(client, csgi_validator_call, outer, NULL, &resp),
                      CSGI_OK);
-    /* Both see the application's hop-by-hop header; neither blames the other. */
-    ck_assert_uint_eq(g_seen.n, 2);
+    /* Both see the application's hop-by-hop header: the inner one, first to
+     * see it, reports it, and the outer one does not repeat it. */
+    ck_assert_uint_eq(g_seen.n, 1);
     ck_assert_str_eq(g_seen.rules[0], "app.hop_by_hop");
-    ck_assert_str_eq(g_seen.rules[1], "app.hop_by_hop");
+    ck_assert_uint_eq(csgi_validator_violations(inner), 1);
+    ck_assert_uint_eq(csgi_validator_violations(outer), 0);
     ck_assert_int_eq(resp->rc, CSGI_EHEADER);
     csgi_test_response_free(resp);
     csgi_validator_free(outer);
@@ -1743,6 +1920,7 @@ validator_suite(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_loop_test(tc, validator_rule_fires_on_bad_app, 0, (int)N_BAD);
     tcase_add_loop_test(tc, validator_strict_rules_need_their_flag, 0, (int)N_BAD);
+    tcase_add_loop_test(tc, validator_stacked_reports_once, 0, 2 * (int)N_BAD);
     tcase_add_test(tc, validator_rules_all_have_a_bad_case);
     tcase_add_test(tc, validator_rules_table_well_formed);
     suite_add_tcase(s, tc);
@@ -1750,6 +1928,7 @@ validator_suite(void)
     tc = tcase_create("good");
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_loop_test(tc, validator_good_app_is_silent, 0, (int)N_GOOD);
+    tcase_add_loop_test(tc, validator_stacked_good_app_is_silent, 0, 2 * (int)N_GOOD);
     tcase_add_test(tc, validator_good_apps_pass_through_unchanged);
     tcase_add_test(tc, validator_wraps_loaded_plugin);
     suite_add_tcase(s, tc);

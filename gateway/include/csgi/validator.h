@@ -4,7 +4,7 @@
  *
  * A validator wraps any application (csgi_app_fn + state) and is itself an
  * application (csgi_validator_call). Put it between a server and an app, or
- * between two middlewares ("lint before and after"), and it checks both sides:
+ * on both sides of a middleware ("lint before and after"), and it checks both sides:
  * what the server hands in (environ, input and errors streams, responder, how
  * the body is pulled and closed) and what the application does (status and
  * headers, start_response()/write() protocol, exc_info, body chunks, lengths).
@@ -22,6 +22,16 @@
  * start_response(), write() and the input functions return CSGI_EAPP; a body
  * the application had already returned is closed by the validator. The errors
  * stream keeps working, so that the application can still log.
+ *
+ * Stacked validators (one wrapping another, directly or with middleware in
+ * between) report each violation once: a validator that finds another one
+ * outside it (the responder, errors or input stream it is handed is that
+ * validator's) does not repeat a rule the other has reported during the same
+ * server callback (call(), next() or close() of the outermost validator, or
+ * the finished callbacks), and vice versa. What the server hands in is thus
+ * reported by the outermost validator, what the application does by the
+ * innermost. A middleware that replaces the responder and both streams hides
+ * the outer validator, and both then report.
  *
  * Per-request state comes from csgi_host_api.alloc(), and the validator
  * registers an on_finished() callback on every request (to check that the
@@ -74,7 +84,7 @@
  * | 28      | Content-Type iff not 204/304            | app.content_type_missing,               |
  * |         |                                         | app.content_type_forbidden              |
  * |         |                                         | (strict: CONTENT_TYPE)                  |
- * | 29      | exc_info is None or a tuple             | app.exc_info                            |
+ * | 29      | exc_info is None or a tuple             | app.exc_info (version 0, code >= 0)     |
  * | 30      | app result is not None/False            | app.call_result                         |
  * | 31      | result is not a str/bytes               | not applicable: a body is a typed       |
  * |         |                                         | struct; there is no string-as-iterable  |
@@ -95,7 +105,9 @@
  * app.content_length_header, app.headers_sent_ignored, app.write_before_start,
  * app.write_in_next, app.responder_late, app.total_length,
  * app.total_length_mismatch, app.content_length_mismatch, app.head_body
- * (strict: HEAD), app.body_forbidden, app.input_late.
+ * (strict: HEAD), app.body_forbidden, app.input_late, app.file_range (a
+ * body_from_fd() range past the end of its file: checked against the file when
+ * call() returns if the host is the test client, else when the body is read).
  * csgi_validator_rules() lists every rule with a one-line summary.
  *
  * Part of libcsgi-util, a static library: not part of the plugin ABI.

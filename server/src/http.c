@@ -356,10 +356,24 @@ static const struct csgi__host_ops core_ops = {
 /* Request lifetime                                                    */
 /* ------------------------------------------------------------------ */
 
+/* True once the application's response was queued (its status line may be out). */
+static int
+r_state_sent(const struct csgi__response *core)
+{
+    return core->state == CSGI__RESP_SENT || core->state == CSGI__RESP_ENDED ||
+           core->state == CSGI__RESP_STARTED;
+}
+
 /* How libmicrohttpd says the request ended, as a CSGI finish reason. */
 static int
-finish_reason(int toe)
+finish_reason(int toe, const struct csgi__response *core)
 {
+    /*
+     * libmicrohttpd reports a failed send (the client left mid-response) as
+     * an error, like a body that failed; only the core knows the latter.
+     */
+    if (toe == MHD_REQUEST_TERMINATED_WITH_ERROR && !core->error && r_state_sent(core))
+        return CSGI_FINISH_CLIENT_ABORT;
     switch (toe) {
     case MHD_REQUEST_TERMINATED_COMPLETED_OK:
         return CSGI_FINISH_OK;
@@ -461,7 +475,7 @@ req_unref(struct csgi_request *r)
     csgi__response_close(&r->core);
     csgi__errors_flush(&r->errors_state);
     for (struct finished_cb *cb = r->finished; cb; cb = cb->next)
-        cb->fn(cb->arg, csgi__response_finish_reason(&r->core, finish_reason(r->toe)));
+        cb->fn(cb->arg, csgi__response_finish_reason(&r->core, finish_reason(r->toe, &r->core)));
     if (r->plugin && r->counted) {
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);

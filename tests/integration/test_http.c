@@ -482,10 +482,13 @@ START_TEST(http_stream_chunked_and_exact)
     ck_assert_str_eq(r.body, "abcdabcdabcd");
     ck_assert_msg(has(r.headers, "Content-Length: 12"), "%s", r.headers);
     h_resp_free(&r);
-    /* One chunk of unknown length still goes out with Content-Length. */
+    /*
+     * One chunk of unknown length is streamed: the server never calls next()
+     * ahead to learn the length (it could wait and hold the chunk back).
+     */
     r = h_get(&srv, "/probe/stream?n=1&size=7");
     ck_assert_str_eq(r.body, "abcdefg");
-    ck_assert_msg(has(r.headers, "Content-Length: 7"), "%s", r.headers);
+    ck_assert_msg(has(r.headers, "Transfer-Encoding: chunked"), "%s", r.headers);
     h_resp_free(&r);
 }
 END_TEST

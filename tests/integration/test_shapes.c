@@ -111,7 +111,16 @@ send_request(struct wire_conn *c, const char *method, const char *target, const 
     ck_assert_msg(wire_send(c, req, len) == 0, "%s %s: send failed", method, target);
 }
 
-/* What a request to the cases fixture must give. framing -1: not checked. */
+/*
+ * What a request to the cases fixture must give. framing -1: not checked.
+ * The framing follows the rules in README.md ("What happens to a request"):
+ * a known length (declared Content-Length, exact total_length, write()
+ * output alone, a file, an empty body) goes with Content-Length; any other
+ * body, a single chunk of unknown length included, is chunked on HTTP/1.1
+ * (each chunk goes out when next() returns it, so nothing waits to see
+ * whether a second one follows) and close-delimited on HTTP/1.0. HEAD sends
+ * the headers a GET would.
+ */
 struct expect {
     const char *method;
     const char *target;
@@ -120,7 +129,6 @@ struct expect {
     int framing;
 };
 
-/* One chunk without total_length: streamed (no look-ahead next() may hold it back). */
 static const struct expect ex_one = {"GET", "/cases/one", 200, "one chunk\n", WIRE_FRAMING_CHUNKED};
 static const struct expect ex_chunks = {"GET", "/cases/chunks?n=3", 200,
                                         "chunk 0\nchunk 1\nchunk 2\n", WIRE_FRAMING_CHUNKED};
@@ -130,8 +138,8 @@ static const struct expect ex_head_chunks = {"HEAD", "/cases/chunks?n=3", 200, "
 static const struct expect ex_total = {"GET", "/cases/total-length", 200, "abcdefghijkl",
                                        WIRE_FRAMING_LENGTH};
 static const struct expect ex_write = {"GET", "/cases/write?n=3", 200,
-                                       "write 0\nwrite 1\nwrite 2\n", -1};
-static const struct expect ex_empty = {"GET", "/cases/empty", 200, "", -1};
+                                       "write 0\nwrite 1\nwrite 2\n", WIRE_FRAMING_LENGTH};
+static const struct expect ex_empty = {"GET", "/cases/empty", 200, "", WIRE_FRAMING_LENGTH};
 static const struct expect ex_file = {"GET", "/cases/file?offset=5&count=10", 200, "fghijklmno",
                                       WIRE_FRAMING_LENGTH};
 static const struct expect ex_head_skip = {"HEAD", "/cases/head-skip", 200, "",

@@ -68,7 +68,7 @@ enum csgi_log_level {
 
 /** struct csgi_environ.flags: facts about the worker and the request. */
 enum csgi_environ_flags {
-    /** The worker runs more than one request thread (see SPEC.md 5.4). */
+    /** The worker runs more than one request thread (see SPEC.md 4.13). */
     CSGI_ENV_MULTITHREAD = 1u << 0,
     /** Other processes run the same application (pre-fork workers). */
     CSGI_ENV_MULTIPROCESS = 1u << 1,
@@ -99,7 +99,7 @@ enum csgi_body_flags {
 
 /** body_from_fd() flags. */
 enum csgi_fd_flags {
-    /** The server closes the descriptor when the body is closed. */
+    /** The server owns the descriptor from the call on, on every outcome (SPEC.md 5.6). */
     CSGI_FD_CLOSE = 1u << 0
 };
 
@@ -174,14 +174,17 @@ struct csgi_input {
     /** Stream state; pass it back to the functions below. Borrowed. */
     void *ctx;
     /**
-     * Read up to @p n bytes into @p buf.
-     * @return bytes read (> 0), 0 at end of body (or when @p n is 0: ask for
-     *         at least one byte to test for the end), or a negative CSGI_E*
-     *         code (CSGI_ECONNRESET when the client went away).
+     * Read up to @p n bytes into @p buf. @p n may be 0: the call then returns
+     * 0 and consumes nothing (@p buf may be NULL), so ask for at least one
+     * byte to test for the end of the body.
+     * @return bytes read (> 0), 0 at end of body (or when @p n is 0), or a
+     *         negative CSGI_E* code (CSGI_ECONNRESET when the client went away,
+     *         CSGI_EIO, CSGI_EINVAL when @p buf is NULL and @p n is not 0).
      */
     int64_t (*read)(void *ctx, void *buf, size_t n);
     /**
      * Read one line: stop after '\n' (kept), at @p n bytes or at end of body.
+     * @p n may be 0, as for read().
      * @return as read().
      */
     int64_t (*readline)(void *ctx, void *buf, size_t n);
@@ -322,20 +325,29 @@ struct csgi_responder {
      *                because of an error.
      * @return 0; CSGI_ESTATUS or CSGI_EHEADER for an invalid status or header
      *         (nothing was stored, the call may be repeated); CSGI_ESTATE for
-     *         a second call without @p exc; CSGI_EHEADERS_SENT when @p exc is
-     *         given but the headers are already on the wire: the application
-     *         must then return that code from call() or next() at once.
+     *         a second call without @p exc; CSGI_EINVAL for an @p exc of
+     *         version 0; CSGI_EHEADERS_SENT when @p exc is given but the
+     *         headers already count as sent (from the first write() or the
+     *         first non-empty chunk, SPEC.md 4.4): the response fails, and
+     *         the application must return that code from call() or next() at
+     *         once.
      */
     int (*start_response)(void *ctx, int status, struct csgi_str reason,
                           const struct csgi_header *headers, size_t n_headers,
                           const struct csgi_exc_info *exc);
     /**
-     * Imperative body output (WSGI write). Allowed after start_response(), not
-     * from inside a body's next(). The bytes are copied (or sent) before
-     * return; they go before any chunk of the returned body.
-     * @return 0; CSGI_ESTATE if called too early or too late; CSGI_ELENGTH when
-     *         it would exceed the declared Content-Length; CSGI_ECONNRESET
-     *         when the client went away.
+     * Imperative body output (WSGI write). Allowed within call(), after
+     * start_response(), not from inside a body's next(). The bytes are copied
+     * (or sent) before return; they go before any chunk of the returned body.
+     * The first call makes the headers count as sent. A server may hold the
+     * output until call() returns, up to a bound it documents (csgi-server:
+     * 16 MiB); body chunks are the streaming path (SPEC.md 4.8).
+     * @return 0; CSGI_ESTATE if called too early or too late; CSGI_EINVAL for
+     *         NULL @p data with a length; CSGI_ELENGTH when it would exceed the
+     *         declared Content-Length, and CSGI_ETOOBIG past the server's bound
+     *         (nothing of this call is stored and the response fails);
+     *         CSGI_ECONNRESET when the client went away; once the response
+     *         failed, the error it failed with.
      */
     int (*write)(void *ctx, const void *data, size_t len);
 };
@@ -358,7 +370,7 @@ struct csgi_body {
      * Produce the next chunk in @p out (its length may be 0).
      * NULL means an empty body.
      * @return 0 with a chunk, CSGI_DONE at the end (out is ignored), or a
-     *         negative CSGI_E* code (the server aborts the response).
+     *         negative CSGI_E* code (the response fails, SPEC.md 4.10).
      */
     int (*next)(void *ctx, struct csgi_chunk *out);
     /** Release the iterator. May be NULL. Called exactly once. */
@@ -417,10 +429,18 @@ struct csgi_host_api {
      * C form of wsgi.file_wrapper). The server uses sendfile() when the body
      * reaches it unwrapped; the body's next()/close() work like any other
      * body when middleware iterates it. @p count -1 means "to end of file".
-     * With CSGI_FD_CLOSE the server takes ownership of @p fd (also on error,
-     * and also when the application later fails or declines: the server
-     * closes it when the request ends).
-     * @return 0, CSGI_EBADF, CSGI_EINVAL, CSGI_ENOMEM.
+     * A file shorter than the range makes the body fail with CSGI_ELENGTH
+     * when it is sent or read.
+     * With CSGI_FD_CLOSE the server takes ownership of @p fd from this call
+     * on, on every outcome: it closes it when the body is closed, at the end
+     * of the request if the body is never used (call() failed or declined,
+     * another body was returned), and before returning when this call fails
+     * (CSGI_EINVAL, CSGI_ENOMEM). Without it the caller keeps @p fd and must
+     * keep it open, the range unchanged, until the request is finished
+     * (closing it in an on_finished() callback is safe).
+     * @return 0; CSGI_EBADF when @p fd is not open; CSGI_EINVAL for a negative
+     *         @p offset, @p count below -1, unknown @p flags bits or a NULL
+     *         @p out; CSGI_ENOMEM. On failure @p out is unchanged.
      */
     int (*body_from_fd)(struct csgi_request *req, int fd, int64_t offset, int64_t count,
                         uint32_t flags, struct csgi_body *out);
@@ -440,11 +460,18 @@ struct csgi_host_api {
     int (*request_url)(const struct csgi_environ *env, struct csgi_str *out);
 
     /**
-     * Find a server extension by name ("csgix.<name>") and minimum version.
-     * @p ctx is this table's ctx.
-     * Borrowed: valid until exit_worker() returns.
+     * Find a server extension by name and minimum version. Thread-safe.
+     * @param ctx         this table's ctx.
+     * @param name        "vendor.name": two or more '.'-separated components of
+     *                    [a-z0-9_], led by a prefix its definer controls
+     *                    ("acme.metrics", "org.example.trace"); the "csgi."
+     *                    prefix is reserved for extensions the CSGI project
+     *                    defines (SPEC.md 5.2). Borrowed.
+     * @param min_version the lowest version the caller accepts; 0 means any.
      * @return the extension's table (its first field is a uint32_t version),
-     *         or NULL when the server does not offer it.
+     *         Borrowed and valid until exit_worker() returns; or NULL when the
+     *         server does not offer it at that version, for an unknown or
+     *         malformed name, and for a NULL @p name.
      */
     const void *(*get_extension)(void *ctx, const char *name, uint32_t min_version);
 };
@@ -464,8 +491,10 @@ struct csgi_host_api {
  *              zero; left untouched it is an empty body.
  * @return CSGI_OK; CSGI_EDECLINED to let the next mount try (before calling
  *         start_response only); any other negative code fails the request (500
- *         if nothing was sent yet, else the connection is aborted). On failure
- *         @p out is ignored and the application has released it.
+ *         if the headers do not count as sent yet, else what was produced
+ *         goes out and the connection is aborted). On failure @p out is
+ *         ignored and the application has released it (a file body needs no
+ *         release: see body_from_fd).
  */
 typedef int (*csgi_app_fn)(void *state, struct csgi_environ *env, const struct csgi_responder *resp,
                            struct csgi_body *out);

@@ -136,7 +136,7 @@ struct csgi__response {
 /* Write the error page of @p status into @p buf; returns its length (0 if it does not fit). */
 size_t csgi__error_page(int status, char *buf, size_t size);
 
-/* The default bound on write() output held before call() returns (SPEC 4.6). */
+/* The default bound on write() output held before call() returns (SPEC 4.8). */
 #define CSGI__WRITE_LIMIT (16u * 1024u * 1024u)
 
 /*

@@ -54,6 +54,23 @@ fail(struct csgi__response *r, int code)
         r->state = CSGI__RESP_FAILED;
 }
 
+static void fail_log(struct csgi__response *r, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Log why the response fails, naming the error code, and record the failure. */
+static void
+fail_log(struct csgi__response *r, int code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    core_log(r, CSGI_LOG_ERROR, "%s (%s)", msg, csgi_err_name(code));
+    fail(r, code);
+}
+
 static int
 failed(const struct csgi__response *r)
 {
@@ -142,7 +159,8 @@ core_start_response(void *ctx, int status, struct csgi_str reason,
         return CSGI_EINVAL;
     }
     if (exc && r->state == CSGI__RESP_SENT) {
-        core_log(r, CSGI_LOG_ERROR,
+        /* Too late to replace the response: it fails, even if the application goes on. */
+        fail_log(r, CSGI_EHEADERS_SENT,
                  "start_response() with exc_info after the headers were sent (%s: %.*s)",
                  csgi_err_name(exc->code), quote_len(exc),
                  exc->message.ptr ? exc->message.ptr : "");
@@ -194,17 +212,16 @@ core_write(void *ctx, const void *data, size_t len)
     if (len && !data)
         return CSGI_EINVAL;
     if (r->declared >= 0 && r->produced + len > (uint64_t)r->declared) {
-        core_log(r, CSGI_LOG_ERROR, "write() past the declared Content-Length %lld",
-                 (long long)r->declared);
+        /* The write() counts as the first output: the failure aborts after what was held. */
         r->state = CSGI__RESP_SENT;
-        fail(r, CSGI_ELENGTH);
+        fail_log(r, CSGI_ELENGTH, "write() past the declared Content-Length %lld",
+                 (long long)r->declared);
         return CSGI_ELENGTH;
     }
     if (r->buf_len + len > r->write_limit) {
-        core_log(r, CSGI_LOG_ERROR, "write() output above %zu bytes held before call() returned",
-                 r->write_limit);
         r->state = CSGI__RESP_SENT;
-        fail(r, CSGI_ETOOBIG);
+        fail_log(r, CSGI_ETOOBIG, "write() output above %zu bytes held before call() returned",
+                 r->write_limit);
         return CSGI_ETOOBIG;
     }
     if (buf_append(r, data, len) < 0) {
@@ -251,20 +268,17 @@ csgi__response_called(struct csgi__response *r, int rc)
     if (rc == CSGI_EDECLINED && r->state == CSGI__RESP_NEW)
         return 1;
     if (rc == CSGI_EDECLINED) {
-        core_log(r, CSGI_LOG_ERROR, "declined after start_response()");
-        fail(r, CSGI_ESTATE);
+        fail_log(r, CSGI_ESTATE, "declined after start_response()");
     } else if (rc < 0) {
         core_log(r, CSGI_LOG_ERROR, "call() failed: %s (%s)", csgi_strerror(rc), csgi_err_name(rc));
         fail(r, rc);
     } else if (rc != CSGI_OK) {
-        core_log(r, CSGI_LOG_ERROR, "call() returned %d, not a CSGI result", rc);
-        fail(r, CSGI_EAPP);
+        fail_log(r, CSGI_EAPP, "call() returned %d, not a CSGI result", rc);
     } else {
         r->body_open = 1;
         if (r->body.total_length < -1) {
-            core_log(r, CSGI_LOG_ERROR, "body total_length %lld is invalid",
+            fail_log(r, CSGI_EAPP, "body total_length %lld is invalid",
                      (long long)r->body.total_length);
-            fail(r, CSGI_EAPP);
         }
     }
     return 0;
@@ -312,33 +326,28 @@ pull(struct csgi__response *r)
             return rc;
         }
         if (r->pending.len && !r->pending.ptr) {
-            core_log(r, CSGI_LOG_ERROR, "body chunk of %zu bytes has a NULL pointer",
-                     r->pending.len);
+            fail_log(r, CSGI_EINVAL, "body chunk of %zu bytes has a NULL pointer", r->pending.len);
             r->pending.len = 0;
-            fail(r, CSGI_EINVAL);
             return CSGI_EINVAL;
         }
         if (r->pending.len == 0) {
             if (++empty < MAX_EMPTY_CHUNKS)
                 continue;
-            core_log(r, CSGI_LOG_ERROR, "body yields only empty chunks");
-            fail(r, CSGI_EAPP);
+            fail_log(r, CSGI_EAPP, "body yields only empty chunks");
             return CSGI_EAPP;
         }
         if (failed(r))
             return r->error; /* exc_info refused inside next(), say */
         if (r->state == CSGI__RESP_NEW) {
-            core_log(r, CSGI_LOG_ERROR, "body produced data without start_response()");
+            fail_log(r, CSGI_ESTATE, "body produced data without start_response()");
             r->pending.len = 0;
-            fail(r, CSGI_ESTATE);
             return CSGI_ESTATE;
         }
         r->state = CSGI__RESP_SENT;
         if (r->length >= 0 && r->produced + r->pending.len > (uint64_t)r->length) {
-            core_log(r, CSGI_LOG_ERROR, "body longer than its declared %lld bytes",
+            fail_log(r, CSGI_ELENGTH, "body longer than its declared %lld bytes",
                      (long long)r->length);
             r->pending.len = 0;
-            fail(r, CSGI_ELENGTH);
             return CSGI_ELENGTH;
         }
         r->produced += r->pending.len;
@@ -404,18 +413,16 @@ plan_file(struct csgi__response *r, struct csgi__plan *plan)
     if (!fb || r->state != CSGI__RESP_STARTED || r->buf_len || fb->remaining < 0)
         return 0;
     if (r->declared >= 0 && r->declared != fb->remaining) {
-        core_log(r, CSGI_LOG_ERROR, "Content-Length %lld differs from the file body's %lld bytes",
+        fail_log(r, CSGI_ELENGTH, "Content-Length %lld differs from the file body's %lld bytes",
                  (long long)r->declared, (long long)fb->remaining);
-        fail(r, CSGI_ELENGTH);
         plan_error(r, plan, 500);
         return 1;
     }
     if (fstat(fb->fd, &st) == 0 && S_ISREG(st.st_mode) &&
         fb->offset + fb->remaining > (int64_t)st.st_size) {
-        core_log(r, CSGI_LOG_ERROR,
+        fail_log(r, CSGI_ELENGTH,
                  "file body of %lld bytes from offset %lld is past the end of its %lld-byte file",
                  (long long)fb->remaining, (long long)fb->offset, (long long)st.st_size);
-        fail(r, CSGI_ELENGTH);
         plan_error(r, plan, 500);
         return 1;
     }
@@ -514,8 +521,7 @@ csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *p
     rc = pull(r);
     if (r->state == CSGI__RESP_FAILED || r->state == CSGI__RESP_NEW) {
         if (r->state == CSGI__RESP_NEW) {
-            core_log(r, CSGI_LOG_ERROR, "body ended without start_response()");
-            fail(r, CSGI_ESTATE);
+            fail_log(r, CSGI_ESTATE, "body ended without start_response()");
         }
         plan_error(r, plan, 500);
         return;
@@ -523,10 +529,8 @@ csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *p
     plan->status = r->status;
     settle_length(r);
     if (r->length >= 0 && r->produced > (uint64_t)r->length) {
-        core_log(r, CSGI_LOG_ERROR, "body longer than its declared %lld bytes",
-                 (long long)r->length);
+        fail_log(r, CSGI_ELENGTH, "body longer than its declared %lld bytes", (long long)r->length);
         r->pending.len = 0;
-        fail(r, CSGI_ELENGTH);
     }
     if (r->flags & CSGI__RESP_HEAD) {
         if (r->state == CSGI__RESP_ABORTED)
@@ -595,9 +599,8 @@ csgi__response_read(struct csgi__response *r, void *out, size_t max)
     if (failed(r))
         return r->error ? r->error : CSGI_EAPP;
     if (r->length >= 0 && r->delivered < (uint64_t)r->length) {
-        core_log(r, CSGI_LOG_ERROR, "body ended after %llu of its declared %lld bytes",
+        fail_log(r, CSGI_ELENGTH, "body ended after %llu of its declared %lld bytes",
                  (unsigned long long)r->delivered, (long long)r->length);
-        fail(r, CSGI_ELENGTH);
         return CSGI_ELENGTH;
     }
     r->state = CSGI__RESP_ENDED;

@@ -52,7 +52,7 @@ const char *csgi__status_reason(int status);
 int64_t csgi__parse_content_length(const char *p, size_t n);
 
 /*
- * Check a response head as start_response() must (SPEC.md section 4.3):
+ * Check a response head as start_response() must (SPEC.md section 4.4):
  * status 200..599 (also 100..199 refused), reason, header names and values,
  * no Status header, no hop-by-hop header, at most one well-formed
  * Content-Length and none on 204/304.

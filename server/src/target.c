@@ -184,7 +184,8 @@ srv_host_parse(const char *p, size_t n, size_t *name_len, const char **port, siz
 int
 srv_te_check(const char *p, size_t n)
 {
-    size_t i = 0, chunked = 0, items = 0;
+    size_t i = 0, chunked = 0;
+    int last_chunked = 0;
 
     if (csgi__str_ieq(p, n, "chunked"))
         return 0;
@@ -208,12 +209,18 @@ srv_te_check(const char *p, size_t n)
             return 400; /* a trailing comma */
         if (!csgi__is_token(p + start, end - start))
             return 400;
-        items++;
-        if (csgi__str_ieq(p + start, end - start, "chunked"))
-            chunked++;
+        last_chunked = csgi__str_ieq(p + start, end - start, "chunked");
+        chunked += (size_t)last_chunked;
     }
-    /* "chunked" twice is malformed (RFC 9112 6.1); other codings are not implemented. */
-    return chunked > 1 || items == 0 ? 400 : 501;
+    /*
+     * "chunked" twice is malformed (RFC 9112 6.1), and so is a list whose final
+     * coding is not "chunked": the body length cannot be known (6.3). A list
+     * that ends in "chunked" after codings we do not implement ("gzip,
+     * chunked") is well formed: 501.
+     */
+    if (chunked != 1 || !last_chunked)
+        return 400;
+    return 501;
 }
 
 int

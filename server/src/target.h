@@ -52,8 +52,10 @@ int srv_host_parse(const char *p, size_t n, size_t *name_len, const char **port,
  * Check a request's Transfer-Encoding value. Returns 0 when it is exactly
  * "chunked" (ASCII case-insensitive, no parameters, no list, no surrounding
  * whitespace left after the parser's trim); 501 for a well-formed list of
- * codings the server does not implement ("gzip, chunked", "identity"); 400
- * for anything malformed ("chunked, chunked", "chunked ", "chunked;q=1").
+ * codings that ends in "chunked" after codings the server does not implement
+ * ("gzip, chunked"); 400 for anything else: a final coding other than
+ * "chunked" ("gzip", "identity", "chunked, gzip": RFC 9112 6.3), "chunked"
+ * twice, or a malformed value ("chunked ", "chunked;q=1").
  */
 int srv_te_check(const char *p, size_t n);
 

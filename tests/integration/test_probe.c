@@ -50,7 +50,7 @@ static const struct probe_case cases[] = {
      "400", 1, "smuggled"},
     /* 2. Transfer-Encoding other than exactly "chunked". */
     {"te_xchunked",
-     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: xchunked\r\n\r\n"), "501", 1,
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: xchunked\r\n\r\n"), "400", 1,
      NULL},
     {"te_gzip_chunked",
      R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, "
@@ -65,7 +65,7 @@ static const struct probe_case cases[] = {
        "\r\n\r\n0\r\n\r\n"),
      "400", 1, NULL},
     {"te_identity",
-     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\n"), "501", 1,
+     R("POST /probe/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\n"), "400", 1,
      NULL},
     /* 3. Header-line parsing. */
     {"space_before_colon", R("GET /hello HTTP/1.1\r\nHost: t\r\nX-Name : v\r\n\r\n"), "400", 1,

@@ -107,7 +107,7 @@ struct csgi_request {
     /* Head. */
     char *raw_target;
     size_t raw_target_len;
-    struct srv_target target;
+    struct csgi__target target;
     const char *method;
     const char *version;
     size_t method_len;
@@ -938,7 +938,7 @@ check_head(struct csgi_request *r)
             r->early_why = "repeated Transfer-Encoding";
             return 400;
         }
-        status = srv_te_check(s.te, s.te_len);
+        status = csgi__te_check(s.te, s.te_len);
         if (status) {
             /* A coding the server does not implement (RFC 9112 6.1) is a 501, per SPEC. */
             r->early_why = status == 501 ? "Transfer-Encoding other than \"chunked\""
@@ -969,7 +969,7 @@ check_head(struct csgi_request *r)
     if (s.n_host) {
         size_t nl, pl;
         const char *port;
-        if (srv_host_parse(s.host, s.host_len, &nl, &port, &pl) < 0) {
+        if (csgi__host_parse(s.host, s.host_len, &nl, &port, &pl) < 0) {
             r->early_why = "invalid Host";
             return 400;
         }
@@ -980,7 +980,7 @@ check_head(struct csgi_request *r)
         r->early_why = "method is not a token";
         return 400;
     }
-    if (!srv_method_known(r->method, r->method_len)) {
+    if (!csgi__method_known(r->method, r->method_len)) {
         r->early_why = "method not implemented";
         return 501;
     }
@@ -989,7 +989,7 @@ check_head(struct csgi_request *r)
         r->early_why = "out of memory";
         return 500;
     }
-    if (srv_target_parse(r->raw_target, r->raw_target_len, pathbuf, &r->target, &why) < 0) {
+    if (csgi__target_parse(r->raw_target, r->raw_target_len, pathbuf, &r->target, &why) < 0) {
         r->early_why = why;
         return 400;
     }

@@ -39,7 +39,7 @@ init_mounts(void)
 static void
 fuzz_target(const char *p, size_t n)
 {
-    struct srv_target t;
+    struct csgi__target t;
     const char *why = NULL;
     char *buf = malloc(n + 2);
     size_t iter = 0, last_len = (size_t)-1;
@@ -47,7 +47,7 @@ fuzz_target(const char *p, size_t n)
 
     if (!buf)
         return;
-    if (srv_target_parse(p, n, buf, &t, &why) == 0) {
+    if (csgi__target_parse(p, n, buf, &t, &why) == 0) {
         assert(t.path && t.path[t.path_len] == '\0');
         assert(strlen(t.path) == t.path_len);
         assert(t.path_len <= n);
@@ -58,7 +58,7 @@ fuzz_target(const char *p, size_t n)
         if (t.host) {
             size_t nl, pl_len;
             const char *port;
-            assert(srv_host_parse(t.host, t.host_len, &nl, &port, &pl_len) == 0);
+            assert(csgi__host_parse(t.host, t.host_len, &nl, &port, &pl_len) == 0);
         }
         /* Mount matching: each match is a prefix at a segment boundary, longest first. */
         while ((pl = srv_plugins_match(&set, t.path, t.path_len, &iter))) {
@@ -83,18 +83,18 @@ fuzz_target(const char *p, size_t n)
     {
         size_t nl, pl_len;
         const char *port;
-        if (srv_host_parse(p, n, &nl, &port, &pl_len) == 0) {
+        if (csgi__host_parse(p, n, &nl, &port, &pl_len) == 0) {
             assert(nl > 0 && nl <= n);
             assert(!port || (port > p && port + pl_len == p + n && pl_len <= 5));
         }
     }
     {
-        int te = srv_te_check(p, n);
+        int te = csgi__te_check(p, n);
         assert(te == 0 || te == 400 || te == 501);
         if (te == 0)
             assert(n == 7);
     }
-    if (srv_method_known(p, n))
+    if (csgi__method_known(p, n))
         assert(csgi__is_token(p, n));
     {
         int64_t cl = csgi__parse_content_length(p, n);

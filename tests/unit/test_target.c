@@ -44,7 +44,7 @@ span_eq(const char *p, size_t n, const char *want)
 }
 
 /* ------------------------------------------------------------------ */
-/* srv_target_parse                                                    */
+/* csgi__target_parse                                                    */
 /* ------------------------------------------------------------------ */
 
 static const struct target_case {
@@ -156,12 +156,12 @@ START_TEST(target_parse)
     const struct target_case *c = &target_cases[_i];
     char *raw = exact(c->raw.p, c->raw.n);
     char *out = malloc(c->raw.n + 1);
-    struct srv_target t;
+    struct csgi__target t;
     const char *why = NULL;
     int rc;
 
     ck_assert_ptr_nonnull(out);
-    rc = srv_target_parse(raw, c->raw.n, out, &t, &why);
+    rc = csgi__target_parse(raw, c->raw.n, out, &t, &why);
     if (!c->ok) {
         ck_assert_msg(rc == -1, "case %d \"%.*s\" was accepted", _i, (int)c->raw.n, c->raw.p);
         ck_assert_msg(why && why[0], "case %d: no reason given", _i);
@@ -210,12 +210,12 @@ START_TEST(target_parse_rejects_non_ascii)
     for (size_t i = 0; i < N_OF(cases); i++) {
         char *raw = exact(cases[i].p, cases[i].n);
         char *out = malloc(cases[i].n + 1);
-        struct srv_target t;
+        struct csgi__target t;
         const char *why = NULL;
         int rc;
 
         ck_assert_ptr_nonnull(out);
-        rc = srv_target_parse(raw, cases[i].n, out, &t, &why);
+        rc = csgi__target_parse(raw, cases[i].n, out, &t, &why);
         free(out);
         free(raw);
         ck_assert_msg(rc == -1, "BUG target.c:56: non-ASCII target %zu was accepted", i);
@@ -229,10 +229,10 @@ START_TEST(target_parse_every_byte)
     for (int b = 0; b < 0x80; b++) {
         char raw[2] = {'/', (char)b};
         char out[3];
-        struct srv_target t;
+        struct csgi__target t;
         const char *why = NULL;
         int want = b > 0x20 && b < 0x7f && b != '#' && b != '%';
-        int rc = srv_target_parse(raw, 2, out, &t, &why);
+        int rc = csgi__target_parse(raw, 2, out, &t, &why);
 
         ck_assert_msg((rc == 0) == want, "byte 0x%02x: rc %d, want %s", b, rc,
                       want ? "accept" : "reject");
@@ -245,7 +245,7 @@ START_TEST(target_parse_long)
 {
     size_t n = 65536;
     char *raw = malloc(n), *out = malloc(n + 1);
-    struct srv_target t;
+    struct csgi__target t;
     const char *why = NULL;
 
     ck_assert_ptr_nonnull(raw);
@@ -253,7 +253,7 @@ START_TEST(target_parse_long)
     raw[0] = '/';
     for (size_t i = 1; i < n; i++)
         raw[i] = (char)('a' + i % 26);
-    ck_assert_int_eq(srv_target_parse(raw, n, out, &t, &why), 0);
+    ck_assert_int_eq(csgi__target_parse(raw, n, out, &t, &why), 0);
     ck_assert_uint_eq(t.path_len, n);
     ck_assert_int_eq(memcmp(t.path, raw, n), 0);
     ck_assert_int_eq(t.path[n], '\0');
@@ -321,7 +321,7 @@ START_TEST(target_percent_decode_bounds)
 END_TEST
 
 /* ------------------------------------------------------------------ */
-/* srv_host_parse                                                      */
+/* csgi__host_parse                                                      */
 /* ------------------------------------------------------------------ */
 
 static const struct {
@@ -388,7 +388,7 @@ START_TEST(target_host_parse)
     static const char unset = 'u';
     size_t name_len = 999, port_len = 999;
     const char *port = &unset;
-    int rc = srv_host_parse(in, host_cases[_i].in.n, &name_len, &port, &port_len);
+    int rc = csgi__host_parse(in, host_cases[_i].in.n, &name_len, &port, &port_len);
 
     if (!host_cases[_i].ok) {
         ck_assert_msg(rc == -1, "case %d \"%.*s\" was accepted", _i, (int)host_cases[_i].in.n,
@@ -412,12 +412,12 @@ START_TEST(target_host_parse)
 END_TEST
 
 /* ------------------------------------------------------------------ */
-/* srv_te_check                                                        */
+/* csgi__te_check                                                        */
 /* ------------------------------------------------------------------ */
 
 static const struct {
     struct bytes in;
-    int chunked; /* the status srv_te_check() answers: 0, 400 or 501 */
+    int chunked; /* the status csgi__te_check() answers: 0, 400 or 501 */
 } te_cases[] = {
     {B("chunked"), 0},
     {B("Chunked"), 0},
@@ -449,7 +449,7 @@ START_TEST(target_te_is_chunked)
 {
     char *in = exact(te_cases[_i].in.p, te_cases[_i].in.n);
 
-    ck_assert_msg(srv_te_check(in, te_cases[_i].in.n) == te_cases[_i].chunked,
+    ck_assert_msg(csgi__te_check(in, te_cases[_i].in.n) == te_cases[_i].chunked,
                   "case %d \"%.*s\": want %d", _i, (int)te_cases[_i].in.n, te_cases[_i].in.p,
                   te_cases[_i].chunked);
     free(in);
@@ -457,7 +457,7 @@ START_TEST(target_te_is_chunked)
 END_TEST
 
 /* ------------------------------------------------------------------ */
-/* srv_method_known                                                    */
+/* csgi__method_known                                                    */
 /* ------------------------------------------------------------------ */
 
 static const struct {
@@ -491,7 +491,7 @@ START_TEST(target_method_known)
 {
     char *in = exact(method_cases[_i].in.p, method_cases[_i].in.n);
 
-    ck_assert_msg(srv_method_known(in, method_cases[_i].in.n) == method_cases[_i].known,
+    ck_assert_msg(csgi__method_known(in, method_cases[_i].in.n) == method_cases[_i].known,
                   "case %d \"%.*s\": want %d", _i, (int)method_cases[_i].in.n,
                   method_cases[_i].in.p, method_cases[_i].known);
     free(in);
@@ -501,8 +501,8 @@ END_TEST
 /* Only the first n bytes count. */
 START_TEST(target_method_known_prefix)
 {
-    ck_assert_int_eq(srv_method_known("GETTER", 3), 1);
-    ck_assert_int_eq(srv_method_known("GET", 2), 0);
+    ck_assert_int_eq(csgi__method_known("GETTER", 3), 1);
+    ck_assert_int_eq(csgi__method_known("GET", 2), 0);
 }
 END_TEST
 

@@ -28,7 +28,7 @@ ieq_prefix(const char *p, size_t n, const char *lit)
 }
 
 int
-srv_target_parse(const char *raw, size_t len, char *out_buf, struct srv_target *t, const char **why)
+csgi__target_parse(const char *raw, size_t len, char *out_buf, struct csgi__target *t, const char **why)
 {
     const char *p = raw, *q, *end = raw + len;
     long dlen;
@@ -78,7 +78,7 @@ srv_target_parse(const char *raw, size_t len, char *out_buf, struct srv_target *
         {
             size_t pl;
             const char *port;
-            if (srv_host_parse(auth, t->host_len, &t->host_name_len, &port, &pl) < 0) {
+            if (csgi__host_parse(auth, t->host_len, &t->host_name_len, &port, &pl) < 0) {
                 *why = "absolute-form authority is invalid";
                 return -1;
             }
@@ -131,7 +131,7 @@ is_unreserved_or_sub(unsigned char c)
 }
 
 int
-srv_host_parse(const char *p, size_t n, size_t *name_len, const char **port, size_t *port_len)
+csgi__host_parse(const char *p, size_t n, size_t *name_len, const char **port, size_t *port_len)
 {
     size_t i = 0, nl;
 
@@ -182,7 +182,7 @@ srv_host_parse(const char *p, size_t n, size_t *name_len, const char **port, siz
 }
 
 int
-srv_te_check(const char *p, size_t n)
+csgi__te_check(const char *p, size_t n)
 {
     size_t i = 0, chunked = 0;
     int last_chunked = 0;
@@ -224,7 +224,7 @@ srv_te_check(const char *p, size_t n)
 }
 
 int
-srv_method_known(const char *m, size_t n)
+csgi__method_known(const char *m, size_t n)
 {
     static const char *const methods[] = {"GET",     "HEAD",  "POST",  "PUT", "DELETE",
                                           "OPTIONS", "PATCH", "TRACE", NULL};

@@ -2,14 +2,14 @@
  * Request-target and header-value parsing: pure functions on bytes, with no
  * libmicrohttpd types, so that they are unit-tested and fuzzed directly.
  */
-#ifndef SRV_TARGET_H
-#define SRV_TARGET_H
+#ifndef CSGI_TARGET_H
+#define CSGI_TARGET_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 /* A parsed request-target. Pointers point into the raw target or into out_buf. */
-struct srv_target {
+struct csgi__target {
     /* Percent-decoded path, NUL-terminated, no NUL inside; "*" for asterisk-form. */
     char *path;
     size_t path_len;
@@ -37,7 +37,7 @@ struct srv_target {
  * %00 anywhere in the path, userinfo in an absolute-form authority.
  * Returns 0 on success.
  */
-int srv_target_parse(const char *raw, size_t len, char *out_buf, struct srv_target *t,
+int csgi__target_parse(const char *raw, size_t len, char *out_buf, struct csgi__target *t,
                      const char **why);
 
 /*
@@ -46,7 +46,7 @@ int srv_target_parse(const char *raw, size_t len, char *out_buf, struct srv_targ
  * (<= 65535). On success returns 0 and sets name/port spans (port_len 0 when
  * absent). Returns -1 when invalid.
  */
-int srv_host_parse(const char *p, size_t n, size_t *name_len, const char **port, size_t *port_len);
+int csgi__host_parse(const char *p, size_t n, size_t *name_len, const char **port, size_t *port_len);
 
 /*
  * Check a request's Transfer-Encoding value. Returns 0 when it is exactly
@@ -57,9 +57,9 @@ int srv_host_parse(const char *p, size_t n, size_t *name_len, const char **port,
  * "chunked" ("gzip", "identity", "chunked, gzip": RFC 9112 6.3), "chunked"
  * twice, or a malformed value ("chunked ", "chunked;q=1").
  */
-int srv_te_check(const char *p, size_t n);
+int csgi__te_check(const char *p, size_t n);
 
 /* True when the method is one csgi-server implements (RFC 9110 + PATCH). */
-int srv_method_known(const char *m, size_t n);
+int csgi__method_known(const char *m, size_t n);
 
-#endif /* SRV_TARGET_H */
+#endif /* CSGI_TARGET_H */

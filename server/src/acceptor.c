@@ -5,23 +5,57 @@
  * accepts, and hands each connection to its libmicrohttpd daemons. The
  * daemons never touch a listening socket, so stopping one can never shut the
  * shared socket down, and a draining worker just stops accepting.
+ *
+ * The thread is either armed (in epoll_wait() on the listening sockets and
+ * its wake-up eventfd) or parked (in poll() on the eventfd alone), never
+ * both, so parking costs no epoll_ctl(). It parks while this worker holds
+ * more than its share of the generation's connections (over_share()), and a
+ * connection that closes while it is parked wakes it at once through the
+ * eventfd: with one request per connection, the counts go up and down on
+ * every request, and a parked acceptor that slept a fixed time would leave
+ * the connections in the backlog while every worker slept.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "acceptor.h"
+#include "clock.h"
 #include "log.h"
 #include "scoreboard.h"
 
 /* Connections accepted per wake-up and listener before the balance is checked again. */
 #define ACCEPT_BURST 32
+
+/* epoll_wait() timeout while armed: only a safety net, the eventfd wakes the thread. */
+#define ARMED_WAIT_MS 100
+
+/*
+ * poll() timeout while parked. A connection that closes here wakes the thread
+ * at once; this bounds the wait for what cannot: another worker's count going
+ * up, or a worker of the generation leaving.
+ */
+#define PARKED_WAIT_MS 5
+
+/*
+ * How often over_share() looks at every scoreboard slot for workers. In
+ * between it reads only the slots that held a worker at the last look: the
+ * scoreboard has SRV_MAX_SLOTS slots a page or more apart, and reading them
+ * all on every accept cost a tenth of the acceptor's time.
+ */
+#define PEER_SCAN_MS 100
+
+/* epoll data of the wake-up eventfd; listeners use their index. */
+#define WAKE_TAG UINT32_MAX
 
 struct srv_acceptor {
     const struct srv_config *cfg;
@@ -33,9 +67,16 @@ struct srv_acceptor {
     struct srv_scoreboard *board;
     atomic_long conn_count;
     atomic_int stop;
+    /* 1 while the thread is parked: srv_acceptor_conn_closed() then writes wakefd. */
+    atomic_int parked;
+    /* Slots that held a worker at the last full scan (at peer_scan_ms). */
+    int peers[SRV_MAX_SLOTS];
+    int n_peers;
+    long long peer_scan_ms;
     pthread_t thread;
     int started;
     int epfd;
+    int wakefd;
 };
 
 static void
@@ -43,6 +84,37 @@ publish_conns(struct srv_acceptor *a, long n)
 {
     if (a->score)
         atomic_store(&a->score->connections, n);
+}
+
+static void
+wake(struct srv_acceptor *a)
+{
+    uint64_t one = 1;
+
+    /* EAGAIN: the counter is full, so the thread is woken already. */
+    if (write(a->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        srv_log(SRV_LOG_WARN, "acceptor wake-up failed: %s", strerror(errno));
+}
+
+static void
+drain_wake(struct srv_acceptor *a)
+{
+    uint64_t n;
+
+    if (read(a->wakefd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        srv_log(SRV_LOG_WARN, "acceptor wake-up read failed: %s", strerror(errno));
+}
+
+/* Note which slots hold a worker (of any generation and state) now. */
+static void
+scan_peers(struct srv_acceptor *a, long long now)
+{
+    a->n_peers = 0;
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        if (atomic_load(&a->board->slots[i].pid))
+            a->peers[a->n_peers++] = i;
+    }
+    a->peer_scan_ms = now;
 }
 
 /*
@@ -58,6 +130,7 @@ over_share(struct srv_acceptor *a)
     long mine, total = 0;
     int n = 0;
     unsigned gen;
+    long long now;
 
     mine = atomic_load(&a->conn_count);
     /*
@@ -69,10 +142,22 @@ over_share(struct srv_acceptor *a)
         return 1;
     if (!a->board || !a->score)
         return 0;
+    now = srv_clock_coarse_ms();
+    if (a->n_peers == 0 || now - a->peer_scan_ms >= PEER_SCAN_MS)
+        scan_peers(a, now);
     gen = atomic_load(&a->score->generation);
-    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
-        struct srv_score *sc = &a->board->slots[i];
-        if (!atomic_load(&sc->pid) || atomic_load(&sc->state) != SRV_W_READY ||
+    /*
+     * This worker counts with its own, current count. A worker that started
+     * since the last scan is left out until the next: the balance is off for
+     * a moment, but the rule below still holds within the workers counted.
+     */
+    if (atomic_load(&a->score->state) == SRV_W_READY) {
+        total = mine;
+        n = 1;
+    }
+    for (int k = 0; k < a->n_peers; k++) {
+        struct srv_score *sc = &a->board->slots[a->peers[k]];
+        if (sc == a->score || !atomic_load(&sc->pid) || atomic_load(&sc->state) != SRV_W_READY ||
             atomic_load(&sc->generation) != gen)
             continue;
         total += atomic_load(&sc->connections);
@@ -87,23 +172,35 @@ over_share(struct srv_acceptor *a)
     return mine * n > total;
 }
 
-/* Set the listening sockets in (or out of) the epoll set. */
+/*
+ * Wait while over the share: until a connection of this worker closes, the
+ * acceptor is stopped, or PARKED_WAIT_MS pass (then the caller checks again).
+ *
+ * A worker at --max-connections waits the whole PARKED_WAIT_MS instead of
+ * being woken by the close: libmicrohttpd reports a connection closed before
+ * it lowers its own count, and a connection added in between would find it
+ * still at its limit and be closed unanswered (MHD_add_connection() fails).
+ * Only a close from full has that race: below the limit there is room for
+ * the one connection that is not counted down yet.
+ */
 static void
-arm(struct srv_acceptor *a, int on)
+park(struct srv_acceptor *a)
 {
-    for (size_t i = 0; i < a->n_listeners; i++) {
-        struct epoll_event ev;
-        memset(&ev, 0, sizeof(ev));
-        /*
-         * Level-triggered and not EPOLLEXCLUSIVE: every armed worker sees the
-         * socket readable while connections wait, so a worker that stops
-         * accepting (draining, or over its share) never strands a connection
-         * that the kernel woke it for.
-         */
-        ev.events = EPOLLIN;
-        ev.data.u32 = (uint32_t)i;
-        epoll_ctl(a->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, a->listeners[i].fd, on ? &ev : NULL);
-    }
+    struct pollfd p = {.fd = a->wakefd, .events = POLLIN};
+    int full = atomic_load(&a->conn_count) >= (long)a->cfg->max_connections;
+
+    /*
+     * Set parked before checking the balance again: srv_acceptor_conn_closed()
+     * lowers the count before it reads parked (both sequentially consistent),
+     * so either the check sees the lower count or the closer sees parked and
+     * writes the eventfd, which poll() then finds readable. No wake-up is lost.
+     */
+    if (!full)
+        atomic_store(&a->parked, 1);
+    if (!atomic_load(&a->stop) && over_share(a))
+        poll(&p, 1, PARKED_WAIT_MS);
+    atomic_store(&a->parked, 0);
+    drain_wake(a);
 }
 
 static void
@@ -140,20 +237,22 @@ static void *
 acceptor_main(void *arg)
 {
     struct srv_acceptor *a = arg;
-    int armed = 1;
 
-    arm(a, 1);
     while (!atomic_load(&a->stop)) {
         struct epoll_event ev[8];
         int n;
 
-        if (armed != !over_share(a)) {
-            armed = !armed;
-            arm(a, armed);
+        if (over_share(a)) {
+            park(a);
+            continue;
         }
-        n = epoll_wait(a->epfd, ev, 8, armed ? 100 : 5);
-        for (int i = 0; i < n && !atomic_load(&a->stop) && !over_share(a); i++)
-            accept_burst(a, ev[i].data.u32);
+        n = epoll_wait(a->epfd, ev, 8, ARMED_WAIT_MS);
+        for (int i = 0; i < n && !atomic_load(&a->stop); i++) {
+            if (ev[i].data.u32 == WAKE_TAG)
+                drain_wake(a);
+            else if (!over_share(a))
+                accept_burst(a, ev[i].data.u32);
+        }
     }
     return NULL;
 }
@@ -172,6 +271,7 @@ srv_acceptor_new(const struct srv_config *cfg, struct srv_listener *listeners, s
     a->hand = hand;
     a->cls = cls;
     a->epfd = -1;
+    a->wakefd = -1;
     return a;
 }
 
@@ -182,6 +282,28 @@ srv_acceptor_set_score(struct srv_acceptor *a, struct srv_score *sc, struct srv_
     a->board = board;
 }
 
+/* Put fd in the epoll set, level-triggered, tagged with tag. 0 or -1 (logged). */
+static int
+watch(struct srv_acceptor *a, int fd, uint32_t tag)
+{
+    struct epoll_event ev;
+
+    memset(&ev, 0, sizeof(ev));
+    /*
+     * Level-triggered and not EPOLLEXCLUSIVE: every armed worker sees a
+     * listening socket readable while connections wait, so a worker that stops
+     * accepting (draining, or over its share) never strands a connection that
+     * the kernel woke it for.
+     */
+    ev.events = EPOLLIN;
+    ev.data.u32 = tag;
+    if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        srv_log(SRV_LOG_ERROR, "epoll_ctl failed: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 int
 srv_acceptor_start(struct srv_acceptor *a)
 {
@@ -190,11 +312,25 @@ srv_acceptor_start(struct srv_acceptor *a)
         /* accept4() must not block: the socket is shared, another worker may win. */
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     }
-    a->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (a->epfd < 0) {
-        srv_log(SRV_LOG_ERROR, "epoll_create1 failed: %s", strerror(errno));
-        return -1;
+        a->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (a->epfd < 0) {
+            srv_log(SRV_LOG_ERROR, "epoll_create1 failed: %s", strerror(errno));
+            return -1;
+        }
+        a->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (a->wakefd < 0) {
+            srv_log(SRV_LOG_ERROR, "eventfd failed: %s", strerror(errno));
+            return -1;
+        }
+        if (watch(a, a->wakefd, WAKE_TAG) < 0)
+            return -1;
+        for (size_t i = 0; i < a->n_listeners; i++) {
+            if (watch(a, a->listeners[i].fd, (uint32_t)i) < 0)
+                return -1;
+        }
     }
+    atomic_store(&a->stop, 0);
     if (pthread_create(&a->thread, NULL, acceptor_main, a) != 0) {
         srv_log(SRV_LOG_ERROR, "cannot start the acceptor thread");
         return -1;
@@ -209,6 +345,7 @@ srv_acceptor_stop(struct srv_acceptor *a)
     if (!a || !a->started)
         return;
     atomic_store(&a->stop, 1);
+    wake(a);
     pthread_join(a->thread, NULL);
     a->started = 0;
 }
@@ -217,6 +354,9 @@ void
 srv_acceptor_conn_closed(struct srv_acceptor *a)
 {
     publish_conns(a, atomic_fetch_sub(&a->conn_count, 1) - 1);
+    /* Only a parked thread needs the wake-up; an armed one would wake for nothing. */
+    if (atomic_load(&a->parked))
+        wake(a);
 }
 
 long
@@ -233,5 +373,7 @@ srv_acceptor_free(struct srv_acceptor *a)
     srv_acceptor_stop(a);
     if (a->epfd >= 0)
         close(a->epfd);
+    if (a->wakefd >= 0)
+        close(a->wakefd);
     free(a);
 }

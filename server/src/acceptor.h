@@ -38,7 +38,11 @@ int srv_acceptor_start(struct srv_acceptor *a);
 /* Stop accepting and join the thread; the sockets stay open. Idempotent. */
 void srv_acceptor_stop(struct srv_acceptor *a);
 
-/* A connection handed over by srv_hand_fn ended. Thread-safe. */
+/*
+ * A connection handed over by srv_hand_fn ended: call it from the HTTP
+ * front's connection-closed notification, on any thread. If the accept thread
+ * is waiting for this worker's count to drop (over its share), it wakes it.
+ */
 void srv_acceptor_conn_closed(struct srv_acceptor *a);
 
 /* Connections this worker holds now. */

@@ -38,7 +38,7 @@
 #include "http.h"
 #include "log.h"
 #include "scoreboard.h"
-#include "target.h"
+#include "head.h"
 
 #define READER_BLOCK   (32 * 1024)
 #define FIRST_ARENA    4096
@@ -778,233 +778,87 @@ respond(struct csgi_request *r, int declined)
 /* Head checks and environ                                             */
 /* ------------------------------------------------------------------ */
 
-struct head_scan {
+/* Collects the header lines libmicrohttpd parsed, into an array that grows in the arena. */
+struct head_collect {
     struct csgi_request *r;
-    size_t i;
-    unsigned n_cl, n_te, n_host;
-    const char *cl, *te, *host, *ctype;
-    size_t cl_len, te_len, host_len, ctype_len;
-    int bad_name;
-    int nul_value;
-    int too_many;
-    int oom;
-    int folded_framing;
+    size_t n;
     size_t cap;
     size_t max;
+    int too_many;
+    int oom;
 };
 
 static enum MHD_Result
-scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size, const char *value,
-            size_t value_size)
+collect_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+               const char *value, size_t value_size)
 {
-    struct head_scan *s = cls;
-    struct csgi_request *r = s->r;
-    struct csgi_header *hd;
+    struct head_collect *c = cls;
+    struct csgi_request *r = c->r;
 
     (void)kind;
-    if (s->i >= s->max) {
-        s->too_many = 1;
+    if (c->n >= c->max) {
+        c->too_many = 1;
         return MHD_NO;
     }
-    if (s->i == s->cap) {
+    if (c->n == c->cap) {
         /* Past the inline array: grow in the arena. */
-        struct csgi_header *nh;
-        nh = srv_arena_alloc(&r->arena, 2 * s->cap * sizeof(*nh));
+        struct csgi_header *nh = srv_arena_alloc(&r->arena, 2 * c->cap * sizeof(*nh));
         if (!nh) {
-            s->oom = 1;
+            c->oom = 1;
             return MHD_NO;
         }
-        memcpy(nh, r->headers, s->i * sizeof(*nh));
+        memcpy(nh, r->headers, c->n * sizeof(*nh));
         r->headers = nh;
-        s->cap *= 2;
+        c->cap *= 2;
     }
-    hd = &r->headers[s->i++];
-    if (!value) {
-        value = "";
-        value_size = 0;
-    }
-    hd->name = cstr(key, key_size);
-    hd->value = cstr(value, value_size);
-    if (!csgi__is_token(key, key_size))
-        s->bad_name = 1;
-    /* A NUL inside a value shows as a shorter string than its recorded length. */
-    if (value[0] == '\0' ? value_size != 0 : memchr(value, '\0', value_size) != NULL)
-        s->nul_value = 1;
-    switch (key_size) {
-    case 4:
-        if (csgi__str_ieq(key, key_size, "host")) {
-            s->n_host++;
-            s->host = value;
-            s->host_len = value_size;
-        }
-        break;
-    case 12:
-        if (csgi__str_ieq(key, key_size, "content-type")) {
-            s->ctype = value;
-            s->ctype_len = value_size;
-        }
-        break;
-    case 14:
-        if (csgi__str_ieq(key, key_size, "content-length")) {
-            s->n_cl++;
-            s->cl = value;
-            s->cl_len = value_size;
-        }
-        break;
-    case 17:
-        if (csgi__str_ieq(key, key_size, "transfer-encoding")) {
-            s->n_te++;
-            s->te = value;
-            s->te_len = value_size;
-        }
-        break;
-    default:
-        break;
-    }
-    /*
-     * libmicrohttpd 0.9.75 appends an obs-fold continuation to the field
-     * name ("Content-Length:\r\n 5" arrives as "Content-Length5"): a framing
-     * header hidden that way would desynchronise us from any proxy that
-     * unfolds it, so such names are refused.
-     */
-    if ((key_size > 14 && csgi__str_ieq(key, 14, "content-length")) ||
-        (key_size > 17 && csgi__str_ieq(key, 17, "transfer-encoding")))
-        s->folded_framing = 1;
+    /* The recorded lengths: a NUL inside a value shows as a shorter string. */
+    r->headers[c->n].name = cstr(key, key_size);
+    r->headers[c->n].value = value ? cstr(value, value_size) : cstr("", 0);
+    c->n++;
     return MHD_YES;
 }
 
 /*
- * Check the request head. Returns 0, or an HTTP status (>= 400) with
- * r->early_why set. Every refusal closes the connection (the reply is queued
- * on the first handler call), so no refusal needs to say whether the body's
- * framing is in doubt.
+ * Check the request head with the host core's rules. Returns 0, or an HTTP
+ * status (>= 400) with r->early_why set. Every refusal closes the connection
+ * (the reply is queued on the first handler call).
  */
 static int
 check_head(struct csgi_request *r)
 {
-    const struct srv_config *cfg = r->h->cfg;
-    struct head_scan s;
-    char *pathbuf;
-    const char *why = NULL;
-    int http11, status;
+    struct head_collect c = {r, 0, INLINE_HEADERS, r->h->cfg->max_headers, 0, 0};
+    struct csgi__head head;
+    struct csgi__head_facts facts;
+    char *path_buf;
+    int status;
 
-    if (!r->raw_target) {
-        r->early_why = "out of memory";
-        return 500;
-    }
-    http11 = r->version_len == 8 && memcmp(r->version, MHD_HTTP_VERSION_1_1, 8) == 0;
-    if (!http11 && strcmp(r->version, MHD_HTTP_VERSION_1_0) != 0) {
-        r->early_why = "unsupported HTTP version";
-        return 505;
-    }
-    /* One pass over the headers, into an inline array that grows in the arena. */
-    memset(&s, 0, sizeof(s));
-    s.r = r;
-    s.cap = INLINE_HEADERS;
-    s.max = cfg->max_headers;
     r->headers = r->inline_headers;
-    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, scan_header, &s);
-    r->n_headers = s.i;
-    if (s.too_many) {
-        r->early_why = "too many header lines";
-        return 431;
-    }
-    if (s.oom) {
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, collect_header, &c);
+    r->n_headers = c.n;
+    path_buf = r->raw_target ? srv_arena_alloc(&r->arena, r->raw_target_len + 2) : NULL;
+    if (c.oom || !path_buf) {
         r->early_why = "out of memory";
         return 500;
     }
-    if (s.bad_name) {
-        r->early_why = "header name is not a token";
-        return 400;
-    }
-    if (s.folded_framing) {
-        r->early_why = "folded (obs-fold) Content-Length or Transfer-Encoding";
-        return 400;
-    }
-    if (s.nul_value) {
-        r->early_why = "header value has a NUL byte";
-        return 400;
-    }
-    if (s.n_te && s.n_cl) {
-        r->early_why = "both Content-Length and Transfer-Encoding";
-        return 400;
-    }
-    if (s.n_te) {
-        if (!http11) {
-            r->early_why = "Transfer-Encoding in an HTTP/1.0 request";
-            return 400;
-        }
-        if (s.n_te > 1) {
-            r->early_why = "repeated Transfer-Encoding";
-            return 400;
-        }
-        status = csgi__te_check(s.te, s.te_len);
-        if (status) {
-            /* A coding the server does not implement (RFC 9112 6.1) is a 501, per SPEC. */
-            r->early_why = status == 501 ? "Transfer-Encoding other than \"chunked\""
-                                         : "malformed Transfer-Encoding";
-            return status;
-        }
-        r->chunked = 1;
-    }
-    if (s.n_cl) {
-        if (s.n_cl > 1) {
-            r->early_why = "repeated Content-Length";
-            return 400;
-        }
-        r->content_length = csgi__parse_content_length(s.cl, s.cl_len);
-        if (r->content_length < 0) {
-            r->early_why = "invalid Content-Length";
-            return 400;
-        }
-    }
-    if (s.n_host > 1) {
-        r->early_why = "repeated Host";
-        return 400;
-    }
-    if (http11 && s.n_host == 0) {
-        r->early_why = "HTTP/1.1 request without Host";
-        return 400;
-    }
-    if (s.n_host) {
-        size_t nl, pl;
-        const char *port;
-        if (csgi__host_parse(s.host, s.host_len, &nl, &port, &pl) < 0) {
-            r->early_why = "invalid Host";
-            return 400;
-        }
-        r->host = s.host;
-        r->host_len = nl;
-    }
-    if (!csgi__is_token(r->method, r->method_len)) {
-        r->early_why = "method is not a token";
-        return 400;
-    }
-    if (!csgi__method_known(r->method, r->method_len)) {
-        r->early_why = "method not implemented";
-        return 501;
-    }
-    pathbuf = srv_arena_alloc(&r->arena, r->raw_target_len + 2);
-    if (!pathbuf) {
-        r->early_why = "out of memory";
-        return 500;
-    }
-    if (csgi__target_parse(r->raw_target, r->raw_target_len, pathbuf, &r->target, &why) < 0) {
-        r->early_why = why;
-        return 400;
-    }
-    if (r->target.asterisk && strcmp(r->method, "OPTIONS") != 0) {
-        r->early_why = "\"*\" target with a method other than OPTIONS";
-        return 400;
-    }
-    if (r->target.host) {
-        /* Absolute form: its authority replaces Host (RFC 9112 3.2.2). */
-        r->host = r->target.host;
-        r->host_len = r->target.host_name_len;
-    }
-    if (s.ctype)
-        r->env.content_type = cstr(s.ctype, s.ctype_len);
-    r->head_request = r->method_len == 4 && memcmp(r->method, "HEAD", 4) == 0;
+    head.method = r->method;
+    head.method_len = r->method_len;
+    head.version = r->version;
+    head.version_len = r->version_len;
+    head.raw_target = r->raw_target;
+    head.raw_target_len = r->raw_target_len;
+    head.headers = r->headers;
+    head.n_headers = r->n_headers;
+    head.too_many_headers = c.too_many;
+    status = csgi__head_check(&head, path_buf, &facts, &r->early_why);
+    if (status)
+        return status;
+    r->target = facts.target;
+    r->content_length = facts.content_length;
+    r->chunked = facts.chunked;
+    r->head_request = facts.head_request;
+    r->host = facts.host;
+    r->host_len = facts.host_len;
+    r->env.content_type = facts.content_type;
     return 0;
 }
 

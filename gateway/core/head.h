@@ -1,0 +1,59 @@
+/*
+ * The request-head checks of the host core: a pure function of the bytes a
+ * transport received (method, version, target, header lines), with no HTTP
+ * library types, so that it is unit-tested and fuzzed directly and both
+ * transports refuse the same requests with the same status.
+ */
+#ifndef CSGI_HEAD_H
+#define CSGI_HEAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <csgi/csgi.h>
+
+#include "target.h"
+
+/* What a transport received. Strings need not be NUL-terminated, except raw_target. */
+struct csgi__head {
+    const char *method;
+    size_t method_len;
+    const char *version;
+    size_t version_len;
+    /* The request-target as received, NUL-terminated after raw_target_len bytes. */
+    const char *raw_target;
+    size_t raw_target_len;
+    const struct csgi_header *headers;
+    size_t n_headers;
+    /* The transport saw more header lines than it keeps (--max-headers). */
+    int too_many_headers;
+};
+
+/* What the checks learned about an accepted head. */
+struct csgi__head_facts {
+    int http11;
+    int head_request;
+    /* Content-Length, or -1 when absent. */
+    int64_t content_length;
+    /* Transfer-Encoding: chunked. */
+    int chunked;
+    /* The host name the request is for (absolute-form target, else Host), or NULL. */
+    const char *host;
+    size_t host_len;
+    /* Content-Type's value, or {NULL, 0}. */
+    struct csgi_str content_type;
+    /* The parsed target (its path is decoded into the caller's buffer). */
+    struct csgi__target target;
+};
+
+/*
+ * Check a request head. @p path_buf must hold raw_target_len + 1 bytes: it
+ * receives the decoded path. Returns 0 and fills @p facts when the request
+ * may go to an application; else the status to answer (400, 431, 501, 505)
+ * with *@p why set to a static, lower-case reason. Every refusal means the
+ * connection closes after the answer (the body's framing may be in doubt).
+ */
+int csgi__head_check(const struct csgi__head *head, char *path_buf, struct csgi__head_facts *facts,
+                     const char **why);
+
+#endif /* CSGI_HEAD_H */

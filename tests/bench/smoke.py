@@ -5,7 +5,10 @@
                            hello (healthy), fail500 (answers 500 to everything),
                            dead (its server exits at once) and refuse (its
                            server never opens its port). Checks the JSON,
-                           Markdown and SVG it writes, then --compare.
+                           Markdown and SVG it writes, then --compare. Then
+                           one round of --shape both on hello with two
+                           workers: a keep-alive and a connection-per-request
+                           table, and --compare across the two files.
     smoke.py instructions  --instructions on hello with small request counts.
 
 Environment (set by tests/bench/meson.build): CSGI_BENCH (the script),
@@ -156,6 +159,60 @@ def test_load(tmp):
     res = os.path.join(out, "results.json")
     p, _ = run_bench(["--compare", res, res], 30)
     check(p.returncode == 0 and "within noise" in p.stdout, "--compare runs on two files")
+    test_shapes(tmp, res)
+
+
+def test_shapes(tmp, keepalive_json):
+    """--shape both: the same target under keep-alive and one connection per request."""
+    out = os.path.join(tmp, "shapes")
+    p, dt = run_bench(["--targets", "hello", "--endpoints", "plaintext", "--shape", "both",
+                       "--rounds", "1", "--duration", "1", "--warmup", "0",
+                       "--connections", "4", "--workers", "2", "--start-timeout", "10",
+                       "--stop-timeout", "5", "-o", out], 60)
+    check(p.returncode == 0, "--shape both exits 0 (took %.1f s)" % dt)
+    try:
+        with open(os.path.join(out, "results.json")) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        check(False, "--shape both: results.json readable: %s" % e)
+        return
+    check(doc.get("meta", {}).get("settings", {}).get("shapes") == ["keepalive", "close"],
+          "--shape both: both shapes recorded in the settings")
+    runs = {r.get("shape"): r for r in doc.get("runs", []) if r.get("target") == "hello"}
+    check(set(runs) == {"keepalive", "close"}, "one hello run per shape (%s)" % sorted(runs))
+    argv = {sh: r.get("wrk", {}).get("argv", []) for sh, r in runs.items()}
+    check("Connection: close" in argv.get("close", []) and
+          "Connection: close" not in argv.get("keepalive", ["Connection: close"]),
+          "only the close run sends Connection: close")
+    summ = {s.get("shape"): s for s in doc.get("summary", []) if s.get("target") == "hello"}
+    for sh in ("keepalive", "close"):
+        h = summ.get(sh, {})
+        missing = figures_present(h, ["rps", "p50_us", "p99_us", "cpu_us_per_req"])
+        check(missing is None and h.get("requests", 0) > 0,
+              "hello %s: requests served, figures present (missing: %s)" % (sh, missing))
+        check(h.get("errors") == 0, "hello %s: no errors (%s)" % (sh, h.get("errors")))
+        check(h.get("rps_vs_best") == 1.0, "hello %s: ranked within its own shape" % sh)
+    try:
+        with open(os.path.join(out, "results.md")) as f:
+            md = f.read()
+    except OSError:
+        md = ""
+    head = "| endpoint | target | req/s median [min-max] |"
+    ka, cl = md.find("**Keep-alive"), md.find("**Connection per request")
+    check(md.count(head) == 2 and 0 <= ka < cl and md.find(head, cl) > cl,
+          "results.md: a keep-alive table, then a connection-per-request table")
+    try:
+        root = ET.parse(os.path.join(out, "results.svg")).getroot()
+        labels = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
+        ok = "plaintext, keepalive" in labels and "plaintext, close" in labels
+    except (OSError, ET.ParseError) as e:
+        print(e)
+        ok = False
+    check(ok, "results.svg: a group per shape")
+    p, _ = run_bench(["--compare", keepalive_json, os.path.join(out, "results.json")], 30)
+    check(p.returncode == 0 and "| plaintext | hello | req/s |" in p.stdout and
+          "plaintext (close)" not in p.stdout,
+          "--compare matches shapes (an old keep-alive file has no close rows)")
 
 
 def test_instructions(tmp):

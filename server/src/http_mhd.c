@@ -1,5 +1,7 @@
 /*
- * The HTTP front of a worker (see http.h).
+ * The HTTP front of a worker (see http.h): the libmicrohttpd adapter. The
+ * rules of CSGI are the host core's (gateway/core); the host services are
+ * in host_api.c, body storage in body_store.c, accepting in acceptor.c.
  *
  * libmicrohttpd 0.9.75 calls the access handler several times per request:
  * once when the head is parsed, once per piece of body, and once at the end.
@@ -14,146 +16,24 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
 #include "acceptor.h"
-#include "arena.h"
-#include "build_version.h"
+#include "body_store.h"
 #include "clock.h"
-#include "core.h"
 #include "csgi_internal.h"
-#include "http.h"
+#include "host_api.h"
 #include "log.h"
-#include "scoreboard.h"
-#include "head.h"
-
-#define READER_BLOCK   (32 * 1024)
-#define FIRST_ARENA    4096
-#define INLINE_HEADERS 16
-
-enum req_state {
-    REQ_NEW = 0, /* URI seen, head not yet checked */
-    REQ_HEAD,    /* head checked; body may be arriving */
-    REQ_DONE     /* response queued */
-};
-
-struct finished_cb {
-    csgi_finished_fn fn;
-    void *arg;
-    struct finished_cb *next;
-};
-
-/* Connection state for the header/body deadline (slowloris guard). */
-struct srv_conn {
-    int fd;
-    atomic_llong deadline_ms; /* 0: no deadline */
-    struct srv_conn *prev, *next;
-};
-
-/*
- * One listener. Its connections are spread over one libmicrohttpd daemon per
- * thread; the worker's acceptor thread accepts them (see acceptor_main()).
- */
-struct daemon_slot {
-    struct MHD_Daemon *d[SRV_MAX_THREADS];
-    unsigned n_d;
-    struct srv_listener *l;
-    struct srv_http *h;
-    size_t host_len;
-    size_t port_len;
-};
-
-struct srv_http {
-    const struct srv_config *cfg;
-    struct srv_plugin_set *plugins;
-    struct daemon_slot *slots;
-    size_t n_slots;
-    struct csgi_host_api api;
-    uint32_t env_flags;
-    atomic_int draining;
-    atomic_ullong next_id;
-    struct srv_http_stats stats;
-    pthread_mutex_t conn_lock;
-    struct srv_conn conns; /* list head */
-    struct srv_score *score;
-    atomic_int thread_seq;
-    struct srv_acceptor *acceptor;
-    char tmp_dir[512];
-};
-
-struct csgi_request {
-    struct srv_http *h;
-    struct daemon_slot *slot;
-    struct MHD_Connection *conn;
-    struct srv_arena arena;
-    uint64_t id;
-    struct timespec t0;
-    int refs;
-    int state;
-
-    /* Head. */
-    char *raw_target;
-    size_t raw_target_len;
-    struct csgi__target target;
-    const char *method;
-    const char *version;
-    size_t method_len;
-    size_t version_len;
-    struct csgi_header *headers;
-    size_t n_headers;
-    int64_t content_length;
-    int chunked;
-    int head_request;
-    const char *host;
-    size_t host_len;
-    const char *early_why;
-
-    /* Body storage. */
-    char *body_mem;
-    size_t body_cap;
-    uint64_t body_len;
-    int body_fd;
-    int body_too_big;
-    int body_io_error;
-
-    /* CSGI objects. The environ lives here until the request is finished (SPEC 4.1). */
-    struct csgi_environ env;
-    struct csgi_input input;
-    struct csgi_errors errors;
-    struct csgi__input input_state;
-    struct csgi__errors errors_state;
-    struct srv_plugin *plugin;
-
-    /* The response: the host core's state, and what it planned. */
-    struct csgi__response core;
-    struct csgi__plan plan;
-    uint64_t sent_bytes;
-    int queued_status;
-    int close_conn;
-
-    struct finished_cb *finished;
-    struct csgi__file_body *file_bodies;
-    int toe;
-    int counted;
-    struct srv_conn *sconn;
-
-    /* Not cleared per request: everything above inline_headers is. */
-    struct csgi_header inline_headers[INLINE_HEADERS];
-    /* The first arena block follows. */
-};
+#include "request.h"
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
@@ -187,170 +67,6 @@ busy_leave(struct srv_http *h)
     if (h->score && busy_slot >= 0)
         atomic_store(&h->score->busy_since_ms[busy_slot], 0);
 }
-
-static struct csgi_str
-cstr(const char *p, size_t n)
-{
-    struct csgi_str s;
-
-    s.ptr = p;
-    s.len = n;
-    return s;
-}
-
-static struct csgi_str
-arena_str(struct csgi_request *r, const char *p, size_t n)
-{
-    char *c = srv_arena_strndup(&r->arena, p, n);
-
-    return cstr(c ? c : "", c ? n : 0);
-}
-
-static void
-plugin_lock(struct srv_plugin *p)
-{
-    if (p && p->serialize)
-        pthread_mutex_lock(&p->lock);
-}
-
-static void
-plugin_unlock(struct srv_plugin *p)
-{
-    if (p && p->serialize)
-        pthread_mutex_unlock(&p->lock);
-}
-
-static const char *
-pname(const struct csgi_request *r)
-{
-    return r->plugin ? r->plugin->desc.name : "-";
-}
-
-/* ------------------------------------------------------------------ */
-/* Host API                                                            */
-/* ------------------------------------------------------------------ */
-
-static void __attribute__((format(printf, 3, 0)))
-api_vlog(void *ctx, int level, const char *fmt, va_list ap)
-{
-    (void)ctx;
-    if (level < CSGI_LOG_ERROR)
-        level = CSGI_LOG_ERROR;
-    if (level > CSGI_LOG_TRACE)
-        level = CSGI_LOG_TRACE;
-    if (level <= srv_log_verbosity)
-        srv__vlog(level, fmt, ap);
-}
-
-static void __attribute__((format(printf, 3, 4)))
-api_log(void *ctx, int level, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    api_vlog(ctx, level, fmt, ap);
-    va_end(ap);
-}
-
-static void *
-api_alloc(struct csgi_request *r, size_t n)
-{
-    if (!r)
-        return NULL;
-    return srv_arena_alloc(&r->arena, n);
-}
-
-static void *
-core_alloc(void *ctx, size_t n)
-{
-    struct csgi_request *r = ctx;
-
-    return srv_arena_alloc(&r->arena, n);
-}
-
-static int
-api_body_from_fd(struct csgi_request *r, int fd, int64_t offset, int64_t count, uint32_t flags,
-                 struct csgi_body *out)
-{
-    if (!r) {
-        if (fd >= 0 && (flags & CSGI_FD_CLOSE))
-            close(fd);
-        return CSGI_EINVAL;
-    }
-    return csgi__body_from_fd(core_alloc, r, &r->file_bodies, fd, offset, count, flags, out);
-}
-
-static int
-api_on_finished(struct csgi_request *r, csgi_finished_fn fn, void *arg)
-{
-    struct finished_cb *cb;
-
-    if (!r || !fn)
-        return CSGI_EINVAL;
-    cb = srv_arena_alloc(&r->arena, sizeof(*cb));
-    if (!cb)
-        return CSGI_ENOMEM;
-    cb->fn = fn;
-    cb->arg = arg;
-    cb->next = r->finished;
-    r->finished = cb;
-    return CSGI_OK;
-}
-
-static int
-api_request_url(const struct csgi_environ *env, struct csgi_str *out)
-{
-    if (!env || !env->request)
-        return CSGI_EINVAL;
-    return csgi__request_url(env, core_alloc, env->request, out);
-}
-
-static const void *
-api_get_extension(void *ctx, const char *name, uint32_t min_version)
-{
-    (void)ctx;
-    (void)name;
-    (void)min_version;
-    return NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* The transport side of the host core                                 */
-/* ------------------------------------------------------------------ */
-
-static void
-errors_sink(void *ctx, int level, const char *msg, size_t len)
-{
-    struct csgi_request *r = ctx;
-
-    srv_log(level, "plugin \"%s\" request %llu: %.*s", pname(r), (unsigned long long)r->id,
-            (int)len, msg);
-}
-
-static void
-core_log(void *ctx, int level, const char *plugin, const char *msg)
-{
-    struct csgi_request *r = ctx;
-
-    srv_log(level, "plugin \"%s\" request %llu: %s", plugin, (unsigned long long)r->id, msg);
-}
-
-static void
-core_app_enter(void *ctx, int on)
-{
-    struct csgi_request *r = ctx;
-
-    if (on)
-        plugin_lock(r->plugin);
-    else
-        plugin_unlock(r->plugin);
-}
-
-static const struct csgi__host_ops core_ops = {
-    .alloc = core_alloc,
-    .log = core_log,
-    .app_enter = core_app_enter,
-};
 
 /* ------------------------------------------------------------------ */
 /* Request lifetime                                                    */
@@ -932,101 +648,15 @@ build_environ(struct csgi_request *r)
     r->input_state.len = r->body_len;
     csgi__input_init(&r->input, &r->input_state);
     e->input = &r->input;
-    r->errors_state.sink = errors_sink;
+    r->errors_state.sink = srv_errors_sink;
     r->errors_state.ctx = r;
     csgi__errors_init(&r->errors, &r->errors_state);
     e->errors = &r->errors;
     csgi__response_init(
-        &r->core, &core_ops, r,
+        &r->core, &srv_core_ops, r,
         (r->head_request ? CSGI__RESP_HEAD : 0) |
             (r->version_len == 8 && memcmp(r->version, "HTTP/1.0", 8) == 0 ? CSGI__RESP_HTTP10 : 0),
         0);
-}
-
-/* ------------------------------------------------------------------ */
-/* Body storage                                                        */
-/* ------------------------------------------------------------------ */
-
-static int
-spill(struct csgi_request *r)
-{
-    int fd = open(r->h->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-
-    if (fd < 0) {
-        char path[600];
-        snprintf(path, sizeof(path), "%s/csgi-body-XXXXXX", r->h->tmp_dir);
-        fd = mkostemp(path, O_CLOEXEC);
-        if (fd < 0)
-            return -errno;
-        unlink(path);
-    }
-    if (r->body_len) {
-        const char *p = r->body_mem;
-        size_t left = (size_t)r->body_len;
-        while (left) {
-            ssize_t w = write(fd, p, left);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                close(fd);
-                return -errno;
-            }
-            p += w;
-            left -= (size_t)w;
-        }
-    }
-    free(r->body_mem);
-    r->body_mem = NULL;
-    r->body_cap = 0;
-    r->body_fd = fd;
-    srv_log(SRV_LOG_DEBUG, "request %llu: body spilled to a temporary file after %llu bytes",
-            (unsigned long long)r->id, (unsigned long long)r->body_len);
-    return 0;
-}
-
-static int
-store_body(struct csgi_request *r, const char *data, size_t len)
-{
-    const struct srv_config *cfg = r->h->cfg;
-
-    if (r->body_fd < 0 && r->body_len + len > cfg->body_buffer) {
-        int rc = spill(r);
-        if (rc < 0) {
-            srv_log(SRV_LOG_ERROR, "request %llu: cannot spill the body to \"%s\": %s",
-                    (unsigned long long)r->id, r->h->tmp_dir, strerror(-rc));
-            return rc;
-        }
-    }
-    if (r->body_fd >= 0) {
-        while (len) {
-            ssize_t w = write(r->body_fd, data, len);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                return -errno;
-            }
-            data += w;
-            len -= (size_t)w;
-            r->body_len += (uint64_t)w;
-        }
-        return 0;
-    }
-    if (r->body_len + len > r->body_cap) {
-        size_t cap = r->body_cap ? r->body_cap : 4096;
-        char *nb;
-        while (cap < r->body_len + len)
-            cap *= 2;
-        if (cap > cfg->body_buffer)
-            cap = cfg->body_buffer;
-        nb = realloc(r->body_mem, cap);
-        if (!nb)
-            return -ENOMEM;
-        r->body_mem = nb;
-        r->body_cap = cap;
-    }
-    memcpy(r->body_mem + r->body_len, data, len);
-    r->body_len += len;
-    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1136,7 +766,7 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
             r->body_len += n;
             return MHD_YES;
         }
-        if (store_body(r, upload_data, n) < 0)
+        if (srv_body_store(r, upload_data, n) < 0)
             r->body_io_error = 1;
         return MHD_YES;
     }
@@ -1230,20 +860,7 @@ srv_http_new(const struct srv_config *cfg, struct srv_listener *listeners, size_
     if (workers > 1)
         h->env_flags |= CSGI_ENV_MULTIPROCESS;
 
-    h->api.version = CSGI_HOST_API_VERSION;
-    h->api.size = sizeof(h->api);
-    h->api.abi_version = CSGI_ABI_VERSION;
-    h->api.spec_version = CSGI_VERSION_HEX;
-    h->api.server_software = SRV_SERVER_SOFTWARE;
-    h->api.ctx = h;
-    h->api.log = api_log;
-    h->api.vlog = api_vlog;
-    h->api.alloc = api_alloc;
-    h->api.header_get = csgi__header_get;
-    h->api.body_from_fd = api_body_from_fd;
-    h->api.on_finished = api_on_finished;
-    h->api.request_url = api_request_url;
-    h->api.get_extension = api_get_extension;
+    srv_host_api_init(&h->api, h);
     return h;
 }
 

@@ -1,0 +1,181 @@
+/*
+ * A request of csgi-server's HTTP front, and the front's own state: private
+ * to the units of the front (http_mhd.c, host_api.c, body_store.c).
+ */
+#ifndef SRV_REQUEST_H
+#define SRV_REQUEST_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <microhttpd.h>
+
+#include "arena.h"
+#include "config.h"
+#include "core.h"
+#include "head.h"
+#include "http.h"
+#include "listener.h"
+#include "plugin_loader.h"
+#include "scoreboard.h"
+
+#define READER_BLOCK   (32 * 1024)
+#define FIRST_ARENA    4096
+#define INLINE_HEADERS 16
+
+enum req_state {
+    REQ_NEW = 0, /* URI seen, head not yet checked */
+    REQ_HEAD,    /* head checked; body may be arriving */
+    REQ_DONE     /* response queued */
+};
+
+struct finished_cb {
+    csgi_finished_fn fn;
+    void *arg;
+    struct finished_cb *next;
+};
+
+/* Connection state for the header/body deadline (slowloris guard). */
+struct srv_conn {
+    int fd;
+    atomic_llong deadline_ms; /* 0: no deadline */
+    struct srv_conn *prev, *next;
+};
+
+/*
+ * One listener. Its connections are spread over one libmicrohttpd daemon per
+ * thread; the worker's acceptor thread accepts them (see acceptor_main()).
+ */
+struct daemon_slot {
+    struct MHD_Daemon *d[SRV_MAX_THREADS];
+    unsigned n_d;
+    struct srv_listener *l;
+    struct srv_http *h;
+    size_t host_len;
+    size_t port_len;
+};
+
+struct srv_http {
+    const struct srv_config *cfg;
+    struct srv_plugin_set *plugins;
+    struct daemon_slot *slots;
+    size_t n_slots;
+    struct csgi_host_api api;
+    uint32_t env_flags;
+    atomic_int draining;
+    atomic_ullong next_id;
+    struct srv_http_stats stats;
+    pthread_mutex_t conn_lock;
+    struct srv_conn conns; /* list head */
+    struct srv_score *score;
+    atomic_int thread_seq;
+    struct srv_acceptor *acceptor;
+    char tmp_dir[512];
+};
+
+struct csgi_request {
+    struct srv_http *h;
+    struct daemon_slot *slot;
+    struct MHD_Connection *conn;
+    struct srv_arena arena;
+    uint64_t id;
+    struct timespec t0;
+    int refs;
+    int state;
+
+    /* Head. */
+    char *raw_target;
+    size_t raw_target_len;
+    struct csgi__target target;
+    const char *method;
+    const char *version;
+    size_t method_len;
+    size_t version_len;
+    struct csgi_header *headers;
+    size_t n_headers;
+    int64_t content_length;
+    int chunked;
+    int head_request;
+    const char *host;
+    size_t host_len;
+    const char *early_why;
+
+    /* Body storage. */
+    char *body_mem;
+    size_t body_cap;
+    uint64_t body_len;
+    int body_fd;
+    int body_too_big;
+    int body_io_error;
+
+    /* CSGI objects. The environ lives here until the request is finished (SPEC 4.1). */
+    struct csgi_environ env;
+    struct csgi_input input;
+    struct csgi_errors errors;
+    struct csgi__input input_state;
+    struct csgi__errors errors_state;
+    struct srv_plugin *plugin;
+
+    /* The response: the host core's state, and what it planned. */
+    struct csgi__response core;
+    struct csgi__plan plan;
+    uint64_t sent_bytes;
+    int queued_status;
+    int close_conn;
+
+    struct finished_cb *finished;
+    struct csgi__file_body *file_bodies;
+    int toe;
+    int counted;
+    struct srv_conn *sconn;
+
+    /* Not cleared per request: everything above inline_headers is. */
+    struct csgi_header inline_headers[INLINE_HEADERS];
+    /* The first arena block follows. */
+};
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static inline struct csgi_str
+cstr(const char *p, size_t n)
+{
+    struct csgi_str s;
+
+    s.ptr = p;
+    s.len = n;
+    return s;
+}
+
+static inline struct csgi_str
+arena_str(struct csgi_request *r, const char *p, size_t n)
+{
+    char *c = srv_arena_strndup(&r->arena, p, n);
+
+    return cstr(c ? c : "", c ? n : 0);
+}
+
+static inline void
+plugin_lock(struct srv_plugin *p)
+{
+    if (p && p->serialize)
+        pthread_mutex_lock(&p->lock);
+}
+
+static inline void
+plugin_unlock(struct srv_plugin *p)
+{
+    if (p && p->serialize)
+        pthread_mutex_unlock(&p->lock);
+}
+
+static inline const char *
+pname(const struct csgi_request *r)
+{
+    return r->plugin ? r->plugin->desc.name : "-";
+}
+
+#endif /* SRV_REQUEST_H */

@@ -136,7 +136,7 @@ check_line(const struct csgi__head *head, char *path_buf, struct csgi__head_fact
         *why = "method is not a token";
         return 400;
     }
-    if (!csgi__method_known(head->method, head->method_len)) {
+    if (!head->any_method && !csgi__method_known(head->method, head->method_len)) {
         *why = "method not implemented";
         return 501;
     }

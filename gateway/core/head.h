@@ -27,6 +27,12 @@ struct csgi__head {
     size_t n_headers;
     /* The transport saw more header lines than it keeps (--max-headers). */
     int too_many_headers;
+    /*
+     * Pass any token method. csgi-server passes only the methods it knows
+     * (501 for others, SPEC 4.2); the test client passes every token, so that
+     * applications can be tested with methods of their own.
+     */
+    int any_method;
 };
 
 /* What the checks learned about an accepted head. */

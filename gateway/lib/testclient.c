@@ -20,6 +20,7 @@
 #include <csgi/testclient.h>
 
 #include "core.h"
+#include "head.h"
 #include "csgi_internal.h"
 
 /* Under AddressSanitizer every alloc() gets its own heap block, so that an
@@ -422,26 +423,6 @@ static const struct csgi__host_ops tc_core_ops = {
 /* Building the environ                                                */
 /* ------------------------------------------------------------------ */
 
-/*
- * Percent-decode the path [p, p+n) into a new arena string, exactly as
- * csgi-server does: a bad escape or "%00" is refused with CSGI_EINVAL.
- */
-static int
-tc_decode(struct csgi_request *req, const char *p, size_t n, struct csgi_str *out)
-{
-    char *buf = tc_arena_alloc(req, n + 1);
-    long len;
-
-    if (!buf)
-        return CSGI_ENOMEM;
-    len = csgi__percent_decode(p, n, buf);
-    if (len < 0)
-        return CSGI_EINVAL;
-    out->ptr = buf;
-    out->len = (size_t)len;
-    return CSGI_OK;
-}
-
 static int
 tc_set_str(struct csgi_request *req, struct csgi_str *dst, const char *s, size_t n)
 {
@@ -454,136 +435,156 @@ tc_set_str(struct csgi_request *req, struct csgi_str *dst, const char *s, size_t
     return CSGI_OK;
 }
 
+/*
+ * The header lines a client sends: rq's, copied, plus "Host: localhost"
+ * when they have none (as curl adds one). Values a client cannot send (CR,
+ * LF, NUL) are refused; everything else is left to the host core's checks.
+ */
+static int
+tc_copy_headers(struct csgi_request *req, const struct csgi_test_request *rq,
+                struct csgi_header **out, size_t *n_out)
+{
+    struct csgi_header *headers = tc_arena_alloc(req, (rq->n_headers + 1) * sizeof(*headers));
+    int have_host = 0;
+    size_t n = 0;
+
+    if (!headers)
+        return CSGI_ENOMEM;
+    for (size_t i = 0; i < rq->n_headers; i++) {
+        const struct csgi_header *h = &rq->headers[i];
+
+        if (!h->name.ptr || !h->value.ptr || !csgi__is_field_value(h->value.ptr, h->value.len))
+            return CSGI_EINVAL;
+        if (tc_set_str(req, &headers[n].name, h->name.ptr, h->name.len) < 0 ||
+            tc_set_str(req, &headers[n].value, h->value.ptr, h->value.len) < 0)
+            return CSGI_ENOMEM;
+        have_host |= csgi__str_ieq(h->name.ptr, h->name.len, "host");
+        n++;
+    }
+    if (!have_host) {
+        headers[n].name.ptr = "Host";
+        headers[n].name.len = 4;
+        headers[n].value.ptr = "localhost";
+        headers[n].value.len = 9;
+        n++;
+    }
+    *out = headers;
+    *n_out = n;
+    return CSGI_OK;
+}
+
+/*
+ * Check the request head with the host core's rules, as csgi-server does.
+ * A request the server would refuse (400, 431, 501, 505) is CSGI_EINVAL,
+ * logged with the status and the reason.
+ */
+static int
+tc_check_head(struct csgi_request *req, const struct csgi_test_request *rq,
+              struct csgi__head_facts *facts)
+{
+    const char *target = rq->target ? rq->target : "/";
+    struct csgi__head head;
+    char *path_buf;
+    const char *why = "";
+    int rc;
+
+    memset(&head, 0, sizeof(head));
+    head.method = rq->method ? rq->method : "GET";
+    head.method_len = strlen(head.method);
+    head.version = rq->protocol ? rq->protocol : "HTTP/1.1";
+    head.version_len = strlen(head.version);
+    head.raw_target = target;
+    head.raw_target_len = strlen(target);
+    head.any_method = 1;
+    rc = tc_copy_headers(req, rq, (struct csgi_header **)&head.headers, &head.n_headers);
+    if (rc < 0)
+        return rc;
+    path_buf = tc_arena_alloc(req, head.raw_target_len + 2);
+    if (!path_buf)
+        return CSGI_ENOMEM;
+    rc = csgi__head_check(&head, path_buf, facts, &why);
+    if (rc == 0 && facts->target.asterisk)
+        return CSGI_EINVAL; /* "OPTIONS *" is the server's to answer */
+    if (rc != 0) {
+        tc_logf(req->client, CSGI_LOG_INFO, "request refused with %d, as csgi-server does: %s", rc,
+                why);
+        return CSGI_EINVAL;
+    }
+    req->env.headers = head.headers;
+    req->env.n_headers = head.n_headers;
+    return CSGI_OK;
+}
+
+/* The environ's strings: the test client's connection is 127.0.0.1, port 80 or 443. */
+static int
+tc_fill_environ(struct csgi_request *req, const struct csgi_test_request *rq,
+                const struct csgi__head_facts *facts)
+{
+    struct csgi_test_client *c = req->client;
+    struct csgi_environ *env = &req->env;
+    size_t mount_len = strlen(c->mount);
+    const struct {
+        struct csgi_str *dst;
+        const char *src;
+        size_t len;
+    } fields[] = {
+        {&env->request_method, rq->method ? rq->method : "GET", 0},
+        {&env->script_name, c->mount, 0},
+        {&env->raw_target, rq->target ? rq->target : "/", 0},
+        {&env->query_string, facts->target.query, facts->target.query_len},
+        {&env->server_name, facts->host ? facts->host : "localhost",
+         facts->host ? facts->host_len : 9},
+        {&env->server_port, env->flags & CSGI_ENV_TLS ? "443" : "80", 0},
+        {&env->server_protocol, rq->protocol ? rq->protocol : "HTTP/1.1", 0},
+        {&env->url_scheme, env->flags & CSGI_ENV_TLS ? "https" : "http", 0},
+        {&env->remote_addr, "127.0.0.1", 0},
+    };
+
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        size_t len = fields[i].len ? fields[i].len : strlen(fields[i].src);
+
+        if (tc_set_str(req, fields[i].dst, fields[i].src, len) < 0)
+            return CSGI_ENOMEM;
+    }
+    env->path_info.ptr = facts->target.path + mount_len;
+    env->path_info.len = facts->target.path_len - mount_len;
+    env->remote_port = CSGI_TEST_REMOTE_PORT;
+    env->content_length = facts->content_length;
+    env->content_type = facts->content_type;
+    env->config = c->config;
+    env->n_config = c->n_config;
+    return CSGI_OK;
+}
+
 static int
 tc_build_environ(struct csgi_request *req, const struct csgi_test_request *rq)
 {
     struct csgi_test_client *c = req->client;
-    struct csgi_environ *env = &req->env;
-    const char *method = rq->method ? rq->method : "GET";
-    const char *target = rq->target ? rq->target : "/";
     const char *scheme = rq->url_scheme ? rq->url_scheme : "http";
-    const char *protocol = rq->protocol ? rq->protocol : "HTTP/1.1";
-    const char *query;
-    struct csgi_str path, host = {NULL, 0};
-    struct csgi_header *headers = NULL;
-    size_t mount_len = strlen(c->mount), path_len;
-    int have_length = 0;
+    struct csgi__head_facts facts;
+    size_t mount_len = strlen(c->mount);
     int rc;
 
-    env->version = CSGI_ENVIRON_VERSION;
-    env->flags = CSGI_ENV_INPUT_TERMINATED | CSGI_ENV_INPUT_BUFFERED;
-    env->request = req;
-
-    if (!csgi__is_token(method, strlen(method)))
+    req->env.version = CSGI_ENVIRON_VERSION;
+    req->env.flags = CSGI_ENV_INPUT_TERMINATED | CSGI_ENV_INPUT_BUFFERED;
+    req->env.request = req;
+    if (strcmp(scheme, "https") == 0)
+        req->env.flags |= CSGI_ENV_TLS;
+    else if (strcmp(scheme, "http") != 0)
         return CSGI_EINVAL;
-    if (strcmp(scheme, "https") == 0) {
-        env->flags |= CSGI_ENV_TLS;
-    } else if (strcmp(scheme, "http") != 0) {
+    if ((rq->body_len && !rq->body) || (rq->n_headers && !rq->headers))
         return CSGI_EINVAL;
-    }
-    if (strcmp(protocol, "HTTP/1.1") != 0 && strcmp(protocol, "HTTP/1.0") != 0)
-        return CSGI_EINVAL;
-    if (rq->body_len && !rq->body)
-        return CSGI_EINVAL;
-    if (rq->n_headers && !rq->headers)
-        return CSGI_EINVAL;
-
-    /* Origin form only, without whitespace, controls or a fragment. */
-    if (target[0] != '/')
-        return CSGI_EINVAL;
-    for (const char *t = target; *t; t++) {
-        unsigned char ch = (unsigned char)*t;
-        if (ch <= 0x20 || ch == 0x7f || ch == '#')
-            return CSGI_EINVAL;
-    }
-    query = strchr(target, '?');
-    path_len = query ? (size_t)(query - target) : strlen(target);
-
-    rc = tc_decode(req, target, path_len, &path);
+    rc = tc_check_head(req, rq, &facts);
     if (rc < 0)
         return rc;
-    if (mount_len && (path.len < mount_len || memcmp(path.ptr, c->mount, mount_len) != 0 ||
-                      (path.len > mount_len && path.ptr[mount_len] != '/')))
+    /* The body is the request's: a Content-Length must say its length. */
+    if (facts.content_length >= 0 && (uint64_t)facts.content_length != rq->body_len)
+        return CSGI_EINVAL;
+    if (mount_len &&
+        (facts.target.path_len < mount_len || memcmp(facts.target.path, c->mount, mount_len) ||
+         (facts.target.path_len > mount_len && facts.target.path[mount_len] != '/')))
         return CSGI_ENOENT;
-
-    {
-        const struct {
-            struct csgi_str *dst;
-            const char *src;
-        } fields[] = {
-            {&env->request_method, method},
-            {&env->script_name, c->mount},
-            {&env->raw_target, target},
-            {&env->query_string, query ? query + 1 : ""},
-            {&env->server_port, env->flags & CSGI_ENV_TLS ? "443" : "80"},
-            {&env->server_protocol, protocol},
-            {&env->url_scheme, scheme},
-            {&env->remote_addr, "127.0.0.1"},
-        };
-
-        for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-            rc = tc_set_str(req, fields[i].dst, fields[i].src, strlen(fields[i].src));
-            if (rc < 0)
-                return rc;
-        }
-    }
-    env->path_info.ptr = path.ptr + mount_len;
-    env->path_info.len = path.len - mount_len;
-    env->remote_port = CSGI_TEST_REMOTE_PORT;
-    env->content_length = -1;
-
-    if (rq->n_headers) {
-        headers = tc_arena_alloc(req, rq->n_headers * sizeof(*headers));
-        if (!headers)
-            return CSGI_ENOMEM;
-    }
-    for (size_t i = 0; i < rq->n_headers; i++) {
-        const struct csgi_header *h = &rq->headers[i];
-
-        if (!csgi__is_token(h->name.ptr, h->name.len) ||
-            !csgi__is_field_value(h->value.ptr, h->value.len))
-            return CSGI_EINVAL;
-        rc = tc_set_str(req, &headers[i].name, h->name.ptr, h->name.len);
-        if (rc == CSGI_OK)
-            rc = tc_set_str(req, &headers[i].value, h->value.ptr, h->value.len);
-        if (rc < 0)
-            return rc;
-        if (csgi__str_ieq(h->name.ptr, h->name.len, "content-length")) {
-            int64_t len = csgi__parse_content_length(h->value.ptr, h->value.len);
-
-            if (have_length || len < 0 || (uint64_t)len != rq->body_len)
-                return CSGI_EINVAL;
-            have_length = 1;
-            env->content_length = len;
-        } else if (csgi__str_ieq(h->name.ptr, h->name.len, "content-type")) {
-            if (env->content_type.ptr)
-                return CSGI_EINVAL;
-            env->content_type = headers[i].value;
-        } else if (csgi__str_ieq(h->name.ptr, h->name.len, "host") && !host.ptr) {
-            host = headers[i].value;
-        }
-    }
-    env->headers = headers;
-    env->n_headers = rq->n_headers;
-
-    /* server_name is the host part of Host ("[::1]:8080" -> "[::1]"). */
-    if (host.len) {
-        const char *end = host.ptr + host.len;
-        const char *colon;
-
-        if (host.ptr[0] == '[') {
-            colon = memchr(host.ptr, ']', host.len);
-            colon = colon ? colon + 1 : end;
-        } else {
-            colon = memchr(host.ptr, ':', host.len);
-            colon = colon ? colon : end;
-        }
-        host.len = (size_t)(colon - host.ptr);
-    }
-    if (host.len)
-        rc = tc_set_str(req, &env->server_name, host.ptr, host.len);
-    else
-        rc = tc_set_str(req, &env->server_name, "localhost", 9);
+    rc = tc_fill_environ(req, rq, &facts);
     if (rc < 0)
         return rc;
 
@@ -591,18 +592,14 @@ tc_build_environ(struct csgi_request *req, const struct csgi_test_request *rq)
     req->input_state.fd = -1;
     req->input_state.len = rq->body_len;
     csgi__input_init(&req->input, &req->input_state);
-    env->input = &req->input;
+    req->env.input = &req->input;
     req->errors_state.sink = tc_errors_sink;
     req->errors_state.ctx = req;
     csgi__errors_init(&req->errors, &req->errors_state);
-    env->errors = &req->errors;
-
-    env->config = c->config;
-    env->n_config = c->n_config;
-    csgi__response_init(&req->core, &tc_core_ops, req,
-                        (strcmp(method, "HEAD") == 0 ? CSGI__RESP_HEAD : 0) |
-                            (strcmp(protocol, "HTTP/1.0") == 0 ? CSGI__RESP_HTTP10 : 0),
-                        0);
+    req->env.errors = &req->errors;
+    csgi__response_init(
+        &req->core, &tc_core_ops, req,
+        (facts.head_request ? CSGI__RESP_HEAD : 0) | (facts.http11 ? 0 : CSGI__RESP_HTTP10), 0);
     return CSGI_OK;
 }
 

@@ -320,7 +320,8 @@ START_TEST(testclient_environ_fields)
     ck_assert_str_eq(g_env.scheme, "http");
     ck_assert_str_eq(g_env.remote, "127.0.0.1");
     ck_assert_uint_eq(g_env.remote_port, CSGI_TEST_REMOTE_PORT);
-    ck_assert_uint_eq(g_env.n_headers, 3);
+    /* The three given, and "Host: localhost" that the client adds as curl does. */
+    ck_assert_uint_eq(g_env.n_headers, 4);
     ck_assert(g_env.terminated);
     ck_assert(g_env.streams);
     csgi_test_response_free(resp);
@@ -341,7 +342,7 @@ START_TEST(testclient_environ_defaults)
     ck_assert_str_eq(g_env.raw, "/");
     ck_assert(g_env.ctype_null);
     ck_assert_int_eq(g_env.content_length, -1);
-    ck_assert_uint_eq(g_env.n_headers, 0);
+    ck_assert_uint_eq(g_env.n_headers, 1); /* Host, added by the client */
     ck_assert_uint_eq(g_env.n_config, 0);
     csgi_test_response_free(resp);
     csgi_test_client_free(c);
@@ -484,6 +485,12 @@ START_TEST(testclient_rejects_bad_requests)
     const struct csgi_header bad_name = {CSGI_STR_INIT("Bad Name"), CSGI_STR_INIT("v")};
     const struct csgi_header bad_value = {CSGI_STR_INIT("X"), CSGI_STR_INIT("a\r\nb")};
     const struct csgi_header wrong_length = {CSGI_STR_INIT("Content-Length"), CSGI_STR_INIT("4")};
+    const struct csgi_header two_lengths[] = {
+        {CSGI_STR_INIT("Content-Length"), CSGI_STR_INIT("3")},
+        {CSGI_STR_INIT("Content-Length"), CSGI_STR_INIT("3")},
+    };
+    const struct csgi_header te_gzip = {CSGI_STR_INIT("Transfer-Encoding"), CSGI_STR_INIT("gzip")};
+    const struct csgi_header bad_host = {CSGI_STR_INIT("Host"), CSGI_STR_INIT("a@b")};
     const struct csgi_test_request bad[] = {
         {.target = "relative"},
         {.target = "/a b"},
@@ -497,6 +504,13 @@ START_TEST(testclient_rejects_bad_requests)
         {.headers = &bad_value, .n_headers = 1},
         {.headers = &wrong_length, .n_headers = 1, .body = "abc", .body_len = 3},
         {.body_len = 3},
+        /* Refused by the host core's head checks, exactly as csgi-server answers 400. */
+        {.target = "/caf\xc3\xa9"},
+        {.target = "/a%zz"},
+        {.target = "*"},
+        {.headers = &two_lengths[0], .n_headers = 2, .body = "abc", .body_len = 3},
+        {.headers = &te_gzip, .n_headers = 1},
+        {.headers = &bad_host, .n_headers = 1},
     };
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {

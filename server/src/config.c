@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -41,7 +42,8 @@ struct opt {
 
 static const struct opt opts[] = {
     {"bind", OPT_BIND, OFF(binds), 0, "ADDR",
-     "listen on host:port, [v6]:port or unix:/path (repeatable; default 127.0.0.1:8000)"},
+     "listen on host:port, [v6]:port, :port (every interface) or unix:/path (repeatable; "
+     "default 127.0.0.1:8000)"},
     {"plugins", OPT_STR, OFF(plugin_dir), 0, "DIR", "load every *.so in DIR (sorted order)"},
     {"mount", OPT_MOUNT, OFF(mounts), 0, "/PREFIX=NAME",
      "mount plugin NAME at /PREFIX (repeatable; default: the plugin's own mount)"},
@@ -92,9 +94,11 @@ static const struct opt opts[] = {
     {"user", OPT_STR, OFF(user), 0, "USER", "drop privileges to USER after binding"},
     {"group", OPT_STR, OFF(group), 0, "GROUP", "drop privileges to GROUP after binding"},
     {"check-config", OPT_FLAG, OFF(check_config), 0, NULL,
-     "load every plugin, report, and exit (0 when all loaded)"},
+     "load every plugin and run its init_worker here, report, exit (0 when all loaded)"},
     {"status", OPT_STR, OFF(status_addr), 0, "ADDR",
      "print the stats of a running server and exit"},
+    {"status-timeout", OPT_UINT, OFF(status_timeout), 1, "SEC",
+     "--status gives up after this long connecting or reading (default 5)"},
     {"version", OPT_FLAG, OFF(show_version), 0, NULL, "print the version and exit"},
     {"help", OPT_FLAG, OFF(show_help), 0, NULL, "print this help and exit"},
     {NULL, OPT_FLAG, 0, 0, NULL, NULL},
@@ -121,6 +125,7 @@ srv_config_init(struct srv_config *cfg)
     cfg->graceful_timeout = 30;
     cfg->timeout = 30;
     cfg->ready_timeout = 30;
+    cfg->status_timeout = 5;
 }
 
 static void
@@ -485,7 +490,7 @@ json_key(struct srv_config *cfg, const cJSON *item, char *err, size_t err_len)
 
     if (!o || o->type == OPT_CONFIG || strcmp(o->name, "help") == 0 ||
         strcmp(o->name, "version") == 0 || strcmp(o->name, "check-config") == 0 ||
-        strcmp(o->name, "status") == 0)
+        strcmp(o->name, "status") == 0 || strcmp(o->name, "status-timeout") == 0)
         return errf(err, err_len, "config: unknown key \"%s\"", item->string);
     if (o->type == OPT_FLAG) {
         if (!cJSON_IsBool(item))
@@ -504,15 +509,51 @@ json_key(struct srv_config *cfg, const cJSON *item, char *err, size_t err_len)
     return apply(cfg, o, s, err, err_len);
 }
 
+/* The 1-based line of text that at points into. */
+static unsigned
+line_of(const char *text, const char *at)
+{
+    unsigned line = 1;
+
+    for (const char *p = text; p < at && *p; p++)
+        line += *p == '\n';
+    return line;
+}
+
+/*
+ * The line of the top-level key name in text: the first line that has it
+ * quoted and followed by a colon. 0 when not found (escaped names).
+ */
+static unsigned
+key_line(const char *text, const char *name)
+{
+    size_t n = strlen(name);
+
+    for (const char *p = text; (p = strchr(p, '"')) != NULL; p++) {
+        const char *q;
+        if (strncmp(p + 1, name, n) != 0 || p[n + 1] != '"')
+            continue;
+        q = p + n + 2;
+        while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
+            q++;
+        if (*q == ':')
+            return line_of(text, p);
+    }
+    return 0;
+}
+
 int
 srv_config_parse_json(struct srv_config *cfg, const char *text, char *err, size_t err_len)
 {
-    cJSON *root = cJSON_Parse(text), *item;
+    cJSON *root = cJSON_ParseWithOpts(text, NULL, 0), *item;
     int rc = 0;
 
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
-        return errf(err, err_len, "config: invalid JSON near \"%.20s\"", at ? at : "");
+        if (!at)
+            return errf(err, err_len, "config: invalid JSON");
+        return errf(err, err_len, "config: invalid JSON at line %u near \"%.20s\"",
+                    line_of(text, at), at);
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -521,8 +562,13 @@ srv_config_parse_json(struct srv_config *cfg, const char *text, char *err, size_
     cJSON_ArrayForEach(item, root)
     {
         rc = json_key(cfg, item, err, err_len);
-        if (rc)
+        if (rc) {
+            unsigned line = key_line(text, item->string);
+            size_t n = strlen(err);
+            if (line && n + 1 < err_len)
+                snprintf(err + n, err_len - n, " (line %u)", line);
             break;
+        }
     }
     cJSON_Delete(root);
     return rc;
@@ -673,6 +719,20 @@ srv_config_validate(const struct srv_config *cfg, char *err, size_t err_len)
     }
     if (cfg->access_json && !cfg->access_log)
         return errf(err, err_len, "option --access-log-json needs --access-log");
+    return 0;
+}
+
+int
+srv_config_check_paths(const struct srv_config *cfg, char *err, size_t err_len)
+{
+    struct stat st;
+
+    if (!cfg->plugin_dir)
+        return 0;
+    if (stat(cfg->plugin_dir, &st) < 0)
+        return errf(err, err_len, "option --plugins: \"%s\": %s", cfg->plugin_dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return errf(err, err_len, "option --plugins: \"%s\" is not a directory", cfg->plugin_dir);
     return 0;
 }
 

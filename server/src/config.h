@@ -63,6 +63,7 @@ struct srv_config {
     int show_help;
     int show_version;
     char *status_addr;
+    unsigned status_timeout;
 };
 
 /* Defaults; see the option table in config.c (and README.md). */
@@ -80,6 +81,12 @@ int srv_config_parse_json(struct srv_config *cfg, const char *text, char *err, s
 
 /* Check cross-option consistency. Returns 0 or -1 with err set. */
 int srv_config_validate(const struct srv_config *cfg, char *err, size_t err_len);
+
+/*
+ * Check what must exist on disk before the server starts or reloads: the
+ * --plugins directory. Returns 0 or -1 with a one-line err naming it.
+ */
+int srv_config_check_paths(const struct srv_config *cfg, char *err, size_t err_len);
 
 /* Print --help (the option table) to f. */
 void srv_config_usage(FILE *f);

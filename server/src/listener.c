@@ -83,8 +83,14 @@ int
 srv_addr_split(const char *spec, char *host, size_t host_size, const char **port, char *err,
                size_t err_len)
 {
-    const char *colon;
+    const char *colon, *scheme = strstr(spec, "://");
 
+    if (scheme) {
+        snprintf(err, err_len,
+                 "address \"%s\": give host:port, not a URL (e.g. 127.0.0.1:8000, [::1]:8000)",
+                 spec);
+        return -EINVAL;
+    }
     if (spec[0] == '[') {
         const char *close_br = strchr(spec, ']');
         if (!close_br || close_br[1] != ':') {
@@ -194,6 +200,21 @@ srv_listener_adopt_systemd(struct srv_listener **out, size_t *n)
     *out = v;
     *n = (size_t)count;
     return count;
+}
+
+int
+srv_listener_shut(struct srv_listener *l)
+{
+    if (l->inherited || l->fd < 0)
+        return 0;
+    close(l->fd);
+    l->fd = -1;
+    if (l->family == AF_UNIX && l->host[0]) {
+        unlink(l->host);
+        /* Unlinked once: a later close must not remove a successor's socket. */
+        l->host[0] = '\0';
+    }
+    return 1;
 }
 
 void

@@ -27,5 +27,14 @@ int srv_listener_open(struct srv_listener *l, const char *spec, char *err, size_
 /* Adopt LISTEN_FDS from systemd; returns the number adopted (0 if none). */
 int srv_listener_adopt_systemd(struct srv_listener **out, size_t *n);
 void srv_listener_close(struct srv_listener *l);
+/*
+ * Stop listening for good (the master, at a stop): close the socket and
+ * unlink a unix socket's path, so that once the workers have closed their
+ * copies too, a new connection is refused at once instead of waiting in a
+ * queue nobody will accept from. A socket inherited from systemd is left
+ * alone: systemd keeps its queue for the next instance. Returns 1 when the
+ * socket was closed, else 0. srv_listener_close() still frees the rest.
+ */
+int srv_listener_shut(struct srv_listener *l);
 
 #endif /* SRV_LISTENER_H */

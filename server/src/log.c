@@ -52,6 +52,9 @@ srv_log_level_name(int level)
     return level_names[level];
 }
 
+/* The path the last failed open_log() could not open. */
+static char failed_path[4096];
+
 static int
 open_log(const char *path, int dflt)
 {
@@ -60,9 +63,18 @@ open_log(const char *path, int dflt)
     if (!path || strcmp(path, "-") == 0)
         return dflt;
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) {
+        int e = errno;
+        snprintf(failed_path, sizeof(failed_path), "%s", path);
+        return -e;
+    }
     return fd;
+}
+
+const char *
+srv_log_failed_path(void)
+{
+    return failed_path;
 }
 
 static void
@@ -117,6 +129,24 @@ srv_log_reopen(void)
         replace_fd(&lg.access_fd, afd);
     }
     return 0;
+}
+
+const char *
+srv_log_error_path(void)
+{
+    return lg.error_path;
+}
+
+const char *
+srv_log_access_path(void)
+{
+    return lg.access_path;
+}
+
+int
+srv_log_access_json(void)
+{
+    return lg.access_json;
 }
 
 void
@@ -279,6 +309,9 @@ srv_access_log_write(const struct srv_access_record *r)
     char buf[16384], ts[64];
     size_t n = 0;
     int json = lg.access_json;
+    int pid = r->pid ? r->pid : (int)getpid();
+    int worker = r->pid ? r->worker_id : lg.worker_id;
+    unsigned gen = r->pid ? r->generation : lg.generation;
 
     if (lg.access_fd < 0)
         return;
@@ -302,7 +335,7 @@ srv_access_log_write(const struct srv_access_record *r)
         CAT(r->plugin);
         n = app(buf, sizeof(buf), n,
                 "\",\"request_id\":%llu,\"pid\":%d,\"worker\":%d,\"gen\":%u}\n",
-                (unsigned long long)r->request_id, (int)getpid(), lg.worker_id, lg.generation);
+                (unsigned long long)r->request_id, pid, worker, gen);
     } else {
         n = esc(buf, sizeof(buf), n, r->remote_addr, r->remote_addr ? strlen(r->remote_addr) : 1,
                 0);
@@ -317,8 +350,8 @@ srv_access_log_write(const struct srv_access_record *r)
         CAT(r->referer);
         n = app(buf, sizeof(buf), n, "\" \"");
         CAT(r->user_agent);
-        n = app(buf, sizeof(buf), n, "\" %.3f %s %llu\n", r->duration_ms,
-                r->plugin ? r->plugin : "-", (unsigned long long)r->request_id);
+        n = app(buf, sizeof(buf), n, "\" %.3f %s %llu pid=%d worker=%d gen=%u\n", r->duration_ms,
+                r->plugin ? r->plugin : "-", (unsigned long long)r->request_id, pid, worker, gen);
     }
     write_all(lg.access_fd, buf, n);
 }

@@ -30,8 +30,20 @@ const char *srv_log_level_name(int level);
  * Returns 0 or -errno.
  */
 int srv_log_open(const char *error_path, const char *access_path, int access_json);
+/*
+ * The file the last failed srv_log_open() or srv_log_reopen() could not
+ * open. Borrowed; valid until the next call of either.
+ */
+const char *srv_log_failed_path(void);
 /* Reopen both files (SIGUSR1, logrotate). Returns 0 or -errno. */
 int srv_log_reopen(void);
+/*
+ * The paths srv_log_open() was given last (NULL: stderr, or no access log)
+ * and the JSON flag, to tell whether a reload changes them.
+ */
+const char *srv_log_error_path(void);
+const char *srv_log_access_path(void);
+int srv_log_access_json(void);
 void srv_log_close(void);
 
 /* Identity added to every line: role "master"/"worker", worker id, generation. */
@@ -59,12 +71,24 @@ struct srv_access_record {
     const char *user_agent;
     double duration_ms;
     const char *plugin;
-    uint64_t request_id;
+    uint64_t request_id; /* per worker: (pid, request_id) names a request */
+    /*
+     * The worker that served the request; pid 0 = this process (its own
+     * identity). Set when the master writes the line of a request lost with
+     * a crashed worker.
+     */
+    int pid;
+    int worker_id;
+    unsigned generation;
 };
 
 /* True when an access log is open. */
 int srv_access_log_enabled(void);
-/* Write one record (combined format + " <duration_ms> <plugin>", or JSON). */
+/*
+ * Write one record: the combined format + " <duration_ms> <plugin>
+ * <request_id> pid=<pid> worker=<id> gen=<generation>", or JSON with the same
+ * fields. pid and request id match the error log's "pid=" and "request N".
+ */
 void srv_access_log_write(const struct srv_access_record *rec);
 
 #endif /* SRV_LOG_H */

@@ -3,9 +3,12 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 #include <csgi/csgi.h>
 
 #include "build_version.h"
+#include "clock.h"
 #include "config.h"
 #include "http.h"
 #include "listener.h"
@@ -29,53 +33,126 @@
 /* Descriptors a worker needs beside its connections: listeners, log files, plugins. */
 #define FD_HEADROOM 64
 
-/* --check-config: load and init every plugin in this process, report, exit. */
+/* The keys --set gives plugin p, comma-separated, into buf. */
+static const char *
+setting_keys(const struct srv_plugin *p, char *buf, size_t size)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < p->n_config && n + 1 < size; i++) {
+        int m = snprintf(buf + n, size - n, "%s%s", i ? "," : "", p->config[i].key);
+        if (m < 0)
+            break;
+        n += (size_t)m;
+    }
+    return buf;
+}
+
+/*
+ * --check-config: load every plugin and run its init_worker in this process
+ * (after the --user/--group switch, as a worker would), print one line per
+ * plugin that loaded and per failure on stdout, exit 0 only when nothing
+ * failed. init_worker must run: it is where a plugin checks its --set
+ * values; the output says so, since an init may have side effects (creating
+ * a database file, for one).
+ */
 static int
 check_config(const struct srv_config *cfg)
 {
     struct srv_plugin_set set;
+    struct srv_plugin_report rep;
     struct srv_http *h;
     int failed;
+    char keys[256];
 
-    failed = srv_plugins_load(&set, cfg);
+    if (srv_master_drop_privileges(cfg) < 0)
+        return 1;
+    failed = srv_plugins_load_report(&set, cfg, &rep);
     if (failed < 0)
         return 1;
     h = srv_http_new(cfg, NULL, 0, 1);
     if (!h) {
         srv_plugins_unload(&set);
+        srv_plugin_report_free(&rep);
         return 1;
     }
-    failed += srv_plugins_init(&set, srv_http_api(h), 0);
+    failed += srv_plugins_init_report(&set, srv_http_api(h), 0, &rep);
     for (size_t i = 0; i < set.n; i++)
-        printf("ok     %-20s %-10s %s (%s)\n", set.v[i].desc.name,
+        printf("ok      %-20s %-10s %s (%s)%s%s\n", set.v[i].desc.name,
                set.v[i].desc.plugin_version ? set.v[i].desc.plugin_version : "-", set.v[i].mount,
-               set.v[i].file);
-    printf("%zu plugin(s) loaded, %d failed\n", set.n, failed);
+               set.v[i].file, set.v[i].n_config ? " --set " : "",
+               setting_keys(&set.v[i], keys, sizeof(keys)));
+    for (size_t i = 0; i < rep.n; i++)
+        printf("FAILED  %-31s %s\n", rep.v[i].what, rep.v[i].why);
+    printf("init_worker ran in this process for every plugin that loaded (and exit_worker "
+           "after it):\nwhat a plugin's init does (a database file, say) is done here too\n");
+    printf("%zu plugin(s) loaded, %d failed", set.n, failed);
+    if (rep.n_unknown_settings)
+        printf(", %zu --set for no loaded plugin", rep.n_unknown_settings);
+    printf("\n");
+    if (rep.n_unknown_settings)
+        failed++;
+    srv_plugin_report_free(&rep);
     srv_plugins_unload(&set);
     srv_http_free(h);
     return failed ? 1 : 0;
 }
 
-/* --status ADDR: print a running server's JSON stats. */
+/*
+ * Wait up to *left_ms for fd to become ready for events; the time spent is
+ * taken off *left_ms. Returns 1 when ready, 0 on timeout, -1 on error.
+ */
 static int
-print_status(const char *addr)
+wait_fd(int fd, short events, long long *left_ms)
 {
-    int fd;
-    char buf[65536];
-    ssize_t n;
+    long long t0 = srv_clock_ms();
+    struct pollfd p = {.fd = fd, .events = events};
+    int rc;
+
+    do {
+        rc = poll(&p, 1, (int)(*left_ms > 0 ? *left_ms : 0));
+    } while (rc < 0 && errno == EINTR);
+    *left_ms -= srv_clock_ms() - t0;
+    return rc;
+}
+
+/* Connect fd to sa within *left_ms. Returns 0, or -errno (-ETIMEDOUT). */
+static int
+connect_within(int fd, const struct sockaddr *sa, socklen_t len, long long *left_ms)
+{
+    int e = 0;
+    socklen_t el = sizeof(e);
+    int rc;
+
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    if (connect(fd, sa, len) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EAGAIN)
+        return -errno;
+    rc = wait_fd(fd, POLLOUT, left_ms);
+    if (rc == 0)
+        return -ETIMEDOUT;
+    if (rc < 0)
+        return -errno;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) < 0)
+        return -errno;
+    return -e;
+}
+
+/* Open a connection to a --status address within *left_ms. Returns the fd or -1 (printed). */
+static int
+status_connect(const char *addr, long long *left_ms)
+{
+    int fd = -1, rc = -EINVAL;
 
     if (strncmp(addr, "unix:", 5) == 0) {
         struct sockaddr_un sa;
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         memset(&sa, 0, sizeof(sa));
         sa.sun_family = AF_UNIX;
         snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", addr + 5);
-        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-            fprintf(stderr, "csgi-server: cannot connect to \"%s\": %s\n", addr, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            return 1;
-        }
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        rc = fd < 0 ? -errno : connect_within(fd, (struct sockaddr *)&sa, sizeof(sa), left_ms);
     } else {
         char host[256], err[256];
         const char *port;
@@ -83,33 +160,107 @@ print_status(const char *addr)
 
         if (srv_addr_split(addr, host, sizeof(host), &port, err, sizeof(err)) < 0) {
             fprintf(stderr, "csgi-server: --status: %s\n", err);
-            return 2;
+            return -1;
         }
         memset(&hints, 0, sizeof(hints));
         hints.ai_socktype = SOCK_STREAM;
         hints.ai_flags = AI_NUMERICSERV;
         if (getaddrinfo(host, port, &hints, &res) != 0) {
             fprintf(stderr, "csgi-server: --status: cannot resolve \"%s\"\n", host);
-            return 2;
+            return -1;
         }
-        fd = -1;
-        for (ai = res; ai && fd < 0; ai = ai->ai_next) {
+        for (ai = res; ai && *left_ms > 0; ai = ai->ai_next) {
             fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-            if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+            rc = fd < 0 ? -errno : connect_within(fd, ai->ai_addr, ai->ai_addrlen, left_ms);
+            if (rc == 0)
+                break;
+            if (fd >= 0)
                 close(fd);
-                fd = -1;
-            }
+            fd = -1;
         }
         freeaddrinfo(res);
-        if (fd < 0) {
-            fprintf(stderr, "csgi-server: cannot connect to \"%s\": %s\n", addr, strerror(errno));
-            return 1;
-        }
     }
-    while ((n = read(fd, buf, sizeof(buf))) > 0)
-        fwrite(buf, 1, (size_t)n, stdout);
+    if (rc < 0) {
+        if (fd >= 0)
+            close(fd);
+        fprintf(stderr, "csgi-server: --status: cannot connect to \"%s\": %s\n", addr,
+                strerror(-rc));
+        return -1;
+    }
+    return fd;
+}
+
+/* The largest stats reply --status takes. */
+#define STATUS_MAX_BYTES (16 * 1024 * 1024)
+
+/*
+ * --status ADDR: print a running server's JSON stats. Connecting and reading
+ * together take at most --status-timeout seconds; an address that answers
+ * something other than the stats JSON (the HTTP port, say) is an error.
+ * Returns the exit status: 0, or 1 with one line on stderr.
+ */
+static int
+print_status(const char *addr, unsigned timeout_s)
+{
+    long long left = (long long)timeout_s * 1000;
+    char *buf = NULL;
+    size_t len = 0, cap = 0, b, e;
+    int fd = status_connect(addr, &left);
+    int rc = 1;
+
+    if (fd < 0)
+        return 1;
+    for (;;) {
+        ssize_t n;
+        int ready;
+        if (len + 65536 > cap) {
+            char *nb;
+            cap = cap ? cap * 2 : 65536;
+            nb = cap <= STATUS_MAX_BYTES ? realloc(buf, cap) : NULL;
+            if (!nb) {
+                fprintf(stderr, "csgi-server: --status \"%s\": reply too large\n", addr);
+                goto out;
+            }
+            buf = nb;
+        }
+        ready = left > 0 ? wait_fd(fd, POLLIN, &left) : 0;
+        if (ready == 0) {
+            fprintf(stderr,
+                    "csgi-server: --status \"%s\": no complete answer within %u s "
+                    "(--status-timeout): is it the --stats address?\n",
+                    addr, timeout_s);
+            goto out;
+        }
+        n = ready < 0 ? -1 : read(fd, buf + len, cap - len - 1);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "csgi-server: --status \"%s\": read failed: %s\n", addr,
+                    strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    /* Plain readers get bare JSON (stats.c): anything else is not a stats endpoint. */
+    for (b = 0; b < len && (buf[b] == ' ' || buf[b] == '\n' || buf[b] == '\r'); b++)
+        ;
+    for (e = len; e > b && (buf[e - 1] == ' ' || buf[e - 1] == '\n' || buf[e - 1] == '\r'); e--)
+        ;
+    if (e - b < 2 || buf[b] != '{' || buf[e - 1] != '}') {
+        fprintf(stderr,
+                "csgi-server: --status \"%s\": the answer is not csgi-server stats JSON "
+                "(is it the --stats address?)\n",
+                addr);
+        goto out;
+    }
+    fwrite(buf, 1, len, stdout);
+    rc = 0;
+out:
+    free(buf);
     close(fd);
-    return 0;
+    return rc;
 }
 
 /*
@@ -137,16 +288,89 @@ raise_fd_limit(const struct srv_config *cfg)
                 (unsigned long long)rl.rlim_cur, cfg->max_connections, FD_HEADROOM);
 }
 
-static int
-write_pid(const char *path)
+/* The pid a pid file names, or 0 when it cannot be read. */
+static pid_t
+read_pid(const char *path)
 {
-    FILE *f = fopen(path, "w");
+    FILE *f = fopen(path, "r");
+    long v = 0;
 
     if (!f)
-        return -errno;
-    fprintf(f, "%d\n", (int)getpid());
+        return 0;
+    if (fscanf(f, "%ld", &v) != 1 || v <= 0 || v > INT_MAX)
+        v = 0;
     fclose(f);
+    return (pid_t)v;
+}
+
+/* True when pid is a live process running the same program as this one. */
+static int
+same_program_alive(pid_t pid)
+{
+    char path[64], mine[64] = "", theirs[64] = "";
+    FILE *f;
+
+    if (pid == getpid() || (kill(pid, 0) < 0 && errno != EPERM))
+        return 0;
+    /* The pid may have been reused since a crash: compare the command names. */
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return 1; /* no /proc: assume the worst */
+    if (!fgets(theirs, sizeof(theirs), f))
+        theirs[0] = '\0';
+    fclose(f);
+    f = fopen("/proc/self/comm", "r");
+    if (f) {
+        if (!fgets(mine, sizeof(mine), f))
+            mine[0] = '\0';
+        fclose(f);
+    }
+    return strcmp(mine, theirs) == 0;
+}
+
+/*
+ * Write the master's pid to path, refusing when the file names another live
+ * csgi-server (a second server must not take over, and later delete, the pid
+ * file of one that runs). A stale file is replaced. Returns 0, or -1 with err
+ * set.
+ */
+static int
+write_pid(const char *path, char *err, size_t err_len)
+{
+    pid_t other = read_pid(path);
+    char tmp[4096];
+    FILE *f;
+
+    if (other > 0 && same_program_alive(other)) {
+        snprintf(err, err_len,
+                 "pid file \"%s\" names a running csgi-server (pid %d): stop it first, or "
+                 "give this one another --pid",
+                 path, (int)other);
+        return -1;
+    }
+    /* Write a temporary file and rename it: a reader never sees a half-written pid. */
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid()) >= sizeof(tmp)) {
+        snprintf(err, err_len, "cannot write pid file \"%s\": path too long", path);
+        return -1;
+    }
+    f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
+        int e = errno;
+        if (f)
+            unlink(tmp);
+        snprintf(err, err_len, "cannot write pid file \"%s\": %s", path, strerror(e));
+        return -1;
+    }
     return 0;
+}
+
+/* Remove the pid file at exit, unless it no longer names this process. */
+static void
+remove_pid(const char *path)
+{
+    if (read_pid(path) == getpid())
+        unlink(path);
 }
 
 int
@@ -165,6 +389,12 @@ main(int argc, char **argv)
         srv_config_free(&cfg);
         return 2;
     }
+    if (!cfg.show_help && !cfg.show_version && !cfg.status_addr &&
+        srv_config_check_paths(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "csgi-server: %s\n", err);
+        srv_config_free(&cfg);
+        return 2;
+    }
     if (cfg.show_help) {
         srv_config_usage(stdout);
         srv_config_free(&cfg);
@@ -177,14 +407,15 @@ main(int argc, char **argv)
         return 0;
     }
     if (cfg.status_addr) {
-        rc = print_status(cfg.status_addr);
+        rc = print_status(cfg.status_addr, cfg.status_timeout);
         srv_config_free(&cfg);
         return rc;
     }
     srv_log_verbosity = cfg.log_level;
     rc = srv_log_open(cfg.error_log, cfg.access_log, cfg.access_json);
     if (rc < 0) {
-        fprintf(stderr, "csgi-server: cannot open log file: %s\n", strerror(-rc));
+        fprintf(stderr, "csgi-server: cannot open log file \"%s\": %s\n", srv_log_failed_path(),
+                strerror(-rc));
         srv_config_free(&cfg);
         return 2;
     }
@@ -212,15 +443,20 @@ main(int argc, char **argv)
             n_ls++;
         }
     }
-    if (cfg.pid_file && write_pid(cfg.pid_file) < 0) {
-        fprintf(stderr, "csgi-server: cannot write pid file \"%s\"\n", cfg.pid_file);
+    if (cfg.pid_file && write_pid(cfg.pid_file, err, sizeof(err)) < 0) {
+        fprintf(stderr, "csgi-server: %s\n", err);
+        for (size_t i = 0; i < n_ls; i++)
+            srv_listener_close(&ls[i]);
+        free(ls);
+        srv_log_close();
+        srv_config_free(&cfg);
         return 2;
     }
     {
         char *pid_file = cfg.pid_file ? strdup(cfg.pid_file) : NULL;
         rc = srv_master_run(&cfg, argc, argv, ls, n_ls);
         if (pid_file) {
-            unlink(pid_file);
+            remove_pid(pid_file);
             free(pid_file);
         }
     }

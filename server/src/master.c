@@ -97,6 +97,8 @@ struct master {
     struct srv_stats_server stats;
     int sfd;
     unsigned long long retired_requests;
+    int listeners_shut;  /* stopping: the master closed its listening sockets */
+    int refusing_logged; /* stopping: "new connections are refused" was logged */
 };
 
 static int
@@ -274,14 +276,79 @@ sig_name(int sig)
     return s ? s : "?";
 }
 
+/*
+ * The access-log line of a request lost with its worker: status 500 (the
+ * client got no response, the connection was closed), written by the master
+ * with the dead worker's pid, id and generation so that it matches the
+ * worker's error-log lines.
+ */
+static void
+log_lost_request(const struct wproc *w, struct srv_score *sc, pid_t pid, int thread,
+                 const struct srv_inflight_text *in)
+{
+    struct srv_access_record rec;
+    long long since = atomic_load(&sc->busy_since_ms[thread]);
+
+    if (!srv_access_log_enabled())
+        return;
+    memset(&rec, 0, sizeof(rec));
+    rec.remote_addr = in->remote_addr[0] ? in->remote_addr : NULL;
+    rec.method = in->method[0] ? in->method : NULL;
+    rec.target = in->target;
+    rec.target_len = strlen(in->target);
+    rec.status = 500;
+    rec.duration_ms = since ? (double)(srv_clock_ms() - since) : 0.0;
+    rec.plugin = in->plugin;
+    rec.request_id = in->request_id;
+    rec.pid = (int)pid;
+    rec.worker_id = w->worker_id;
+    rec.generation = w->generation;
+    srv_access_log_write(&rec);
+}
+
+/*
+ * A worker killed by a signal: one line naming the signal and, from the
+ * scoreboard, the plugin and request each of its threads was running (one
+ * more line per further thread), and an access-log line per lost request.
+ */
+static void
+log_worker_killed(const struct wproc *w, struct srv_score *sc, pid_t pid, int status)
+{
+    int lvl = w->stopping && WTERMSIG(status) == SIGKILL ? SRV_LOG_WARN : SRV_LOG_ERROR;
+    const char *core = WCOREDUMP(status) ? " (core dumped)" : "";
+    int n = 0;
+
+    for (int t = 0; t < SRV_MAX_THREADS; t++) {
+        struct srv_inflight_text in;
+        if (!srv_inflight_read(sc, t, &in))
+            continue;
+        if (n++ == 0)
+            srv_log(lvl,
+                    "worker %d (gen %u, pid %d) killed by signal %s%s in plugin \"%s\" during "
+                    "request %llu \"%s %s\" from %s",
+                    w->worker_id, w->generation, (int)pid, sig_name(WTERMSIG(status)), core,
+                    in.plugin, (unsigned long long)in.request_id, in.method, in.target,
+                    in.remote_addr[0] ? in.remote_addr : "-");
+        else
+            srv_log(lvl,
+                    "worker %d (gen %u, pid %d) was also in plugin \"%s\" during request %llu "
+                    "\"%s %s\" from %s",
+                    w->worker_id, w->generation, (int)pid, in.plugin,
+                    (unsigned long long)in.request_id, in.method, in.target,
+                    in.remote_addr[0] ? in.remote_addr : "-");
+        log_lost_request(w, sc, pid, t, &in);
+    }
+    if (n == 0)
+        srv_log(lvl, "worker %d (gen %u, pid %d) killed by signal %s%s (not in plugin code)",
+                w->worker_id, w->generation, (int)pid, sig_name(WTERMSIG(status)), core);
+}
+
 /* Log how a reaped worker ended, at a level that says whether it was expected. */
 static void
 log_worker_end(const struct wproc *w, struct srv_score *sc, pid_t pid, int status)
 {
     if (WIFSIGNALED(status)) {
-        srv_log(w->stopping && WTERMSIG(status) == SIGKILL ? SRV_LOG_WARN : SRV_LOG_ERROR,
-                "worker %d (gen %u, pid %d) killed by signal %s%s", w->worker_id, w->generation,
-                (int)pid, sig_name(WTERMSIG(status)), WCOREDUMP(status) ? " (core dumped)" : "");
+        log_worker_killed(w, sc, pid, status);
     } else if (WEXITSTATUS(status) != 0 || !w->stopping) {
         int lvl = w->stopping ? SRV_LOG_INFO : SRV_LOG_ERROR;
         if (atomic_load(&sc->state) == SRV_W_RETIRING)
@@ -437,10 +504,15 @@ watchdog(struct master *m)
         for (int t = 0; t < SRV_MAX_THREADS; t++) {
             long long since = atomic_load(&sc->busy_since_ms[t]);
             if (since && now - since > (long long)m->cfg->timeout * 1000) {
+                struct srv_inflight_text in;
+                if (!srv_inflight_read(sc, t, &in))
+                    memset(&in, 0, sizeof(in));
                 srv_log(SRV_LOG_ERROR,
                         "worker %d (pid %d) stuck in one request for %lld ms (--timeout %u): "
-                        "SIGABRT",
-                        w->worker_id, (int)w->pid, now - since, m->cfg->timeout);
+                        "SIGABRT (plugin \"%s\", request %llu \"%s %s\")",
+                        w->worker_id, (int)w->pid, now - since, m->cfg->timeout,
+                        in.plugin[0] ? in.plugin : "-", (unsigned long long)in.request_id,
+                        in.method[0] ? in.method : "-", in.target);
                 kill(w->pid, SIGABRT);
                 w->abort_sent = 1;
                 w->kill_at_ms = now + ABORT_KILL_AFTER_MS;
@@ -461,6 +533,92 @@ release_config(struct srv_config *cfg, int owned)
     srv_config_free(cfg);
     if (owned)
         free(cfg);
+}
+
+static int
+same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static int
+same_binds(const struct srv_config *a, const struct srv_config *b)
+{
+    if (a->n_binds != b->n_binds)
+        return 0;
+    for (size_t i = 0; i < a->n_binds; i++) {
+        if (strcmp(a->binds[i], b->binds[i]) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+/* A reload cannot apply these: warn, naming each one. */
+static void
+warn_restart_settings(const struct master *m, const struct srv_config *ncfg)
+{
+    const struct srv_config *old = m->cfg;
+
+    if (!same_binds(old, ncfg) && !(m->n_ls && m->ls[0].inherited))
+        srv_log(SRV_LOG_WARN,
+                "reload: --bind changed (now \"%s\"%s): needs a restart; the old sockets "
+                "stay",
+                ncfg->binds[0], ncfg->n_binds > 1 ? ", ..." : "");
+    if (!same_str(old->pid_file, ncfg->pid_file))
+        srv_log(SRV_LOG_WARN, "reload: --pid changed: needs a restart; the pid file stays \"%s\"",
+                old->pid_file ? old->pid_file : "(none)");
+    if (!same_str(old->user, ncfg->user) || !same_str(old->group, ncfg->group))
+        srv_log(SRV_LOG_WARN, "reload: --user/--group changed: needs a restart (privileges "
+                              "were dropped at start)");
+}
+
+/*
+ * Point the master's log files at cfg's paths when they differ from the open
+ * ones; workers started afterwards inherit them. Logged on failure (the old
+ * files stay).
+ */
+static void
+apply_log_paths(const struct srv_config *cfg, const char *why)
+{
+    int rc;
+
+    if (same_str(srv_log_error_path(), cfg->error_log) &&
+        same_str(srv_log_access_path(), cfg->access_log) &&
+        srv_log_access_json() == cfg->access_json)
+        return;
+    rc = srv_log_open(cfg->error_log, cfg->access_log, cfg->access_json);
+    if (rc < 0)
+        srv_log(SRV_LOG_ERROR, "%s: cannot open log file \"%s\": %s; the old log files stay", why,
+                srv_log_failed_path(), strerror(-rc));
+    else
+        srv_log(SRV_LOG_INFO, "%s: log files now --error-log %s, --access-log %s", why,
+                cfg->error_log ? cfg->error_log : "-", cfg->access_log ? cfg->access_log : "(off)");
+}
+
+/* Serve stats where cfg says, when that changed; the old endpoint stays on failure. */
+static void
+apply_stats_addr(struct master *m, const char *old_addr)
+{
+    struct srv_stats_server ns;
+    const char *addr = m->cfg->stats;
+    int rc;
+
+    if (same_str(old_addr, addr))
+        return;
+    if (!addr) {
+        srv_stats_close(&m->stats);
+        srv_log(SRV_LOG_INFO, "reload: stats endpoint closed");
+        return;
+    }
+    rc = srv_stats_open(&ns, addr);
+    if (rc < 0) {
+        srv_log(SRV_LOG_ERROR, "reload: cannot serve stats on \"%s\": %s; the old endpoint stays",
+                addr, strerror(-rc));
+        return;
+    }
+    srv_stats_close(&m->stats);
+    m->stats = ns;
+    srv_log(SRV_LOG_INFO, "reload: stats now on \"%s\"", addr);
 }
 
 static void
@@ -485,19 +643,31 @@ start_reload(struct master *m)
         release_config(ncfg, 1);
         return;
     }
-    if (ncfg->n_binds != m->cfg->n_binds) {
-        srv_log(SRV_LOG_WARN, "reload: --bind changes need a restart; keeping the old sockets");
+    if (srv_config_check_paths(ncfg, err, sizeof(err)) < 0) {
+        srv_log(SRV_LOG_ERROR, "reload refused, old workers keep serving: %s", err);
+        release_config(ncfg, 1);
+        return;
     }
+    warn_restart_settings(m, ncfg);
+    if (!ncfg->workers)
+        ncfg->workers = 1;
+    /*
+     * The worker count TTIN/TTOU set survives a reload that leaves --workers
+     * as it was; a changed --workers wins.
+     */
+    m->pending_target = ncfg->workers == m->cfg->workers ? m->target_workers : ncfg->workers;
+    if (m->pending_target != ncfg->workers)
+        srv_log(SRV_LOG_INFO, "reload: keeping %u worker(s) set by TTIN/TTOU (--workers %u)",
+                m->pending_target, ncfg->workers);
     /* Kept until the reload ends: a rolled-back reload restores it. */
     m->prev_cfg = m->cfg;
     m->prev_owned = m->cfg_owned;
     m->prev_target = m->target_workers;
     m->cfg = ncfg;
     m->cfg_owned = 1;
-    if (!m->cfg->workers)
-        m->cfg->workers = 1;
-    m->pending_target = ncfg->workers;
     srv_log_verbosity = ncfg->log_level;
+    /* Before the fork: the new workers write to the new files. */
+    apply_log_paths(ncfg, "reload");
     m->pending_gen = ++m->last_gen;
     atomic_store(&m->sb->generation, m->pending_gen);
     srv_log_set_identity("master", -1, m->pending_gen);
@@ -536,6 +706,7 @@ fail_reload(struct master *m, const char *why)
     m->cfg_owned = m->prev_owned;
     m->prev_cfg = NULL;
     srv_log_verbosity = m->cfg->log_level;
+    apply_log_paths(m->cfg, "reload rolled back");
 }
 
 /* Check a reload in progress: all ready -> switch; any failure -> roll back. */
@@ -585,6 +756,7 @@ check_reload(struct master *m)
         m->pending_gen = 0;
         m->target_workers = m->pending_target;
         if (m->prev_cfg) {
+            apply_stats_addr(m, m->prev_cfg->stats);
             release_config(m->prev_cfg, m->prev_owned);
             m->prev_cfg = NULL;
         }
@@ -654,8 +826,8 @@ sd_notify(const char *msg)
     close(fd);
 }
 
-static int
-drop_privileges(const struct srv_config *cfg)
+int
+srv_master_drop_privileges(const struct srv_config *cfg)
 {
     if (cfg->group) {
         struct group *g = getgrnam(cfg->group);
@@ -765,7 +937,7 @@ master_init(struct master *m, struct srv_config *cfg, int argc, char **argv,
             goto error_close_signals;
         }
     }
-    if (drop_privileges(cfg) < 0)
+    if (srv_master_drop_privileges(cfg) < 0)
         goto error_close_stats;
     return 0;
 
@@ -806,6 +978,47 @@ log_listeners(const struct srv_listener *ls, size_t n_ls)
     }
 }
 
+/*
+ * A stop: close the master's listening sockets (systemd's stay with systemd,
+ * which queues connections for the next start). A socket lives while any
+ * process holds it, so the workers' copies keep it until each one stops
+ * accepting and closes its own (worker.c, start_drain()); from then on a new
+ * connection is refused at once, while the in-flight requests finish.
+ */
+static void
+shut_listeners(struct master *m)
+{
+    int closed = 0;
+
+    if (m->listeners_shut)
+        return;
+    m->listeners_shut = 1;
+    for (size_t i = 0; i < m->n_ls; i++)
+        closed += srv_listener_shut(&m->ls[i]);
+    if (closed < (int)m->n_ls)
+        srv_log(SRV_LOG_INFO, "stopping: the sockets from systemd stay open; connections wait "
+                              "for the next start");
+}
+
+/* Once no worker holds a listening socket any more, say that connections are refused. */
+static void
+note_refusing(struct master *m)
+{
+    if (!m->listeners_shut || m->refusing_logged)
+        return;
+    for (size_t i = 0; i < m->n_ls; i++) {
+        if (m->ls[i].fd >= 0)
+            return; /* systemd's: nothing is refused */
+    }
+    for (int i = 0; i < SRV_MAX_SLOTS; i++) {
+        const struct wproc *w = &m->procs[i];
+        if (w->pid && !atomic_load(&m->sb->slots[w->slot].listeners_closed))
+            return;
+    }
+    m->refusing_logged = 1;
+    srv_log(SRV_LOG_INFO, "stopping: listening sockets closed, new connections are refused");
+}
+
 /* SIGTERM: the first stops gracefully, a second one stops now. */
 static void
 on_sigterm(struct master *m)
@@ -820,6 +1033,7 @@ on_sigterm(struct master *m)
     sd_notify("STOPPING=1");
     m->stopping = 1;
     stop_others(m, 0, SIGTERM, m->cfg->graceful_timeout);
+    shut_listeners(m);
 }
 
 /* Act on one signal taken from the signalfd (gunicorn's mapping; see the top of this file). */
@@ -844,22 +1058,33 @@ on_signal(struct master *m, int sig)
         sd_notify("STOPPING=1");
         m->stopping = 2;
         stop_others(m, 0, SIGQUIT, FAST_STOP_GRACE_S);
+        shut_listeners(m);
         break;
-    case SIGUSR1:
+    case SIGUSR1: {
+        int rc;
         srv_log(SRV_LOG_INFO, "SIGUSR1: reopening log files");
-        srv_log_reopen();
+        rc = srv_log_reopen();
+        if (rc < 0)
+            srv_log(SRV_LOG_ERROR, "SIGUSR1: cannot reopen log file \"%s\": %s",
+                    srv_log_failed_path(), strerror(-rc));
         signal_all(m, SIGUSR1);
         break;
+    }
     case SIGTTIN:
         if (m->target_workers < SRV_MAX_WORKERS) {
             m->target_workers++;
             srv_log(SRV_LOG_INFO, "SIGTTIN: %u worker(s)", m->target_workers);
+        } else {
+            srv_log(SRV_LOG_WARN, "SIGTTIN ignored: already at the maximum of %d workers",
+                    SRV_MAX_WORKERS);
         }
         break;
     case SIGTTOU:
         if (m->target_workers > 1) {
             m->target_workers--;
             srv_log(SRV_LOG_INFO, "SIGTTOU: %u worker(s)", m->target_workers);
+        } else {
+            srv_log(SRV_LOG_WARN, "SIGTTOU ignored: one worker is the minimum");
         }
         break;
     default: /* SIGCHLD: reap() runs on every step. */
@@ -889,6 +1114,7 @@ master_step(struct master *m)
     if (m->stopping) {
         if (all_gone(m))
             return 0;
+        note_refusing(m);
         watchdog(m);
         return 1;
     }

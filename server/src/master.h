@@ -17,4 +17,10 @@
 int srv_master_run(struct srv_config *cfg, int argc, char **argv, struct srv_listener *ls,
                    size_t n_ls);
 
+/*
+ * Switch to cfg's --group and --user (nothing when neither is set). Returns
+ * 0, or -1 (logged) when a switch failed.
+ */
+int srv_master_drop_privileges(const struct srv_config *cfg);
+
 #endif /* SRV_MASTER_H */

@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,9 +149,58 @@ plugin_tmp_dir(const struct srv_config *cfg)
     return d;
 }
 
+/* Remember a failure for the caller (--check-config's table). Out of memory: not kept. */
+static void
+note_failure(struct srv_plugin_report *rep, const char *what, const char *why)
+{
+    struct srv_plugin_failure *f;
+
+    if (!rep)
+        return;
+    f = realloc(rep->v, (rep->n + 1) * sizeof(*f));
+    if (!f)
+        return;
+    rep->v = f;
+    f = &f[rep->n];
+    f->what = strdup(what);
+    f->why = strdup(why);
+    if (!f->what || !f->why) {
+        free(f->what);
+        free(f->why);
+        return;
+    }
+    rep->n++;
+}
+
+void
+srv_plugin_report_free(struct srv_plugin_report *rep)
+{
+    for (size_t i = 0; i < rep->n; i++) {
+        free(rep->v[i].what);
+        free(rep->v[i].why);
+    }
+    free(rep->v);
+    memset(rep, 0, sizeof(*rep));
+}
+
+/* Log "plugin FILE skipped: WHY" and record it. */
+static void __attribute__((format(printf, 3, 4)))
+skip(struct srv_plugin_report *rep, const char *file, const char *fmt, ...)
+{
+    char why[640];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    srv_log(SRV_LOG_ERROR, "plugin \"%s\" skipped: %s", file, why);
+    note_failure(rep, file, why);
+}
+
 /* Load one file; on success fills p and returns 0, else logs and returns -1. */
 static int
-load_one(struct srv_plugin *p, const char *dir, const char *file, const struct srv_config *cfg)
+load_one(struct srv_plugin_report *rep, struct srv_plugin *p, const char *dir, const char *file,
+         const struct srv_config *cfg)
 {
     char *src = NULL, *copy = NULL;
     char why[512];
@@ -224,7 +274,7 @@ error_dlclose:
     if (!getenv("CSGI_NO_DLCLOSE"))
         dlclose(h);
 error_log:
-    srv_log(SRV_LOG_ERROR, "plugin \"%s\" skipped: %s", file, why);
+    skip(rep, file, "%s", why);
     free(copy);
     free(src);
     return -1;
@@ -307,8 +357,43 @@ attach_config(struct srv_plugin *p, const struct srv_config *cfg)
     return 0;
 }
 
+/*
+ * A --set for a plugin name that is not loaded is a typo or a plugin that
+ * failed: warn once per name and key, and record it.
+ */
+static void
+check_settings(const struct srv_plugin_set *set, const struct srv_config *cfg,
+               struct srv_plugin_report *rep)
+{
+    for (size_t i = 0; i < cfg->n_settings; i++) {
+        const struct srv_setting *st = &cfg->settings[i];
+        char what[256], why[256];
+        size_t j;
+
+        for (j = 0; j < set->n; j++) {
+            if (strcmp(set->v[j].desc.name, st->plugin) == 0)
+                break;
+        }
+        if (j < set->n)
+            continue;
+        snprintf(what, sizeof(what), "--set %.100s.%.100s", st->plugin, st->key);
+        snprintf(why, sizeof(why), "no plugin named \"%.100s\" is loaded", st->plugin);
+        srv_log(SRV_LOG_WARN, "%s: %s (ignored)", what, why);
+        note_failure(rep, what, why);
+        if (rep)
+            rep->n_unknown_settings++;
+    }
+}
+
 int
 srv_plugins_load(struct srv_plugin_set *set, const struct srv_config *cfg)
+{
+    return srv_plugins_load_report(set, cfg, NULL);
+}
+
+int
+srv_plugins_load_report(struct srv_plugin_set *set, const struct srv_config *cfg,
+                        struct srv_plugin_report *rep)
 {
     DIR *d;
     struct dirent *e;
@@ -317,6 +402,8 @@ srv_plugins_load(struct srv_plugin_set *set, const struct srv_config *cfg)
     int failed = 0;
 
     memset(set, 0, sizeof(*set));
+    if (rep)
+        memset(rep, 0, sizeof(*rep));
     d = opendir(cfg->plugin_dir);
     if (!d) {
         int err = errno;
@@ -360,13 +447,13 @@ srv_plugins_load(struct srv_plugin_set *set, const struct srv_config *cfg)
         if (asprintf(&path, "%s/%s", cfg->plugin_dir, names[i]) < 0)
             continue;
         if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
-            srv_log(SRV_LOG_ERROR, "plugin \"%s\" skipped: not a regular file", names[i]);
+            skip(rep, names[i], "not a regular file");
             free(path);
             failed++;
             continue;
         }
         free(path);
-        if (load_one(p, cfg->plugin_dir, names[i], cfg) < 0) {
+        if (load_one(rep, p, cfg->plugin_dir, names[i], cfg) < 0) {
             failed++;
             continue;
         }
@@ -375,10 +462,8 @@ srv_plugins_load(struct srv_plugin_set *set, const struct srv_config *cfg)
                 break;
         }
         if (j < set->n) {
-            srv_log(SRV_LOG_ERROR,
-                    "plugin \"%s\" skipped: duplicate plugin name \"%s\" (already loaded from "
-                    "\"%s\")",
-                    names[i], p->desc.name, set->v[j].file);
+            skip(rep, names[i], "duplicate plugin name \"%s\" (already loaded from \"%s\")",
+                 p->desc.name, set->v[j].file);
             free_plugin(p);
             failed++;
             continue;
@@ -391,8 +476,7 @@ srv_plugins_load(struct srv_plugin_set *set, const struct srv_config *cfg)
         if (p->mount)
             p->mount_len = strlen(p->mount);
         if (!p->mount || !srv_mount_valid(p->mount)) {
-            srv_log(SRV_LOG_ERROR, "plugin \"%s\" skipped: invalid mount \"%s\"", names[i],
-                    m ? m : "(none)");
+            skip(rep, names[i], "invalid mount \"%s\"", m ? m : "(none)");
             free_plugin(p);
             failed++;
             continue;
@@ -402,15 +486,14 @@ srv_plugins_load(struct srv_plugin_set *set, const struct srv_config *cfg)
                 break;
         }
         if (j < set->n) {
-            srv_log(SRV_LOG_ERROR,
-                    "plugin \"%s\" skipped: mount \"%s\" is already used by plugin \"%s\"",
-                    names[i], p->mount, set->v[j].desc.name);
+            skip(rep, names[i], "mount \"%s\" is already used by plugin \"%s\"", p->mount,
+                 set->v[j].desc.name);
             free_plugin(p);
             failed++;
             continue;
         }
         if (attach_config(p, cfg) < 0) {
-            srv_log(SRV_LOG_ERROR, "plugin \"%s\" skipped: out of memory", names[i]);
+            skip(rep, names[i], "out of memory");
             free_plugin(p);
             failed++;
             continue;
@@ -430,6 +513,7 @@ srv_plugins_load(struct srv_plugin_set *set, const struct srv_config *cfg)
             srv_log(SRV_LOG_WARN, "mount \"%s\" names plugin \"%s\", which is not loaded",
                     cfg->mounts[i].prefix, cfg->mounts[i].plugin);
     }
+    check_settings(set, cfg, rep);
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
@@ -444,6 +528,13 @@ srv_plugins_load(struct srv_plugin_set *set, const struct srv_config *cfg)
 int
 srv_plugins_init(struct srv_plugin_set *set, const struct csgi_host_api *api, int serialize)
 {
+    return srv_plugins_init_report(set, api, serialize, NULL);
+}
+
+int
+srv_plugins_init_report(struct srv_plugin_set *set, const struct csgi_host_api *api, int serialize,
+                        struct srv_plugin_report *rep)
+{
     int failed = 0;
     size_t out = 0;
 
@@ -455,8 +546,12 @@ srv_plugins_init(struct srv_plugin_set *set, const struct csgi_host_api *api, in
         if (p->desc.init_worker)
             rc = p->desc.init_worker(api, p->config, p->n_config, &p->state);
         if (rc < 0) {
+            char why[256];
+            snprintf(why, sizeof(why), "plugin \"%s\": init_worker failed: %s (%s)", p->desc.name,
+                     csgi_strerror(rc), csgi_err_name(rc));
             srv_log(SRV_LOG_ERROR, "plugin \"%s\" (\"%s\") skipped: init_worker failed: %s (%s)",
                     p->desc.name, p->file, csgi_strerror(rc), csgi_err_name(rc));
+            note_failure(rep, p->file, why);
             free_plugin(p);
             failed++;
             continue;

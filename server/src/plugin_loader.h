@@ -41,13 +41,34 @@ struct srv_plugin_set {
     size_t *by_len;
 };
 
+/* A plugin file that failed to load or init, or a --set naming no loaded plugin. */
+struct srv_plugin_failure {
+    char *what; /* the file name, or "--set NAME.KEY" */
+    char *why;  /* the reason, as logged */
+};
+
+/* What failed while loading and initialising a set (--check-config's table). */
+struct srv_plugin_report {
+    struct srv_plugin_failure *v; /* in order; each was also logged */
+    size_t n;
+    /* How many of them are --set names that match no loaded plugin. */
+    size_t n_unknown_settings;
+};
+
+/* Free what a report holds (the struct itself is the caller's). */
+void srv_plugin_report_free(struct srv_plugin_report *rep);
+
 /*
  * Load every *.so file of cfg->plugin_dir into set (sorted by file name).
  * A plugin that fails is logged with its file name and reason and skipped.
- * Returns the number of files that failed, or a negative CSGI_E* code when
- * the directory itself cannot be read.
+ * A --set whose plugin name matches no loaded plugin is logged as a warning
+ * (not counted in the result). Returns the number of files that failed, or a
+ * negative CSGI_E* code when the directory itself cannot be read.
  */
 int srv_plugins_load(struct srv_plugin_set *set, const struct srv_config *cfg);
+/* srv_plugins_load(), recording every failure and unknown --set in rep (zeroed first). */
+int srv_plugins_load_report(struct srv_plugin_set *set, const struct srv_config *cfg,
+                            struct srv_plugin_report *rep);
 
 /*
  * Run init_worker of every loaded plugin. A plugin whose init fails is
@@ -55,6 +76,9 @@ int srv_plugins_load(struct srv_plugin_set *set, const struct srv_config *cfg);
  * CSGI_PLUGIN_THREADSAFE get a lock. Returns the number that failed.
  */
 int srv_plugins_init(struct srv_plugin_set *set, const struct csgi_host_api *api, int serialize);
+/* srv_plugins_init(), adding each failure to rep (may be NULL). */
+int srv_plugins_init_report(struct srv_plugin_set *set, const struct csgi_host_api *api,
+                            int serialize, struct srv_plugin_report *rep);
 
 /* Run exit_worker (for initialized plugins), dlclose, and free the set. */
 void srv_plugins_unload(struct srv_plugin_set *set);

@@ -7,7 +7,9 @@
 #define SRV_SCOREBOARD_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "srv_limits.h"
 
@@ -33,6 +35,26 @@ struct srv_plugin_score {
     atomic_ullong latency_us;
 };
 
+/*
+ * The request a worker thread is running plugin code for (call(), a body's
+ * next() or close()), written by that thread and read by the master when it
+ * reaps a worker killed by a signal: the crash log line and the access-log
+ * line of the request that was lost both come from here.
+ *
+ * The strings are written by a process that may have crashed mid-write:
+ * readers copy them with a bound (srv_inflight_read()) and never trust a NUL.
+ */
+struct srv_inflight {
+    /* 1 while the fields below describe the request in plugin code, else 0. */
+    atomic_int active;
+    uint64_t request_id; /* per worker; the error log's "request N" */
+    const void *key;     /* the worker's own plugin pointer, to skip rewriting */
+    char plugin[SRV_PLUGIN_NAME_SIZE];
+    char method[SRV_INFLIGHT_METHOD_SIZE];
+    char target[SRV_INFLIGHT_TARGET_SIZE]; /* raw request target, cut */
+    char remote_addr[SRV_INFLIGHT_ADDR_SIZE];
+};
+
 struct srv_score {
     atomic_int pid;
     atomic_int state;
@@ -50,11 +72,105 @@ struct srv_score {
     /* CLOCK_MONOTONIC ms when each thread entered plugin code, 0 when not in it. */
     atomic_llong busy_since_ms[SRV_MAX_THREADS];
     struct srv_plugin_score plugins[SRV_MAX_PLUGIN_STATS];
+    /* What each thread's busy_since_ms is about (see struct srv_inflight). */
+    struct srv_inflight in_plugin[SRV_MAX_THREADS];
+    /* Set by a worker once it has closed its copies of the listening sockets. */
+    atomic_int listeners_closed;
 };
 
 struct srv_scoreboard {
     atomic_uint generation;
     struct srv_score slots[SRV_MAX_SLOTS];
 };
+
+/* Copy the string s into dst (size bytes), cut, NUL-terminated; NULL as "". */
+static inline void
+srv__score_copy(char *dst, size_t size, const char *s, size_t len)
+{
+    if (!s)
+        len = 0;
+    if (len > size - 1)
+        len = size - 1;
+    if (len)
+        memcpy(dst, s, len);
+    dst[len] = '\0';
+}
+
+/*
+ * Publish, in slot thread of sc, that this thread now runs plugin code of
+ * plugin (key: any pointer that identifies it in this worker) for request id.
+ * Call it right before the plugin's call(), next() or close(). method and
+ * remote_addr are NUL-terminated (or NULL); target is len bytes, not
+ * necessarily terminated. Everything is copied (cut to the sizes of struct
+ * srv_inflight). Re-entering for the same request and plugin rewrites
+ * nothing. sc NULL or thread out of range: nothing happens.
+ */
+static inline void
+srv_score_set_inflight(struct srv_score *sc, int thread, const void *key, const char *plugin,
+                       uint64_t id, const char *method, const char *target, size_t target_len,
+                       const char *remote_addr)
+{
+    struct srv_inflight *f;
+
+    if (!sc || thread < 0 || thread >= SRV_MAX_THREADS)
+        return;
+    f = &sc->in_plugin[thread];
+    if (f->request_id != id || f->key != key || !f->plugin[0]) {
+        atomic_store_explicit(&f->active, 0, memory_order_relaxed);
+        f->request_id = id;
+        f->key = key;
+        srv__score_copy(f->plugin, sizeof(f->plugin), plugin, plugin ? strlen(plugin) : 0);
+        srv__score_copy(f->method, sizeof(f->method), method, method ? strlen(method) : 0);
+        srv__score_copy(f->target, sizeof(f->target), target, target_len);
+        srv__score_copy(f->remote_addr, sizeof(f->remote_addr), remote_addr,
+                        remote_addr ? strlen(remote_addr) : 0);
+    }
+    atomic_store_explicit(&f->active, 1, memory_order_release);
+}
+
+/* The thread left plugin code: its slot no longer describes a request. */
+static inline void
+srv_score_clear_inflight(struct srv_score *sc, int thread)
+{
+    if (!sc || thread < 0 || thread >= SRV_MAX_THREADS)
+        return;
+    atomic_store_explicit(&sc->in_plugin[thread].active, 0, memory_order_release);
+}
+
+/* A reader's copy of a struct srv_inflight: every string NUL-terminated. */
+struct srv_inflight_text {
+    uint64_t request_id;
+    char plugin[SRV_PLUGIN_NAME_SIZE];
+    char method[SRV_INFLIGHT_METHOD_SIZE];
+    char target[SRV_INFLIGHT_TARGET_SIZE];
+    char remote_addr[SRV_INFLIGHT_ADDR_SIZE];
+};
+
+/*
+ * Copy slot thread of sc into out, each string read up to its field's size
+ * (never past it, whatever the writer left). Returns 1 when the slot
+ * describes a request in plugin code, else 0 (out untouched).
+ */
+static inline int
+srv_inflight_read(struct srv_score *sc, int thread, struct srv_inflight_text *out)
+{
+    const struct srv_inflight *f;
+
+    if (!sc || thread < 0 || thread >= SRV_MAX_THREADS)
+        return 0;
+    f = &sc->in_plugin[thread];
+    if (!atomic_load_explicit(&sc->in_plugin[thread].active, memory_order_acquire))
+        return 0;
+    out->request_id = f->request_id;
+    srv__score_copy(out->plugin, sizeof(out->plugin), f->plugin,
+                    strnlen(f->plugin, sizeof(f->plugin) - 1));
+    srv__score_copy(out->method, sizeof(out->method), f->method,
+                    strnlen(f->method, sizeof(f->method) - 1));
+    srv__score_copy(out->target, sizeof(out->target), f->target,
+                    strnlen(f->target, sizeof(f->target) - 1));
+    srv__score_copy(out->remote_addr, sizeof(out->remote_addr), f->remote_addr,
+                    strnlen(f->remote_addr, sizeof(f->remote_addr) - 1));
+    return 1;
+}
 
 #endif /* SRV_SCOREBOARD_H */

@@ -32,4 +32,13 @@
 #define SRV_PLUGIN_VERSION_SIZE 32
 #define SRV_PLUGIN_MOUNT_SIZE   128
 
+/*
+ * Sizes, with the NUL, of what a worker publishes about the request each
+ * thread is running plugin code for (struct srv_inflight): a longer method,
+ * target or address is cut.
+ */
+#define SRV_INFLIGHT_METHOD_SIZE 16
+#define SRV_INFLIGHT_TARGET_SIZE 128
+#define SRV_INFLIGHT_ADDR_SIZE   48
+
 #endif /* SRV_LIMITS_H */

@@ -197,7 +197,10 @@ take_signal(struct worker *w)
         w->fast = 1;
         return 1;
     } else if (sig == SIGUSR1) {
-        srv_log_reopen();
+        int rc = srv_log_reopen();
+        if (rc < 0)
+            srv_log(SRV_LOG_ERROR, "SIGUSR1: cannot reopen log file \"%s\": %s",
+                    srv_log_failed_path(), strerror(-rc));
     }
     return 0;
 }
@@ -216,13 +219,35 @@ check_max_requests(struct worker *w)
     w->draining = 1;
 }
 
+/*
+ * Close this worker's copies of the listening sockets (it accepts no more).
+ * The master and the other workers keep theirs; once the last copy is gone
+ * (a stop, see master.c shut_listeners()) new connections are refused
+ * instead of waiting in a queue that nobody accepts from.
+ */
+static void
+close_listeners(struct worker *w)
+{
+    for (size_t i = 0; i < w->a->n_listeners; i++) {
+        struct srv_listener *l = &w->a->listeners[i];
+        if (l->fd >= 0) {
+            close(l->fd);
+            l->fd = -1;
+        }
+    }
+    if (w->sc)
+        atomic_store(&w->sc->listeners_closed, 1);
+}
+
 /* Stop accepting and start the graceful timeout's clock. */
 static void
 start_drain(struct worker *w)
 {
     if (w->sc && atomic_load(&w->sc->state) != SRV_W_RETIRING)
         atomic_store(&w->sc->state, SRV_W_DRAINING);
+    /* Returns once the accept thread has stopped: the sockets are unused from here. */
     srv_http_drain(w->h);
+    close_listeners(w);
     w->drain_start = srv_clock_ms();
     w->drain_deadline = w->drain_start + (long long)w->cfg->graceful_timeout * 1000;
     srv_log(SRV_LOG_INFO, "draining: %llu request(s) in flight", srv_http_inflight(w->h));

@@ -582,6 +582,60 @@ START_TEST(config_json_errors)
 }
 END_TEST
 
+/* A JSON error names the line: of the bad key, or where the syntax broke. */
+START_TEST(config_json_errors_name_the_line)
+{
+    ck_assert_int_eq(
+        srv_config_parse_json(&cfg, "{\n  \"workers\": 2,\n\n  \"bogus\": 1\n}", err, sizeof(err)),
+        -1);
+    ck_assert_msg(strstr(err, "unknown key \"bogus\" (line 4)") != NULL, "%s", err);
+    srv_config_free(&cfg);
+    srv_config_init(&cfg);
+    ck_assert_int_eq(srv_config_parse_json(&cfg, "{\n  \"workers\": 0\n}", err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "(line 2)") != NULL, "%s", err);
+    srv_config_free(&cfg);
+    srv_config_init(&cfg);
+    ck_assert_int_eq(
+        srv_config_parse_json(&cfg, "{\n  \"workers\": 2\n  \"threads\": 2\n}", err, sizeof(err)),
+        -1);
+    ck_assert_msg(strstr(err, "invalid JSON at line 3") != NULL, "%s", err);
+}
+END_TEST
+
+/* --plugins must name a directory that exists: checked before start and reload. */
+START_TEST(config_check_paths)
+{
+    const char *tmp = getenv("TMPDIR");
+    char tdir[512];
+    FILE *f;
+
+    snprintf(tdir, sizeof(tdir), "%s/csgi-cfg-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(tdir));
+    free(cfg.plugin_dir);
+    cfg.plugin_dir = strdup(tdir);
+    ck_assert_int_eq(srv_config_check_paths(&cfg, err, sizeof(err)), 0);
+    {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/f", tdir);
+        f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fclose(f);
+        free(cfg.plugin_dir);
+        cfg.plugin_dir = strdup(path);
+        ck_assert_int_eq(srv_config_check_paths(&cfg, err, sizeof(err)), -1);
+        ck_assert_msg(strstr(err, "is not a directory") && strstr(err, path), "%s", err);
+        unlink(path);
+    }
+    free(cfg.plugin_dir);
+    cfg.plugin_dir = strdup("/nonexistent/csgi-plugins");
+    ck_assert_int_eq(srv_config_check_paths(&cfg, err, sizeof(err)), -1);
+    ck_assert_msg(strstr(err, "option --plugins: \"/nonexistent/csgi-plugins\": No such file") !=
+                      NULL,
+                  "%s", err);
+    rmdir(tdir);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Validation                                                          */
 /* ------------------------------------------------------------------ */
@@ -756,6 +810,7 @@ START_TEST(config_usage_lists_every_option)
         "--group GROUP",
         "--check-config ",
         "--status ADDR",
+        "--status-timeout SEC",
         "--version ",
         "--help ",
     };
@@ -823,6 +878,8 @@ config_suite(void)
     tcase_add_test(tc, config_json_flag_false);
     tcase_add_test(tc, config_json_large_numbers);
     tcase_add_loop_test(tc, config_json_errors, 0, (int)N_OF(json_errors));
+    tcase_add_test(tc, config_json_errors_name_the_line);
+    tcase_add_test(tc, config_check_paths);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("validate");

@@ -21,6 +21,7 @@
 
 #include "core.h"
 #include "head.h"
+#include "plugin_check.h"
 #include "csgi_internal.h"
 
 /* Under AddressSanitizer every alloc() gets its own heap block, so that an
@@ -922,22 +923,25 @@ csgi_test_client_request(struct csgi_test_client *client, const struct csgi_test
 /* Clients                                                             */
 /* ------------------------------------------------------------------ */
 
-/* Normalise a mount: "" or "/x" (trailing slashes dropped). NULL when invalid. */
+/*
+ * A mount as the client keeps it: "" for the root, else "/x" (trailing
+ * slashes dropped); otherwise csgi-server's rules (csgi__mount_valid: no
+ * space, '%', "//"...). NULL when invalid.
+ */
 static char *
 tc_mount_dup(const char *mount)
 {
     size_t n = strlen(mount);
+    char *m;
 
-    if (n && mount[0] != '/')
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)mount[i];
-        if (ch < 0x20 || ch == 0x7f || ch == '?' || ch == '#')
-            return NULL;
-    }
     while (n && mount[n - 1] == '/')
-        n--;
-    return tc_strndup(mount, n);
+        n--; /* "/app/" is "/app", as the API always allowed */
+    m = tc_strndup(mount, n);
+    if (m && n && !csgi__mount_valid(m)) {
+        free(m);
+        return NULL;
+    }
+    return m;
 }
 
 static struct csgi_test_client *
@@ -1018,53 +1022,14 @@ tc_client_set_config(struct csgi_test_client *c, const struct csgi_kv *config, s
 }
 
 static int
-tc_valid_name(const char *name)
-{
-    size_t n = strlen(name);
-
-    if (n == 0 || n > 63)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'))
-            return 0;
-    }
-    return 1;
-}
-
-/* The server's descriptor checks. Writes the reason and returns CSGI_EABI. */
-static int
 tc_check_plugin(const struct csgi_plugin *p, char *err, size_t err_len)
 {
-    if (p->magic != CSGI_PLUGIN_MAGIC) {
-        tc_errf(err, err_len, "bad magic 0x%08x, not a csgi plugin (want 0x%08x)",
-                (unsigned)p->magic, (unsigned)CSGI_PLUGIN_MAGIC);
-        return CSGI_EABI;
-    }
-    if (p->abi_version != CSGI_ABI_VERSION) {
-        tc_errf(err, err_len, "plugin ABI %u, host ABI %u", (unsigned)p->abi_version,
-                (unsigned)CSGI_ABI_VERSION);
-        return CSGI_EABI;
-    }
-    if (p->version < 1) {
-        tc_errf(err, err_len, "descriptor version %u is invalid", (unsigned)p->version);
-        return CSGI_EABI;
-    }
-    if (p->size < sizeof(struct csgi_plugin)) {
-        tc_errf(err, err_len, "descriptor size %u is smaller than %zu for version %u",
-                (unsigned)p->size, sizeof(struct csgi_plugin), (unsigned)p->version);
-        return CSGI_EABI;
-    }
-    if (!p->name || !tc_valid_name(p->name)) {
-        tc_errf(err, err_len, "plugin name \"%s\" is invalid (want [a-z0-9_]+, at most 63 bytes)",
-                p->name ? p->name : "(null)");
-        return CSGI_EABI;
-    }
-    if (!p->call) {
-        tc_errf(err, err_len, "plugin \"%s\" has no call()", p->name);
-        return CSGI_EABI;
-    }
-    return CSGI_OK;
+    char why[256];
+    int rc = csgi__descriptor_check(p, why, sizeof(why));
+
+    if (rc < 0)
+        tc_errf(err, err_len, "%s", why);
+    return rc;
 }
 
 /* Check the descriptor, set the mount and config, run init_worker(). */

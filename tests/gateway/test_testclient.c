@@ -525,6 +525,21 @@ START_TEST(testclient_rejects_bad_requests)
 }
 END_TEST
 
+/* Mounts follow csgi-server's rules (one check in the host core). */
+START_TEST(testclient_mount_rules_match_server)
+{
+    static const char *const bad[] = {"/a b", "/a%20b", "/a//b", "app", "/a?b", "/a#b"};
+    char err[256];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        ck_assert_msg(csgi_test_client_new_app(env_app, NULL, bad[i], err, sizeof(err)) == NULL,
+                      "mount \"%s\" was accepted", bad[i]);
+        ck_assert_ptr_nonnull(strstr(err, "is invalid"));
+    }
+}
+END_TEST
+
 START_TEST(testclient_mount_prefix_is_script_name)
 {
     struct csgi_test_client *c = app_client(env_app, "/app/");
@@ -1394,13 +1409,14 @@ url_app(void *state, struct csgi_environ *env, const struct csgi_responder *resp
 
 START_TEST(testclient_request_url_reconstruction)
 {
-    struct csgi_test_client *c = app_client(url_app, "/my app");
+    /* A mount may not hold a space (as in csgi-server); path_info may, and is quoted. */
+    struct csgi_test_client *c = app_client(url_app, "/my");
     const struct csgi_header host = {CSGI_STR_INIT("Host"), CSGI_STR_INIT("example.org:8080")};
-    struct csgi_test_request rq = {.target = "/my%20app/a%2Fb/%C3%A9~x?q=1&r=%20"};
+    struct csgi_test_request rq = {.target = "/my/a%20p/a%2Fb/%C3%A9~x?q=1&r=%20"};
     struct csgi_test_response *resp = run(c, &rq);
 
     ck_assert_int_eq(g_rc[0], CSGI_OK);
-    ck_assert_str_eq(g_url, "http://localhost/my%20app/a/b/%C3%A9~x?q=1&r=%20");
+    ck_assert_str_eq(g_url, "http://localhost/my/a%20p/a/b/%C3%A9~x?q=1&r=%20");
     ck_assert(g_rc[1]);
     ck_assert_int_eq(g_rc[2], CSGI_EINVAL);
     ck_assert(g_rc[3]);
@@ -1408,16 +1424,16 @@ START_TEST(testclient_request_url_reconstruction)
 
     rq.headers = &host;
     rq.n_headers = 1;
-    rq.target = "/my%20app";
+    rq.target = "/my/a%20p";
     resp = run(c, &rq);
-    ck_assert_str_eq(g_url, "http://example.org:8080/my%20app");
+    ck_assert_str_eq(g_url, "http://example.org:8080/my/a%20p");
     csgi_test_response_free(resp);
 
     rq.headers = NULL;
     rq.n_headers = 0;
     rq.url_scheme = "https";
     resp = run(c, &rq);
-    ck_assert_str_eq(g_url, "https://localhost/my%20app");
+    ck_assert_str_eq(g_url, "https://localhost/my/a%20p");
     csgi_test_response_free(resp);
     csgi_test_client_free(c);
 }
@@ -1779,13 +1795,14 @@ START_TEST(testclient_plugin_descriptor_checks)
         const char *what;
         const char *reason;
     } want[] = {
-        {"magic", "bad magic 0x12345678, not a csgi plugin"},
-        {"abi", "plugin ABI 2, host ABI 1"},
-        {"version", "descriptor version 0 is invalid"},
-        {"size", "descriptor size 8 is smaller than"},
-        {"name", "plugin name \"Bad-Name\" is invalid"},
-        {"null name", "plugin name \"(null)\" is invalid"},
-        {"call", "plugin \"lifecycle\" has no call()"},
+        /* The host core's descriptor checks: the same words as csgi-server's log. */
+        {"magic", "bad descriptor magic 0x12345678: not a CSGI plugin descriptor"},
+        {"abi", "plugin built for CSGI ABI 2, this host speaks ABI 1 (EABI)"},
+        {"version", "descriptor version 0 size"},
+        {"size", "descriptor version 1 size 8 is smaller than version 1"},
+        {"name", "invalid plugin name \"Bad-Name\""},
+        {"null name", "invalid plugin name \"(null)\""},
+        {"call", "descriptor has no call function"},
         {"init", "plugin \"lifecycle\": init_worker failed: out of memory (ENOMEM)"},
     };
 
@@ -1884,14 +1901,14 @@ START_TEST(testclient_open_rejects_bad_plugins)
         const char *variant;
         const char *reason;
     } want[] = {
-        {"wrong_abi", "plugin ABI 2, host ABI 1"},
+        {"wrong_abi", "plugin built for CSGI ABI 2, this host speaks ABI 1"},
         {"no_entry", "entry symbol \"csgi_plugin_entry\" not found"},
-        {"bad_magic", "bad magic 0xdeadbeef, not a csgi plugin"},
+        {"bad_magic", "bad descriptor magic 0xdeadbeef"},
         {"init_fail", "plugin \"fixture\": init_worker failed: input/output error (EIO)"},
         {"null_entry", "csgi_plugin_entry(1) returned NULL: the plugin refuses host ABI 1"},
-        {"bad_name", "plugin name \"Bad-Name\" is invalid"},
-        {"no_call", "plugin \"fixture\" has no call()"},
-        {"small_size", "descriptor size"},
+        {"bad_name", "invalid plugin name \"Bad-Name\""},
+        {"no_call", "descriptor has no call function"},
+        {"small_size", "size 72 is smaller than version 1"},
     };
 
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -1955,6 +1972,7 @@ testclient_suite(void)
     tcase_add_test(tc, testclient_path_percent_decoded_query_raw);
     tcase_add_test(tc, testclient_rejects_nul_escape);
     tcase_add_test(tc, testclient_rejects_bad_requests);
+    tcase_add_test(tc, testclient_mount_rules_match_server);
     tcase_add_test(tc, testclient_mount_prefix_is_script_name);
     tcase_add_test(tc, testclient_rejects_bad_mount);
     suite_add_tcase(s, tc);

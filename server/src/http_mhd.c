@@ -232,6 +232,11 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     if (!r)
         return NULL;
     memset(r, 0, offsetof(struct csgi_request, inline_headers));
+    /* The parts outside the memset that a request refused early still uses. */
+    csgi__response_init(&r->core, &srv_core_ops, r, 0, 0);
+    r->errors_state.sink = srv_errors_sink;
+    r->errors_state.ctx = r;
+    r->errors_state.line_len = 0;
     srv_arena_init(&r->arena, r + 1, FIRST_ARENA);
     r->h = h;
     r->slot = slot;
@@ -648,15 +653,11 @@ build_environ(struct csgi_request *r)
     r->input_state.len = r->body_len;
     csgi__input_init(&r->input, &r->input_state);
     e->input = &r->input;
-    r->errors_state.sink = srv_errors_sink;
-    r->errors_state.ctx = r;
     csgi__errors_init(&r->errors, &r->errors_state);
     e->errors = &r->errors;
-    csgi__response_init(
-        &r->core, &srv_core_ops, r,
+    r->core.flags =
         (r->head_request ? CSGI__RESP_HEAD : 0) |
-            (r->version_len == 8 && memcmp(r->version, "HTTP/1.0", 8) == 0 ? CSGI__RESP_HTTP10 : 0),
-        0);
+        (r->version_len == 8 && memcmp(r->version, "HTTP/1.0", 8) == 0 ? CSGI__RESP_HTTP10 : 0);
 }
 
 /* ------------------------------------------------------------------ */

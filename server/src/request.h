@@ -110,17 +110,10 @@ struct csgi_request {
     int body_too_big;
     int body_io_error;
 
-    /* CSGI objects. The environ lives here until the request is finished (SPEC 4.1). */
+    /* The environ lives here until the request is finished (SPEC 4.1). */
     struct csgi_environ env;
-    struct csgi_input input;
-    struct csgi_errors errors;
-    struct csgi__input input_state;
-    struct csgi__errors errors_state;
     struct srv_plugin *plugin;
 
-    /* The response: the host core's state, and what it planned. */
-    struct csgi__response core;
-    struct csgi__plan plan;
     uint64_t sent_bytes;
     int queued_status;
     int close_conn;
@@ -131,8 +124,20 @@ struct csgi_request {
     int counted;
     struct srv_conn *sconn;
 
-    /* Not cleared per request: everything above inline_headers is. */
+    /*
+     * Not cleared per request (everything above inline_headers is): each of
+     * these is set up by its own init when it is first needed, so that the
+     * per-request memset stays small.
+     */
     struct csgi_header inline_headers[INLINE_HEADERS];
+    /* The host core's response state (on_uri()), and what it planned (respond()). */
+    struct csgi__response core;
+    struct csgi__plan plan;
+    /* The environ's streams (build_environ(); the error stream in on_uri()). */
+    struct csgi_input input;
+    struct csgi_errors errors;
+    struct csgi__input input_state;
+    struct csgi__errors errors_state;
     /* The first arena block follows. */
 };
 

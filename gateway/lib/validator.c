@@ -558,9 +558,9 @@ val_check_env_headers(struct csgi_validator *v, struct val_req *rq, const struct
     *countp += count;
 }
 
-/* Check everything the server put in the environ; returns the number of violations. */
+/* The request line's fields: method, script_name, path_info, query, target, headers. */
 static int
-val_check_env(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env)
+val_check_env_line(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env)
 {
     static const char *const methods[] = {"GET",   "HEAD", "POST",   "OPTIONS",
                                           "PATCH", "PUT",  "DELETE", "TRACE"};
@@ -622,6 +622,15 @@ val_check_env(struct csgi_validator *v, struct val_req *rq, const struct csgi_en
     val_check_env_headers(
         v, rq, env, val_env_str(v, rq, env, "content_type", env->content_type, &count), &count);
 
+    return count;
+}
+
+/* The server's fields: name, port, protocol, scheme, remote address, flags. */
+static int
+val_check_env_server(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env)
+{
+    int count = 0;
+
     if (val_env_str(v, rq, env, "server_name", env->server_name, &count) && !env->server_name.len)
         VAL_ENV(R_ENV_SERVER_NAME, "server_name is empty");
     if (val_env_str(v, rq, env, "server_port", env->server_port, &count) &&
@@ -650,6 +659,15 @@ val_check_env(struct csgi_validator *v, struct val_req *rq, const struct csgi_en
     if (env->flags & ~(uint32_t)0x3f)
         VAL_ENV(R_ENV_FLAGS, "unknown flag bits 0x%x", (unsigned)(env->flags & ~(uint32_t)0x3f));
 
+    return count;
+}
+
+/* The streams and the configuration. */
+static int
+val_check_env_streams(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env)
+{
+    int count = 0;
+
     if (!env->input)
         VAL_ENV(R_ENV_INPUT, "input is NULL");
     else if (env->input->version < 1 || !env->input->read || !env->input->readline ||
@@ -671,6 +689,14 @@ val_check_env(struct csgi_validator *v, struct val_req *rq, const struct csgi_en
         }
     }
     return count;
+}
+
+/* Check everything the server put in the environ; returns the number of violations. */
+static int
+val_check_env(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env)
+{
+    return val_check_env_line(v, rq, env) + val_check_env_server(v, rq, env) +
+           val_check_env_streams(v, rq, env);
 }
 
 #undef VAL_ENV
@@ -1220,6 +1246,48 @@ val_outer_of(const struct csgi_environ *env, const struct csgi_responder *resp)
     return NULL;
 }
 
+static int val_called(struct val_req *rq, int rc, struct csgi_body *out);
+
+/* Set up @p rq's environ, streams, responder and inner body around the server's. */
+static void
+val_wrap(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env,
+         const struct csgi_responder *resp, const struct csgi_body *out)
+{
+    rq->v = v;
+    rq->outer_env = env;
+    rq->outer_resp = resp;
+    rq->outer_input = env->input;
+    rq->outer_errors = env->errors;
+    rq->content_length = env->content_length;
+    rq->env_flags = env->flags;
+    rq->declared_length = -1;
+    rq->is_head = val_eq(env->request_method, "HEAD");
+
+    rq->env = *env;
+    if (env->input) {
+        rq->input.version = CSGI_INPUT_VERSION;
+        rq->input.ctx = rq;
+        rq->input.read = val_input_read;
+        rq->input.readline = val_input_readline;
+        rq->input.rewind = val_input_rewind;
+        rq->env.input = &rq->input;
+    }
+    if (env->errors) {
+        rq->errors.version = CSGI_ERRORS_VERSION;
+        rq->errors.ctx = rq;
+        rq->errors.log = val_errors_log;
+        rq->errors.write = val_errors_write;
+        rq->errors.flush = val_errors_flush;
+        rq->env.errors = &rq->errors;
+    }
+    rq->resp.version = CSGI_RESPONDER_VERSION;
+    rq->resp.ctx = rq;
+    rq->resp.start_response = val_start_response;
+    rq->resp.write = val_write;
+    rq->inner.version = out->version ? out->version : CSGI_BODY_VERSION;
+    rq->inner.total_length = -1;
+}
+
 int
 csgi_validator_call(void *validator, struct csgi_environ *env, const struct csgi_responder *resp,
                     struct csgi_body *out)
@@ -1266,41 +1334,15 @@ csgi_validator_call(void *validator, struct csgi_environ *env, const struct csgi
     rc = api->on_finished(env->request, val_finished, rq);
     if (rc < 0)
         return rc;
-    rq->v = v;
-    rq->outer_env = env;
-    rq->outer_resp = resp;
-    rq->outer_input = env->input;
-    rq->outer_errors = env->errors;
-    rq->content_length = env->content_length;
-    rq->env_flags = env->flags;
-    rq->declared_length = -1;
-    rq->is_head = val_eq(env->request_method, "HEAD");
-
-    rq->env = *env;
-    if (env->input) {
-        rq->input.version = CSGI_INPUT_VERSION;
-        rq->input.ctx = rq;
-        rq->input.read = val_input_read;
-        rq->input.readline = val_input_readline;
-        rq->input.rewind = val_input_rewind;
-        rq->env.input = &rq->input;
-    }
-    if (env->errors) {
-        rq->errors.version = CSGI_ERRORS_VERSION;
-        rq->errors.ctx = rq;
-        rq->errors.log = val_errors_log;
-        rq->errors.write = val_errors_write;
-        rq->errors.flush = val_errors_flush;
-        rq->env.errors = &rq->errors;
-    }
-    rq->resp.version = CSGI_RESPONDER_VERSION;
-    rq->resp.ctx = rq;
-    rq->resp.start_response = val_start_response;
-    rq->resp.write = val_write;
-    rq->inner.version = out->version ? out->version : CSGI_BODY_VERSION;
-    rq->inner.total_length = -1;
-
+    val_wrap(v, rq, env, resp, out);
     rc = v->app(v->app_state, &rq->env, &rq->resp, &rq->inner);
+    return val_called(rq, rc, out);
+}
+
+/* The inner application returned @p rc: check it, and install the wrapping body in @p out. */
+static int
+val_called(struct val_req *rq, int rc, struct csgi_body *out)
+{
     if (rq->pending_sent && rc != CSGI_EHEADERS_SENT) {
         val_report(rq, R_APP_HEADERS_SENT_IGNORED,
                    "call() returned %s after start_response() gave CSGI_EHEADERS_SENT",

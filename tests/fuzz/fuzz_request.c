@@ -1,12 +1,21 @@
 /*
  * libFuzzer target for the server's own request translation: request-target
  * parsing and percent-decoding, Host and Transfer-Encoding checks, method
- * checks, mount matching, and the response-head validation start_response()
+ * checks, mount matching, the request-head check of the host core
+ * (csgi__head_check) and the response-head validation start_response()
  * applies. Each stage asserts the invariants the rest of the server relies on.
  *
- * Input layout: the bytes are split at the first '\n' into a request-target
- * and a "response head" ("<status> <name>: <value>\n..."), so that one input
- * exercises both directions.
+ * Input layout: one input is read three ways, so that the corpus serves every
+ * stage.
+ * - Split at the first '\n' into a request-target and a "response head"
+ *   ("<status> <name>: <value>\n...").
+ * - As a whole, as a request head: a request line ("<method> <target>
+ *   <version>") and header lines ("<name>: <value>"), each ended by '\n' with
+ *   an optional '\r' before it. A line without ':' is a name with an empty
+ *   value; empty lines are skipped; lines beyond MAX_REQ_HEADERS set
+ *   too_many_headers, as the transport's --max-headers does. A request line
+ *   ended by "\r\n" is checked as the test client checks it (any token
+ *   method), one ended by a bare '\n' (or by the end) as csgi-server does.
  */
 #include <assert.h>
 #include <stdint.h>
@@ -14,6 +23,7 @@
 #include <string.h>
 
 #include "csgi_internal.h"
+#include "head.h"
 #include "plugin_loader.h"
 #include "target.h"
 
@@ -21,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct srv_plugin plugins[4];
 static size_t order[4] = {0, 1, 2, 3};
-static struct srv_plugin_set set = {plugins, 4, order};
+static struct srv_plugin_set set = {.v = plugins, .n = 4, .by_len = order};
 
 static void
 init_mounts(void)
@@ -104,7 +114,7 @@ fuzz_target(const char *p, size_t n)
 }
 
 static void
-fuzz_head(const char *p, size_t n)
+fuzz_response_head(const char *p, size_t n)
 {
     struct csgi_header h[16] = {{{NULL, 0}, {NULL, 0}}};
     size_t nh = 0;
@@ -146,6 +156,216 @@ fuzz_head(const char *p, size_t n)
     }
 }
 
+/* Header lines kept per request head; more set too_many_headers. */
+#define MAX_REQ_HEADERS 24
+
+/* An exact-size heap copy, so that ASan catches any read past n. */
+static char *
+dup_exact(const char *p, size_t n)
+{
+    char *q = malloc(n ? n : 1);
+
+    if (q && n)
+        memcpy(q, p, n);
+    return q;
+}
+
+/*
+ * The next line of [*p, end): its span without "\r\n" or "\n"; advances *p.
+ * *crlf is set when the line ended with "\r\n".
+ */
+static size_t
+next_line(const char **p, const char *end, const char **line, int *crlf)
+{
+    const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+    size_t len = nl ? (size_t)(nl - *p) : (size_t)(end - *p);
+
+    *line = *p;
+    *p = nl ? nl + 1 : end;
+    *crlf = nl && len && (*line)[len - 1] == '\r';
+    if (len && (*line)[len - 1] == '\r')
+        len--;
+    return len;
+}
+
+/* The span of [p, p+n) without leading and trailing SP and HTAB, as the transport trims. */
+static const char *
+trim_ows(const char *p, size_t *n)
+{
+    while (*n && (p[0] == ' ' || p[0] == '\t')) {
+        p++;
+        (*n)--;
+    }
+    while (*n && (p[*n - 1] == ' ' || p[*n - 1] == '\t'))
+        (*n)--;
+    return p;
+}
+
+static int
+span_is(const char *p, size_t n, const char *lit)
+{
+    return n == strlen(lit) && memcmp(p, lit, n) == 0;
+}
+
+/* True when [q, q+qn) lies inside [p, p+n). */
+static int
+span_within(const char *q, size_t qn, const char *p, size_t n)
+{
+    return q >= p && qn <= n && (size_t)(q - p) <= n - qn;
+}
+
+/* Check the facts of an accepted head against what the head holds. */
+static void
+check_facts(const struct csgi__head *head, const char *path_buf, const struct csgi__head_facts *f)
+{
+    size_t n_cl = 0, n_te = 0, n_host = 0;
+    const struct csgi_header *cl = NULL;
+    int host_in_header = 0, ctype_in_header = 0;
+
+    assert(span_is(head->version, head->version_len, "HTTP/1.0") ||
+           span_is(head->version, head->version_len, "HTTP/1.1"));
+    assert(f->http11 == span_is(head->version, head->version_len, "HTTP/1.1"));
+    assert(!head->too_many_headers);
+    assert(csgi__is_token(head->method, head->method_len));
+    assert(head->any_method || csgi__method_known(head->method, head->method_len));
+    assert(f->head_request == span_is(head->method, head->method_len, "HEAD"));
+    /* Framing: one way at most, and a length is never negative but for "absent". */
+    assert(f->content_length >= -1);
+    assert(!(f->chunked && f->content_length >= 0));
+    assert(!f->chunked || f->http11);
+    /* The decoded path: in the caller's buffer, which it fits, NUL-terminated, no NUL inside. */
+    assert(f->target.path == path_buf);
+    assert(f->target.path_len <= head->raw_target_len);
+    assert(f->target.path[f->target.path_len] == '\0');
+    assert(memchr(f->target.path, '\0', f->target.path_len) == NULL);
+    assert(f->target.asterisk || f->target.path[0] == '/');
+    assert(!f->target.asterisk || span_is(head->method, head->method_len, "OPTIONS"));
+    assert(
+        span_within(f->target.query, f->target.query_len, head->raw_target, head->raw_target_len) ||
+        f->target.query_len == 0);
+    for (size_t i = 0; i < head->n_headers; i++) {
+        const struct csgi_header *h = &head->headers[i];
+        assert(csgi__is_token(h->name.ptr, h->name.len));
+        assert(!h->value.len || memchr(h->value.ptr, '\0', h->value.len) == NULL);
+        if (csgi__str_ieq(h->name.ptr, h->name.len, "content-length")) {
+            n_cl++;
+            cl = h;
+        }
+        n_te += (size_t)csgi__str_ieq(h->name.ptr, h->name.len, "transfer-encoding");
+        if (csgi__str_ieq(h->name.ptr, h->name.len, "host")) {
+            n_host++;
+            host_in_header |= f->host == h->value.ptr && f->host_len <= h->value.len;
+        }
+        ctype_in_header |= f->content_type.ptr == h->value.ptr &&
+                           f->content_type.len == h->value.len &&
+                           csgi__str_ieq(h->name.ptr, h->name.len, "content-type");
+    }
+    assert(n_cl <= 1 && n_te <= 1 && n_host <= 1);
+    assert(!(n_cl && n_te));
+    assert(f->chunked == (n_te == 1));
+    assert(n_cl ? f->content_length == csgi__parse_content_length(cl->value.ptr, cl->value.len)
+                : f->content_length == -1);
+    assert(!f->http11 || n_host == 1);
+    assert(f->content_type.ptr == NULL ? f->content_type.len == 0 : ctype_in_header);
+    /* The host: the target's authority when absolute-form, else Host's name, else none. */
+    if (f->target.host) {
+        assert(f->host == f->target.host && f->host_len == f->target.host_name_len);
+        assert(span_within(f->host, f->host_len, head->raw_target, head->raw_target_len));
+    } else if (n_host) {
+        assert(host_in_header);
+    } else {
+        assert(f->host == NULL);
+    }
+    assert(f->host == NULL || f->host_len > 0);
+}
+
+static void
+fuzz_request_head(const char *p, size_t n)
+{
+    const char *end = p + n, *line, *sp1, *sp2;
+    size_t len;
+    struct csgi_header h[MAX_REQ_HEADERS];
+    struct csgi__head head;
+    struct csgi__head_facts f;
+    char *method = NULL, *version = NULL, *target = NULL, *path_buf = NULL;
+    const char *why = NULL;
+    int status, crlf;
+
+    memset(&head, 0, sizeof(head));
+    len = next_line(&p, end, &line, &crlf);
+    head.any_method = crlf;
+    sp1 = memchr(line, ' ', len);
+    sp2 = sp1 ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - line)) : NULL;
+    if (!sp2)
+        return;
+    head.method_len = (size_t)(sp1 - line);
+    head.raw_target_len = (size_t)(sp2 - sp1 - 1);
+    head.version_len = len - (size_t)(sp2 + 1 - line);
+    method = dup_exact(line, head.method_len);
+    version = dup_exact(sp2 + 1, head.version_len);
+    target = malloc(head.raw_target_len + 1);
+    path_buf = malloc(head.raw_target_len + 1);
+    if (!method || !version || !target || !path_buf)
+        goto out;
+    memcpy(target, sp1 + 1, head.raw_target_len);
+    target[head.raw_target_len] = '\0';
+    head.method = method;
+    head.version = version;
+    head.raw_target = target;
+    while (p < end) {
+        const char *colon, *name, *value;
+        size_t name_len, value_len;
+
+        len = next_line(&p, end, &line, &crlf);
+        if (len == 0)
+            continue;
+        if (head.n_headers == MAX_REQ_HEADERS) {
+            head.too_many_headers = 1;
+            break;
+        }
+        colon = memchr(line, ':', len);
+        name_len = colon ? (size_t)(colon - line) : len;
+        value_len = colon ? len - name_len - 1 : 0;
+        value = trim_ows(colon ? colon + 1 : line + len, &value_len);
+        name = dup_exact(line, name_len);
+        value = dup_exact(value, value_len);
+        if (!name || !value) {
+            free((void *)name);
+            free((void *)value);
+            goto out;
+        }
+        h[head.n_headers].name.ptr = name;
+        h[head.n_headers].name.len = name_len;
+        h[head.n_headers].value.ptr = value;
+        h[head.n_headers].value.len = value_len;
+        head.n_headers++;
+    }
+    head.headers = h;
+
+    status = csgi__head_check(&head, path_buf, &f, &why);
+    assert(status == 0 || status == 400 || status == 431 || status == 501 || status == 505);
+    if (status) {
+        assert(why && *why);
+        /* The version is checked first, and too many lines refuse the head as a whole. */
+        assert(status != 505 || !(span_is(version, head.version_len, "HTTP/1.0") ||
+                                  span_is(version, head.version_len, "HTTP/1.1")));
+        assert(status == 431 || status == 505 || !head.too_many_headers);
+        /* When any token method passes, only a transfer coding can be "not implemented". */
+        assert(status != 501 || !head.any_method || strstr(why, "Transfer-Encoding"));
+    } else {
+        check_facts(&head, path_buf, &f);
+    }
+out:
+    for (size_t i = 0; i < head.n_headers; i++) {
+        free((void *)h[i].name.ptr);
+        free((void *)h[i].value.ptr);
+    }
+    free(method);
+    free(version);
+    free(target);
+    free(path_buf);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -156,6 +376,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     init_mounts();
     fuzz_target(p, tn);
     if (nl)
-        fuzz_head(nl + 1, size - tn - 1);
+        fuzz_response_head(nl + 1, size - tn - 1);
+    fuzz_request_head(p, size);
     return 0;
 }

@@ -18,47 +18,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "plugin_check.h"
 #include "plugin_loader.h"
-
-/* The smallest descriptor we accept: the version-1 layout. */
-#define DESC_MIN_SIZE (offsetof(struct csgi_plugin, exit_worker) + sizeof(void (*)(void *)))
-
-int
-srv_mount_valid(const char *m)
-{
-    size_t n = strlen(m);
-
-    if (n == 0 || m[0] != '/' || n > 1024)
-        return 0;
-    if (n == 1)
-        return 1;
-    if (m[n - 1] == '/' || strstr(m, "//"))
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)m[i];
-        if (c <= 0x20 || c == 0x7f || c == '?' || c == '#' || c == '%')
-            return 0;
-    }
-    return 1;
-}
-
-static int
-name_valid(const char *name)
-{
-    size_t n;
-
-    if (!name)
-        return 0;
-    n = strlen(name);
-    if (n == 0 || n > 63)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return 0;
-    }
-    return 1;
-}
 
 static int
 cmp_names(const void *a, const void *b)
@@ -235,35 +196,12 @@ load_one(struct srv_plugin_report *rep, struct srv_plugin *p, const char *dir, c
         snprintf(why, sizeof(why), "plugin refused this server's CSGI ABI %d", CSGI_ABI_VERSION);
         goto error_dlclose;
     }
-    if (d->magic != CSGI_PLUGIN_MAGIC) {
-        snprintf(why, sizeof(why), "bad descriptor magic 0x%08x: not a CSGI plugin descriptor",
-                 d->magic);
+    /* The host core's descriptor checks: the test client refuses the same plugins. */
+    if (csgi__descriptor_check(d, why, sizeof(why)) < 0)
         goto error_dlclose;
-    }
-    if (d->abi_version != CSGI_ABI_VERSION) {
-        snprintf(why, sizeof(why),
-                 "plugin built for CSGI ABI %u, this server speaks ABI %d (EABI): rebuild it "
-                 "against the csgi-%d headers",
-                 d->abi_version, CSGI_ABI_VERSION, CSGI_ABI_VERSION);
-        goto error_dlclose;
-    }
-    if (d->version < 1 || d->size < DESC_MIN_SIZE) {
-        snprintf(why, sizeof(why), "descriptor version %u size %u is smaller than version 1 (%zu)",
-                 d->version, d->size, (size_t)DESC_MIN_SIZE);
-        goto error_dlclose;
-    }
     /* Newer plugin: read our part; older plugin: missing fields stay NULL. */
     n = d->size < sizeof(p->desc) ? d->size : sizeof(p->desc);
     memcpy(&p->desc, d, n);
-    if (!name_valid(p->desc.name)) {
-        snprintf(why, sizeof(why), "invalid plugin name \"%.64s\" (want [a-z0-9_]{1,63})",
-                 p->desc.name ? p->desc.name : "(null)");
-        goto error_dlclose;
-    }
-    if (!p->desc.call) {
-        snprintf(why, sizeof(why), "descriptor has no call function");
-        goto error_dlclose;
-    }
     p->file = strdup(file);
     p->handle = h;
     free(copy);
@@ -475,7 +413,7 @@ srv_plugins_load_report(struct srv_plugin_set *set, const struct srv_config *cfg
             p->mount = NULL;
         if (p->mount)
             p->mount_len = strlen(p->mount);
-        if (!p->mount || !srv_mount_valid(p->mount)) {
+        if (!p->mount || !csgi__mount_valid(p->mount)) {
             skip(rep, names[i], "invalid mount \"%s\"", m ? m : "(none)");
             free_plugin(p);
             failed++;

@@ -92,7 +92,4 @@ void srv_plugins_unload(struct srv_plugin_set *set);
 struct srv_plugin *srv_plugins_match(const struct srv_plugin_set *set, const char *path,
                                      size_t path_len, size_t *iter);
 
-/* Validate a mount prefix: "/" or "/seg[/seg...]" without trailing '/'. */
-int srv_mount_valid(const char *m);
-
 #endif /* SRV_PLUGIN_LOADER_H */

@@ -64,8 +64,23 @@ busy_enter(struct srv_http *h)
 static void
 busy_leave(struct srv_http *h)
 {
-    if (h->score && busy_slot >= 0)
+    if (h->score && busy_slot >= 0) {
         atomic_store(&h->score->busy_since_ms[busy_slot], 0);
+        srv_score_clear_inflight(h->score, busy_slot);
+    }
+}
+
+/*
+ * Publish the request this thread runs plugin code for, so that the master
+ * can name it if the worker dies (call after busy_enter()).
+ */
+static void
+publish_inflight(struct csgi_request *r)
+{
+    struct srv_plugin *p = r->plugin;
+
+    srv_score_set_inflight(r->h->score, busy_slot, p, p ? p->desc.name : NULL, r->id, r->method,
+                           r->raw_target, r->raw_target_len, r->env.remote_addr.ptr);
 }
 
 /* ------------------------------------------------------------------ */
@@ -378,9 +393,10 @@ queue_error(struct csgi_request *r, int status, const char *why, int close_conn)
     if (close_conn)
         r->close_conn = 1;
     if (why)
-        srv_log(status >= 500 ? SRV_LOG_ERROR : SRV_LOG_INFO, "request %llu \"%s %.200s\": %d: %s",
-                (unsigned long long)r->id, r->method ? r->method : "-",
-                r->raw_target ? r->raw_target : "", status, why);
+        /* 501 and 505 are the client's doing (a method or version we do not serve): info. */
+        srv_log(status >= 500 && status != 501 && status != 505 ? SRV_LOG_ERROR : SRV_LOG_INFO,
+                "request %llu \"%s %.200s\": %d: %s", (unsigned long long)r->id,
+                r->method ? r->method : "-", r->raw_target ? r->raw_target : "", status, why);
     r->sent_bytes = (uint64_t)n;
     return queue(r, status, resp);
 }
@@ -398,6 +414,7 @@ reader(void *cls, uint64_t pos, char *buf, size_t max)
 
     (void)pos;
     busy_enter(r->h);
+    publish_inflight(r);
     n = csgi__response_read(&r->core, buf, max);
     busy_leave(r->h);
     if (n < 0)
@@ -696,6 +713,7 @@ dispatch(struct csgi_request *r)
         r->env.n_config = p->n_config;
         r->input_state.pos = 0;
         body = csgi__response_begin(&r->core, p->desc.name);
+        publish_inflight(r);
         plugin_lock(p);
         rc = p->desc.call(p->state, &r->env, &r->core.responder, body);
         plugin_unlock(p);

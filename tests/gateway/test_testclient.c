@@ -1248,6 +1248,47 @@ huge_app(void *state, struct csgi_environ *env, const struct csgi_responder *res
     return resp->start_response(resp->ctx, 200, no_reason, ct_plain, 1, NULL);
 }
 
+/* write() past the host's 16 MiB hold (SPEC 4.8): CSGI_ETOOBIG, and the response fails. */
+static int
+write_flood_app(void *state, struct csgi_environ *env, const struct csgi_responder *resp,
+                struct csgi_body *out)
+{
+    size_t total = 0;
+    int rc;
+
+    (void)state;
+    (void)env;
+    (void)out;
+    rc = resp->start_response(resp->ctx, 200, no_reason, ct_plain, 1, NULL);
+    if (rc < 0)
+        return rc;
+    do {
+        rc = resp->write(resp->ctx, g_mib, sizeof(g_mib));
+        total += sizeof(g_mib);
+    } while (rc == CSGI_OK && total < 64u * sizeof(g_mib));
+    g_rc[0] = rc;
+    g_rc[1] = (int)(total / sizeof(g_mib));
+    return rc;
+}
+
+START_TEST(testclient_write_hold_is_bounded)
+{
+    struct csgi_test_client *c = app_client(write_flood_app, "");
+    struct csgi_test_response *resp = get(c, "/");
+
+    ck_assert_int_eq(g_rc[0], CSGI_ETOOBIG);
+    ck_assert_int_eq(g_rc[1], 17); /* 16 MiB held, the 17th refused */
+    ck_assert_int_eq(resp->rc, CSGI_ETOOBIG);
+    /* The held output went out, then the connection was aborted. */
+    ck_assert_int_eq(resp->status, 200);
+    ck_assert(resp->aborted);
+    ck_assert_uint_eq(resp->body_len, 16u * sizeof(g_mib));
+    ck_assert_ptr_nonnull(csgi_test_response_find_log(resp, "held before call() returned"));
+    csgi_test_response_free(resp);
+    csgi_test_client_free(c);
+}
+END_TEST
+
 START_TEST(testclient_body_size_capped)
 {
     struct csgi_test_client *c = app_client(huge_app, "");
@@ -2009,6 +2050,7 @@ testclient_suite(void)
     tcase_add_test(tc, testclient_head_may_omit_body);
     tcase_add_test(tc, testclient_app_failures_map_to_status);
     tcase_add_test(tc, testclient_body_size_capped);
+    tcase_add_test(tc, testclient_write_hold_is_bounded);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("host_api");

@@ -329,24 +329,19 @@ srv_plugins_load(struct srv_plugin_set *set, const struct srv_config *cfg)
     return srv_plugins_load_report(set, cfg, NULL);
 }
 
-int
-srv_plugins_load_report(struct srv_plugin_set *set, const struct srv_config *cfg,
-                        struct srv_plugin_report *rep)
+/* The "*.so" file names in @p dir, sorted; *@p out is malloc'd. Returns the count or -errno. */
+static long
+list_plugin_files(const char *dir, char ***out)
 {
-    DIR *d;
+    DIR *d = opendir(dir);
     struct dirent *e;
     char **names = NULL;
     size_t n = 0, cap = 0;
-    int failed = 0;
 
-    memset(set, 0, sizeof(*set));
-    if (rep)
-        memset(rep, 0, sizeof(*rep));
-    d = opendir(cfg->plugin_dir);
+    *out = NULL;
     if (!d) {
         int err = errno;
-        srv_log(SRV_LOG_ERROR, "cannot open plugin directory \"%s\": %s", cfg->plugin_dir,
-                strerror(err));
+        srv_log(SRV_LOG_ERROR, "cannot open plugin directory \"%s\": %s", dir, strerror(err));
         return -err;
     }
     while ((e = readdir(d)) != NULL) {
@@ -368,79 +363,98 @@ srv_plugins_load_report(struct srv_plugin_set *set, const struct srv_config *cfg
     closedir(d);
     if (n)
         qsort(names, n, sizeof(*names), cmp_names);
-    set->v = calloc(n ? n : 1, sizeof(*set->v));
-    if (!set->v) {
-        for (size_t i = 0; i < n; i++)
-            free(names[i]);
-        free(names);
-        return CSGI_ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct srv_plugin *p = &set->v[set->n];
-        struct stat st;
-        char *path = NULL;
-        const char *m;
-        size_t j;
+    *out = names;
+    return (long)n;
+}
 
-        if (asprintf(&path, "%s/%s", cfg->plugin_dir, names[i]) < 0)
-            continue;
-        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
-            skip(rep, names[i], "not a regular file");
-            free(path);
-            failed++;
-            continue;
-        }
-        free(path);
-        if (load_one(rep, p, cfg->plugin_dir, names[i], cfg) < 0) {
-            failed++;
-            continue;
-        }
-        for (j = 0; j < set->n; j++) {
-            if (strcmp(set->v[j].desc.name, p->desc.name) == 0)
-                break;
-        }
-        if (j < set->n) {
-            skip(rep, names[i], "duplicate plugin name \"%s\" (already loaded from \"%s\")",
-                 p->desc.name, set->v[j].file);
-            free_plugin(p);
-            failed++;
-            continue;
-        }
-        m = mount_for(p, cfg);
-        if (m)
-            p->mount = strdup(m);
-        else if (asprintf(&p->mount, "/%s", p->desc.name) < 0)
-            p->mount = NULL;
-        if (p->mount)
-            p->mount_len = strlen(p->mount);
-        if (!p->mount || !csgi__mount_valid(p->mount)) {
-            skip(rep, names[i], "invalid mount \"%s\"", m ? m : "(none)");
-            free_plugin(p);
-            failed++;
-            continue;
-        }
-        for (j = 0; j < set->n; j++) {
-            if (strcmp(set->v[j].mount, p->mount) == 0)
-                break;
-        }
-        if (j < set->n) {
-            skip(rep, names[i], "mount \"%s\" is already used by plugin \"%s\"", p->mount,
-                 set->v[j].desc.name);
-            free_plugin(p);
-            failed++;
-            continue;
-        }
-        if (attach_config(p, cfg) < 0) {
-            skip(rep, names[i], "out of memory");
-            free_plugin(p);
-            failed++;
-            continue;
-        }
-        srv_log(SRV_LOG_INFO, "plugin \"%s\" loaded from \"%s\" (version %s) at \"%s\"",
-                p->desc.name, names[i], p->desc.plugin_version ? p->desc.plugin_version : "-",
-                p->mount);
-        set->n++;
+static void
+free_names(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* Index of the loaded plugin whose name (or, with @p by_mount, mount) equals @p p's, or set->n. */
+static size_t
+find_clash(const struct srv_plugin_set *set, const struct srv_plugin *p, int by_mount)
+{
+    size_t j;
+
+    for (j = 0; j < set->n; j++) {
+        if (by_mount ? strcmp(set->v[j].mount, p->mount) == 0
+                     : strcmp(set->v[j].desc.name, p->desc.name) == 0)
+            break;
     }
+    return j;
+}
+
+/*
+ * Load plugin file @p name into the next free slot of @p set, mount it and
+ * attach its configuration. Returns 0 when it joined the set, -1 when it was
+ * skipped (logged and noted in @p rep).
+ */
+static int
+add_plugin(struct srv_plugin_set *set, const struct srv_config *cfg, struct srv_plugin_report *rep,
+           const char *name)
+{
+    struct srv_plugin *p = &set->v[set->n];
+    struct stat st;
+    char *path = NULL;
+    const char *m;
+    size_t j;
+
+    if (asprintf(&path, "%s/%s", cfg->plugin_dir, name) < 0)
+        return -1;
+    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        skip(rep, name, "not a regular file");
+        free(path);
+        return -1;
+    }
+    free(path);
+    if (load_one(rep, p, cfg->plugin_dir, name, cfg) < 0)
+        return -1;
+    j = find_clash(set, p, 0);
+    if (j < set->n) {
+        skip(rep, name, "duplicate plugin name \"%s\" (already loaded from \"%s\")", p->desc.name,
+             set->v[j].file);
+        goto error_free;
+    }
+    m = mount_for(p, cfg);
+    if (m)
+        p->mount = strdup(m);
+    else if (asprintf(&p->mount, "/%s", p->desc.name) < 0)
+        p->mount = NULL;
+    if (p->mount)
+        p->mount_len = strlen(p->mount);
+    if (!p->mount || !csgi__mount_valid(p->mount)) {
+        skip(rep, name, "invalid mount \"%s\"", m ? m : "(none)");
+        goto error_free;
+    }
+    j = find_clash(set, p, 1);
+    if (j < set->n) {
+        skip(rep, name, "mount \"%s\" is already used by plugin \"%s\"", p->mount,
+             set->v[j].desc.name);
+        goto error_free;
+    }
+    if (attach_config(p, cfg) < 0) {
+        skip(rep, name, "out of memory");
+        goto error_free;
+    }
+    srv_log(SRV_LOG_INFO, "plugin \"%s\" loaded from \"%s\" (version %s) at \"%s\"", p->desc.name,
+            name, p->desc.plugin_version ? p->desc.plugin_version : "-", p->mount);
+    set->n++;
+    return 0;
+
+error_free:
+    free_plugin(p);
+    return -1;
+}
+
+/* Warn about each --mount that names a plugin that did not load. */
+static void
+warn_unused_mounts(const struct srv_plugin_set *set, const struct srv_config *cfg)
+{
     for (size_t i = 0; i < cfg->n_mounts; i++) {
         size_t j;
         for (j = 0; j < set->n; j++) {
@@ -451,10 +465,34 @@ srv_plugins_load_report(struct srv_plugin_set *set, const struct srv_config *cfg
             srv_log(SRV_LOG_WARN, "mount \"%s\" names plugin \"%s\", which is not loaded",
                     cfg->mounts[i].prefix, cfg->mounts[i].plugin);
     }
+}
+
+int
+srv_plugins_load_report(struct srv_plugin_set *set, const struct srv_config *cfg,
+                        struct srv_plugin_report *rep)
+{
+    char **names;
+    long n;
+    int failed = 0;
+
+    memset(set, 0, sizeof(*set));
+    if (rep)
+        memset(rep, 0, sizeof(*rep));
+    n = list_plugin_files(cfg->plugin_dir, &names);
+    if (n < 0)
+        return (int)n;
+    set->v = calloc(n ? (size_t)n : 1, sizeof(*set->v));
+    if (!set->v) {
+        free_names(names, (size_t)n);
+        return CSGI_ENOMEM;
+    }
+    for (long i = 0; i < n; i++) {
+        if (add_plugin(set, cfg, rep, names[i]) < 0)
+            failed++;
+    }
+    warn_unused_mounts(set, cfg);
     check_settings(set, cfg, rep);
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+    free_names(names, (size_t)n);
     if (build_index(set) < 0)
         return CSGI_ENOMEM;
     if (set->n == 0)

@@ -66,6 +66,19 @@ teapot(struct csgi_route_req *req, void *user)
     return csgi_route_abort(req, 418, "short and stout");
 }
 
+/* Aborts with the decoded query value q as the detail (request data: it may hold CR, LF, tab). */
+static const struct csgi_route_body *
+refuse(struct csgi_route_req *req, void *user)
+{
+    struct csgi_str q = {"", 0};
+    char *detail;
+
+    (void)user;
+    csgi_route_query(req, "q", &q);
+    detail = csgi_route_sprintf(req, "%.*s", (int)q.len, q.ptr);
+    return csgi_route_abort(req, 403, detail);
+}
+
 static const struct csgi_route_body *
 nothing(struct csgi_route_req *req, void *user)
 {
@@ -132,6 +145,7 @@ app_init(const struct csgi_host_api *api, const struct csgi_kv *config, size_t n
     csgi_route_add(app, "GET", "/files/<v:path>", name_of, TAG("path"));
     csgi_route_add(app, "GET", "/query", query, NULL);
     csgi_route_add(app, "GET", "/teapot", teapot, NULL);
+    csgi_route_add(app, "GET", "/refuse", refuse, NULL);
     csgi_route_add(app, "GET", "/nothing", nothing, NULL);
     csgi_route_add(app, "ANY", "/any", any, NULL);
     csgi_route_add(app, "PURGE", "/cache", any, NULL);
@@ -259,13 +273,29 @@ START_TEST(route_bodies_and_errors)
 
     r = run("POST", "/app/items/x", "text/plain", "x", NULL);
     ck_assert_int_eq(r->status, 415);
-    ck_assert_str_eq(r->body, "Error 415: Unsupported Media Type\n");
+    ck_assert_str_eq(r->body, "Error 415: Unsupported Media Type: json only\n");
     ck_assert_str_eq(csgi_test_response_header(r, "Content-Type"), "text/plain; charset=utf-8");
     csgi_test_response_free(r);
     r = run("POST", "/app/items/x", "application/json", "{", NULL);
     ck_assert_int_eq(r->status, 400);
     csgi_test_response_free(r);
-    expect("GET", "/app/teapot", 418, "Error 418: Client Error\n");
+    expect("GET", "/app/teapot", 418, "Error 418: Client Error: short and stout\n");
+    /* The default page keeps the abort() detail on one line: control bytes become '?',
+     * and a detail longer than 200 bytes is cut there; an empty detail adds nothing. */
+    expect("GET", "/app/refuse?q=a%0D%0ASet-Cookie:%20x%09%7F", 403,
+           "Error 403: Forbidden: a??Set-Cookie: x??\n");
+    expect("GET", "/app/refuse?q=", 403, "Error 403: Forbidden\n");
+    {
+        char target[400], want[300];
+
+        memcpy(target, "/app/refuse?q=", 14);
+        memset(target + 14, 'x', 250);
+        target[264] = '\0';
+        memcpy(want, "Error 403: Forbidden: ", 22);
+        memset(want + 22, 'x', 200);
+        memcpy(want + 222, "\n", 2);
+        expect("GET", target, 403, want);
+    }
     r = run("GET", "/app/nothing", NULL, NULL, NULL);
     ck_assert_int_eq(r->status, 500);
     ck_assert_ptr_nonnull(csgi_test_response_find_log(r, "returned no body"));

@@ -1113,6 +1113,34 @@ csgi_route_abort(struct csgi_route_req *req, int status, const char *detail)
 /* The CSGI application                                                */
 /* ------------------------------------------------------------------ */
 
+/* The longest abort() detail the default error page shows, in bytes. */
+#define RT_DETAIL_MAX 200
+
+/* The abort() detail as the default error page shows it: at most RT_DETAIL_MAX
+ * bytes, every control byte (CR, LF, tab, DEL ...) as '?', so that a detail
+ * built from request data stays one line of plain text. NULL when there is none. */
+static const char *
+rt_detail_text(struct csgi_route_req *req, const char *detail)
+{
+    size_t len;
+    char *p;
+
+    if (!detail || !*detail)
+        return NULL;
+    len = strlen(detail);
+    if (len > RT_DETAIL_MAX)
+        len = RT_DETAIL_MAX;
+    p = rt_strdup_arena(req, detail, len);
+    if (!p)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x20 || c == 0x7f)
+            p[i] = '?';
+    }
+    return p;
+}
+
 /* Render an abort() through the error handlers (one level: no recursion). */
 static const struct csgi_route_body *
 rt_render_error(struct csgi_route_req *req, const struct csgi_route_body *err_body)
@@ -1126,6 +1154,7 @@ rt_render_error(struct csgi_route_req *req, const struct csgi_route_body *err_bo
         .title = rt_title(err_body->status),
         .detail = err_body->detail,
     };
+    const char *detail;
     char *text;
 
     for (size_t i = 0; i < app->n_errors; i++) {
@@ -1140,7 +1169,11 @@ rt_render_error(struct csgi_route_req *req, const struct csgi_route_body *err_bo
         b = ((csgi_route_error_fn)handler->fn)(req, &err, handler->user);
     if (b && !b->error)
         return b->status ? b : csgi_route_status(req, err.status, b);
-    text = csgi_route_sprintf(req, "Error %d: %s\n", err.status, err.title);
+    detail = rt_detail_text(req, err.detail);
+    if (detail)
+        text = csgi_route_sprintf(req, "Error %d: %s: %s\n", err.status, err.title, detail);
+    else
+        text = csgi_route_sprintf(req, "Error %d: %s\n", err.status, err.title);
     if (!text)
         return NULL;
     return csgi_route_status(req, err.status, csgi_route_text(req, text, strlen(text)));

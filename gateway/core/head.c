@@ -32,8 +32,8 @@ scan_one(struct head_scan *s, const struct csgi_header *hd)
      * header hidden that way would desynchronise us from any proxy that
      * unfolds it, so such names are refused.
      */
-    if ((key_len > 14 && csgi__str_ieq(key, 14, "content-length")) ||
-        (key_len > 17 && csgi__str_ieq(key, 17, "transfer-encoding"))) {
+    if ((key_len > 14 && csgi__token_ieq(key, 14, "content-length", 14)) ||
+        (key_len > 17 && csgi__token_ieq(key, 17, "transfer-encoding", 17))) {
         s->why = "folded (obs-fold) Content-Length or Transfer-Encoding";
         return;
     }
@@ -41,18 +41,18 @@ scan_one(struct head_scan *s, const struct csgi_header *hd)
         s->why = "header value has a NUL byte";
         return;
     }
-    /* Length first: most headers are none of these, and this is the hot path. */
-    if (key_len == 4 && csgi__str_ieq(key, key_len, "host")) {
+    /* The name is a token: csgi__token_ieq() applies; it compares the length first. */
+    if (csgi__token_ieq(key, key_len, "host", 4)) {
         s->n_host++;
         s->host = value;
         s->host_len = value_len;
-    } else if (key_len == 12 && csgi__str_ieq(key, key_len, "content-type")) {
+    } else if (csgi__token_ieq(key, key_len, "content-type", 12)) {
         s->ctype = hd->value;
-    } else if (key_len == 14 && csgi__str_ieq(key, key_len, "content-length")) {
+    } else if (csgi__token_ieq(key, key_len, "content-length", 14)) {
         s->n_cl++;
         s->cl = value;
         s->cl_len = value_len;
-    } else if (key_len == 17 && csgi__str_ieq(key, key_len, "transfer-encoding")) {
+    } else if (csgi__token_ieq(key, key_len, "transfer-encoding", 17)) {
         s->n_te++;
         s->te = value;
         s->te_len = value_len;

@@ -7,16 +7,75 @@
 #include "csgi_internal.h"
 #include "target.h"
 
+/*
+ * Request-target bytes, one lookup each. B: never in a target (controls,
+ * space, DEL, non-ASCII, '#': the request line carries VCHAR only). S: ends
+ * a run of path bytes that are copied as they are ('%' escapes, '?').
+ */
+enum { B = 1, S = 2 };
+
+static const unsigned char tclass[256] = {
+    B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, /* 0x0_ */
+    B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, /* 0x1_ */
+    B, 0, 0, B, 0, S, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x2_ */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, S, /* 0x3_ */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x4_ */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x5_ */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x6_ */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, B, /* 0x7_ */
+    B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, /* 0x8_ */
+    B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, /* 0x9_ */
+    B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, /* 0xa_ */
+    B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, /* 0xb_ */
+    B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, /* 0xc_ */
+    B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, /* 0xd_ */
+    B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, /* 0xe_ */
+    B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, B, /* 0xf_ */
+};
+
 /* VCHAR only: the request line has no spaces or controls inside the target. */
 static int
 target_bytes_ok(const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c <= 0x20 || c >= 0x7f || c == '#')
+        if (tclass[(unsigned char)p[i]] & B)
             return 0;
     }
     return 1;
+}
+
+/*
+ * The common origin-form target ("/path" or "/path?query", no %-escape in
+ * the path), in one pass that checks and copies. Returns 0 when it did the
+ * whole parse, -1 when the general parse must run (it then decides, with
+ * its reasons, in its order).
+ */
+static int
+origin_fast(const char *raw, size_t len, char *out_buf, struct csgi__target *t)
+{
+    const unsigned char *u = (const unsigned char *)raw;
+    size_t i = 0, j;
+
+    while (i < len && !tclass[u[i]]) {
+        out_buf[i] = raw[i];
+        i++;
+    }
+    if (i < len && u[i] != '?')
+        return -1;
+    for (j = i + 1; j < len; j++) {
+        if (tclass[u[j]] & B)
+            return -1;
+    }
+    out_buf[i] = '\0';
+    t->path = out_buf;
+    t->path_len = i;
+    t->raw_path = raw;
+    t->raw_path_len = i;
+    if (i < len) {
+        t->query = raw + i + 1;
+        t->query_len = len - i - 1;
+    }
+    return 0;
 }
 
 static int
@@ -28,7 +87,8 @@ ieq_prefix(const char *p, size_t n, const char *lit)
 }
 
 int
-csgi__target_parse(const char *raw, size_t len, char *out_buf, struct csgi__target *t, const char **why)
+csgi__target_parse(const char *raw, size_t len, char *out_buf, struct csgi__target *t,
+                   const char **why)
 {
     const char *p = raw, *q, *end = raw + len;
     long dlen;
@@ -39,6 +99,8 @@ csgi__target_parse(const char *raw, size_t len, char *out_buf, struct csgi__targ
         *why = "empty request-target";
         return -1;
     }
+    if (raw[0] == '/' && origin_fast(raw, len, out_buf, t) == 0)
+        return 0;
     if (!target_bytes_ok(raw, len)) {
         *why = "request-target has a control, space or '#' byte";
         return -1;
@@ -116,19 +178,19 @@ csgi__target_parse(const char *raw, size_t len, char *out_buf, struct csgi__targ
     return 0;
 }
 
-static int
-is_unreserved_or_sub(unsigned char c)
-{
-    /* RFC 3986 reg-name bytes: unreserved, sub-delims and '%' (pct-encoded). */
-    static const unsigned char ok[256] = {
-        ['-'] = 1, ['.'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['$'] = 1, ['&'] = 1, ['\''] = 1,
-        ['('] = 1, [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, [';'] = 1, ['='] = 1, ['%'] = 1,
-    };
-
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return 1;
-    return ok[c];
-}
+/* RFC 3986 reg-name bytes: unreserved, sub-delims and '%' (pct-encoded). */
+static const unsigned char reg_name[256] = {
+    ['!'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1, [')'] = 1, ['*'] = 1,
+    ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1, ['0'] = 1,  ['1'] = 1, ['2'] = 1, ['3'] = 1,
+    ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1,  ['9'] = 1, [';'] = 1, ['='] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1,  ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1,  ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,  ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1, ['_'] = 1, ['a'] = 1, ['b'] = 1,  ['c'] = 1, ['d'] = 1, ['e'] = 1,
+    ['f'] = 1, ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1,  ['k'] = 1, ['l'] = 1, ['m'] = 1,
+    ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,  ['s'] = 1, ['t'] = 1, ['u'] = 1,
+    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,  ['~'] = 1,
+};
 
 int
 csgi__host_parse(const char *p, size_t n, size_t *name_len, const char **port, size_t *port_len)
@@ -148,11 +210,9 @@ csgi__host_parse(const char *p, size_t n, size_t *name_len, const char **port, s
             return -1;
         i++;
     } else {
-        for (; i < n && p[i] != ':'; i++) {
-            if (!is_unreserved_or_sub((unsigned char)p[i]))
-                return -1;
-        }
-        if (i == 0)
+        while (i < n && reg_name[(unsigned char)p[i]])
+            i++;
+        if (i == 0 || (i < n && p[i] != ':'))
             return -1;
     }
     nl = i;
@@ -226,12 +286,19 @@ csgi__te_check(const char *p, size_t n)
 int
 csgi__method_known(const char *m, size_t n)
 {
-    static const char *const methods[] = {"GET",     "HEAD",  "POST",  "PUT", "DELETE",
-                                          "OPTIONS", "PATCH", "TRACE", NULL};
-
-    for (size_t i = 0; methods[i]; i++) {
-        if (strlen(methods[i]) == n && memcmp(methods[i], m, n) == 0)
-            return 1;
+    /* Length first, then one fixed-size compare. */
+    switch (n) {
+    case 3:
+        return memcmp(m, "GET", 3) == 0 || memcmp(m, "PUT", 3) == 0;
+    case 4:
+        return memcmp(m, "HEAD", 4) == 0 || memcmp(m, "POST", 4) == 0;
+    case 5:
+        return memcmp(m, "PATCH", 5) == 0 || memcmp(m, "TRACE", 5) == 0;
+    case 6:
+        return memcmp(m, "DELETE", 6) == 0;
+    case 7:
+        return memcmp(m, "OPTIONS", 7) == 0;
+    default:
+        return 0;
     }
-    return 0;
 }

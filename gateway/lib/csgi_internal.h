@@ -26,6 +26,25 @@ int csgi__is_reason(const char *p, size_t n);
 int csgi__str_ieq(const char *a, size_t an, const char *b);
 
 /*
+ * True when the token [p, p+n) equals @p lower (@p lower_len bytes of
+ * lower-case letters, digits and '-'), ASCII case-insensitively. Faster than
+ * csgi__str_ieq() for the hot header-name compares, but only exact when
+ * [p, p+n) is already known to be a token: a byte is folded with | 0x20,
+ * which also maps CR onto '-'.
+ */
+static inline int
+csgi__token_ieq(const char *p, size_t n, const char *lower, size_t lower_len)
+{
+    if (n != lower_len)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (((unsigned char)p[i] | 0x20) != (unsigned char)lower[i])
+            return 0;
+    }
+    return 1;
+}
+
+/*
  * True when the header name is hop-by-hop or connection-specific (Connection,
  * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade).
  */

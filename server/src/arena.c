@@ -14,7 +14,7 @@ struct srv_arena_block {
     uint64_t pad;
 };
 
-#define ARENA_ALIGN 16
+#define ARENA_ALIGN SRV_ARENA_ALIGN
 #define ARENA_BLOCK 8192
 
 void
@@ -34,7 +34,7 @@ srv_arena_init(struct srv_arena *a, void *mem, size_t size)
 }
 
 void *
-srv_arena_alloc(struct srv_arena *a, size_t n)
+srv__arena_alloc_block(struct srv_arena *a, size_t n)
 {
     struct srv_arena_block *b;
     size_t need, bsize;
@@ -65,19 +65,6 @@ srv_arena_alloc(struct srv_arena *a, size_t n)
         a->pos = p + need;
         a->end = (char *)b + bsize;
     }
-    return p;
-}
-
-char *
-srv_arena_strndup(struct srv_arena *a, const char *s, size_t n)
-{
-    char *p = n < SIZE_MAX ? srv_arena_alloc(a, n + 1) : NULL;
-
-    if (!p)
-        return NULL;
-    if (n)
-        memcpy(p, s, n);
-    p[n] = '\0';
     return p;
 }
 

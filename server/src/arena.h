@@ -5,6 +5,8 @@
 #define SRV_ARENA_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 struct srv_arena_block;
 
@@ -17,10 +19,43 @@ struct srv_arena {
 
 /* First block lives inside the caller's memory: [mem, mem+size). */
 void srv_arena_init(struct srv_arena *a, void *mem, size_t size);
-/* Allocate n bytes aligned to 16; NULL when out of memory. */
-void *srv_arena_alloc(struct srv_arena *a, size_t n);
+/* The slow path of srv_arena_alloc(): a new block (or n is 0, or too large). */
+void *srv__arena_alloc_block(struct srv_arena *a, size_t n);
+
+#define SRV_ARENA_ALIGN 16
+
+/*
+ * Allocate n bytes aligned to 16; NULL when out of memory. Inline: most
+ * allocations of a request fit in the current block, a bump of a pointer.
+ */
+static inline void *
+srv_arena_alloc(struct srv_arena *a, size_t n)
+{
+    size_t need = (n + SRV_ARENA_ALIGN - 1) & ~(size_t)(SRV_ARENA_ALIGN - 1);
+
+    /* n - 1 < need: n is not 0 and the rounding did not wrap. */
+    if (n - 1 < need && need <= (size_t)(a->end - a->pos)) {
+        char *p = a->pos;
+
+        a->pos += need;
+        return p;
+    }
+    return srv__arena_alloc_block(a, n);
+}
+
 /* Copy n bytes and add a NUL; NULL when out of memory. */
-char *srv_arena_strndup(struct srv_arena *a, const char *s, size_t n);
+static inline char *
+srv_arena_strndup(struct srv_arena *a, const char *s, size_t n)
+{
+    char *p = n < SIZE_MAX ? srv_arena_alloc(a, n + 1) : NULL;
+
+    if (!p)
+        return NULL;
+    if (n)
+        memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
 /* Free every block the arena allocated (not the caller's first block). */
 void srv_arena_free(struct srv_arena *a);
 

@@ -5,6 +5,7 @@
 #ifndef SRV_REQUEST_H
 #define SRV_REQUEST_H
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -42,6 +43,10 @@ struct srv_conn {
     int fd;
     atomic_llong deadline_ms; /* 0: no deadline */
     struct srv_conn *prev, *next;
+    /* The client's address as text (addr_len 0: unknown) and port. */
+    char addr[INET6_ADDRSTRLEN];
+    size_t addr_len;
+    uint16_t port;
 };
 
 /*

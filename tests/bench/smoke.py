@@ -29,6 +29,8 @@ import xml.etree.ElementTree as ET
 BENCH = os.environ["CSGI_BENCH"]
 BUILD = os.environ["CSGI_BUILD_DIR"]
 FAIL500 = os.environ["CSGI_BENCH_FAIL500"]
+BASELINE_INSTR = os.path.join(os.path.dirname(os.path.abspath(BENCH)), "baseline",
+                              "instructions", "results.json")
 
 failures = []
 
@@ -157,8 +159,15 @@ def test_load(tmp):
     check(ok, "results.svg is well-formed SVG with bars")
 
     res = os.path.join(out, "results.json")
-    p, _ = run_bench(["--compare", res, res], 30)
+    p, _ = run_bench(["--compare", res, res, "--fail-over", "3"], 30)
     check(p.returncode == 0 and "within noise" in p.stdout, "--compare runs on two files")
+    check("one round" in p.stdout and "no noise estimate" in p.stdout,
+          "--compare warns that one round gives no noise estimate")
+    p, _ = run_bench(["--compare", BASELINE_INSTR, res, "--fail-over", "3"], 30)
+    check(p.returncode == 2 and "Cannot compare" in p.stdout,
+          "--compare of an instruction file with a load file refuses (exit %d)" % p.returncode)
+    check("| hello |" in md and "**hello**: csgi-server" in md,
+          "results.md says what the targets are")
     test_shapes(tmp, res)
 
 
@@ -217,8 +226,9 @@ def test_shapes(tmp, keepalive_json):
 
 def test_instructions(tmp):
     out = os.path.join(tmp, "out")
+    # -d and -r are load options: --instructions ignores them, and says so.
     p, dt = run_bench(["--instructions", "--targets", "hello", "--instr-requests", "50,250",
-                       "--start-timeout", "10", "-o", out], 160)
+                       "-d", "1", "-r", "1", "--start-timeout", "10", "-o", out], 160)
     check(p.returncode == 0, "harness --instructions exits 0 (took %.1f s)" % dt)
     try:
         with open(os.path.join(out, "results.json")) as f:
@@ -236,6 +246,30 @@ def test_instructions(tmp):
               "hello: instructions per request plausible (%s)" % n)
         check(res[0].get("errors") == 0, "hello: every response 2xx")
         check(res[0].get("startup", 0) > 0, "hello: start-up cost separated")
+    meta = doc.get("meta", {})
+    check("-d" not in meta.get("command", "").split() and
+          "duration" not in meta.get("settings", {}) and
+          "rounds" not in meta.get("settings", {}),
+          "--instructions does not echo -d/-r (%r)" % meta.get("command"))
+    try:
+        with open(os.path.join(out, "results.md")) as f:
+            md = f.read()
+        with open(os.path.join(out, "results.svg")) as f:
+            svg = f.read()
+    except OSError:
+        md = svg = ""
+    check("Ignored by --instructions" in md and "`-d 1 -r 1`" in md,
+          "results.md names the ignored options")
+    check("whiskers: min-max" not in svg and "no rounds" in svg,
+          "results.svg's footer describes the instruction count")
+    check("vs mhd: no value, because mhd was not measured" in md,
+          "results.md says why vs mhd is empty")
+    load = os.path.join(os.path.dirname(BASELINE_INSTR), "..", "load", "results.json")
+    p, _ = run_bench(["--compare", load, os.path.join(out, "results.json"),
+                      "--fail-over", "3"], 30)
+    check(p.returncode == 2 and "Cannot compare" in p.stdout,
+          "--compare of a load file with an instruction file refuses (exit %d)"
+          % p.returncode)
 
 
 def main():

@@ -38,7 +38,7 @@ struct csgi__target {
  * Returns 0 on success.
  */
 int csgi__target_parse(const char *raw, size_t len, char *out_buf, struct csgi__target *t,
-                     const char **why);
+                       const char **why);
 
 /*
  * Validate a Host header value (RFC 9110 7.2 / RFC 3986 authority without
@@ -46,7 +46,8 @@ int csgi__target_parse(const char *raw, size_t len, char *out_buf, struct csgi__
  * (<= 65535). On success returns 0 and sets name/port spans (port_len 0 when
  * absent). Returns -1 when invalid.
  */
-int csgi__host_parse(const char *p, size_t n, size_t *name_len, const char **port, size_t *port_len);
+int csgi__host_parse(const char *p, size_t n, size_t *name_len, const char **port,
+                     size_t *port_len);
 
 /*
  * Check a request's Transfer-Encoding value. Returns 0 when it is exactly

@@ -658,6 +658,7 @@ check_head(struct csgi_request *r)
     head.headers = r->headers;
     head.n_headers = r->n_headers;
     head.too_many_headers = c.too_many;
+    head.any_method = 0; /* csgi-server passes only the methods it knows (501 otherwise) */
     status = csgi__head_check(&head, path_buf, &facts, &r->early_why);
     if (status)
         return status;

@@ -103,10 +103,12 @@ check_framing(const struct head_scan *s, struct csgi__head_facts *f, const char 
 
 /* Host (required on HTTP/1.1, at most once, well formed). Returns 0 or 400. */
 static int
-check_host(const struct head_scan *s, struct csgi__head_facts *f, const char **why)
+check_host(const struct csgi__head *head, const struct head_scan *s, struct csgi__head_facts *f,
+           const char **why)
 {
     size_t name_len, port_len;
     const char *port;
+    const char *s_host = s->host;
 
     if (s->n_host > 1) {
         *why = "repeated Host";
@@ -117,10 +119,18 @@ check_host(const struct head_scan *s, struct csgi__head_facts *f, const char **w
         return 400;
     }
     if (s->n_host) {
-        if (csgi__host_parse(s->host, s->host_len, &name_len, &port, &port_len) < 0) {
+        if (head->known_host && s->host_len == head->known_host_len &&
+            memcmp(s->host, head->known_host, s->host_len) == 0) {
+            name_len = head->known_host_name_len;
+            /* Tells the transport that its memo held. */
+            s_host = head->known_host;
+        } else if (csgi__host_parse(s->host, s->host_len, &name_len, &port, &port_len) < 0) {
             *why = "invalid Host";
             return 400;
         }
+        f->host_field.ptr = s_host;
+        f->host_field.len = s->host_len;
+        f->host_field_name_len = name_len;
         f->host = s->host;
         f->host_len = name_len;
     }
@@ -181,7 +191,7 @@ csgi__head_check(const struct csgi__head *head, char *path_buf, struct csgi__hea
     }
     status = check_framing(&s, facts, why);
     if (!status)
-        status = check_host(&s, facts, why);
+        status = check_host(head, &s, facts, why);
     if (!status)
         status = check_line(head, path_buf, facts, why);
     if (status)

@@ -33,6 +33,14 @@ struct csgi__head {
      * applications can be tested with methods of their own.
      */
     int any_method;
+    /*
+     * Optional (NULL: none): a Host value this connection sent before and
+     * that was accepted, with the length of its name part. A Host of the same
+     * bytes is not parsed again (keep-alive clients repeat it).
+     */
+    const char *known_host;
+    size_t known_host_len;
+    size_t known_host_name_len;
 };
 
 /* What the checks learned about an accepted head. */
@@ -46,6 +54,12 @@ struct csgi__head_facts {
     /* The host name the request is for (absolute-form target, else Host), or NULL. */
     const char *host;
     size_t host_len;
+    /*
+     * The Host header's value when there is one (head->known_host itself when
+     * that matched), and the length of its name part.
+     */
+    struct csgi_str host_field;
+    size_t host_field_name_len;
     /* Content-Type's value, or {NULL, 0}. */
     struct csgi_str content_type;
     /* The parsed target (its path is decoded into the caller's buffer). */

@@ -10,8 +10,35 @@
 
 #include <csgi/csgi.h>
 
-/* True when [p, p+n) is a non-empty RFC 9110 token (tchar only). */
-int csgi__is_token(const char *p, size_t n);
+/* Character classes of the HTTP checks, one byte per octet (httpcheck.c). */
+enum { CSGI__C_TCHAR = 1, CSGI__C_VALUE = 2 };
+extern const unsigned char csgi__cclass[256];
+
+/*
+ * True when [p, p+n) is a non-empty RFC 9110 token (tchar only). Inline:
+ * every request checks its method and header names, every response its
+ * header names.
+ */
+static inline int
+csgi__is_token(const char *p, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    size_t i = 0;
+
+    if (!p || n == 0)
+        return 0;
+    /* Four lookups per branch: a name is mostly tchar. */
+    for (; i + 4 <= n; i += 4) {
+        if (!(csgi__cclass[u[i]] & csgi__cclass[u[i + 1]] & csgi__cclass[u[i + 2]] &
+              csgi__cclass[u[i + 3]] & CSGI__C_TCHAR))
+            return 0;
+    }
+    for (; i < n; i++) {
+        if (!(csgi__cclass[u[i]] & CSGI__C_TCHAR))
+            return 0;
+    }
+    return 1;
+}
 
 /*
  * True when [p, p+n) is a valid field value: VCHAR, obs-text, SP and HTAB

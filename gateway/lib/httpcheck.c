@@ -10,9 +10,9 @@
  * Character classes, one table lookup per byte: these checks run on every
  * header of every request and response.
  */
-enum { C_TCHAR = 1, C_VALUE = 2 };
+enum { C_TCHAR = CSGI__C_TCHAR, C_VALUE = CSGI__C_VALUE };
 
-static const unsigned char cclass[256] = {
+const unsigned char csgi__cclass[256] = {
     ['\t'] = C_VALUE,          [' '] = C_VALUE,           ['!'] = C_TCHAR | C_VALUE,
     ['"'] = C_VALUE,           ['#'] = C_TCHAR | C_VALUE, ['$'] = C_TCHAR | C_VALUE,
     ['%'] = C_TCHAR | C_VALUE, ['&'] = C_TCHAR | C_VALUE, ['\''] = C_TCHAR | C_VALUE,
@@ -51,7 +51,7 @@ static const unsigned char cclass[256] = {
 static int
 value_ok(unsigned char c)
 {
-    return c >= 0x80 || (cclass[c] & C_VALUE);
+    return c >= 0x80 || (csgi__cclass[c] & C_VALUE);
 }
 
 /*
@@ -86,26 +86,6 @@ bytes_are_value(const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (!value_ok((unsigned char)p[i]))
-            return 0;
-    }
-    return 1;
-}
-
-int
-csgi__is_token(const char *p, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    size_t i = 0;
-
-    if (!p || n == 0)
-        return 0;
-    /* Four lookups per branch: a name is mostly tchar. */
-    for (; i + 4 <= n; i += 4) {
-        if (!(cclass[u[i]] & cclass[u[i + 1]] & cclass[u[i + 2]] & cclass[u[i + 3]] & C_TCHAR))
-            return 0;
-    }
-    for (; i < n; i++) {
-        if (!(cclass[u[i]] & C_TCHAR))
             return 0;
     }
     return 1;

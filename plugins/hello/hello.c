@@ -33,6 +33,7 @@ hello_once_next(void *ctx, struct csgi_chunk *out)
 struct hello_state {
     const struct csgi_host_api *api;
     const char *greeting;
+    size_t greeting_len;
 };
 
 static struct hello_state hello_singleton;
@@ -49,6 +50,8 @@ hello_init(const struct csgi_host_api *api, const struct csgi_kv *config, size_t
         else
             api->log(api->ctx, CSGI_LOG_WARN, "config key \"%s\" ignored", config[i].key);
     }
+    /* Measured once here, not on every request. */
+    hello_singleton.greeting_len = strlen(hello_singleton.greeting);
     *state = &hello_singleton;
     return CSGI_OK;
 }
@@ -62,7 +65,7 @@ hello_call(void *state, struct csgi_environ *env, const struct csgi_responder *r
     size_t name_len = 5;
     struct hello_once *once;
     char *text;
-    size_t glen = strlen(st->greeting), len;
+    size_t glen = st->greeting_len, len;
     int rc;
 
     /* "/<name>" selects the name; anything deeper is not ours. */

@@ -120,6 +120,17 @@ finish_reason(int toe, const struct csgi__response *core)
     }
 }
 
+/* When the request ended (the first call wins): its duration ends there. */
+static const struct timespec *
+req_end_time(struct csgi_request *r)
+{
+    if (!r->t1_set) {
+        clock_gettime(CLOCK_MONOTONIC, &r->t1);
+        r->t1_set = 1;
+    }
+    return &r->t1;
+}
+
 static void
 access_log(struct csgi_request *r)
 {
@@ -129,7 +140,7 @@ access_log(struct csgi_request *r)
     struct csgi_str ref = {NULL, 0}, ua = {NULL, 0};
     char *refz = NULL, *uaz = NULL;
 
-    if (r->env.remote_addr.len)
+    if (r->env_built && r->env.remote_addr.len)
         snprintf(addr, sizeof(addr), "%s", r->env.remote_addr.ptr);
     if (r->headers) {
         struct csgi_environ e = r->env;
@@ -140,7 +151,7 @@ access_log(struct csgi_request *r)
         if (csgi__header_get(&e, "user-agent", 0, &ua) == 0)
             uaz = (char *)ua.ptr;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    t1 = *req_end_time(r);
     memset(&rec, 0, sizeof(rec));
     rec.remote_addr = addr;
     rec.method = r->method ? r->method : "-";
@@ -230,8 +241,7 @@ req_unref(struct csgi_request *r)
     for (struct finished_cb *cb = r->finished; cb; cb = cb->next)
         cb->fn(cb->arg, csgi__response_finish_reason(&r->core, finish_reason(r->toe, &r->core)));
     if (r->plugin && r->counted) {
-        struct timespec t1;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
+        struct timespec t1 = *req_end_time(r);
         atomic_fetch_add(&r->plugin->requests, 1);
         if (r->queued_status >= 400 && r->queued_status < 500)
             atomic_fetch_add(&r->plugin->status_4xx, 1);
@@ -280,7 +290,6 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->conn = conn;
     r->refs = 1;
     r->body_fd = -1;
-    r->content_length = -1;
     r->id = atomic_fetch_add(&h->next_id, 1) + 1;
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
     r->raw_target = srv_arena_strndup(&r->arena, uri, len);
@@ -309,8 +318,12 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     r->toe = toe;
-    /* The next request on this connection must arrive in time too. */
-    set_deadline(r, r->h->cfg->conn_timeout + r->h->cfg->header_timeout);
+    /* One clock read for the next deadline and this request's duration. */
+    req_end_time(r);
+    if (r->sconn)
+        atomic_store(&r->sconn->deadline_ms,
+                     (long long)r->t1.tv_sec * 1000 + r->t1.tv_nsec / 1000000 +
+                         (long long)(r->h->cfg->conn_timeout + r->h->cfg->header_timeout) * 1000);
     req_unref(r);
 }
 
@@ -637,7 +650,7 @@ check_head(struct csgi_request *r)
 {
     struct head_collect c = {r, 0, INLINE_HEADERS, r->h->cfg->max_headers, 0, 0};
     struct csgi__head head;
-    struct csgi__head_facts facts;
+    struct csgi__head_facts *facts = &r->facts;
     char *path_buf;
     int status;
 
@@ -658,17 +671,20 @@ check_head(struct csgi_request *r)
     head.headers = r->headers;
     head.n_headers = r->n_headers;
     head.too_many_headers = c.too_many;
+    head.known_host = r->sconn && r->sconn->host_len ? r->sconn->host : NULL;
+    head.known_host_len = r->sconn ? r->sconn->host_len : 0;
+    head.known_host_name_len = r->sconn ? r->sconn->host_name_len : 0;
     head.any_method = 0; /* csgi-server passes only the methods it knows (501 otherwise) */
-    status = csgi__head_check(&head, path_buf, &facts, &r->early_why);
+    status = csgi__head_check(&head, path_buf, facts, &r->early_why);
     if (status)
         return status;
-    r->target = facts.target;
-    r->content_length = facts.content_length;
-    r->chunked = facts.chunked;
-    r->head_request = facts.head_request;
-    r->host = facts.host;
-    r->host_len = facts.host_len;
-    r->env.content_type = facts.content_type;
+    if (r->sconn && facts->host_field.ptr && facts->host_field.ptr != r->sconn->host &&
+        facts->host_field.len <= sizeof(r->sconn->host)) {
+        /* A new Host value: remembered for the next request on this connection. */
+        memcpy(r->sconn->host, facts->host_field.ptr, facts->host_field.len);
+        r->sconn->host_len = facts->host_field.len;
+        r->sconn->host_name_len = facts->host_field_name_len;
+    }
     return 0;
 }
 
@@ -683,12 +699,14 @@ build_environ(struct csgi_request *r)
     e->request = r;
     e->request_method = cstr(r->method, r->method_len);
     /* The query ends the (NUL-terminated) raw target: no copy needed. */
-    e->query_string = cstr(r->target.query, r->target.query_len);
+    e->query_string = cstr(r->facts.target.query, r->facts.target.query_len);
     e->raw_target = cstr(r->raw_target, r->raw_target_len);
-    e->content_length = r->content_length;
-    if (r->host && r->host_len)
-        e->server_name = r->host[r->host_len] == '\0' ? cstr(r->host, r->host_len)
-                                                      : arena_str(r, r->host, r->host_len);
+    e->content_type = r->facts.content_type;
+    e->content_length = r->facts.content_length;
+    if (r->facts.host && r->facts.host_len)
+        e->server_name = r->facts.host[r->facts.host_len] == '\0'
+                             ? cstr(r->facts.host, r->facts.host_len)
+                             : arena_str(r, r->facts.host, r->facts.host_len);
     else if (r->slot->l->family == AF_UNIX)
         e->server_name = cstr("localhost", 9);
     else
@@ -697,6 +715,8 @@ build_environ(struct csgi_request *r)
     e->server_protocol = cstr(r->version, r->version_len);
     e->url_scheme = cstr("http", 4);
     e->remote_addr = cstr("", 0);
+    e->remote_port = 0;
+    e->reserved = 0;
     /*
      * Copied from the connection: a request can outlive its connection (a
      * body closed after the client left), its environ must not.
@@ -713,6 +733,12 @@ build_environ(struct csgi_request *r)
     }
     e->headers = r->headers;
     e->n_headers = r->n_headers;
+    /* dispatch() sets the mount's fields; cleared for a request no mount takes. */
+    e->script_name = cstr("", 0);
+    e->path_info = cstr("", 0);
+    e->config = NULL;
+    e->n_config = 0;
+    r->env_built = 1;
 
     r->input_state.mem = r->body_mem;
     r->input_state.fd = r->body_fd;
@@ -722,7 +748,7 @@ build_environ(struct csgi_request *r)
     csgi__errors_init(&r->errors, &r->errors_state);
     e->errors = &r->errors;
     r->core.flags =
-        (r->head_request ? CSGI__RESP_HEAD : 0) |
+        (r->facts.head_request ? CSGI__RESP_HEAD : 0) |
         (r->version_len == 8 && memcmp(r->version, "HTTP/1.0", 8) == 0 ? CSGI__RESP_HTTP10 : 0);
 }
 
@@ -737,7 +763,7 @@ dispatch(struct csgi_request *r)
     size_t iter = 0;
     struct srv_plugin *p;
 
-    if (r->target.asterisk) {
+    if (r->facts.target.asterisk) {
         struct MHD_Response *resp =
             MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
         if (!resp)
@@ -746,7 +772,8 @@ dispatch(struct csgi_request *r)
         return queue(r, 200, resp);
     }
     build_environ(r);
-    while ((p = srv_plugins_match(h->plugins, r->target.path, r->target.path_len, &iter))) {
+    while ((
+        p = srv_plugins_match(h->plugins, r->facts.target.path, r->facts.target.path_len, &iter))) {
         /*
          * The environ lives in the request, not on this stack: a body may
          * read it until the request is finished (SPEC 4.1).
@@ -757,7 +784,7 @@ dispatch(struct csgi_request *r)
 
         r->plugin = p;
         r->env.script_name = cstr(p->mount, ml);
-        r->env.path_info = cstr(r->target.path + ml, r->target.path_len - ml);
+        r->env.path_info = cstr(r->facts.target.path + ml, r->facts.target.path_len - ml);
         r->env.config = p->config;
         r->env.n_config = p->n_config;
         r->input_state.pos = 0;
@@ -809,10 +836,10 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         status = check_head(r);
         if (status)
             return queue_error(r, status, r->early_why, 1);
-        if (r->content_length > 0 && (uint64_t)r->content_length > cfg->max_body) {
+        if (r->facts.content_length > 0 && (uint64_t)r->facts.content_length > cfg->max_body) {
             return queue_error(r, 413, "Content-Length above --max-body", 1);
         }
-        set_deadline(r, (r->content_length > 0 || r->chunked) ? cfg->body_timeout : 0);
+        set_deadline(r, (r->facts.content_length > 0 || r->facts.chunked) ? cfg->body_timeout : 0);
         return MHD_YES;
     }
     if (r->state == REQ_DONE) {

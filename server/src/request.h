@@ -47,6 +47,10 @@ struct srv_conn {
     char addr[INET6_ADDRSTRLEN];
     size_t addr_len;
     uint16_t port;
+    /* The last accepted Host value (host_len 0: none), and its name's length. */
+    char host[64];
+    size_t host_len;
+    size_t host_name_len;
 };
 
 /*
@@ -87,24 +91,20 @@ struct csgi_request {
     struct srv_arena arena;
     uint64_t id;
     struct timespec t0;
+    struct timespec t1; /* when it ended, once t1_set (req_end_time()) */
+    int t1_set;
     int refs;
     int state;
 
     /* Head. */
     char *raw_target;
     size_t raw_target_len;
-    struct csgi__target target;
     const char *method;
     const char *version;
     size_t method_len;
     size_t version_len;
     struct csgi_header *headers;
     size_t n_headers;
-    int64_t content_length;
-    int chunked;
-    int head_request;
-    const char *host;
-    size_t host_len;
     const char *early_why;
 
     /* Body storage. */
@@ -115,9 +115,8 @@ struct csgi_request {
     int body_too_big;
     int body_io_error;
 
-    /* The environ lives here until the request is finished (SPEC 4.1). */
-    struct csgi_environ env;
     struct srv_plugin *plugin;
+    int env_built; /* env below is set (build_environ()) */
 
     uint64_t sent_bytes;
     int queued_status;
@@ -135,6 +134,17 @@ struct csgi_request {
      * per-request memset stays small.
      */
     struct csgi_header inline_headers[INLINE_HEADERS];
+    /*
+     * What the head check learned (check_head(): the target, framing, Host);
+     * set by csgi__head_check() in place, read only once it accepted the head.
+     */
+    struct csgi__head_facts facts;
+    /*
+     * The environ lives here until the request is finished (SPEC 4.1). Every
+     * field is set by build_environ() and dispatch(); read it only once
+     * env_built is set.
+     */
+    struct csgi_environ env;
     /* The host core's response state (on_uri()), and what it planned (respond()). */
     struct csgi__response core;
     struct csgi__plan plan;

@@ -139,6 +139,99 @@ copy_headers(struct csgi__response *r, const struct csgi_header *headers, size_t
     return copy;
 }
 
+/*
+ * The last response head this thread accepted, as bytes. Applications send
+ * the same status, reason and headers again and again, and
+ * csgi__check_response_head() is a function of those bytes alone: a head
+ * equal to the memo is accepted without checking it again (with the memo's
+ * Content-Length). Heads too large for the memo are always checked.
+ */
+#define MEMO_HEADERS 8
+#define MEMO_TEXT    512
+
+struct head_memo {
+    int status; /* 0: empty */
+    size_t n_headers;
+    size_t reason_len;
+    size_t name_len[MEMO_HEADERS];
+    size_t value_len[MEMO_HEADERS];
+    int64_t length;
+    char text[MEMO_TEXT]; /* the reason, then each name and value */
+};
+
+static _Thread_local struct head_memo head_memo;
+
+/* The same bytes, piece by piece (a NULL pointer only matches an empty piece). */
+static int
+memo_piece(const char **text, const char *p, size_t n)
+{
+    if (n && (!p || memcmp(*text, p, n) != 0))
+        return 0;
+    *text += n;
+    return 1;
+}
+
+static int
+memo_match(int status, struct csgi_str reason, const struct csgi_header *headers, size_t n,
+           int64_t *length)
+{
+    const struct head_memo *m = &head_memo;
+    const char *text = m->text;
+
+    if (m->status != status || m->n_headers != n || m->reason_len != reason.len || (n && !headers))
+        return 0;
+    if (!memo_piece(&text, reason.ptr, reason.len))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct csgi_header *hd = &headers[i];
+
+        if (hd->name.len != m->name_len[i] || hd->value.len != m->value_len[i] ||
+            !memo_piece(&text, hd->name.ptr, hd->name.len) ||
+            !memo_piece(&text, hd->value.ptr, hd->value.len))
+            return 0;
+    }
+    *length = m->length;
+    return 1;
+}
+
+/* Remember a head that passed the checks (when it fits). */
+static void
+memo_store(int status, struct csgi_str reason, const struct csgi_header *headers, size_t n,
+           int64_t length)
+{
+    struct head_memo *m = &head_memo;
+    size_t total = reason.len;
+    char *text = m->text;
+
+    if (n > MEMO_HEADERS)
+        return;
+    for (size_t i = 0; i < n; i++)
+        total += headers[i].name.len + headers[i].value.len;
+    if (total > MEMO_TEXT) {
+        m->status = 0;
+        return;
+    }
+    m->status = 0;
+    m->n_headers = n;
+    m->reason_len = reason.len;
+    if (reason.len)
+        memcpy(text, reason.ptr, reason.len);
+    text += reason.len;
+    for (size_t i = 0; i < n; i++) {
+        const struct csgi_header *hd = &headers[i];
+
+        m->name_len[i] = hd->name.len;
+        m->value_len[i] = hd->value.len;
+        memcpy(text, hd->name.ptr, hd->name.len);
+        text += hd->name.len;
+        if (hd->value.len)
+            memcpy(text, hd->value.ptr, hd->value.len);
+        text += hd->value.len;
+    }
+    m->length = length;
+    m->status = status;
+}
+
 static int
 core_start_response(void *ctx, int status, struct csgi_str reason,
                     const struct csgi_header *headers, size_t n_headers,
@@ -170,10 +263,14 @@ core_start_response(void *ctx, int status, struct csgi_str reason,
         core_log(r, CSGI_LOG_ERROR, "start_response() called a second time without exc_info");
         return CSGI_ESTATE;
     }
-    rc = csgi__check_response_head(status, reason, headers, n_headers, &length, why, sizeof(why));
-    if (rc < 0) {
-        core_log(r, CSGI_LOG_ERROR, "start_response() refused: %s", why);
-        return rc;
+    if (!memo_match(status, reason, headers, n_headers, &length)) {
+        rc = csgi__check_response_head(status, reason, headers, n_headers, &length, why,
+                                       sizeof(why));
+        if (rc < 0) {
+            core_log(r, CSGI_LOG_ERROR, "start_response() refused: %s", why);
+            return rc;
+        }
+        memo_store(status, reason, headers, n_headers, length);
     }
     copy = copy_headers(r, headers, n_headers);
     if (!copy)

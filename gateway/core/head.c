@@ -171,8 +171,18 @@ csgi__head_check(const struct csgi__head *head, char *path_buf, struct csgi__hea
     struct head_scan s;
     int status;
 
-    memset(facts, 0, sizeof(*facts));
+    /* Field by field: the target (half the struct) is csgi__target_parse()'s to fill. */
+    facts->http11 = 0;
+    facts->head_request = 0;
     facts->content_length = -1;
+    facts->chunked = 0;
+    facts->host = NULL;
+    facts->host_len = 0;
+    facts->host_field.ptr = NULL;
+    facts->host_field.len = 0;
+    facts->host_field_name_len = 0;
+    facts->content_type.ptr = NULL;
+    facts->content_type.len = 0;
     facts->http11 = head->version_len == 8 && memcmp(head->version, "HTTP/1.1", 8) == 0;
     if (!facts->http11 && !(head->version_len == 8 && memcmp(head->version, "HTTP/1.0", 8) == 0)) {
         *why = "unsupported HTTP version";

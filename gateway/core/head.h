@@ -70,8 +70,9 @@ struct csgi__head_facts {
  * Check a request head. @p path_buf must hold raw_target_len + 1 bytes: it
  * receives the decoded path. Returns 0 and fills @p facts when the request
  * may go to an application; else the status to answer (400, 431, 501, 505)
- * with *@p why set to a static, lower-case reason. Every refusal means the
- * connection closes after the answer (the body's framing may be in doubt).
+ * with *@p why set to a static, lower-case reason (@p facts, its target in
+ * particular, are then not to be read). Every refusal means the connection
+ * closes after the answer (the body's framing may be in doubt).
  */
 int csgi__head_check(const struct csgi__head *head, char *path_buf, struct csgi__head_facts *facts,
                      const char **why);

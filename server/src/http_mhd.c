@@ -44,6 +44,14 @@ set_deadline(struct csgi_request *r, unsigned seconds)
 {
     if (!r->sconn)
         return;
+    if (!seconds) {
+        /* Cleared once: the head check, the last body piece and queue() all clear it. */
+        if (r->deadline_cleared)
+            return;
+        r->deadline_cleared = 1;
+    } else {
+        r->deadline_cleared = 0;
+    }
     atomic_store(&r->sconn->deadline_ms,
                  seconds ? srv_clock_coarse_ms() + (long long)seconds * 1000 : 0);
 }
@@ -237,7 +245,8 @@ req_unref(struct csgi_request *r)
     if (--r->refs > 0)
         return;
     csgi__response_close(&r->core);
-    csgi__errors_flush(&r->errors_state);
+    if (r->errors_state.line_len)
+        csgi__errors_flush(&r->errors_state);
     for (struct finished_cb *cb = r->finished; cb; cb = cb->next)
         cb->fn(cb->arg, csgi__response_finish_reason(&r->core, finish_reason(r->toe, &r->core)));
     if (r->plugin && r->counted) {
@@ -254,12 +263,16 @@ req_unref(struct csgi_request *r)
     if (srv_access_log_enabled())
         access_log(r);
     /* Descriptors handed over with CSGI_FD_CLOSE whose body never ran. */
-    csgi__file_bodies_release(r->file_bodies);
+    if (r->file_bodies)
+        csgi__file_bodies_release(r->file_bodies);
     if (r->body_fd >= 0)
         close(r->body_fd);
-    free(r->body_mem);
-    csgi__response_free(&r->core);
-    srv_arena_free(&r->arena);
+    if (r->body_mem)
+        free(r->body_mem);
+    if (r->core.buf)
+        csgi__response_free(&r->core);
+    if (r->arena.head)
+        srv_arena_free(&r->arena);
     atomic_fetch_add(&h->stats.requests, 1);
     atomic_fetch_sub(&h->stats.inflight, 1);
     req_release(r);

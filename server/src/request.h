@@ -95,6 +95,7 @@ struct csgi_request {
     int t1_set;
     int refs;
     int state;
+    int deadline_cleared; /* the connection's deadline is 0 since set_deadline(r, 0) */
 
     /* Head. */
     char *raw_target;

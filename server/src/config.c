@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "listener.h"
 #include "log.h"
 #include "srv_limits.h"
 
@@ -690,6 +691,23 @@ srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err, 
     return 0;
 }
 
+/* An address of --bind or --stats: unix:/path, or host:port with a strict port. */
+static int
+check_addr(const char *opt, const char *spec, char *err, size_t err_len)
+{
+    char host[256], why[256];
+    const char *port;
+
+    if (strncmp(spec, "unix:", 5) == 0) {
+        if (!spec[5])
+            return errf(err, err_len, "option %s: \"%s\": a unix socket needs a path", opt, spec);
+        return 0;
+    }
+    if (srv_addr_split(spec, host, sizeof(host), &port, why, sizeof(why)) < 0)
+        return errf(err, err_len, "option %s: %s", opt, why);
+    return 0;
+}
+
 int
 srv_config_validate(const struct srv_config *cfg, char *err, size_t err_len)
 {
@@ -717,8 +735,19 @@ srv_config_validate(const struct srv_config *cfg, char *err, size_t err_len)
                 return errf(err, err_len, "option --bind: \"%s\" given twice", cfg->binds[i]);
         }
     }
+    for (size_t i = 0; i < cfg->n_binds; i++) {
+        if (check_addr("--bind", cfg->binds[i], err, err_len) < 0)
+            return -1;
+    }
+    if (cfg->stats && check_addr("--stats", cfg->stats, err, err_len) < 0)
+        return -1;
     if (cfg->access_json && !cfg->access_log)
         return errf(err, err_len, "option --access-log-json needs --access-log");
+    /* setgid() alone would leave the process root: say so rather than half-drop. */
+    if (cfg->group && !cfg->user)
+        return errf(err, err_len,
+                    "option --group needs --user (a group alone would keep user id %d)",
+                    (int)geteuid());
     return 0;
 }
 

@@ -80,6 +80,20 @@ error:
 }
 
 int
+srv_port_valid(const char *port)
+{
+    size_t n = strlen(port);
+    unsigned long v = 0;
+
+    /* Digits only, no sign or space, at most five of them: no strtoul() wrap-around. */
+    if (n == 0 || n > 5 || strspn(port, "0123456789") != n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (unsigned long)(port[i] - '0');
+    return v <= 65535;
+}
+
+int
 srv_addr_split(const char *spec, char *host, size_t host_size, const char **port, char *err,
                size_t err_len)
 {
@@ -108,7 +122,7 @@ srv_addr_split(const char *spec, char *host, size_t host_size, const char **port
         snprintf(host, host_size, "%.*s", (int)(colon - spec), spec);
         *port = colon + 1;
     }
-    if (!**port || strspn(*port, "0123456789") != strlen(*port) || atoi(*port) > 65535) {
+    if (!srv_port_valid(*port)) {
         snprintf(err, err_len, "address \"%s\": invalid port \"%s\"", spec, *port);
         return -EINVAL;
     }

@@ -17,6 +17,13 @@ struct srv_listener {
 };
 
 /*
+ * True when port is a port number as --bind and --stats take it: 1 to 5
+ * decimal digits, at most 65535 (0 asks the kernel for a free port). Anything
+ * else (a sign, spaces, 65536, 4294967296) is refused.
+ */
+int srv_port_valid(const char *port);
+
+/*
  * Split "host:port" or "[v6]:port" into host (copied) and port (points into
  * spec). Returns 0 or -EINVAL with err set.
  */

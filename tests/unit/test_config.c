@@ -14,6 +14,7 @@
 #include <check.h>
 
 #include "config.h"
+#include "listener.h"
 #include "log.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -666,7 +667,63 @@ static const struct {
     {{"--plugins", "/p", "--bind", "a:1", "--bind", "b:1", "--bind", "a:1"}, "\"a:1\" given twice"},
     {{"--plugins", "/p", "--access-log-json"}, "--access-log-json needs --access-log"},
     {{"--plugins", "/p", "--access-log-json", "--access-log", "-"}, NULL},
+    /* Ports are digits only, at most 65535: 4294967296 must not wrap to another port. */
+    {{"--plugins", "/p", "--bind", "127.0.0.1:4294967296"}, "invalid port \"4294967296\""},
+    {{"--plugins", "/p", "--bind", "127.0.0.1:65536"}, "invalid port"},
+    {{"--plugins", "/p", "--bind", "127.0.0.1:65535"}, NULL},
+    {{"--plugins", "/p", "--bind", "127.0.0.1:+80"}, "invalid port"},
+    {{"--plugins", "/p", "--bind", "127.0.0.1:"}, "invalid port"},
+    {{"--plugins", "/p", "--bind", "unix:"}, "needs a path"},
+    {{"--plugins", "/p", "--stats", "127.0.0.1:99999"}, "option --stats: address"},
+    {{"--plugins", "/p", "--stats", "unix:/run/s.sock"}, NULL},
+    /* A group without a user would keep uid 0: refused. */
+    {{"--plugins", "/p", "--group", "nogroup"}, "--group needs --user"},
+    {{"--plugins", "/p", "--group", "nogroup", "--user", "nobody"}, NULL},
 };
+
+static const struct {
+    const char *port;
+    int valid;
+} port_cases[] = {
+    {"0", 1},
+    {"1", 1},
+    {"80", 1},
+    {"65535", 1},
+    {"00080", 1},
+    {"65536", 0},
+    {"99999", 0},
+    {"4294967296", 0},
+    {"4294967377", 0},
+    {"", 0},
+    {"-1", 0},
+    {"+1", 0},
+    {" 80", 0},
+    {"80 ", 0},
+    {"8o", 0},
+    {"000080", 0},
+    {"18446744073709551697", 0},
+};
+
+START_TEST(config_port_strict)
+{
+    ck_assert_msg(srv_port_valid(port_cases[_i].port) == port_cases[_i].valid, "port \"%s\"",
+                  port_cases[_i].port);
+}
+END_TEST
+
+START_TEST(config_addr_split_rejects_wrapping_port)
+{
+    char host[64], why[256];
+    const char *port = NULL;
+
+    ck_assert_int_lt(
+        srv_addr_split("127.0.0.1:4294967296", host, sizeof(host), &port, why, sizeof(why)), 0);
+    ck_assert_ptr_nonnull(strstr(why, "invalid port"));
+    ck_assert_int_eq(srv_addr_split("[::1]:8080", host, sizeof(host), &port, why, sizeof(why)), 0);
+    ck_assert_str_eq(host, "::1");
+    ck_assert_str_eq(port, "8080");
+}
+END_TEST
 
 START_TEST(config_validate)
 {
@@ -885,6 +942,11 @@ config_suite(void)
     tc = tcase_create("validate");
     tcase_add_checked_fixture(tc, config_setup, config_teardown);
     tcase_add_loop_test(tc, config_validate, 0, (int)N_OF(validate_cases));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("addr");
+    tcase_add_loop_test(tc, config_port_strict, 0, (int)N_OF(port_cases));
+    tcase_add_test(tc, config_addr_split_rejects_wrapping_port);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("parse_size");

@@ -120,7 +120,7 @@ check_host(const struct csgi__head *head, const struct head_scan *s, struct csgi
     }
     if (s->n_host) {
         if (head->known_host && s->host_len == head->known_host_len &&
-            memcmp(s->host, head->known_host, s->host_len) == 0) {
+            csgi__bytes_eq(s->host, head->known_host, s->host_len)) {
             name_len = head->known_host_name_len;
             /* Tells the transport that its memo held. */
             s_host = head->known_host;

@@ -162,10 +162,10 @@ struct head_memo {
 static _Thread_local struct head_memo head_memo;
 
 /* The same bytes, piece by piece (a NULL pointer only matches an empty piece). */
-static int
+static inline __attribute__((always_inline)) int
 memo_piece(const char **text, const char *p, size_t n)
 {
-    if (n && (!p || memcmp(*text, p, n) != 0))
+    if (n && (!p || !csgi__bytes_eq(*text, p, n)))
         return 0;
     *text += n;
     return 1;

@@ -214,7 +214,10 @@ req_alloc(void)
         req_cached = NULL;
         return r;
     }
-    return malloc(sizeof(*r) + FIRST_ARENA);
+    r = malloc(sizeof(*r) + FIRST_ARENA);
+    if (r)
+        r->streams_ready = 0;
+    return r;
 }
 
 static void
@@ -756,9 +759,13 @@ build_environ(struct csgi_request *r)
     r->input_state.mem = r->body_mem;
     r->input_state.fd = r->body_fd;
     r->input_state.len = r->body_len;
-    csgi__input_init(&r->input, &r->input_state);
+    if (!r->streams_ready) {
+        /* The streams' tables are the same for every request of this block. */
+        csgi__input_init(&r->input, &r->input_state);
+        csgi__errors_init(&r->errors, &r->errors_state);
+        r->streams_ready = 1;
+    }
     e->input = &r->input;
-    csgi__errors_init(&r->errors, &r->errors_state);
     e->errors = &r->errors;
     r->core.flags =
         (r->facts.head_request ? CSGI__RESP_HEAD : 0) |

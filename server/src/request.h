@@ -149,7 +149,12 @@ struct csgi_request {
     /* The host core's response state (on_uri()), and what it planned (respond()). */
     struct csgi__response core;
     struct csgi__plan plan;
-    /* The environ's streams (build_environ(); the error stream in on_uri()). */
+    /*
+     * The environ's streams (build_environ(); the error stream's state in
+     * on_uri()). Their tables are set once per request block (streams_ready;
+     * the block is reused by the thread's next request), the state per request.
+     */
+    int streams_ready;
     struct csgi_input input;
     struct csgi_errors errors;
     struct csgi__input input_state;

@@ -294,7 +294,8 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r = req_alloc();
     if (!r)
         return NULL;
-    memset(r, 0, offsetof(struct csgi_request, inline_headers));
+    memset((char *)r + offsetof(struct csgi_request, t1_set), 0,
+           offsetof(struct csgi_request, inline_headers) - offsetof(struct csgi_request, t1_set));
     /* The parts outside the memset that a request refused early still uses. */
     csgi__response_init(&r->core, &srv_core_ops, r, 0, 0);
     r->errors_state.sink = srv_errors_sink;
@@ -311,8 +312,7 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->raw_target = srv_arena_strndup(&r->arena, uri, len);
     r->raw_target_len = r->raw_target ? len : 0;
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    if (ci && ci->socket_context)
-        r->sconn = ci->socket_context;
+    r->sconn = ci ? ci->socket_context : NULL;
     /* The deadline from t0, not a second clock read (deadlines count seconds). */
     if (r->sconn)
         atomic_store(&r->sconn->deadline_ms, (long long)r->t0.tv_sec * 1000 +

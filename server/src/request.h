@@ -85,6 +85,7 @@ struct srv_http {
 };
 
 struct csgi_request {
+    /* Set field by field by on_uri(). */
     struct srv_http *h;
     struct daemon_slot *slot;
     struct MHD_Connection *conn;
@@ -92,14 +93,18 @@ struct csgi_request {
     uint64_t id;
     struct timespec t0;
     struct timespec t1; /* when it ended, once t1_set (req_end_time()) */
-    int t1_set;
+    char *raw_target;
+    size_t raw_target_len;
+    struct srv_conn *sconn;
     int refs;
+    int body_fd;
+
+    /* Cleared by on_uri(): from t1_set to inline_headers. */
+    int t1_set;
     int state;
     int deadline_cleared; /* the connection's deadline is 0 since set_deadline(r, 0) */
 
     /* Head. */
-    char *raw_target;
-    size_t raw_target_len;
     const char *method;
     const char *version;
     size_t method_len;
@@ -112,7 +117,6 @@ struct csgi_request {
     char *body_mem;
     size_t body_cap;
     uint64_t body_len;
-    int body_fd;
     int body_too_big;
     int body_io_error;
 
@@ -127,10 +131,9 @@ struct csgi_request {
     struct csgi__file_body *file_bodies;
     int toe;
     int counted;
-    struct srv_conn *sconn;
 
     /*
-     * Not cleared per request (everything above inline_headers is): each of
+     * Not cleared per request (t1_set to here is): each of
      * these is set up by its own init when it is first needed, so that the
      * per-request memset stays small.
      */

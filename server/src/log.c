@@ -62,7 +62,8 @@ open_log(const char *path, int dflt)
 
     if (!path || strcmp(path, "-") == 0)
         return dflt;
-    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* O_NOFOLLOW: a symbolic link planted at the path must not redirect our writes. */
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0644);
     if (fd < 0) {
         int e = errno;
         snprintf(failed_path, sizeof(failed_path), "%s", path);
@@ -75,6 +76,15 @@ const char *
 srv_log_failed_path(void)
 {
     return failed_path;
+}
+
+const char *
+srv_log_strerror(int rc)
+{
+    /* O_NOFOLLOW's refusal reads as "too many levels of symbolic links" otherwise. */
+    if (rc == -ELOOP)
+        return "it is a symbolic link (refused)";
+    return strerror(-rc);
 }
 
 static void
@@ -111,6 +121,27 @@ srv_log_open(const char *error_path, const char *access_path, int access_json)
     return 0;
 }
 
+/*
+ * A reopen failed: say so in the error log still open (the rotated file,
+ * most likely) and on stderr when that is another file (the journal under
+ * systemd), so that the failure is seen where the operator looks.
+ */
+static void
+reopen_failed(int rc)
+{
+    srv__log(SRV_LOG_ERROR,
+             "SIGUSR1: cannot reopen log file \"%s\": %s; still writing to the "
+             "old file",
+             failed_path, srv_log_strerror(rc));
+    if (lg.error_fd != 2) {
+        int keep = lg.error_fd;
+        lg.error_fd = 2;
+        srv__log(SRV_LOG_ERROR, "SIGUSR1: cannot reopen log file \"%s\": %s", failed_path,
+                 srv_log_strerror(rc));
+        lg.error_fd = keep;
+    }
+}
+
 int
 srv_log_reopen(void)
 {
@@ -118,14 +149,18 @@ srv_log_reopen(void)
 
     if (lg.error_path && strcmp(lg.error_path, "-") != 0) {
         efd = open_log(lg.error_path, 2);
-        if (efd < 0)
+        if (efd < 0) {
+            reopen_failed(efd);
             return efd;
+        }
         replace_fd(&lg.error_fd, efd);
     }
     if (lg.access_path && strcmp(lg.access_path, "-") != 0) {
         afd = open_log(lg.access_path, 1);
-        if (afd < 0)
+        if (afd < 0) {
+            reopen_failed(afd);
             return afd;
+        }
         replace_fd(&lg.access_fd, afd);
     }
     return 0;
@@ -202,10 +237,45 @@ timestamp(char *buf, size_t size, int iso)
     return n;
 }
 
+/*
+ * Copy the message msg (len bytes) to out at n, with every control byte (CR
+ * and LF included) and DEL written as \xHH, so that one call is one line
+ * whatever a plugin or a client put in the text. Stops before passing
+ * limit; a message cut here or before (cut) ends with "...". Returns the
+ * new length.
+ */
+static size_t
+esc_message(char *out, size_t limit, size_t n, const char *msg, size_t len, int cut)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)msg[i];
+        size_t need = c < 0x20 || c == 0x7f ? 4 : 1;
+        if (n + need + 3 > limit) {
+            memcpy(out + n, "...", 3);
+            return n + 3;
+        }
+        if (need == 1) {
+            out[n++] = (char)c;
+        } else {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        }
+    }
+    if (cut) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    return n;
+}
+
 void
 srv__vlog(int level, const char *fmt, va_list ap)
 {
-    char buf[4096];
+    char msg[4096], buf[8192];
     size_t n;
     int m;
 
@@ -217,16 +287,22 @@ srv__vlog(int level, const char *fmt, va_list ap)
     else
         m = snprintf(buf + n, sizeof(buf) - n, " [%s] pid=%d %s gen=%u ", srv_log_level_name(level),
                      (int)getpid(), lg.role, lg.generation);
-    n += (size_t)m;
-    m = vsnprintf(buf + n, sizeof(buf) - n - 1, fmt, ap);
+    if (m > 0)
+        n += (size_t)m;
+    if (n > 256)
+        n = 256;
+    m = vsnprintf(msg, sizeof(msg), fmt, ap);
     if (m < 0)
         m = 0;
-    n += (size_t)m;
-    if (n > sizeof(buf) - 2)
-        n = sizeof(buf) - 2;
-    /* Strip newlines a plugin may have sent: one record is one line. */
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        n--;
+    if ((size_t)m > sizeof(msg) - 1) {
+        /* Cut by the message buffer: what is left is not the message's end. */
+        n = esc_message(buf, sizeof(buf) - 1, n, msg, sizeof(msg) - 1, 1);
+    } else {
+        /* A plugin's trailing newline is dropped; any other control byte is escaped. */
+        while (m > 0 && (msg[m - 1] == '\n' || msg[m - 1] == '\r'))
+            m--;
+        n = esc_message(buf, sizeof(buf) - 1, n, msg, (size_t)m, 0);
+    }
     buf[n++] = '\n';
     write_all(lg.error_fd, buf, n);
 }
@@ -247,38 +323,108 @@ srv_access_log_enabled(void)
     return lg.access_fd >= 0;
 }
 
-/* Append s escaped for a quoted log field (combined: \" and \xHH; JSON: \u00HH). */
+/*
+ * The length of the well-formed UTF-8 sequence at s (len bytes left), or 0
+ * when s does not start one (a stray continuation byte, an overlong form, a
+ * surrogate, past U+10FFFF, or cut short).
+ */
 static size_t
-esc(char *out, size_t cap, size_t n, const char *s, size_t len, int json)
+utf8_seq(const unsigned char *s, size_t len)
+{
+    unsigned char c = s[0];
+    size_t need;
+    unsigned lo = 0x80, hi = 0xbf;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        need = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        need = 3;
+    else if (c >= 0xf0 && c <= 0xf4)
+        need = 4;
+    else
+        return 0;
+    if (need > len)
+        return 0;
+    /* The second byte's range rules out overlongs, surrogates and > U+10FFFF. */
+    if (c == 0xe0)
+        lo = 0xa0;
+    else if (c == 0xed)
+        hi = 0x9f;
+    else if (c == 0xf0)
+        lo = 0x90;
+    else if (c == 0xf4)
+        hi = 0x8f;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t k = 2; k < need; k++) {
+        if (s[k] < 0x80 || s[k] > 0xbf)
+            return 0;
+    }
+    return need;
+}
+
+/*
+ * Append s (len bytes; NULL: "-") escaped for a quoted log field at out + n,
+ * writing at most max bytes and never past cap - LOG_TAIL_RESERVE, and
+ * never half an escape. Combined format: '"' and '\\' as \" and \\\\,
+ * control bytes and bytes from 0x7f as \xHH. JSON: '"' and '\\' escaped,
+ * control bytes as \u00HH, well-formed UTF-8 as is, every byte of
+ * malformed UTF-8 as \ufffd (the replacement character), so that a record
+ * is always valid JSON. Returns the new length.
+ */
+#define LOG_TAIL_RESERVE 512
+
+static size_t
+esc(char *out, size_t cap, size_t n, const char *s, size_t len, int json, size_t max)
 {
     static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    size_t end = n + max;
 
+    if (end > cap - LOG_TAIL_RESERVE)
+        end = cap - LOG_TAIL_RESERVE;
     if (!s) {
-        s = "-";
+        u = (const unsigned char *)"-";
         len = 1;
     }
-    for (size_t i = 0; i < len && n + 32 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
+    for (size_t i = 0; i < len;) {
+        unsigned char c = u[i];
+        char e[8];
+        size_t el = 0, take = 1;
+
         if (c == '"' || c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c < 0x20 || c >= 0x7f) {
-            if (json && c >= 0x7f) {
-                out[n++] = (char)c; /* UTF-8 passes through JSON */
-                continue;
-            }
-            out[n++] = '\\';
+            e[el++] = '\\';
+            e[el++] = (char)c;
+        } else if (c < 0x20 || (!json && c >= 0x7f)) {
+            e[el++] = '\\';
             if (json) {
-                memcpy(out + n, "u00", 3);
-                n += 3;
+                memcpy(e + el, "u00", 3);
+                el += 3;
             } else {
-                out[n++] = 'x';
+                e[el++] = 'x';
             }
-            out[n++] = hex[c >> 4];
-            out[n++] = hex[c & 15];
+            e[el++] = hex[c >> 4];
+            e[el++] = hex[c & 15];
+        } else if (c < 0x80) {
+            e[el++] = (char)c;
         } else {
-            out[n++] = (char)c;
+            take = utf8_seq(u + i, len - i);
+            if (take) {
+                memcpy(e, u + i, take);
+                el = take;
+            } else {
+                memcpy(e, "\\ufffd", 6);
+                el = 6;
+                take = 1;
+            }
         }
+        if (n + el > end)
+            break;
+        memcpy(out + n, e, el);
+        n += el;
+        i += take;
     }
     return n;
 }
@@ -301,7 +447,31 @@ app(char *buf, size_t cap, size_t n, const char *fmt, ...)
     return n < cap - 16 ? n : cap - 16;
 }
 
-#define CAT(str) n = esc(buf, sizeof(buf), n, (str), (str) ? strlen(str) : 1, json)
+/*
+ * The most bytes each field of an access record takes once escaped. Their
+ * sum, the fixed text and LOG_TAIL_RESERVE fit the record buffer (16 KiB),
+ * so a record is never cut in its closing part and always ends in its one
+ * newline.
+ */
+#define LOG_FIELD_SHORT  256  /* address, method, protocol, plugin */
+#define LOG_FIELD_TARGET 6144 /* the request target (at most 4096 bytes of it) */
+#define LOG_FIELD_HEADER 3072 /* Referer, User-Agent */
+
+#define CAT(str, max) n = esc(buf, sizeof(buf), n, (str), (str) ? strlen(str) : 1, json, (max))
+
+/* True for a non-empty string of printable ASCII without space, quote or backslash. */
+static int
+plain_token(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            return 0;
+    }
+    return 1;
+}
 
 void
 srv_access_log_write(const struct srv_access_record *r)
@@ -313,45 +483,54 @@ srv_access_log_write(const struct srv_access_record *r)
     int worker = r->pid ? r->worker_id : lg.worker_id;
     unsigned gen = r->pid ? r->generation : lg.generation;
 
+    size_t target_len = r->target ? (r->target_len > 4096 ? 4096 : r->target_len) : 1;
+    const char *plugin = plain_token(r->plugin) ? r->plugin : "-";
+
     if (lg.access_fd < 0)
         return;
     timestamp(ts, sizeof(ts), json);
     if (json) {
         n = app(buf, sizeof(buf), n, "{\"time\":\"%s\",\"remote_addr\":\"", ts);
-        CAT(r->remote_addr);
+        CAT(r->remote_addr, LOG_FIELD_SHORT);
         n = app(buf, sizeof(buf), n, "\",\"method\":\"");
-        CAT(r->method);
+        CAT(r->method, LOG_FIELD_SHORT);
         n = app(buf, sizeof(buf), n, "\",\"target\":\"");
-        n = esc(buf, sizeof(buf), n, r->target,
-                r->target ? (r->target_len > 4096 ? 4096 : r->target_len) : 1, 1);
+        n = esc(buf, sizeof(buf), n, r->target, target_len, 1, LOG_FIELD_TARGET);
         n = app(buf, sizeof(buf), n, "\",\"protocol\":\"");
-        CAT(r->protocol);
+        CAT(r->protocol, LOG_FIELD_SHORT);
         n = app(buf, sizeof(buf), n, "\",\"status\":%d,\"bytes\":%llu,\"referer\":\"", r->status,
                 (unsigned long long)r->bytes);
-        CAT(r->referer);
+        CAT(r->referer, LOG_FIELD_HEADER);
         n = app(buf, sizeof(buf), n, "\",\"user_agent\":\"");
-        CAT(r->user_agent);
+        CAT(r->user_agent, LOG_FIELD_HEADER);
         n = app(buf, sizeof(buf), n, "\",\"duration_ms\":%.3f,\"plugin\":\"", r->duration_ms);
-        CAT(r->plugin);
+        CAT(r->plugin, LOG_FIELD_SHORT);
         n = app(buf, sizeof(buf), n,
                 "\",\"request_id\":%llu,\"pid\":%d,\"worker\":%d,\"gen\":%u}\n",
                 (unsigned long long)r->request_id, pid, worker, gen);
     } else {
-        n = esc(buf, sizeof(buf), n, r->remote_addr, r->remote_addr ? strlen(r->remote_addr) : 1,
-                0);
+        CAT(r->remote_addr, LOG_FIELD_SHORT);
         n = app(buf, sizeof(buf), n, " - - [%s] \"", ts);
-        CAT(r->method);
+        CAT(r->method, LOG_FIELD_SHORT);
         n = app(buf, sizeof(buf), n, " ");
-        n = esc(buf, sizeof(buf), n, r->target,
-                r->target ? (r->target_len > 4096 ? 4096 : r->target_len) : 1, 0);
+        n = esc(buf, sizeof(buf), n, r->target, target_len, 0, LOG_FIELD_TARGET);
         n = app(buf, sizeof(buf), n, " ");
-        CAT(r->protocol);
+        CAT(r->protocol, LOG_FIELD_SHORT);
         n = app(buf, sizeof(buf), n, "\" %d %llu \"", r->status, (unsigned long long)r->bytes);
-        CAT(r->referer);
+        CAT(r->referer, LOG_FIELD_HEADER);
         n = app(buf, sizeof(buf), n, "\" \"");
-        CAT(r->user_agent);
-        n = app(buf, sizeof(buf), n, "\" %.3f %s %llu pid=%d worker=%d gen=%u\n", r->duration_ms,
-                r->plugin ? r->plugin : "-", (unsigned long long)r->request_id, pid, worker, gen);
+        CAT(r->user_agent, LOG_FIELD_HEADER);
+        n = app(buf, sizeof(buf), n, "\" %.3f ", r->duration_ms);
+        /* The plugin field is unquoted: a name as the loader checked it, else "-". */
+        n = esc(buf, sizeof(buf), n, plugin, strlen(plugin), 0, LOG_FIELD_SHORT);
+        n = app(buf, sizeof(buf), n, " %llu pid=%d worker=%d gen=%u\n",
+                (unsigned long long)r->request_id, pid, worker, gen);
+    }
+    /* The field bounds leave room for the closing part; this only guards against a slip. */
+    if (n == 0 || buf[n - 1] != '\n') {
+        if (n >= sizeof(buf))
+            n = sizeof(buf) - 1;
+        buf[n++] = '\n';
     }
     write_all(lg.access_fd, buf, n);
 }

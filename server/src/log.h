@@ -35,8 +35,15 @@ int srv_log_open(const char *error_path, const char *access_path, int access_jso
  * open. Borrowed; valid until the next call of either.
  */
 const char *srv_log_failed_path(void);
-/* Reopen both files (SIGUSR1, logrotate). Returns 0 or -errno. */
+/*
+ * Reopen both files (SIGUSR1, logrotate). Returns 0 or -errno; a failure is
+ * logged here (to the error log still open, and to stderr when that is
+ * another file), and the old files stay. Log files are opened with
+ * O_NOFOLLOW: a symbolic link at the path is refused (-ELOOP).
+ */
 int srv_log_reopen(void);
+/* The text for a failure rc of srv_log_open() or srv_log_reopen(). Static. */
+const char *srv_log_strerror(int rc);
 /*
  * The paths srv_log_open() was given last (NULL: stderr, or no access log)
  * and the JSON flag, to tell whether a reload changes them.

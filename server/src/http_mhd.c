@@ -88,7 +88,8 @@ publish_inflight(struct csgi_request *r)
     struct srv_plugin *p = r->plugin;
 
     srv_score_set_inflight(r->h->score, busy_slot, p, p ? p->desc.name : NULL, r->id, r->method,
-                           r->raw_target, r->raw_target_len, r->env.remote_addr.ptr);
+                           r->method_len, r->raw_target, r->raw_target_len, r->env.remote_addr.ptr,
+                           r->env.remote_addr.len);
 }
 
 /* ------------------------------------------------------------------ */

@@ -99,32 +99,36 @@ srv__score_copy(char *dst, size_t size, const char *s, size_t len)
 /*
  * Publish, in slot thread of sc, that this thread now runs plugin code of
  * plugin (key: any pointer that identifies it in this worker) for request id.
- * Call it right before the plugin's call(), next() or close(). method and
- * remote_addr are NUL-terminated (or NULL); target is len bytes, not
- * necessarily terminated. Everything is copied (cut to the sizes of struct
- * srv_inflight). Re-entering for the same request and plugin rewrites
- * nothing. sc NULL or thread out of range: nothing happens.
+ * Call it right before the plugin's call(), next() or close(). plugin is
+ * NUL-terminated (or NULL); method, target and remote_addr are given with
+ * their lengths and need not be terminated. Everything is copied (cut to the
+ * sizes of struct srv_inflight); the plugin name only when key changes.
+ * Re-entering for the same request and plugin rewrites nothing. sc NULL or
+ * thread out of range: nothing happens. This runs on every request: the
+ * lengths come from the caller so that nothing is measured twice.
  */
 static inline void
 srv_score_set_inflight(struct srv_score *sc, int thread, const void *key, const char *plugin,
-                       uint64_t id, const char *method, const char *target, size_t target_len,
-                       const char *remote_addr)
+                       uint64_t id, const char *method, size_t method_len, const char *target,
+                       size_t target_len, const char *remote_addr, size_t remote_len)
 {
     struct srv_inflight *f;
 
     if (!sc || thread < 0 || thread >= SRV_MAX_THREADS)
         return;
     f = &sc->in_plugin[thread];
-    if (f->request_id != id || f->key != key || !f->plugin[0]) {
-        atomic_store_explicit(&f->active, 0, memory_order_relaxed);
-        f->request_id = id;
-        f->key = key;
-        srv__score_copy(f->plugin, sizeof(f->plugin), plugin, plugin ? strlen(plugin) : 0);
-        srv__score_copy(f->method, sizeof(f->method), method, method ? strlen(method) : 0);
-        srv__score_copy(f->target, sizeof(f->target), target, target_len);
-        srv__score_copy(f->remote_addr, sizeof(f->remote_addr), remote_addr,
-                        remote_addr ? strlen(remote_addr) : 0);
+    if (f->request_id == id && f->key == key && f->plugin[0]) {
+        atomic_store_explicit(&f->active, 1, memory_order_release);
+        return;
     }
+    atomic_store_explicit(&f->active, 0, memory_order_relaxed);
+    if (f->key != key || !f->plugin[0])
+        srv__score_copy(f->plugin, sizeof(f->plugin), plugin, plugin ? strlen(plugin) : 0);
+    f->request_id = id;
+    f->key = key;
+    srv__score_copy(f->method, sizeof(f->method), method, method_len);
+    srv__score_copy(f->target, sizeof(f->target), target, target_len);
+    srv__score_copy(f->remote_addr, sizeof(f->remote_addr), remote_addr, remote_len);
     atomic_store_explicit(&f->active, 1, memory_order_release);
 }
 

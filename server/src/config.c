@@ -74,6 +74,9 @@ static const struct opt opts[] = {
      "bodies larger than this spill to an unlinked temporary file (default 64k)"},
     {"tmp-dir", OPT_STR, OFF(tmp_dir), 0, "DIR",
      "directory for spilled bodies and private plugin copies (default $TMPDIR or /tmp)"},
+    {"max-spill", OPT_SIZE, OFF(max_spill), 0, "BYTES",
+     "request body bytes a worker keeps in --tmp-dir at once; a body past it gets 503 "
+     "(default 256m)"},
     {"access-log", OPT_STR, OFF(access_log), 0, "FILE",
      "access log in combined format, '-' = stdout (default off)"},
     {"access-log-json", OPT_FLAG, OFF(access_json), 0, NULL, "write the access log as JSON lines"},
@@ -91,7 +94,10 @@ static const struct opt opts[] = {
     {"ready-timeout", OPT_UINT, OFF(ready_timeout), 1, "SEC",
      "a new worker must report ready within this time (default 30)"},
     {"pid", OPT_STR, OFF(pid_file), 0, "FILE", "write the master's pid to FILE"},
-    {"stats", OPT_STR, OFF(stats), 0, "ADDR", "serve JSON stats on unix:/path or host:port"},
+    {"stats", OPT_STR, OFF(stats), 0, "ADDR",
+     "serve JSON stats on unix:/path or host:port (loopback; unauthenticated)"},
+    {"socket-mode", OPT_STR, OFF(socket_mode), 0, "MODE",
+     "octal mode of the unix sockets of --bind and --stats (default 0660)"},
     {"user", OPT_STR, OFF(user), 0, "USER", "drop privileges to USER after binding"},
     {"group", OPT_STR, OFF(group), 0, "GROUP", "drop privileges to GROUP after binding"},
     {"check-config", OPT_FLAG, OFF(check_config), 0, NULL,
@@ -122,6 +128,7 @@ srv_config_init(struct srv_config *cfg)
     cfg->conn_memory = 16 * 1024;
     cfg->max_body = 16 * 1024 * 1024;
     cfg->body_buffer = 64 * 1024;
+    cfg->max_spill = SRV_MAX_SPILL_DEFAULT;
     cfg->log_level = SRV_LOG_INFO;
     cfg->graceful_timeout = 30;
     cfg->timeout = 30;
@@ -741,6 +748,9 @@ srv_config_validate(const struct srv_config *cfg, char *err, size_t err_len)
     }
     if (cfg->stats && check_addr("--stats", cfg->stats, err, err_len) < 0)
         return -1;
+    if (cfg->socket_mode && srv_config_socket_mode(cfg) < 0)
+        return errf(err, err_len, "option --socket-mode: \"%s\" is not an octal mode 0..0777",
+                    cfg->socket_mode);
     if (cfg->access_json && !cfg->access_log)
         return errf(err, err_len, "option --access-log-json needs --access-log");
     /* setgid() alone would leave the process root: say so rather than half-drop. */
@@ -749,6 +759,23 @@ srv_config_validate(const struct srv_config *cfg, char *err, size_t err_len)
                     "option --group needs --user (a group alone would keep user id %d)",
                     (int)geteuid());
     return 0;
+}
+
+int
+srv_config_socket_mode(const struct srv_config *cfg)
+{
+    const char *m = cfg->socket_mode;
+    size_t n;
+    int v = 0;
+
+    if (!m)
+        return SRV_SOCKET_MODE_DEFAULT;
+    n = strlen(m);
+    if (n == 0 || n > 4 || strspn(m, "01234567") != n)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        v = v * 8 + (m[i] - '0');
+    return v <= 0777 ? v : -1;
 }
 
 int

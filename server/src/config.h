@@ -7,6 +7,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "srv_limits.h"
 #include <stdio.h>
 
 struct srv_mount_override {
@@ -41,6 +43,7 @@ struct srv_config {
     size_t conn_memory;
     size_t max_body;
     size_t body_buffer;
+    size_t max_spill; /* spilled body bytes per worker at once (0: no bound) */
 
     char *access_log;
     char *error_log;
@@ -54,6 +57,7 @@ struct srv_config {
     unsigned ready_timeout;
     char *pid_file;
     char *stats;
+    char *socket_mode; /* octal text; srv_config_socket_mode() */
     char *user;
     char *group;
     char *tmp_dir;
@@ -87,6 +91,13 @@ int srv_config_validate(const struct srv_config *cfg, char *err, size_t err_len)
  * --plugins directory. Returns 0 or -1 with a one-line err naming it.
  */
 int srv_config_check_paths(const struct srv_config *cfg, char *err, size_t err_len);
+
+/*
+ * The mode of the unix sockets cfg binds (--socket-mode, octal; default
+ * SRV_SOCKET_MODE_DEFAULT). Returns the mode, or -1 when the text is not an
+ * octal mode 0..0777.
+ */
+int srv_config_socket_mode(const struct srv_config *cfg);
 
 /* Print --help (the option table) to f. */
 void srv_config_usage(FILE *f);

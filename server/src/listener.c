@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "listener.h"
+#include "srv_limits.h"
 
 #define BACKLOG 1024
 
@@ -44,11 +45,12 @@ fill_names(struct srv_listener *l)
 }
 
 static int
-open_unix(struct srv_listener *l, const char *path, char *err, size_t err_len)
+open_unix(struct srv_listener *l, const char *path, int mode, char *err, size_t err_len)
 {
     struct sockaddr_un sa;
     struct stat st;
-    int fd, e;
+    mode_t old_mask;
+    int fd, e, rc;
 
     if (strlen(path) >= sizeof(sa.sun_path)) {
         snprintf(err, err_len, "bind \"%s\": path too long", l->spec);
@@ -63,8 +65,22 @@ open_unix(struct srv_listener *l, const char *path, char *err, size_t err_len)
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         goto error;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, BACKLOG) < 0)
+    /*
+     * The socket file gets 0777 less the umask: a umask of the mode's
+     * complement makes it exactly mode, with no window in which it is wider.
+     * The master is single-threaded here, so the umask is ours alone.
+     */
+    old_mask = umask((mode_t)(~mode & 0777));
+    rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old_mask);
+    if (rc < 0)
         goto error_close;
+    if (listen(fd, BACKLOG) < 0) {
+        e = errno;
+        unlink(path);
+        errno = e;
+        goto error_close;
+    }
     l->fd = fd;
     fill_names(l);
     return 0;
@@ -132,6 +148,13 @@ srv_addr_split(const char *spec, char *host, size_t host_size, const char **port
 int
 srv_listener_open(struct srv_listener *l, const char *spec, char *err, size_t err_len)
 {
+    return srv_listener_open_mode(l, spec, SRV_SOCKET_MODE_DEFAULT, err, err_len);
+}
+
+int
+srv_listener_open_mode(struct srv_listener *l, const char *spec, int mode, char *err,
+                       size_t err_len)
+{
     char host[256];
     const char *port;
     struct addrinfo hints, *res = NULL, *ai;
@@ -143,7 +166,7 @@ srv_listener_open(struct srv_listener *l, const char *spec, char *err, size_t er
     if (!l->spec)
         return -ENOMEM;
     if (strncmp(spec, "unix:", 5) == 0)
-        return open_unix(l, spec + 5, err, err_len);
+        return open_unix(l, spec + 5, mode, err, err_len);
     rc = srv_addr_split(spec, host, sizeof(host), &port, err, err_len);
     if (rc < 0)
         return rc;

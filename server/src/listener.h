@@ -29,8 +29,15 @@ int srv_port_valid(const char *port);
  */
 int srv_addr_split(const char *spec, char *host, size_t host_size, const char **port, char *err,
                    size_t err_len);
-/* Create and bind a listening socket for spec. Returns 0 or -errno (err set). */
+/*
+ * Create and bind a listening socket for spec; a unix socket's file gets
+ * mode (srv_listener_open(): SRV_SOCKET_MODE_DEFAULT, 0660) and is removed
+ * by srv_listener_close() or srv_listener_shut(). Returns 0 or -errno (err
+ * set).
+ */
 int srv_listener_open(struct srv_listener *l, const char *spec, char *err, size_t err_len);
+int srv_listener_open_mode(struct srv_listener *l, const char *spec, int mode, char *err,
+                           size_t err_len);
 /* Adopt LISTEN_FDS from systemd; returns the number adopted (0 if none). */
 int srv_listener_adopt_systemd(struct srv_listener **out, size_t *n);
 void srv_listener_close(struct srv_listener *l);

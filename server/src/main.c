@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -292,11 +293,15 @@ raise_fd_limit(const struct srv_config *cfg)
 static pid_t
 read_pid(const char *path)
 {
-    FILE *f = fopen(path, "r");
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     long v = 0;
 
-    if (!f)
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return 0;
+    }
     if (fscanf(f, "%ld", &v) != 1 || v <= 0 || v > INT_MAX)
         v = 0;
     fclose(f);
@@ -340,7 +345,9 @@ write_pid(const char *path, char *err, size_t err_len)
 {
     pid_t other = read_pid(path);
     char tmp[4096];
-    FILE *f;
+    struct stat st;
+    FILE *f = NULL;
+    int fd;
 
     if (other > 0 && same_program_alive(other)) {
         snprintf(err, err_len,
@@ -354,10 +361,21 @@ write_pid(const char *path, char *err, size_t err_len)
         snprintf(err, err_len, "cannot write pid file \"%s\": path too long", path);
         return -1;
     }
-    f = fopen(tmp, "w");
+    /* A link at the path is refused, not replaced: someone put it there. */
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        snprintf(err, err_len, "pid file \"%s\" is a symbolic link: refused", path);
+        return -1;
+    }
+    /* O_EXCL | O_NOFOLLOW: a file or link planted at the temporary name is not written through. */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        f = fdopen(fd, "w");
+        if (!f)
+            close(fd);
+    }
     if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
         int e = errno;
-        if (f)
+        if (fd >= 0)
             unlink(tmp);
         snprintf(err, err_len, "cannot write pid file \"%s\": %s", path, strerror(e));
         return -1;
@@ -415,7 +433,7 @@ main(int argc, char **argv)
     rc = srv_log_open(cfg.error_log, cfg.access_log, cfg.access_json);
     if (rc < 0) {
         fprintf(stderr, "csgi-server: cannot open log file \"%s\": %s\n", srv_log_failed_path(),
-                strerror(-rc));
+                srv_log_strerror(rc));
         srv_config_free(&cfg);
         return 2;
     }
@@ -431,7 +449,8 @@ main(int argc, char **argv)
         if (!ls)
             return 1;
         for (size_t i = 0; i < cfg.n_binds; i++) {
-            if (srv_listener_open(&ls[i], cfg.binds[i], err, sizeof(err)) < 0) {
+            if (srv_listener_open_mode(&ls[i], cfg.binds[i], srv_config_socket_mode(&cfg), err,
+                                       sizeof(err)) < 0) {
                 fprintf(stderr, "csgi-server: %s\n", err);
                 free(ls[i].spec);
                 for (size_t j = 0; j < i; j++)

@@ -36,6 +36,8 @@
 
 /* The longest the loop sleeps between steps: the resolution of the master's timers. */
 #define MASTER_TICK_MS 100
+/* The same while stats connections are open: their read wait is SRV_STATS_READ_WAIT_MS. */
+#define MASTER_STATS_TICK_MS 20
 
 /* A stopping worker is killed this long after its graceful timeout has run out. */
 #define STOP_KILL_SLACK_MS 2000
@@ -65,7 +67,8 @@ struct wproc {
     long long started_ms;
     long long kill_at_ms; /* escalate to SIGKILL at this time, 0 = not signalled */
     int abort_sent;
-    int stopping; /* TERM sent (retire, drain) */
+    int stopping;  /* no longer counted: told to stop, or retiring itself (max-requests) */
+    int term_sent; /* the master sent it SIGTERM (a second one means "stop now") */
 };
 
 struct master {
@@ -161,8 +164,7 @@ run_worker(struct master *m, struct srv_score *sc, int id, unsigned gen)
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
     close(m->sfd);
-    if (m->stats.fd >= 0)
-        close(m->stats.fd);
+    srv_stats_drop_fds(&m->stats);
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));
     memset(&a, 0, sizeof(a));
     a.cfg = m->cfg;
@@ -231,18 +233,22 @@ kill_deadline(unsigned grace_s)
 }
 
 static void
-stop_proc(struct master *m, struct wproc *w, int sig, unsigned grace_s)
+stop_proc(struct wproc *w, int sig, unsigned grace_s)
 {
     if (!w->pid)
         return;
     /*
      * A worker takes a second SIGTERM as "stop now" and drops what it has in
-     * flight, so one that already drains (an earlier reload, TTOU, or its own
-     * --max-requests retirement) is left to finish; kill_at_ms still bounds it.
+     * flight, so one the master already sent SIGTERM (an earlier reload,
+     * TTOU) is left to finish; kill_at_ms still bounds it. Only the master's
+     * own record decides: a worker's RETIRING in the scoreboard is its word
+     * and never spares it the SIGTERM (a worker retiring itself takes its
+     * first SIGTERM as "go on draining", worker.c).
      */
-    if (!(sig == SIGTERM &&
-          (w->stopping || atomic_load(&m->sb->slots[w->slot].state) == SRV_W_RETIRING)))
+    if (!(sig == SIGTERM && w->term_sent))
         kill(w->pid, sig);
+    if (sig == SIGTERM)
+        w->term_sent = 1;
     w->stopping = 1;
     if (!w->kill_at_ms)
         w->kill_at_ms = kill_deadline(grace_s);
@@ -255,7 +261,7 @@ stop_others(struct master *m, unsigned keep_gen, int sig, unsigned grace_s)
     for (int i = 0; i < SRV_MAX_SLOTS; i++) {
         struct wproc *w = &m->procs[i];
         if (w->pid && (!keep_gen || w->generation != keep_gen))
-            stop_proc(m, w, sig, grace_s);
+            stop_proc(w, sig, grace_s);
     }
 }
 
@@ -351,7 +357,8 @@ log_worker_end(const struct wproc *w, struct srv_score *sc, pid_t pid, int statu
         log_worker_killed(w, sc, pid, status);
     } else if (WEXITSTATUS(status) != 0 || !w->stopping) {
         int lvl = w->stopping ? SRV_LOG_INFO : SRV_LOG_ERROR;
-        if (atomic_load(&sc->state) == SRV_W_RETIRING)
+        /* A worker's RETIRING only excuses a clean exit. */
+        if (WEXITSTATUS(status) == 0 && atomic_load(&sc->state) == SRV_W_RETIRING)
             lvl = SRV_LOG_INFO;
         srv_log(lvl, "worker %d (gen %u, pid %d) exited with status %d", w->worker_id,
                 w->generation, (int)pid, WEXITSTATUS(status));
@@ -417,7 +424,9 @@ reap(struct master *m)
         sc = &m->sb->slots[w->slot];
         m->retired_requests += atomic_load(&sc->requests);
         log_worker_end(w, sc, pid, status);
-        if (!w->stopping && atomic_load(&sc->state) != SRV_W_RETIRING &&
+        if (!w->stopping &&
+            !(WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+              atomic_load(&sc->state) == SRV_W_RETIRING) &&
             w->generation == m->generation && !m->stopping)
             note_crash(m, w);
         atomic_store(&sc->state, SRV_W_FREE);
@@ -474,7 +483,7 @@ manage(struct master *m)
         if (!pick)
             break;
         srv_log(SRV_LOG_INFO, "retiring worker %d (pid %d)", pick->worker_id, (int)pick->pid);
-        stop_proc(m, pick, SIGTERM, m->cfg->graceful_timeout);
+        stop_proc(pick, SIGTERM, m->cfg->graceful_timeout);
         live--;
     }
 }
@@ -589,7 +598,7 @@ apply_log_paths(const struct srv_config *cfg, const char *why)
     rc = srv_log_open(cfg->error_log, cfg->access_log, cfg->access_json);
     if (rc < 0)
         srv_log(SRV_LOG_ERROR, "%s: cannot open log file \"%s\": %s; the old log files stay", why,
-                srv_log_failed_path(), strerror(-rc));
+                srv_log_failed_path(), srv_log_strerror(rc));
     else
         srv_log(SRV_LOG_INFO, "%s: log files now --error-log %s, --access-log %s", why,
                 cfg->error_log ? cfg->error_log : "-", cfg->access_log ? cfg->access_log : "(off)");
@@ -610,7 +619,7 @@ apply_stats_addr(struct master *m, const char *old_addr)
         srv_log(SRV_LOG_INFO, "reload: stats endpoint closed");
         return;
     }
-    rc = srv_stats_open(&ns, addr);
+    rc = srv_stats_open(&ns, addr, srv_config_socket_mode(m->cfg));
     if (rc < 0) {
         srv_log(SRV_LOG_ERROR, "reload: cannot serve stats on \"%s\": %s; the old endpoint stays",
                 addr, strerror(-rc));
@@ -693,9 +702,9 @@ fail_reload(struct master *m, const char *why)
         if (!w->pid || w->generation != m->pending_gen)
             continue;
         if (atomic_load(&m->sb->slots[w->slot].state) == SRV_W_READY)
-            stop_proc(m, w, SIGTERM, m->cfg->graceful_timeout);
+            stop_proc(w, SIGTERM, m->cfg->graceful_timeout);
         else
-            stop_proc(m, w, SIGKILL, 0);
+            stop_proc(w, SIGKILL, 0);
     }
     m->pending_gen = 0;
     atomic_store(&m->sb->generation, m->generation);
@@ -729,7 +738,8 @@ check_reload(struct master *m)
         st = atomic_load(&sc->state);
         if (st == SRV_W_LOADED || st == SRV_W_READY) {
             loaded++;
-            failures += atomic_load(&sc->load_failures);
+            /* Worker-written: counted as failed or not, never summed (no overflow). */
+            failures += atomic_load(&sc->load_failures) != 0;
         }
         if (st == SRV_W_READY)
             ready++;
@@ -931,7 +941,7 @@ master_init(struct master *m, struct srv_config *cfg, int argc, char **argv,
     if (open_signals(m) < 0)
         goto error_unmap;
     if (cfg->stats) {
-        int rc = srv_stats_open(&m->stats, cfg->stats);
+        int rc = srv_stats_open(&m->stats, cfg->stats, srv_config_socket_mode(cfg));
         if (rc < 0) {
             srv_log(SRV_LOG_ERROR, "cannot serve stats on \"%s\": %s", cfg->stats, strerror(-rc));
             goto error_close_signals;
@@ -1061,12 +1071,8 @@ on_signal(struct master *m, int sig)
         shut_listeners(m);
         break;
     case SIGUSR1: {
-        int rc;
         srv_log(SRV_LOG_INFO, "SIGUSR1: reopening log files");
-        rc = srv_log_reopen();
-        if (rc < 0)
-            srv_log(SRV_LOG_ERROR, "SIGUSR1: cannot reopen log file \"%s\": %s",
-                    srv_log_failed_path(), strerror(-rc));
+        srv_log_reopen(); /* a failure is logged there */
         signal_all(m, SIGUSR1);
         break;
     }
@@ -1101,15 +1107,22 @@ on_signal(struct master *m, int sig)
 static int
 master_step(struct master *m)
 {
-    struct pollfd pf[2] = {{m->sfd, POLLIN, 0}, {m->stats.fd, POLLIN, 0}};
+    struct pollfd pf[1 + 1 + SRV_STATS_MAX_CONNS];
     struct signalfd_siginfo si;
-    int npf = m->stats.fd >= 0 ? 2 : 1;
+    size_t npf = 1;
+    int stats_ready = 0;
 
-    poll(pf, (nfds_t)npf, MASTER_TICK_MS);
+    pf[0] = (struct pollfd){m->sfd, POLLIN, 0};
+    npf += srv_stats_pollfds(&m->stats, pf + 1, sizeof(pf) / sizeof(pf[0]) - 1);
+    /* A stats connection waiting for its request line is answered on its deadline. */
+    poll(pf, (nfds_t)npf, srv_stats_busy(&m->stats) ? MASTER_STATS_TICK_MS : MASTER_TICK_MS);
+    for (size_t i = 1; i < npf; i++)
+        stats_ready |= pf[i].revents != 0;
     while (read(m->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
         on_signal(m, (int)si.ssi_signo);
     reap(m);
-    if (m->stats.fd >= 0 && (pf[1].revents & POLLIN))
+    /* Never blocks, and does a bounded amount of work per turn (stats.h). */
+    if (m->stats.fd >= 0 && (stats_ready || srv_stats_busy(&m->stats)))
         serve_stats(m);
     if (m->stopping) {
         if (all_gone(m))

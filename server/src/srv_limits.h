@@ -41,4 +41,14 @@
 #define SRV_INFLIGHT_TARGET_SIZE 128
 #define SRV_INFLIGHT_ADDR_SIZE   48
 
+/*
+ * The mode of the unix sockets the server creates (--bind unix:/path,
+ * --stats unix:/path) unless --socket-mode says otherwise: owner and group
+ * may connect (a front proxy in the group), others may not.
+ */
+#define SRV_SOCKET_MODE_DEFAULT 0660
+
+/* The default --max-spill: request body bytes a worker keeps in --tmp-dir at once. */
+#define SRV_MAX_SPILL_DEFAULT ((size_t)256 * 1024 * 1024)
+
 #endif /* SRV_LIMITS_H */

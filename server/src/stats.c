@@ -3,7 +3,10 @@
  * master's snapshot and the scoreboard, which workers update as they serve.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,34 +17,75 @@
 
 #include "clock.h"
 #include "listener.h"
+#include "log.h"
 #include "stats.h"
 
-/* How long a reply waits for the request line before it sends the JSON anyway. */
-#define STATS_READ_WAIT_MS 100
+/* True for an address only this host reaches: 127.0.0.0/8 or ::1 (or ::ffff:127.x). */
+static int
+loopback_host(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return 0;
+}
+
+static void
+conns_reset(struct srv_stats_server *s)
+{
+    for (size_t i = 0; i < SRV_STATS_MAX_CONNS; i++) {
+        s->conns[i].fd = -1;
+        s->conns[i].out = NULL;
+    }
+}
 
 int
-srv_stats_open(struct srv_stats_server *s, const char *spec)
+srv_stats_open(struct srv_stats_server *s, const char *spec, int mode)
 {
     /* The same address syntax and socket set-up as --bind. */
     struct srv_listener l;
     char err[256];
-    int rc = srv_listener_open(&l, spec, err, sizeof(err));
+    int rc = srv_listener_open_mode(&l, spec, mode, err, sizeof(err));
 
     s->fd = -1;
     s->path[0] = '\0';
+    conns_reset(s);
     free(l.spec);
     if (rc < 0)
         return rc;
     fcntl(l.fd, F_SETFL, fcntl(l.fd, F_GETFL) | O_NONBLOCK);
     if (l.family == AF_UNIX)
         snprintf(s->path, sizeof(s->path), "%s", l.host);
+    else if (!loopback_host(l.host))
+        srv_log(SRV_LOG_WARN,
+                "--stats \"%s\" is reachable from other hosts: the stats show pids, plugin names "
+                "and versions to anyone, unauthenticated; prefer unix:/path or 127.0.0.1:PORT",
+                spec);
     s->fd = l.fd;
     return 0;
+}
+
+static void
+conn_close(struct srv_stats_conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = 0;
+    c->req_len = 0;
 }
 
 void
 srv_stats_close(struct srv_stats_server *s)
 {
+    for (size_t i = 0; i < SRV_STATS_MAX_CONNS; i++)
+        conn_close(&s->conns[i]);
     if (s->fd < 0)
         return;
     close(s->fd);
@@ -49,6 +93,45 @@ srv_stats_close(struct srv_stats_server *s)
     if (s->path[0])
         unlink(s->path);
     s->path[0] = '\0';
+}
+
+void
+srv_stats_drop_fds(struct srv_stats_server *s)
+{
+    for (size_t i = 0; i < SRV_STATS_MAX_CONNS; i++) {
+        if (s->conns[i].fd >= 0)
+            close(s->conns[i].fd);
+        s->conns[i].fd = -1;
+    }
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+}
+
+size_t
+srv_stats_pollfds(const struct srv_stats_server *s, struct pollfd *pf, size_t cap)
+{
+    size_t n = 0;
+
+    if (s->fd < 0 || cap == 0)
+        return 0;
+    pf[n++] = (struct pollfd){s->fd, POLLIN, 0};
+    for (size_t i = 0; i < SRV_STATS_MAX_CONNS && n < cap; i++) {
+        const struct srv_stats_conn *c = &s->conns[i];
+        if (c->fd >= 0)
+            pf[n++] = (struct pollfd){c->fd, c->out ? POLLOUT : POLLIN, 0};
+    }
+    return n;
+}
+
+int
+srv_stats_busy(const struct srv_stats_server *s)
+{
+    for (size_t i = 0; i < SRV_STATS_MAX_CONNS; i++) {
+        if (s->conns[i].fd >= 0)
+            return 1;
+    }
+    return 0;
 }
 
 static const char *
@@ -104,7 +187,11 @@ static void __attribute__((format(printf, 2, 3))) bprintf(struct buf *b, const c
     }
 }
 
-/* JSON-escape a short string we own (names, mounts). */
+/*
+ * JSON-escape a string copied from the scoreboard (names, versions, mounts):
+ * a worker wrote it, so any byte outside printable ASCII becomes \u00XX
+ * (control bytes) or \ufffd, and the reply stays valid JSON in UTF-8.
+ */
 static void
 bjson(struct buf *b, const char *s)
 {
@@ -115,11 +202,38 @@ bjson(struct buf *b, const char *s)
             bprintf(b, "\\%c", c);
         else if (c < 0x20)
             bprintf(b, "\\u%04x", c);
+        else if (c >= 0x80)
+            bprintf(b, "\\ufffd");
         else
             bprintf(b, "%c", c);
     }
     bprintf(b, "\"");
 }
+
+/*
+ * A Prometheus label value from the scoreboard: '\\', '"' and LF escaped as
+ * the text format says, any other byte outside printable ASCII as '?', so
+ * one sample stays one line.
+ */
+static void
+blabel(struct buf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            bprintf(b, "\\%c", c);
+        else if (c == '\n')
+            bprintf(b, "\\n");
+        else if (c < 0x20 || c >= 0x7f)
+            bprintf(b, "?");
+        else
+            bprintf(b, "%c", c);
+    }
+}
+
+/* Copy a worker-written string field (size bytes, maybe without a NUL) into dst. */
+#define SCORE_TEXT(dst, field)                                                                     \
+    srv__score_copy((dst), sizeof(dst), (field), strnlen((field), sizeof(field) - 1))
 
 /* Sum the per-plugin counters of the serving generation's workers into agg. */
 static int
@@ -140,17 +254,20 @@ collect_plugins(const struct srv_stats_view *v, struct srv_plugin_score *agg)
             np = np < 0 ? 0 : SRV_MAX_PLUGIN_STATS;
         for (int k = 0; k < np; k++) {
             struct srv_plugin_score *ps = &sc->plugins[k];
+            char name[sizeof(ps->name)];
             int j;
+            /* Read with bounds: the worker may have left no NUL (crashed mid-write, or worse). */
+            SCORE_TEXT(name, ps->name);
             for (j = 0; j < n_agg; j++) {
-                if (strcmp(agg[j].name, ps->name) == 0)
+                if (strcmp(agg[j].name, name) == 0)
                     break;
             }
             if (j >= SRV_MAX_PLUGIN_STATS)
                 continue;
             if (j == n_agg) {
-                snprintf(agg[j].name, sizeof(agg[j].name), "%s", ps->name);
-                snprintf(agg[j].version, sizeof(agg[j].version), "%s", ps->version);
-                snprintf(agg[j].mount, sizeof(agg[j].mount), "%s", ps->mount);
+                memcpy(agg[j].name, name, sizeof(name));
+                SCORE_TEXT(agg[j].version, ps->version);
+                SCORE_TEXT(agg[j].mount, ps->mount);
                 n_agg++;
             }
             agg[j].requests += atomic_load(&ps->requests);
@@ -250,20 +367,28 @@ stats_prometheus(const struct srv_stats_view *v, size_t *len)
     }
     bprintf(&b, "# TYPE csgi_requests_total counter\ncsgi_requests_total %llu\n", total);
     bprintf(&b, "# TYPE csgi_plugin_requests_total counter\n");
-    for (int j = 0; j < n_agg; j++)
-        bprintf(&b, "csgi_plugin_requests_total{plugin=\"%s\",mount=\"%s\"} %llu\n", agg[j].name,
-                agg[j].mount, (unsigned long long)agg[j].requests);
+    for (int j = 0; j < n_agg; j++) {
+        bprintf(&b, "csgi_plugin_requests_total{plugin=\"");
+        blabel(&b, agg[j].name);
+        bprintf(&b, "\",mount=\"");
+        blabel(&b, agg[j].mount);
+        bprintf(&b, "\"} %llu\n", (unsigned long long)agg[j].requests);
+    }
     bprintf(&b, "# TYPE csgi_plugin_errors_total counter\n");
     for (int j = 0; j < n_agg; j++) {
-        bprintf(&b, "csgi_plugin_errors_total{plugin=\"%s\",class=\"4xx\"} %llu\n", agg[j].name,
-                (unsigned long long)agg[j].status_4xx);
-        bprintf(&b, "csgi_plugin_errors_total{plugin=\"%s\",class=\"5xx\"} %llu\n", agg[j].name,
-                (unsigned long long)agg[j].status_5xx);
+        bprintf(&b, "csgi_plugin_errors_total{plugin=\"");
+        blabel(&b, agg[j].name);
+        bprintf(&b, "\",class=\"4xx\"} %llu\n", (unsigned long long)agg[j].status_4xx);
+        bprintf(&b, "csgi_plugin_errors_total{plugin=\"");
+        blabel(&b, agg[j].name);
+        bprintf(&b, "\",class=\"5xx\"} %llu\n", (unsigned long long)agg[j].status_5xx);
     }
     bprintf(&b, "# TYPE csgi_plugin_latency_seconds_sum counter\n");
-    for (int j = 0; j < n_agg; j++)
-        bprintf(&b, "csgi_plugin_latency_seconds_sum{plugin=\"%s\"} %.6f\n", agg[j].name,
-                (double)agg[j].latency_us / 1e6);
+    for (int j = 0; j < n_agg; j++) {
+        bprintf(&b, "csgi_plugin_latency_seconds_sum{plugin=\"");
+        blabel(&b, agg[j].name);
+        bprintf(&b, "\"} %.6f\n", (double)agg[j].latency_us / 1e6);
+    }
     *len = b.len;
     return b.p;
 }
@@ -275,46 +400,147 @@ srv_stats_render(const struct srv_stats_view *view, int prometheus, size_t *len)
     return prometheus ? stats_prometheus(view, len) : stats_json(view, len);
 }
 
+/* Take up to SRV_STATS_ACCEPT_PER_TURN new connections; past the limit, close them at once. */
+static void
+accept_some(struct srv_stats_server *s)
+{
+    long long now = srv_clock_ms();
+
+    for (int k = 0; k < SRV_STATS_ACCEPT_PER_TURN; k++) {
+        int fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        struct srv_stats_conn *c = NULL;
+
+        if (fd < 0)
+            return;
+        for (size_t i = 0; i < SRV_STATS_MAX_CONNS; i++) {
+            if (s->conns[i].fd < 0) {
+                c = &s->conns[i];
+                break;
+            }
+        }
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->req_len = 0;
+        c->out = NULL;
+        c->out_len = c->out_off = 0;
+        c->reply_at_ms = now + SRV_STATS_READ_WAIT_MS;
+        c->drop_at_ms = now + SRV_STATS_CONN_LIFE_MS;
+    }
+}
+
+/*
+ * Read what has come of the request (never blocking). Returns 1 when the
+ * connection is to be answered now (a request line, a full buffer, the peer
+ * done sending, or the wait over), 0 to wait, -1 to drop it.
+ */
+static int
+read_request(struct srv_stats_conn *c, long long now)
+{
+    int eof = 0;
+
+    while (c->req_len < sizeof(c->req) - 1) {
+        ssize_t n = recv(c->fd, c->req + c->req_len, sizeof(c->req) - 1 - c->req_len, 0);
+        if (n == 0) {
+            eof = 1;
+            break;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            return -1;
+        }
+        c->req_len += (size_t)n;
+    }
+    c->req[c->req_len] = '\0';
+    if (eof || memchr(c->req, '\n', c->req_len) || c->req_len >= sizeof(c->req) - 1)
+        return 1;
+    return now >= c->reply_at_ms;
+}
+
+/* Render the reply of c: JSON for a plain reader, with a status line for GET/HEAD. */
+static void
+make_reply(struct srv_stats_conn *c, const struct srv_stats_view *view)
+{
+    const char *req = c->req;
+    int http = strncmp(req, "GET ", 4) == 0 || strncmp(req, "HEAD ", 5) == 0;
+    int prom =
+        http && (strncmp(req, "GET /metrics", 12) == 0 || strncmp(req, "HEAD /metrics", 13) == 0);
+    size_t len = 0;
+    char *body = srv_stats_render(view, prom, &len);
+    char head[256];
+    int hn = 0;
+
+    if (http)
+        hn = snprintf(head, sizeof(head),
+                      "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                      prom ? "text/plain; version=0.0.4" : "application/json", len);
+    c->out = malloc((size_t)hn + len + 1);
+    if (!c->out) {
+        free(body);
+        return;
+    }
+    memcpy(c->out, head, (size_t)hn);
+    if (body)
+        memcpy(c->out + hn, body, len);
+    free(body);
+    c->out_len = (size_t)hn + (body ? len : 0);
+    c->out_off = 0;
+}
+
+/* Write what the socket takes of c's reply. Returns 1 when it is all out or the peer went. */
+static int
+write_reply(struct srv_stats_conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n =
+            send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : 1;
+        c->out_off += (size_t)n;
+    }
+    return 1;
+}
+
 void
 srv_stats_serve(struct srv_stats_server *s, const struct srv_stats_view *view)
 {
-    for (;;) {
-        int c = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
-        size_t len = 0, off = 0;
-        char *json;
-        char req[1024];
-        int http, prom;
+    long long now;
 
-        if (c < 0)
-            return;
-        /* Plain readers get the JSON; an HTTP request gets it with a status line. */
-        {
-            struct pollfd p = {c, POLLIN, 0};
-            ssize_t n = 0;
-            if (poll(&p, 1, STATS_READ_WAIT_MS) > 0)
-                n = recv(c, req, sizeof(req) - 1, MSG_DONTWAIT);
-            req[n > 0 ? n : 0] = '\0';
-            http = n > 0 && (strncmp(req, "GET ", 4) == 0 || strncmp(req, "HEAD ", 5) == 0);
+    if (s->fd < 0)
+        return;
+    accept_some(s);
+    now = srv_clock_ms();
+    for (size_t i = 0; i < SRV_STATS_MAX_CONNS; i++) {
+        struct srv_stats_conn *c = &s->conns[i];
+        if (c->fd < 0)
+            continue;
+        if (now >= c->drop_at_ms) {
+            conn_close(c);
+            continue;
         }
-        prom = http &&
-               (strncmp(req, "GET /metrics", 12) == 0 || strncmp(req, "HEAD /metrics", 13) == 0);
-        json = srv_stats_render(view, prom, &len);
-        if (http) {
-            char head[256];
-            int hn = snprintf(head, sizeof(head),
-                              "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
-                              "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                              prom ? "text/plain; version=0.0.4" : "application/json", len);
-            if (send(c, head, (size_t)hn, MSG_NOSIGNAL) < 0)
-                len = 0;
+        if (!c->out) {
+            int r = read_request(c, now);
+            if (r < 0) {
+                conn_close(c);
+                continue;
+            }
+            if (r == 0)
+                continue;
+            make_reply(c, view);
+            if (!c->out) {
+                conn_close(c);
+                continue;
+            }
         }
-        while (json && off < len) {
-            ssize_t n = send(c, json + off, len - off, MSG_NOSIGNAL);
-            if (n <= 0)
-                break;
-            off += (size_t)n;
-        }
-        free(json);
-        close(c);
+        if (write_reply(c))
+            conn_close(c);
     }
 }

@@ -7,17 +7,43 @@
 #ifndef SRV_STATS_H
 #define SRV_STATS_H
 
+#include <poll.h>
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "listener.h"
 #include "scoreboard.h"
 
-/* The listening socket of the stats endpoint. */
+/*
+ * Bounds that keep the stats endpoint from delaying the master, which serves
+ * it between the steps of its signal and reap loop: connections accepted per
+ * loop turn, connections open at once (more are closed at once), how long a
+ * connection may take to send its request line before it gets the JSON
+ * anyway, how long a connection lives at most, and the request bytes read.
+ */
+#define SRV_STATS_ACCEPT_PER_TURN 4
+#define SRV_STATS_MAX_CONNS       16
+#define SRV_STATS_READ_WAIT_MS    100
+#define SRV_STATS_CONN_LIFE_MS    1000
+#define SRV_STATS_REQUEST_BYTES   256
+
+/* One stats connection: reading its request line, then writing its reply. */
+struct srv_stats_conn {
+    int fd;                /* -1: free */
+    long long reply_at_ms; /* reply by then even without a request line */
+    long long drop_at_ms;  /* closed by then, whatever it has left */
+    size_t req_len;
+    char req[SRV_STATS_REQUEST_BYTES];
+    char *out; /* the reply, once rendered; NULL while reading */
+    size_t out_len, out_off;
+};
+
+/* The listening socket of the stats endpoint and its open connections. */
 struct srv_stats_server {
     int fd; /* -1 when closed */
     /* A unix socket's path, unlinked on close; empty for TCP. */
     char path[sizeof(((struct srv_listener *)0)->host)];
+    struct srv_stats_conn conns[SRV_STATS_MAX_CONNS];
 };
 
 /* One live worker as the master knows it. */
@@ -47,18 +73,44 @@ struct srv_stats_view {
 };
 
 /*
- * Open the endpoint on spec (the --bind address syntax), non-blocking.
+ * Open the endpoint on spec (the --bind address syntax), non-blocking. A
+ * unix socket's file gets mode (--socket-mode, default 0660: the stats show
+ * pids, plugin names and versions, unauthenticated); a TCP address other
+ * than loopback is logged as a warning.
  * Returns 0 or -errno; s->fd is -1 on failure.
  */
-int srv_stats_open(struct srv_stats_server *s, const char *spec);
+int srv_stats_open(struct srv_stats_server *s, const char *spec, int mode);
 
-/* Close the socket and unlink a unix socket's path. Safe on a closed server. */
+/*
+ * Close the socket and the open connections and unlink a unix socket's path.
+ * Safe on a closed server.
+ */
 void srv_stats_close(struct srv_stats_server *s);
 
 /*
- * Answer every connection waiting on s->fd with the figures of view, then
- * return. A reply waits briefly (100 ms) for an HTTP request line: a plain
- * reader that sends nothing gets the JSON without a status line.
+ * In a forked child: close the descriptors of s without unlinking anything
+ * (the master still serves on them).
+ */
+void srv_stats_drop_fds(struct srv_stats_server *s);
+
+/*
+ * Fill pf (room for cap entries) with what the master's poll() waits on for
+ * the endpoint: the listening socket and each open connection. Returns the
+ * entries used (0 when closed).
+ */
+size_t srv_stats_pollfds(const struct srv_stats_server *s, struct pollfd *pf, size_t cap);
+
+/* True when the endpoint has work: connections open, or pf said one waits. */
+int srv_stats_busy(const struct srv_stats_server *s);
+
+/*
+ * One step of the endpoint, never blocking: accept up to
+ * SRV_STATS_ACCEPT_PER_TURN new connections (closing those past
+ * SRV_STATS_MAX_CONNS at once), read what request bytes have come, reply to
+ * a connection that sent its request line (or after SRV_STATS_READ_WAIT_MS
+ * without one: a plain reader gets the JSON without a status line), write
+ * what the socket takes, and close connections done or older than
+ * SRV_STATS_CONN_LIFE_MS. view is rendered only for a reply.
  */
 void srv_stats_serve(struct srv_stats_server *s, const struct srv_stats_view *view);
 

@@ -103,7 +103,8 @@ struct worker {
     struct srv_http *h;
     sigset_t set; /* the signals we take with sigtimedwait() */
     int draining;
-    int fast; /* stop now, dropping what is in flight */
+    int terms; /* SIGTERMs taken: the second one stops now */
+    int fast;  /* stop now, dropping what is in flight */
     long long drain_start, drain_deadline;
 };
 
@@ -188,7 +189,12 @@ take_signal(struct worker *w)
     int sig = sigtimedwait(&w->set, &si, &ts);
 
     if (sig == SIGTERM) {
-        if (w->draining) {
+        /*
+         * The second SIGTERM stops now. A worker draining by its own
+         * retirement (--max-requests) got no SIGTERM yet: the master sends
+         * one at a stop or reload, which only lets it go on draining.
+         */
+        if (++w->terms >= 2) {
             w->fast = 1;
             return 1;
         }
@@ -197,10 +203,7 @@ take_signal(struct worker *w)
         w->fast = 1;
         return 1;
     } else if (sig == SIGUSR1) {
-        int rc = srv_log_reopen();
-        if (rc < 0)
-            srv_log(SRV_LOG_ERROR, "SIGUSR1: cannot reopen log file \"%s\": %s",
-                    srv_log_failed_path(), strerror(-rc));
+        srv_log_reopen(); /* a failure is logged there */
     }
     return 0;
 }

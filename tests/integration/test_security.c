@@ -1,0 +1,514 @@
+/*
+ * The security review's findings (issue 11) against a real csgi-server: a
+ * flood of silent stats connections does not delay the master, hostile
+ * header bytes keep the access log one valid record per line, files are
+ * not opened through symbolic links, unix sockets get their mode and go at
+ * exit, and a failed SIGUSR1 reopen is logged.
+ *
+ * Every server is our own child on loopback or a unix socket in a private
+ * directory; every loop is bounded by a deadline; we only ever signal the
+ * PIDs we started.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "harness.h"
+
+static long long
+ms_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/* The pid in the last "worker <id> (gen <gen>) started: pid N" line, or 0. */
+static pid_t
+worker_pid(const struct hserver *s, int id)
+{
+    char needle[64], *log = h_slurp(s->log, NULL), *at = NULL;
+    pid_t pid = 0;
+
+    snprintf(needle, sizeof(needle), "worker %d (gen 1) started: pid ", id);
+    for (char *p = log; (p = strstr(p, needle)) != NULL; p++)
+        at = p;
+    if (at)
+        pid = (pid_t)atoi(at + strlen(needle));
+    free(log);
+    return pid;
+}
+
+/* --------------------------------------------------------------------- */
+/* 1. A stats flood does not hold the master                              */
+/* --------------------------------------------------------------------- */
+
+struct flood {
+    const char *path;
+    atomic_int stop;
+    int opened;
+};
+
+/*
+ * Open silent connections to the stats socket, about 200 a second, keeping
+ * up to 64 open (the oldest closed first), until told to stop or 10 s pass.
+ */
+static void *
+flood_main(void *arg)
+{
+    struct flood *f = arg;
+    int fds[64], n = 0, next = 0;
+    long long end = ms_now() + 10000;
+    struct sockaddr_un sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(f->path) >= sizeof(sa.sun_path))
+        return NULL;
+    memcpy(sa.sun_path, f->path, strlen(f->path) + 1);
+    while (!atomic_load(&f->stop) && ms_now() < end) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
+            errno != EINPROGRESS && errno != EAGAIN) {
+            close(fd);
+            fd = -1;
+        }
+        if (fd >= 0) {
+            if (n == 64) {
+                close(fds[next]);
+                fds[next] = fd;
+                next = (next + 1) % 64;
+            } else {
+                fds[n++] = fd;
+            }
+            f->opened++;
+        }
+        sleep_ms(5);
+    }
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    return NULL;
+}
+
+START_TEST(security_stats_flood_does_not_delay_respawn)
+{
+    struct hserver s;
+    char stats[400];
+    struct flood f;
+    pthread_t th;
+    pid_t victim;
+    long long t0, took = -1;
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    snprintf(stats, sizeof(stats), "unix:%s", s.stats);
+    h_start(&s, 1, (const char *[]){"--workers", "1", "--stats", stats, NULL});
+    /* Past the crash back-off's "early death" window, so the restart is immediate. */
+    sleep_ms(2200);
+    victim = worker_pid(&s, 0);
+    ck_assert_int_gt(victim, 0);
+
+    memset(&f, 0, sizeof(f));
+    f.path = s.stats;
+    ck_assert_int_eq(pthread_create(&th, NULL, flood_main, &f), 0);
+    sleep_ms(500);
+    /* Our own server's worker (its pid from our server's log). */
+    ck_assert_int_eq(kill(victim, SIGKILL), 0);
+    t0 = ms_now();
+    while (ms_now() - t0 < 6000) {
+        pid_t now = worker_pid(&s, 0);
+        if (now > 0 && now != victim) {
+            took = ms_now() - t0;
+            break;
+        }
+        sleep_ms(20);
+    }
+    atomic_store(&f.stop, 1);
+    pthread_join(th, NULL);
+    ck_assert_int_gt(f.opened, 50);
+    ck_assert_msg(took >= 0 && took < 2000,
+                  "the killed worker was replaced after %lld ms under a stats flood (want < 2000)",
+                  took);
+    /* The endpoint still answers once the flood is over. */
+    {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa;
+        char buf[8192];
+        size_t got = 0;
+        long long end = ms_now() + 3000;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sun_family = AF_UNIX;
+        ck_assert_uint_lt(strlen(s.stats), sizeof(sa.sun_path));
+        memcpy(sa.sun_path, s.stats, strlen(s.stats) + 1);
+        ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+        ck_assert_int_eq(write(fd, "GET / HTTP/1.0\r\n\r\n", 18), 18);
+        while (ms_now() < end && got < sizeof(buf) - 1) {
+            struct pollfd p = {fd, POLLIN, 0};
+            ssize_t n;
+            if (poll(&p, 1, 200) <= 0)
+                continue;
+            n = read(fd, buf + got, sizeof(buf) - 1 - got);
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        close(fd);
+        buf[got] = '\0';
+        ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK", 15) == 0, "stats answer: %.100s", buf);
+    }
+    ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
+/* --------------------------------------------------------------------- */
+/* 2. Hostile header bytes: one access-log record per request            */
+/* --------------------------------------------------------------------- */
+
+/* Send requests whose User-Agent and Referer are long runs of hostile bytes. */
+static void
+send_hostile(const struct hserver *s, int n_req)
+{
+    static const char *const fills[] = {"\x01", "\x1b", "\x7f", "\xff", "\xc3"};
+    char *req = malloc(32768), out[4096];
+
+    ck_assert_ptr_nonnull(req);
+    for (int k = 0; k < n_req; k++) {
+        const char *fill = fills[k % 5];
+        size_t n = (size_t)snprintf(req, 32768, "GET /x%d HTTP/1.1\r\nHost: localhost\r\n", k);
+        int closed = 0;
+        memcpy(req + n, "User-Agent: a", 13);
+        n += 13;
+        memset(req + n, fill[0], 5000);
+        n += 5000;
+        memcpy(req + n, "\r\nReferer: b", 12);
+        n += 12;
+        memset(req + n, fill[0], 5000);
+        n += 5000;
+        n += (size_t)snprintf(req + n, 32768 - n, "\r\nConnection: close\r\n\r\n");
+        h_raw(s->port, req, n, out, sizeof(out), 3000, &closed);
+    }
+    free(req);
+}
+
+/* Wait until the access log has n lines; returns the file's text. */
+static char *
+wait_access_lines(const struct hserver *s, int n)
+{
+    long long end = ms_now() + 5000;
+
+    for (;;) {
+        char *log = h_slurp(s->access, NULL);
+        int lines = 0;
+        for (char *p = log; *p; p++)
+            lines += *p == '\n';
+        if (lines >= n || ms_now() > end)
+            return log;
+        free(log);
+        sleep_ms(50);
+    }
+}
+
+START_TEST(security_access_log_hostile_headers)
+{
+    const int json = _i;
+    struct hserver s;
+    char *log, *save = NULL;
+    int lines = 0;
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    h_start(&s, 1,
+            json ? (const char *[]){"--workers", "1", "--access-log", s.access, "--access-log-json",
+                                    NULL}
+                 : (const char *[]){"--workers", "1", "--access-log", s.access, NULL});
+    send_hostile(&s, 5);
+    log = wait_access_lines(&s, 5);
+    for (char *line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        lines++;
+        if (json) {
+            cJSON *j = cJSON_Parse(line);
+            ck_assert_msg(j != NULL, "record %d is not JSON: %.160s", lines, line);
+            ck_assert_ptr_nonnull(cJSON_GetObjectItem(j, "gen"));
+            cJSON_Delete(j);
+            for (const unsigned char *c = (const unsigned char *)line; *c; c++)
+                ck_assert_msg(*c >= 0x20 && *c < 0x80,
+                              "record %d has a raw byte 0x%02x (JSON escapes them)", lines, *c);
+        } else {
+            ck_assert_msg(strncmp(line, "127.0.0.1 - - [", 15) == 0 ||
+                              strncmp(line, "- - - [", 7) == 0,
+                          "record %d does not start a record: %.80s", lines, line);
+            ck_assert_msg(strstr(line, " gen=1") != NULL, "record %d has no end: %.80s", lines,
+                          line);
+            for (const unsigned char *c = (const unsigned char *)line; *c; c++)
+                ck_assert_msg(*c >= 0x20 && *c < 0x7f, "record %d has a raw byte 0x%02x", lines,
+                              *c);
+        }
+    }
+    ck_assert_int_eq(lines, 5);
+    free(log);
+    ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
+/* --------------------------------------------------------------------- */
+/* 3. Files and sockets                                                   */
+/* --------------------------------------------------------------------- */
+
+/* Run csgi-server with argv until it exits (at most 15 s); returns its exit status. */
+static int
+run_server(const char *const *argv, char *err_out, size_t cap)
+{
+    int pe[2], st = -1;
+    size_t n = 0;
+    long long end = ms_now() + 15000;
+    pid_t pid;
+
+    ck_assert_int_eq(pipe2(pe, O_CLOEXEC), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, 0);
+        dup2(devnull, 1);
+        dup2(pe[1], 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(pe[1]);
+    while (ms_now() < end) {
+        struct pollfd p = {pe[0], POLLIN, 0};
+        ssize_t got;
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        got = read(pe[0], err_out + n, cap - 1 - n);
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+    }
+    close(pe[0]);
+    err_out[n] = '\0';
+    while (ms_now() < end && waitpid(pid, &st, WNOHANG) == 0)
+        sleep_ms(20);
+    if (waitpid(pid, &st, WNOHANG) == 0) {
+        kill(pid, SIGKILL); /* our own child */
+        waitpid(pid, &st, 0);
+        return -1;
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(security_symlinked_files_refused)
+{
+    struct hserver s;
+    char link[400], target[400], err[8192];
+    const char *server = getenv("CSGI_SERVER");
+    struct stat st;
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    snprintf(target, sizeof(target), "%s/victim", s.dir);
+    snprintf(link, sizeof(link), "%s/link.log", s.dir);
+    ck_assert_int_eq(symlink(target, link), 0);
+
+    /* --error-log through a link: refused, and nothing is created at the link's target. */
+    ck_assert_int_eq(run_server((const char *[]){server, "--plugins", s.plugins, "--bind",
+                                                 "127.0.0.1:0", "--error-log", link, NULL},
+                                err, sizeof(err)),
+                     2);
+    ck_assert_msg(strstr(err, "symbolic link") != NULL, "stderr: %s", err);
+    ck_assert_int_lt(stat(target, &st), 0);
+
+    /* --access-log through a link: the same. */
+    ck_assert_int_eq(run_server((const char *[]){server, "--plugins", s.plugins, "--bind",
+                                                 "127.0.0.1:0", "--access-log", link, NULL},
+                                err, sizeof(err)),
+                     2);
+    ck_assert_msg(strstr(err, "symbolic link") != NULL, "stderr: %s", err);
+    ck_assert_int_lt(stat(target, &st), 0);
+
+    /* --pid through a link: refused, with a message naming it. */
+    ck_assert_int_eq(run_server((const char *[]){server, "--plugins", s.plugins, "--bind",
+                                                 "127.0.0.1:0", "--pid", link, NULL},
+                                err, sizeof(err)),
+                     2);
+    ck_assert_msg(strstr(err, "symbolic link") != NULL, "stderr: %s", err);
+    ck_assert_int_lt(stat(target, &st), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
+START_TEST(security_unix_socket_mode_and_removal)
+{
+    struct hserver s;
+    char bind[420], sock[400], stats[400];
+    struct stat st;
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    snprintf(sock, sizeof(sock), "%s/http.sock", s.dir);
+    snprintf(bind, sizeof(bind), "unix:%s", sock);
+    snprintf(stats, sizeof(stats), "unix:%s", s.stats);
+    /* A permissive umask must not widen the sockets. */
+    umask(0);
+    h_start(&s, 1, (const char *[]){"--workers", "1", "--bind", bind, "--stats", stats, NULL});
+    umask(022);
+    ck_assert_int_eq(lstat(sock, &st), 0);
+    ck_assert_msg(S_ISSOCK(st.st_mode), "not a socket");
+    ck_assert_msg((st.st_mode & 0777) == 0660, "--bind socket mode %o, want 0660",
+                  st.st_mode & 0777);
+    ck_assert_int_eq(lstat(s.stats, &st), 0);
+    ck_assert_msg((st.st_mode & 0777) == 0660, "--stats socket mode %o, want 0660",
+                  st.st_mode & 0777);
+    ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
+    ck_assert_msg(lstat(sock, &st) < 0, "the --bind socket is left behind");
+    ck_assert_msg(lstat(s.stats, &st) < 0, "the --stats socket is left behind");
+
+    /* --socket-mode sets it (a fresh log: h_start() waits for its lines). */
+    unlink(s.log);
+    h_start(&s, 1,
+            (const char *[]){"--workers", "1", "--bind", bind, "--socket-mode", "600", NULL});
+    ck_assert_int_eq(lstat(sock, &st), 0);
+    ck_assert_msg((st.st_mode & 0777) == 0600, "--socket-mode 600 gave %o", st.st_mode & 0777);
+    ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
+/* SIGUSR1 with the log path turned into a symbolic link: refused, and said so. */
+START_TEST(security_reopen_failure_logged)
+{
+    struct hserver s;
+    char rotated[400], elsewhere[400];
+    char *old;
+    struct stat st;
+    long long end;
+    int seen = 0;
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    h_start(&s, 1, (const char *[]){"--workers", "1", NULL});
+    snprintf(rotated, sizeof(rotated), "%s.1", s.log);
+    snprintf(elsewhere, sizeof(elsewhere), "%s/elsewhere", s.dir);
+    ck_assert_int_eq(rename(s.log, rotated), 0);
+    ck_assert_int_eq(symlink(elsewhere, s.log), 0);
+    ck_assert_int_eq(kill(s.pid, SIGUSR1), 0); /* our own server */
+    end = ms_now() + 5000;
+    while (!seen && ms_now() < end) {
+        old = h_slurp(rotated, NULL);
+        seen =
+            strstr(old, "cannot reopen log file") != NULL && strstr(old, "symbolic link") != NULL;
+        free(old);
+        sleep_ms(50);
+    }
+    ck_assert_msg(seen, "no reopen failure in the old log");
+    ck_assert_msg(stat(elsewhere, &st) < 0, "the log was reopened through the link");
+    unlink(s.log);
+    ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
+/* --------------------------------------------------------------------- */
+/* 7. Spilled bodies are bounded per worker                               */
+/* --------------------------------------------------------------------- */
+
+START_TEST(security_max_spill)
+{
+    struct hserver s;
+    struct hresp r;
+    char *body = malloc(100 * 1024);
+
+    ck_assert_ptr_nonnull(body);
+    memset(body, 'x', 100 * 1024);
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    h_start(&s, 1,
+            (const char *[]){"--workers", "1", "--body-buffer", "4k", "--max-spill", "64k", NULL});
+    /* Under the bound: spilled and served (whatever hello answers, not a 5xx). */
+    r = h_request(&s, "POST", "/", body, 32 * 1024, NULL);
+    ck_assert_int_eq(r.curl_code, 0);
+    ck_assert_msg(r.status > 0 && r.status < 500, "32k body: status %ld", r.status);
+    h_resp_free(&r);
+    /* Past it: refused with a 5xx, and the log says why. */
+    r = h_request(&s, "POST", "/", body, 100 * 1024, NULL);
+    ck_assert_msg(r.status == 503 || r.status == 500, "100k body: status %ld", r.status);
+    h_resp_free(&r);
+    ck_assert(h_wait_log(&s, "would pass --max-spill 65536 bytes", 1, 3000));
+    /* The first body's file was released: a body under the bound is served again. */
+    r = h_request(&s, "POST", "/", body, 60 * 1024, NULL);
+    ck_assert_msg(r.status > 0 && r.status < 500, "60k body after: status %ld", r.status);
+    h_resp_free(&r);
+    free(body);
+    ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
+static Suite *
+security_suite(void)
+{
+    Suite *s = suite_create("security");
+    TCase *tc = tcase_create("stats");
+
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, security_stats_flood_does_not_delay_respawn);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("access_log");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, security_access_log_hostile_headers, 0, 2);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("files");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, security_symlinked_files_refused);
+    tcase_add_test(tc, security_unix_socket_mode_and_removal);
+    tcase_add_test(tc, security_reopen_failure_logged);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("spill");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, security_max_spill);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(security_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_ENV);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

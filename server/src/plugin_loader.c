@@ -1,9 +1,10 @@
 /*
  * Plugin loading (see plugin_loader.h). Each plugin is copied to a private
- * file, dlopen()ed from there and the copy is unlinked at once: a .so
- * overwritten in place under a running server cannot crash it, and a reload
- * always maps the new code (glibc would return the old object for a path it
- * still has open).
+ * file without a name (O_TMPFILE, or unlinked at once) and dlopen()ed
+ * through /proc/self/fd: a .so overwritten in place under a running server
+ * cannot crash it, a reload always maps the new code (glibc would return
+ * the old object for a path it still has open), and no name in --tmp-dir
+ * can be swapped for the copy or left behind by a crash.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -27,27 +28,39 @@ cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Copy src to a new private file in dir; returns its path (caller frees) or NULL. */
-static char *
+/*
+ * Copy src to a private file in dir that has no name: O_TMPFILE, or where
+ * the file system lacks it, mkstemp() unlinked at once, before a byte is
+ * written. Nothing in dir can be swapped for it, and nothing is left behind
+ * whatever happens next (a plugin constructor that crashes included).
+ * Returns the descriptor (read-write; the caller dlopen()s it through
+ * /proc/self/fd) or -1 with why set.
+ */
+static int
 private_copy(const char *src, const char *dir, char *why, size_t why_len)
 {
-    char *path = NULL;
-    int in = -1, out = -1;
+    char path[4096];
+    int in, out;
     char buf[65536];
 
-    if (asprintf(&path, "%s/csgi-plugin-XXXXXX", dir) < 0) {
-        snprintf(why, why_len, "out of memory");
-        return NULL;
-    }
     in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0) {
         snprintf(why, why_len, "cannot open: %s", strerror(errno));
-        goto error_free;
+        return -1;
     }
-    out = mkstemp(path);
+    out = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0700);
     if (out < 0) {
-        snprintf(why, why_len, "cannot create a private copy in \"%s\": %s", dir, strerror(errno));
-        goto error_close_in;
+        if ((size_t)snprintf(path, sizeof(path), "%s/csgi-plugin-XXXXXX", dir) >= sizeof(path)) {
+            snprintf(why, why_len, "--tmp-dir path too long");
+            goto error_close_in;
+        }
+        out = mkostemp(path, O_CLOEXEC);
+        if (out < 0) {
+            snprintf(why, why_len, "cannot create a private copy in \"%s\": %s", dir,
+                     strerror(errno));
+            goto error_close_in;
+        }
+        unlink(path);
     }
     for (;;) {
         ssize_t n = read(in, buf, sizeof(buf));
@@ -57,7 +70,7 @@ private_copy(const char *src, const char *dir, char *why, size_t why_len)
             if (errno == EINTR)
                 continue;
             snprintf(why, why_len, "read failed: %s", strerror(errno));
-            goto error_unlink;
+            goto error_close_out;
         }
         for (ssize_t off = 0; off < n;) {
             ssize_t w = write(out, buf + off, (size_t)(n - off));
@@ -65,24 +78,20 @@ private_copy(const char *src, const char *dir, char *why, size_t why_len)
                 if (errno == EINTR)
                     continue;
                 snprintf(why, why_len, "private copy failed: %s", strerror(errno));
-                goto error_unlink;
+                goto error_close_out;
             }
             off += w;
         }
     }
     fchmod(out, 0500);
-    close(out);
     close(in);
-    return path;
+    return out;
 
-error_unlink:
+error_close_out:
     close(out);
-    unlink(path);
 error_close_in:
     close(in);
-error_free:
-    free(path);
-    return NULL;
+    return -1;
 }
 
 /* Replace the private copy's path in a dlerror() message with the file name. */
@@ -163,8 +172,9 @@ static int
 load_one(struct srv_plugin_report *rep, struct srv_plugin *p, const char *dir, const char *file,
          const struct srv_config *cfg)
 {
-    char *src = NULL, *copy = NULL;
-    char why[512];
+    char *src = NULL;
+    char copy[64], why[512];
+    int fd;
     void *h;
     csgi_plugin_entry_fn entry;
     const struct csgi_plugin *d;
@@ -173,12 +183,19 @@ load_one(struct srv_plugin_report *rep, struct srv_plugin *p, const char *dir, c
     memset(p, 0, sizeof(*p));
     if (asprintf(&src, "%s/%s", dir, file) < 0)
         return -1;
-    copy = private_copy(src, plugin_tmp_dir(cfg), why, sizeof(why));
-    if (!copy)
+    fd = private_copy(src, plugin_tmp_dir(cfg), why, sizeof(why));
+    if (fd < 0)
         goto error_log;
+    /*
+     * The copy is mapped by its descriptor, which stays open while the plugin
+     * is loaded: glibc finds an already loaded object by its name first, and
+     * a reused descriptor number would name the old one. A failed plugin's
+     * descriptor stays open too (one per plugin file; loading happens once
+     * per process), in case dlclose() did not unmap it.
+     */
+    snprintf(copy, sizeof(copy), "/proc/self/fd/%d", fd);
     dlerror();
     h = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
-    unlink(copy);
     if (!h) {
         char msg[512];
         const char *e = dlerror();
@@ -204,7 +221,7 @@ load_one(struct srv_plugin_report *rep, struct srv_plugin *p, const char *dir, c
     memcpy(&p->desc, d, n);
     p->file = strdup(file);
     p->handle = h;
-    free(copy);
+    p->copy_fd = fd;
     free(src);
     return 0;
 
@@ -213,7 +230,6 @@ error_dlclose:
         dlclose(h);
 error_log:
     skip(rep, file, "%s", why);
-    free(copy);
     free(src);
     return -1;
 }
@@ -266,8 +282,10 @@ free_plugin(struct srv_plugin *p)
     free(p->config);
     free(p->mount);
     free(p->file);
-    if (p->handle && !getenv("CSGI_NO_DLCLOSE"))
+    if (p->handle && !getenv("CSGI_NO_DLCLOSE")) {
         dlclose(p->handle);
+        close(p->copy_fd);
+    }
     memset(p, 0, sizeof(*p));
 }
 

@@ -17,6 +17,7 @@
 struct srv_plugin {
     char *file;              /* file name inside the plugin directory */
     void *handle;            /* dlopen handle */
+    int copy_fd;             /* the private copy it was mapped from (valid with handle) */
     struct csgi_plugin desc; /* zero-extended copy of the plugin's descriptor */
     char *mount;             /* "/" or "/prefix" */
     size_t mount_len;

@@ -472,6 +472,36 @@ START_TEST(security_max_spill)
 }
 END_TEST
 
+/* --------------------------------------------------------------------- */
+/* 5. Private plugin copies never have a name in --tmp-dir                */
+/* --------------------------------------------------------------------- */
+
+START_TEST(security_plugin_copy_has_no_name)
+{
+    struct hserver s;
+    char maps_path[64], *maps;
+    pid_t w;
+    int found = 0;
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    h_start(&s, 1, (const char *[]){"--workers", "1", NULL});
+    w = worker_pid(&s, 0);
+    ck_assert_int_gt(w, 0);
+    snprintf(maps_path, sizeof(maps_path), "/proc/%d/maps", (int)w);
+    maps = h_slurp(maps_path, NULL);
+    /* The copy is mapped (from --tmp-dir, which h_start sets to s.dir)... */
+    found = strstr(maps, s.dir) != NULL;
+    ck_assert_msg(found, "no mapping from --tmp-dir");
+    /* ...but from a file that never had a name there to swap or leave behind. */
+    ck_assert_msg(strstr(maps, "csgi-plugin-") == NULL,
+                  "a named private copy was dlopen()ed by path");
+    free(maps);
+    ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
 static Suite *
 security_suite(void)
 {
@@ -492,6 +522,11 @@ security_suite(void)
     tcase_add_test(tc, security_symlinked_files_refused);
     tcase_add_test(tc, security_unix_socket_mode_and_removal);
     tcase_add_test(tc, security_reopen_failure_logged);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("plugins");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, security_plugin_copy_has_no_name);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("spill");

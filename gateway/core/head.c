@@ -47,6 +47,10 @@ scan_one(struct head_scan *s, const struct csgi_header *hd)
         s->host = value;
         s->host_len = value_len;
     } else if (csgi__token_ieq(key, key_len, "content-type", 12)) {
+        /* A single-value field: two would leave the environ's content_type and the headers
+         * disagreeing (SPEC 4.2). */
+        if (s->ctype.ptr)
+            s->why = "repeated Content-Type";
         s->ctype = hd->value;
     } else if (csgi__token_ieq(key, key_len, "content-length", 14)) {
         s->n_cl++;

@@ -388,6 +388,13 @@ static const struct head_case host_cases[] = {
     {.status = 400, .why = "without Host"},
     {.h = {H("Host", "a"), H("Host", "a")}, .status = 400, .why = "repeated Host"},
     {.h = {H("Host", "a"), H("host", "b")}, .status = 400, .why = "repeated Host"},
+    /* Content-Type is single-valued: a second one is refused, equal or not. */
+    {.h = {H("Host", "a"), H("Content-Type", "a/b"), H("content-type", "c/d")},
+     .status = 400,
+     .why = "repeated Content-Type"},
+    {.h = {H("Host", "a"), H("Content-Type", "a/b"), H("Content-Type", "a/b")},
+     .status = 400,
+     .why = "repeated Content-Type"},
     {.version = "HTTP/1.0",
      .h = {H("Host", "a"), H("Host", "b")},
      .status = 400,

@@ -502,6 +502,61 @@ START_TEST(security_plugin_copy_has_no_name)
 }
 END_TEST
 
+/* --------------------------------------------------------------------- */
+/* 8. The World app's default database is in a private directory         */
+/* --------------------------------------------------------------------- */
+
+START_TEST(security_world_default_db_private)
+{
+    struct hserver s;
+    char world[600], dir[400], db[500], elsewhere[400];
+    const char *examples = getenv("CSGI_EXAMPLES"), *old_tmp = getenv("TMPDIR");
+    char *saved = old_tmp ? strdup(old_tmp) : NULL;
+    struct stat st;
+
+    snprintf(world, sizeof(world), "%s/apps/world/world_raw.so", examples ? examples : ".");
+    if (access(world, R_OK) != 0) {
+        free(saved);
+        return; /* built without the example apps */
+    }
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    h_add_plugin(&s, "apps/world/world_raw.so", "world_raw.so");
+    snprintf(dir, sizeof(dir), "%s/csgi-world-%u", s.dir, (unsigned)geteuid());
+    snprintf(db, sizeof(db), "%s/csgi-world_raw.db", dir);
+    /* The server's TMPDIR is our private directory. */
+    setenv("TMPDIR", s.dir, 1);
+    h_start(&s, 1, (const char *[]){"--workers", "1", NULL});
+    ck_assert_msg(lstat(dir, &st) == 0 && S_ISDIR(st.st_mode), "no private directory");
+    ck_assert_msg((st.st_mode & 0777) == 0700, "directory mode %o", st.st_mode & 0777);
+    ck_assert_msg(stat(db, &st) == 0, "the database is not in the private directory");
+    ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
+
+    /* A link planted in the directory's place: the app refuses to start on it. */
+    unlink(db);
+    snprintf(elsewhere, sizeof(elsewhere), "%s/elsewhere", s.dir);
+    ck_assert_int_eq(mkdir(elsewhere, 0700), 0);
+    {
+        char cmd[1000];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        ck_assert_int_eq(system(cmd), 0);
+    }
+    ck_assert_int_eq(symlink(elsewhere, dir), 0);
+    unlink(s.log);
+    h_start(&s, 1, (const char *[]){"--workers", "1", NULL});
+    ck_assert(h_wait_log(&s, "no database:", 1, 5000));
+    snprintf(db, sizeof(db), "%s/csgi-world_raw.db", elsewhere);
+    ck_assert_msg(stat(db, &st) < 0, "the database was created through the link");
+    ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
+    if (saved)
+        setenv("TMPDIR", saved, 1);
+    else
+        unsetenv("TMPDIR");
+    free(saved);
+    h_cleanup(&s);
+}
+END_TEST
+
 static Suite *
 security_suite(void)
 {
@@ -527,6 +582,11 @@ security_suite(void)
     tc = tcase_create("plugins");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, security_plugin_copy_has_no_name);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("world");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, security_world_default_db_private);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("spill");

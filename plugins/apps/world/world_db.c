@@ -9,11 +9,13 @@
  * busy timeout makes writers queue instead of failing.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -224,12 +226,38 @@ world_seed(struct world_db *db)
     return rc;
 }
 
-static const char *
-world_default_dir(void)
+/*
+ * The default database directory: "$TMPDIR/csgi-world-<uid>" ("/tmp"
+ * without TMPDIR), created mode 0700. A shared /tmp is anyone's: the
+ * directory must be a real directory (not a link), ours, and closed to
+ * others, or the app refuses to start and asks for the "db" key, so that
+ * nobody can plant the database file or a link in its place. Returns 0 with
+ * the path in out, or -1 with why set.
+ */
+static int
+world_default_dir(char *out, size_t size, char *why, size_t why_len)
 {
     const char *t = getenv("TMPDIR");
+    struct stat st;
 
-    return t && *t ? t : "/tmp";
+    if ((size_t)snprintf(out, size, "%s/csgi-world-%u", t && *t ? t : "/tmp",
+                         (unsigned)geteuid()) >= size) {
+        snprintf(why, why_len, "the default database directory's path is too long");
+        return -1;
+    }
+    if (mkdir(out, 0700) < 0 && errno != EEXIST) {
+        snprintf(why, why_len, "cannot create \"%s\": %s", out, strerror(errno));
+        return -1;
+    }
+    if (lstat(out, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 077)) {
+        snprintf(why, why_len,
+                 "\"%s\" is not a private directory of this user (a link, another owner, or "
+                 "open to others)",
+                 out);
+        return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -256,10 +284,18 @@ world_db_open(const struct csgi_host_api *api, const char *name, const struct cs
         else
             api->log(api->ctx, CSGI_LOG_WARN, "config key \"%s\" ignored", config[i].key);
     }
-    if (path)
+    if (path) {
         snprintf(db->path, sizeof(db->path), "%s", path);
-    else
-        snprintf(db->path, sizeof(db->path), "%s/csgi-%s.db", world_default_dir(), name);
+    } else {
+        char dir[sizeof(db->path) - 80], why[sizeof(dir) + 120];
+        if (world_default_dir(dir, sizeof(dir), why, sizeof(why)) < 0) {
+            api->log(api->ctx, CSGI_LOG_ERROR,
+                     "no database: %s; set one with --set %s.db=/path/world.db", why, name);
+            free(db);
+            return CSGI_EIO;
+        }
+        snprintf(db->path, sizeof(db->path), "%s/csgi-%.60s.db", dir, name);
+    }
     if (pthread_mutex_init(&db->lock, NULL) != 0) {
         free(db);
         return CSGI_ENOMEM;

@@ -60,7 +60,9 @@ struct world_field_error {
 
 /**
  * Open the database of plugin @p name: the path is config key "db", else
- * "$TMPDIR/csgi-<name>.db" ("/tmp" without TMPDIR). Creates the schema and
+ * "$TMPDIR/csgi-world-<uid>/csgi-<name>.db" ("/tmp" without TMPDIR), in a
+ * directory created mode 0700 and refused (CSGI_EIO, logged) unless it is
+ * a real directory of this user closed to others. Creates the schema and
  * seeds it (10,000 World rows, the 12 standard fortunes) when the file is
  * new, in one IMMEDIATE transaction, so that workers starting together seed
  * it once. Unknown config keys are logged and ignored.

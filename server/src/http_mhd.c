@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -882,14 +883,18 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
             r->body_len += n;
             return MHD_YES;
         }
-        if (srv_body_store(r, upload_data, n) < 0)
-            r->body_io_error = 1;
+        /* The store's -errno is kept: -ENOSPC means --max-spill, which is a 503. */
+        r->body_io_error = srv_body_store(r, upload_data, n);
+        if (r->body_io_error > 0)
+            r->body_io_error = 0;
         return MHD_YES;
     }
     /* The whole request is here. */
     set_deadline(r, 0);
     if (r->body_too_big)
         return queue_error(r, 413, "chunked body above --max-body", 1);
+    if (r->body_io_error == -ENOSPC)
+        return queue_error(r, 503, "spilled request bodies above --max-spill", 1);
     if (r->body_io_error)
         return queue_error(r, 500, "request body could not be stored", 1);
     return dispatch_timed(r);

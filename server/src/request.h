@@ -118,7 +118,7 @@ struct csgi_request {
     size_t body_cap;
     uint64_t body_len;
     int body_too_big;
-    int body_io_error;
+    int body_io_error; /* 0, or the body store's -errno */
 
     struct srv_plugin *plugin;
     int env_built; /* env below is set (build_environ()) */

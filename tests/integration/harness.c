@@ -22,8 +22,8 @@
 
 #include "harness.h"
 
-static long long
-ms_now(void)
+long long
+h_ms_now(void)
 {
     struct timespec ts;
 
@@ -31,12 +31,18 @@ ms_now(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void
-sleep_ms(int ms)
+void
+h_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
     nanosleep(&ts, NULL);
+}
+
+int
+h_has(const char *hay, const char *needle)
+{
+    return hay && strstr(hay, needle) != NULL;
 }
 
 void
@@ -140,12 +146,12 @@ h_log_count(const struct hserver *s, const char *needle)
 int
 h_wait_log(const struct hserver *s, const char *needle, int n, int timeout_ms)
 {
-    long long end = ms_now() + timeout_ms;
+    long long end = h_ms_now() + timeout_ms;
 
-    while (ms_now() < end) {
+    while (h_ms_now() < end) {
         if (h_log_count(s, needle) >= n)
             return 1;
-        sleep_ms(20);
+        h_sleep_ms(20);
     }
     return h_log_count(s, needle) >= n;
 }
@@ -179,8 +185,8 @@ h_start(struct hserver *s, int ready, const char *const *extra)
         execv(server, (char *const *)argv);
         _exit(127);
     }
-    end = ms_now() + 15000;
-    while (ms_now() < end) {
+    end = h_ms_now() + 15000;
+    while (h_ms_now() < end) {
         char *log = h_slurp(s->log, NULL);
         char *at = strstr(log, "listening on http://127.0.0.1:");
         int n = 0;
@@ -195,7 +201,7 @@ h_start(struct hserver *s, int ready, const char *const *extra)
             s->pid = 0;
             ck_abort_msg("csgi-server exited during start-up (log: %s)", s->log);
         }
-        sleep_ms(20);
+        h_sleep_ms(20);
     }
     ck_abort_msg("csgi-server did not become ready (log: %s)", s->log);
 }
@@ -203,18 +209,18 @@ h_start(struct hserver *s, int ready, const char *const *extra)
 int
 h_stop(struct hserver *s, int sig, int timeout_ms)
 {
-    long long end = ms_now() + timeout_ms;
+    long long end = h_ms_now() + timeout_ms;
     int status;
 
     if (s->pid <= 0)
         return -1;
     kill(s->pid, sig);
-    while (ms_now() < end) {
+    while (h_ms_now() < end) {
         if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
             s->pid = 0;
             return status;
         }
-        sleep_ms(10);
+        h_sleep_ms(10);
     }
     /* Our own child only: make sure nothing outlives the test. */
     kill(s->pid, SIGKILL);

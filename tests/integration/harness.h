@@ -60,4 +60,11 @@ size_t h_raw(int port, const char *req, size_t len, char *out, size_t cap, int t
 /* Read a file into a malloc'ed NUL-terminated string. */
 char *h_slurp(const char *path, size_t *len);
 
+/* CLOCK_MONOTONIC in milliseconds. */
+long long h_ms_now(void);
+/* Sleep @p ms milliseconds. */
+void h_sleep_ms(int ms);
+/* True when @p hay (may be NULL) contains @p needle. */
+int h_has(const char *hay, const char *needle);
+
 #endif

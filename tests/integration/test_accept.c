@@ -47,23 +47,6 @@
 /* Hand-overs at --max-connections in accept_limit_handover. */
 #define LIMIT_ROUNDS 100
 
-static long long
-ms_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 static int
 connect_local(int port)
 {
@@ -151,7 +134,7 @@ run_close(const struct hserver *s, int n)
     pthread_t th[CLOSE_CLIENTS];
     struct close_client cl[CLOSE_CLIENTS];
     atomic_int ok = 0, failed = 0;
-    long long t0 = ms_now(), dt;
+    long long t0 = h_ms_now(), dt;
 
     for (int i = 0; i < CLOSE_CLIENTS; i++) {
         cl[i] = (struct close_client){s->port, n / CLOSE_CLIENTS, &ok, &failed};
@@ -159,7 +142,7 @@ run_close(const struct hserver *s, int n)
     }
     for (int i = 0; i < CLOSE_CLIENTS; i++)
         pthread_join(th[i], NULL);
-    dt = ms_now() - t0;
+    dt = h_ms_now() - t0;
     ck_assert_msg(
         atomic_load(&failed) == 0 && atomic_load(&ok) == n / CLOSE_CLIENTS * CLOSE_CLIENTS,
         "%d of %d connection-per-request GETs failed (log %s)", atomic_load(&failed), n, s->log);
@@ -221,7 +204,7 @@ static int
 wait_workers(const struct hserver *s, const char *key, long long min, long long sum, long long *got,
              int n)
 {
-    long long end = ms_now() + 5000;
+    long long end = h_ms_now() + 5000;
     int seen = 0;
 
     for (;;) {
@@ -240,9 +223,9 @@ wait_workers(const struct hserver *s, const char *key, long long min, long long 
             seen++;
         }
         cJSON_Delete(j);
-        if ((seen == n && all && total >= sum) || ms_now() >= end)
+        if ((seen == n && all && total >= sum) || h_ms_now() >= end)
             return seen;
-        sleep_ms(50);
+        h_sleep_ms(50);
     }
 }
 
@@ -377,7 +360,7 @@ START_TEST(accept_limit_handover)
         int next = connect_local(s.port);
 
         ck_assert_int_ge(next, 0);
-        sleep_ms(2);
+        h_sleep_ms(2);
         /* ...until one of the two closes; then it is answered, not closed. */
         close(held);
         if (exchange(next, req, buf, sizeof(buf), 0, 5000) <= 0 ||

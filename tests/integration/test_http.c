@@ -24,14 +24,6 @@
 
 static struct hserver srv;
 
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 /* One server for most tests: hello, stream, probe, init_fail; access log on. */
 static void
 main_setup(void)
@@ -71,12 +63,6 @@ main_teardown(void)
     h_cleanup(&srv);
 }
 
-static int
-has(const char *hay, const char *needle)
-{
-    return hay && strstr(hay, needle) != NULL;
-}
-
 /* ------------------------------------------------------------------ */
 
 START_TEST(http_hello_keepalive)
@@ -89,11 +75,11 @@ START_TEST(http_hello_keepalive)
 
     ck_assert_uint_gt(n, 0);
     /* Pipelined on one connection: both answered, in order, and it stays open. */
-    ck_assert_msg(has(out, "Hello, world!\n"), "%s", out);
-    ck_assert_msg(has(out, "Hello, bob!\n"), "%s", out);
+    ck_assert_msg(h_has(out, "Hello, world!\n"), "%s", out);
+    ck_assert_msg(h_has(out, "Hello, bob!\n"), "%s", out);
     ck_assert_msg(strstr(out, "Hello, world!") < strstr(out, "Hello, bob!"), "order: %s", out);
-    ck_assert_msg(has(out, "Content-Length: 14"), "%s", out);
-    ck_assert_msg(!has(out, "Connection: close"), "%s", out);
+    ck_assert_msg(h_has(out, "Content-Length: 14"), "%s", out);
+    ck_assert_msg(!h_has(out, "Connection: close"), "%s", out);
     ck_assert_int_eq(closed, 0);
 }
 END_TEST
@@ -126,8 +112,8 @@ START_TEST(http_head_has_length_no_body)
 
     h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 500, &closed);
     /* HEAD: Content-Length 14 and no body, then the GET's body follows directly. */
-    ck_assert_msg(has(out, "Content-Length: 14\r\n\r\nHTTP/1.1 200"), "%s", out);
-    ck_assert_msg(has(out, "\r\n\r\nHello, world!\n"), "%s", out);
+    ck_assert_msg(h_has(out, "Content-Length: 14\r\n\r\nHTTP/1.1 200"), "%s", out);
+    ck_assert_msg(h_has(out, "\r\n\r\nHello, world!\n"), "%s", out);
 }
 END_TEST
 
@@ -137,18 +123,18 @@ START_TEST(http_environ_fields)
     struct hresp r = h_request(&srv, "GET", "/probe/env?a=1&b=%20c", NULL, 0, hdrs);
 
     ck_assert_int_eq(r.status, 200);
-    ck_assert_msg(has(r.body, "method=GET\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "script_name=/probe\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "path_info=/env\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "query_string=a=1&b=%20c\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "raw_target=/probe/env?a=1&b=%20c\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "server_name=127.0.0.1\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "server_protocol=HTTP/1.1\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "url_scheme=http\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "remote_addr=127.0.0.1\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "content_length=-1\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "config=tag=blue\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "host_lookup=127.0.0.1:"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "method=GET\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "script_name=/probe\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "path_info=/env\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "query_string=a=1&b=%20c\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "raw_target=/probe/env?a=1&b=%20c\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "server_name=127.0.0.1\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "server_protocol=HTTP/1.1\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "url_scheme=http\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "remote_addr=127.0.0.1\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "content_length=-1\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "config=tag=blue\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "host_lookup=127.0.0.1:"), "%s", r.body);
     /* Headers arrive in order with their original names. */
     ck_assert_msg(strstr(r.body, "header=X-First: 1") &&
                       strstr(r.body, "header=X-First: 1") < strstr(r.body, "header=X-Second: two"),
@@ -156,13 +142,13 @@ START_TEST(http_environ_fields)
     {
         char port[32];
         snprintf(port, sizeof(port), "server_port=%d\n", srv.port);
-        ck_assert_msg(has(r.body, port), "%s", r.body);
+        ck_assert_msg(h_has(r.body, port), "%s", r.body);
     }
     h_resp_free(&r);
     r = h_get(&srv, "/probe/env");
     /* No '?': query_string is present and empty, never NULL. */
-    ck_assert_msg(has(r.body, "\nquery_string=\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "query_string_null=0\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "\nquery_string=\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "query_string_null=0\n"), "%s", r.body);
     h_resp_free(&r);
 }
 END_TEST
@@ -173,14 +159,14 @@ START_TEST(http_path_decoding)
 
     /* %65 is 'e': the decoded path selects /env; the query stays raw. */
     ck_assert_int_eq(r.status, 200);
-    ck_assert_msg(has(r.body, "path_info=/env\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "raw_target=/probe/%65nv?x=%2F\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "path_info=/env\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "raw_target=/probe/%65nv?x=%2F\n"), "%s", r.body);
     h_resp_free(&r);
     r = h_get(&srv, "/probe%2Fenv");
     /* %2F decodes to '/', so the mount still matches; raw_target keeps it. */
     ck_assert_int_eq(r.status, 200);
-    ck_assert_msg(has(r.body, "path_info=/env\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "raw_target=/probe%2Fenv\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "path_info=/env\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "raw_target=/probe%2Fenv\n"), "%s", r.body);
     h_resp_free(&r);
     r = h_get(&srv, "/probe/env%00.txt");
     ck_assert_int_eq(r.status, 400);
@@ -198,10 +184,10 @@ START_TEST(http_absolute_form)
     const char req[] = "GET http://example.test:8080/probe/env?q=1 HTTP/1.1\r\nHost: other\r\n\r\n";
 
     h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 500, &closed);
-    ck_assert_msg(has(out, "HTTP/1.1 200"), "%s", out);
-    ck_assert_msg(has(out, "path_info=/env\n"), "%s", out);
-    ck_assert_msg(has(out, "server_name=example.test\n"), "%s", out);
-    ck_assert_msg(has(out, "query_string=q=1\n"), "%s", out);
+    ck_assert_msg(h_has(out, "HTTP/1.1 200"), "%s", out);
+    ck_assert_msg(h_has(out, "path_info=/env\n"), "%s", out);
+    ck_assert_msg(h_has(out, "server_name=example.test\n"), "%s", out);
+    ck_assert_msg(h_has(out, "query_string=q=1\n"), "%s", out);
 }
 END_TEST
 
@@ -216,11 +202,11 @@ START_TEST(http_post_echo_small)
     ck_assert_mem_eq(r.body, body, sizeof(body) - 1);
     h_resp_free(&r);
     r = h_request(&srv, "POST", "/probe/lines", body, sizeof(body) - 1, NULL);
-    ck_assert_msg(has(r.body, "lines=2 bytes=23 eof=0\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "lines=2 bytes=23 eof=0\n"), "%s", r.body);
     h_resp_free(&r);
     r = h_request(&srv, "POST", "/probe/env", body, sizeof(body) - 1, hdrs);
-    ck_assert_msg(has(r.body, "content_type=text/x-test\n"), "%s", r.body);
-    ck_assert_msg(has(r.body, "content_length=23\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "content_type=text/x-test\n"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "content_length=23\n"), "%s", r.body);
     h_resp_free(&r);
 }
 END_TEST
@@ -233,9 +219,9 @@ START_TEST(http_chunked_request_body)
                        "5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
 
     h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 500, &closed);
-    ck_assert_msg(has(out, "HTTP/1.1 200"), "%s", out);
-    ck_assert_msg(has(out, "Content-Length: 12\r\n"), "%s", out);
-    ck_assert_msg(has(out, "\r\n\r\nhello, world"), "%s", out);
+    ck_assert_msg(h_has(out, "HTTP/1.1 200"), "%s", out);
+    ck_assert_msg(h_has(out, "Content-Length: 12\r\n"), "%s", out);
+    ck_assert_msg(h_has(out, "\r\n\r\nhello, world"), "%s", out);
 }
 END_TEST
 
@@ -271,8 +257,8 @@ START_TEST(http_413_before_upload)
                        "Expect: 100-continue\r\n\r\n";
 
     h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 2000, &closed);
-    ck_assert_msg(has(out, "HTTP/1.1 413"), "%s", out);
-    ck_assert_msg(!has(out, "100 Continue"), "%s", out);
+    ck_assert_msg(h_has(out, "HTTP/1.1 413"), "%s", out);
+    ck_assert_msg(!h_has(out, "100 Continue"), "%s", out);
     ck_assert_int_eq(closed, 1);
 }
 END_TEST
@@ -286,7 +272,7 @@ START_TEST(http_100_continue)
 
     /* Only the head: the server must answer 100 and wait for the body. */
     h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 500, &closed);
-    ck_assert_msg(has(out, "HTTP/1.1 100 Continue"), "%s", out);
+    ck_assert_msg(h_has(out, "HTTP/1.1 100 Continue"), "%s", out);
 }
 END_TEST
 
@@ -326,7 +312,7 @@ START_TEST(http_smuggling_rejected)
 
     ck_assert_msg(!strncmp(out, "HTTP/1.", 7) && !strncmp(out + 8, want, 5),
                   "vector %d not refused with%s:\n%s\n--- got:\n%s", _i, want, req, out);
-    ck_assert_msg(!has(out, "200 OK"), "vector %d answered 200:\n%s", _i, out);
+    ck_assert_msg(!h_has(out, "200 OK"), "vector %d answered 200:\n%s", _i, out);
     ck_assert_msg(closed, "vector %d: connection left open", _i);
 }
 END_TEST
@@ -338,7 +324,7 @@ START_TEST(http_unknown_method_501)
     const char req[] = "BREW /hello HTTP/1.1\r\nHost: t\r\n\r\n";
 
     h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 2000, &closed);
-    ck_assert_msg(has(out, "HTTP/1.1 501"), "%s", out);
+    ck_assert_msg(h_has(out, "HTTP/1.1 501"), "%s", out);
 }
 END_TEST
 
@@ -349,8 +335,8 @@ START_TEST(http_options_asterisk)
     const char req[] = "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n";
 
     h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 500, &closed);
-    ck_assert_msg(has(out, "HTTP/1.1 200"), "%s", out);
-    ck_assert_msg(has(out, "Allow: GET"), "%s", out);
+    ck_assert_msg(h_has(out, "HTTP/1.1 200"), "%s", out);
+    ck_assert_msg(h_has(out, "Allow: GET"), "%s", out);
 }
 END_TEST
 
@@ -366,7 +352,7 @@ START_TEST(http_too_many_headers_431)
         n += (size_t)snprintf(req + n, sizeof(req) - n, "X-H%d: %d\r\n", i, i);
     n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\n");
     h_raw(srv.port, req, n, out, sizeof(out), 2000, &closed);
-    ck_assert_msg(has(out, " 431 "), "%s", out);
+    ck_assert_msg(h_has(out, " 431 "), "%s", out);
 }
 END_TEST
 
@@ -383,7 +369,7 @@ START_TEST(http_huge_header_431)
     memset(req + sizeof(head) - 1, 'a', big);
     memcpy(req + n - 4, "\r\n\r\n", 4);
     h_raw(srv.port, req, n, out, sizeof(out), 2000, &closed);
-    ck_assert_msg(has(out, " 431 "), "%s", out);
+    ck_assert_msg(h_has(out, " 431 "), "%s", out);
     free(req);
 }
 END_TEST
@@ -424,7 +410,7 @@ START_TEST(http_slowloris_trickle_cut_off)
             closed = 1;
             break;
         }
-        sleep_ms(200);
+        h_sleep_ms(200);
     }
     close(sock);
     ck_assert_msg(closed, "trickling client not cut off");
@@ -456,14 +442,14 @@ START_TEST(http_close_once_on_disconnect)
 
     /* Read a little of a 300 MiB body and hang up. */
     h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 200, &closed);
-    ck_assert_msg(has(out, "Transfer-Encoding: chunked"), "%s", out);
+    ck_assert_msg(h_has(out, "Transfer-Encoding: chunked"), "%s", out);
     for (int tries = 0; tries < 100; tries++) {
         struct hresp r = h_get(&srv, "/probe/counts");
         ck_assert_int_eq(sscanf(r.body, "opened=%ld closed=%ld", &opened, &closed_n), 2);
         h_resp_free(&r);
         if (opened == closed_n)
             break;
-        sleep_ms(100);
+        h_sleep_ms(100);
     }
     ck_assert_int_ge(opened, 1);
     ck_assert_int_eq(opened, closed_n);
@@ -476,11 +462,11 @@ START_TEST(http_stream_chunked_and_exact)
 
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "abcdabcdabcd");
-    ck_assert_msg(has(r.headers, "Transfer-Encoding: chunked"), "%s", r.headers);
+    ck_assert_msg(h_has(r.headers, "Transfer-Encoding: chunked"), "%s", r.headers);
     h_resp_free(&r);
     r = h_get(&srv, "/probe/stream?n=3&size=4&total=12");
     ck_assert_str_eq(r.body, "abcdabcdabcd");
-    ck_assert_msg(has(r.headers, "Content-Length: 12"), "%s", r.headers);
+    ck_assert_msg(h_has(r.headers, "Content-Length: 12"), "%s", r.headers);
     h_resp_free(&r);
     /*
      * One chunk of unknown length is streamed: the server never calls next()
@@ -488,7 +474,7 @@ START_TEST(http_stream_chunked_and_exact)
      */
     r = h_get(&srv, "/probe/stream?n=1&size=7");
     ck_assert_str_eq(r.body, "abcdefg");
-    ck_assert_msg(has(r.headers, "Transfer-Encoding: chunked"), "%s", r.headers);
+    ck_assert_msg(h_has(r.headers, "Transfer-Encoding: chunked"), "%s", r.headers);
     h_resp_free(&r);
 }
 END_TEST
@@ -500,9 +486,9 @@ START_TEST(http_http10_close_delimited)
     const char req[] = "GET /probe/stream?n=3&size=4 HTTP/1.0\r\n\r\n";
 
     h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out), 2000, &closed);
-    ck_assert_msg(has(out, " 200 "), "%s", out);
-    ck_assert_msg(!has(out, "chunked"), "%s", out);
-    ck_assert_msg(has(out, "\r\n\r\nabcdabcdabcd"), "%s", out);
+    ck_assert_msg(h_has(out, " 200 "), "%s", out);
+    ck_assert_msg(!h_has(out, "chunked"), "%s", out);
+    ck_assert_msg(h_has(out, "\r\n\r\nabcdabcdabcd"), "%s", out);
     ck_assert_int_eq(closed, 1);
 }
 END_TEST
@@ -526,7 +512,7 @@ START_TEST(http_file_body)
 
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "file body via sendfile\n");
-    ck_assert_msg(has(r.headers, "Content-Length: 23"), "%s", r.headers);
+    ck_assert_msg(h_has(r.headers, "Content-Length: 23"), "%s", r.headers);
     h_resp_free(&r);
 }
 END_TEST
@@ -573,7 +559,7 @@ START_TEST(http_start_response_rules)
 
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "name=EHEADER hop=EHEADER crlf=EHEADER status=ESTATUS\n");
-    ck_assert_msg(!has(r.headers, "Set-Cookie"), "%s", r.headers);
+    ck_assert_msg(!h_has(r.headers, "Set-Cookie"), "%s", r.headers);
     h_resp_free(&r);
     r = h_get(&srv, "/probe/twice");
     /* A second call without exc_info is refused; with exc_info it replaces. */
@@ -628,11 +614,11 @@ START_TEST(http_error_stream_and_finished)
     r = h_get(&srv, "/probe/finished");
     h_resp_free(&r);
     r = h_get(&srv, "/probe/counts");
-    ck_assert_msg(has(r.body, "finished=1"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "finished=1"), "%s", r.body);
     h_resp_free(&r);
     r = h_get(&srv, "/probe/url?x=1");
     ck_assert_msg(strncmp(r.body, "http://127.0.0.1:", 17) == 0, "%s", r.body);
-    ck_assert_msg(has(r.body, "/probe/url?x=1"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "/probe/url?x=1"), "%s", r.body);
     h_resp_free(&r);
 }
 END_TEST
@@ -647,7 +633,7 @@ START_TEST(http_access_log_once_per_request)
     snprintf(path, sizeof(path), "/hello/al%d", (int)getpid());
     r = h_get(&srv, path);
     h_resp_free(&r);
-    sleep_ms(200);
+    h_sleep_ms(200);
     log = h_slurp(srv.access, NULL);
     for (char *p = log; (p = strstr(p, path)) != NULL; p++)
         n++;
@@ -775,13 +761,13 @@ START_TEST(http_bind_ipv6_and_unix)
     snprintf(url, sizeof(url), "http://[::1]:%d/probe/env", port6);
     body = curl_body(url, NULL, &status);
     ck_assert_int_eq(status, 200);
-    ck_assert_msg(has(body, "remote_addr=::1\n"), "%s", body);
+    ck_assert_msg(h_has(body, "remote_addr=::1\n"), "%s", body);
     free(body);
 
     body = curl_body("http://unixhost/probe/env", sock + 5, &status);
     ck_assert_int_eq(status, 200);
-    ck_assert_msg(has(body, "remote_addr=\n") && has(body, "server_name=unixhost\n") &&
-                      has(body, "server_port=0\n"),
+    ck_assert_msg(h_has(body, "remote_addr=\n") && h_has(body, "server_name=unixhost\n") &&
+                      h_has(body, "server_port=0\n"),
                   "%s", body);
     free(body);
     body = curl_body("http://x/hello/unix", sock + 5, &status);
@@ -830,8 +816,8 @@ START_TEST(http_threads_serialize_unsafe_plugin)
         h_resp_free(&r);
     }
     r = h_get(&s, "/probe/env");
-    ck_assert_msg(has(r.body, "flags=25\n"), "want MULTITHREAD|INPUT_TERMINATED|INPUT_BUFFERED: %s",
-                  r.body);
+    ck_assert_msg(h_has(r.body, "flags=25\n"),
+                  "want MULTITHREAD|INPUT_TERMINATED|INPUT_BUFFERED: %s", r.body);
     h_resp_free(&r);
     /* probe is not CSGI_PLUGIN_THREADSAFE: two 400 ms calls on two threads run one after the other.
      */
@@ -933,9 +919,9 @@ START_TEST(http_access_log_json)
     h_stop(&s, SIGTERM, 5000);
     log = h_slurp(s.access, NULL);
     /* One JSON object per line, the quote in the target escaped. */
-    ck_assert_msg(has(log, "\"method\":\"GET\",\"target\":\"/hello/json?x=\\\"q\\\"\"") &&
-                      has(log, "\"status\":200,\"bytes\":13,") &&
-                      has(log, "\"plugin\":\"hello\",\"request_id\":1,") &&
+    ck_assert_msg(h_has(log, "\"method\":\"GET\",\"target\":\"/hello/json?x=\\\"q\\\"\"") &&
+                      h_has(log, "\"status\":200,\"bytes\":13,") &&
+                      h_has(log, "\"plugin\":\"hello\",\"request_id\":1,") &&
                       log[strlen(log) - 1] == '\n',
                   "%s", log);
     free(log);
@@ -966,7 +952,7 @@ START_TEST(http_body_timeout)
             closed = 1;
             break;
         }
-        sleep_ms(200);
+        h_sleep_ms(200);
     }
     close(sock);
     ck_assert_msg(closed, "trickled body not cut off");
@@ -1010,20 +996,20 @@ START_TEST(http_command_line)
     struct hserver s;
 
     ck_assert_int_eq(run_server((const char *[]){srvbin, "--bogus", NULL}, out, sizeof(out)), 2);
-    ck_assert_msg(has(out, "unknown option --bogus"), "%s", out);
+    ck_assert_msg(h_has(out, "unknown option --bogus"), "%s", out);
     ck_assert_int_eq(run_server((const char *[]){srvbin, "--workers", "x", "--plugins", "/", NULL},
                                 out, sizeof(out)),
                      2);
-    ck_assert_msg(has(out, "--workers"), "%s", out);
+    ck_assert_msg(h_has(out, "--workers"), "%s", out);
     ck_assert_int_eq(run_server((const char *[]){srvbin, "--plugins", "/", "--max-connections",
                                                  "10", "--max-connections-per-ip", "20", NULL},
                                 out, sizeof(out)),
                      2);
-    ck_assert_msg(has(out, "--max-connections-per-ip"), "%s", out);
+    ck_assert_msg(h_has(out, "--max-connections-per-ip"), "%s", out);
     ck_assert_int_eq(run_server((const char *[]){srvbin, "--version", NULL}, out, sizeof(out)), 0);
-    ck_assert_msg(has(out, "csgi-server") && has(out, "ABI 1"), "%s", out);
+    ck_assert_msg(h_has(out, "csgi-server") && h_has(out, "ABI 1"), "%s", out);
     ck_assert_int_eq(run_server((const char *[]){srvbin, "--help", NULL}, out, sizeof(out)), 0);
-    ck_assert_msg(has(out, "--max-body"), "%s", out);
+    ck_assert_msg(h_has(out, "--max-body"), "%s", out);
 
     h_init(&s);
     h_add_plugin(&s, "hello.so", NULL);
@@ -1031,13 +1017,13 @@ START_TEST(http_command_line)
         run_server((const char *[]){srvbin, "--plugins", s.plugins, "--check-config", NULL}, out,
                    sizeof(out)),
         0);
-    ck_assert_msg(has(out, "1 plugin(s) loaded, 0 failed"), "%s", out);
+    ck_assert_msg(h_has(out, "1 plugin(s) loaded, 0 failed"), "%s", out);
     h_add_plugin(&s, "init_fail.so", NULL);
     ck_assert_int_eq(
         run_server((const char *[]){srvbin, "--plugins", s.plugins, "--check-config", NULL}, out,
                    sizeof(out)),
         1);
-    ck_assert_msg(has(out, "init_fail"), "%s", out);
+    ck_assert_msg(h_has(out, "init_fail"), "%s", out);
     h_cleanup(&s);
 }
 END_TEST

@@ -35,29 +35,6 @@
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-static long long
-ms_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
-static int
-has(const char *hay, const char *needle)
-{
-    return hay && strstr(hay, needle) != NULL;
-}
-
 /*
  * Servers that outlive a failed or timed-out test. The table lives in shared
  * memory so that the runner (parent) can still stop what a killed test child
@@ -324,7 +301,7 @@ stats_match(const cJSON *j, const struct want *w)
 static cJSON *
 wait_stats(const struct hserver *s, const struct want *w, int timeout_ms, const char *what)
 {
-    long long end = ms_now() + timeout_ms;
+    long long end = h_ms_now() + timeout_ms;
     char *last = NULL;
 
     for (;;) {
@@ -340,9 +317,9 @@ wait_stats(const struct hserver *s, const struct want *w, int timeout_ms, const 
             free(last);
             last = raw;
         }
-        if (ms_now() >= end)
+        if (h_ms_now() >= end)
             break;
-        sleep_ms(50);
+        h_sleep_ms(50);
     }
     ck_abort_msg("timed out waiting for %s; last stats: %s (log %s)", what, last ? last : "(none)",
                  s->log);
@@ -481,10 +458,10 @@ client_run(void *arg)
                          curl_easy_strerror(rc), status, b.p);
             continue;
         }
-        if (has(b.p, "version 1")) {
+        if (h_has(b.p, "version 1")) {
             c->v1++;
             c->late_v1 += late;
-        } else if (has(b.p, "version 2")) {
+        } else if (h_has(b.p, "version 2")) {
             c->v2++;
             __atomic_fetch_add(&c->late_v2, late, __ATOMIC_RELAXED);
         }
@@ -509,7 +486,7 @@ slow_run(void *arg)
     struct slow_req *r = arg;
     CURL *h = curl_easy_init();
     char url[256];
-    long long t0 = ms_now();
+    long long t0 = h_ms_now();
 
     r->body.len = 0;
     r->body.p[0] = '\0';
@@ -524,7 +501,7 @@ slow_run(void *arg)
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
     r->curl_code = (int)curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    r->elapsed_ms = ms_now() - t0;
+    r->elapsed_ms = h_ms_now() - t0;
     curl_easy_cleanup(h);
     return NULL;
 }
@@ -533,9 +510,9 @@ slow_run(void *arg)
 static void
 wait_in_flight(const struct hserver *s)
 {
-    long long end = ms_now() + 5000;
+    long long end = h_ms_now() + 5000;
 
-    while (ms_now() < end) {
+    while (h_ms_now() < end) {
         cJSON *j = stats_get(s);
         const cJSON *w;
         int busy = 0;
@@ -547,7 +524,7 @@ wait_in_flight(const struct hserver *s)
         cJSON_Delete(j);
         if (busy)
             return;
-        sleep_ms(50);
+        h_sleep_ms(50);
     }
     ck_abort_msg("the slow request never showed up in flight (log %s)", s->log);
 }
@@ -603,9 +580,9 @@ START_TEST(master_reload_under_load)
         cl[i].total = &total;
         ck_assert_int_eq(pthread_create(&th[i], NULL, client_run, &cl[i]), 0);
     }
-    end = ms_now() + 10000;
-    while (atomic_load(&total) < 300 && ms_now() < end)
-        sleep_ms(10);
+    end = h_ms_now() + 10000;
+    while (atomic_load(&total) < 300 && h_ms_now() < end)
+        h_sleep_ms(10);
 
     /* A reload with the same code, then one that brings version 2, then two quick ones. */
     gen = reload(&s, gen);
@@ -630,13 +607,13 @@ START_TEST(master_reload_under_load)
          * loaded machine one thread can stall while the others race ahead.
          */
         int at = atomic_load(&total), all;
-        end = ms_now() + 15000;
+        end = h_ms_now() + 15000;
         do {
-            sleep_ms(10);
+            h_sleep_ms(10);
             all = atomic_load(&total) >= at + 400;
             for (int i = 0; i < N_CLIENTS; i++)
                 all = all && __atomic_load_n(&cl[i].late_v2, __ATOMIC_RELAXED) >= 20;
-        } while (!all && ms_now() < end);
+        } while (!all && h_ms_now() < end);
     }
     atomic_store(&stop_flag, 1);
     for (int i = 0; i < N_CLIENTS; i++) {
@@ -978,11 +955,11 @@ START_TEST(master_watchdog_kills_stuck_request)
     start(&s, 1, extra);
     before = worker_pid(&s);
 
-    t0 = ms_now();
+    t0 = h_ms_now();
     r = h_get(&s, "/probe/slow?ms=5000");
     ck_assert_msg(r.curl_code != 0 || r.status != 200, "the stuck request completed: %ld %s",
                   r.status, r.body);
-    ck_assert_msg(ms_now() - t0 < 4500, "the stuck request lasted %lld ms", ms_now() - t0);
+    ck_assert_msg(h_ms_now() - t0 < 4500, "the stuck request lasted %lld ms", h_ms_now() - t0);
     h_resp_free(&r);
     ck_assert_msg(h_wait_log(&s, "stuck in one request", 1, 5000), "log %s", s.log);
     after = worker_pid(&s);
@@ -1013,7 +990,7 @@ START_TEST(master_max_requests_recycles)
          * realistic pace (not 50 back-to-back loopback requests in 20 ms) the
          * overshoot stays small.
          */
-        sleep_ms(5);
+        h_sleep_ms(5);
         p = worker_pid(&s); /* fails the test on any error */
         if (p != last)
             changes++;
@@ -1057,7 +1034,7 @@ START_TEST(master_term_finishes_slow_request)
     req.path = "/probe/slow?ms=1500";
     ck_assert_int_eq(pthread_create(&th, NULL, slow_run, &req), 0);
     wait_in_flight(&s);
-    t0 = ms_now();
+    t0 = h_ms_now();
     status = stop(&s, SIGTERM, 10000);
     pthread_join(th, NULL);
     ck_assert_msg(req.curl_code == 0 && req.status == 200, "slow request: curl %d status %ld",
@@ -1065,7 +1042,7 @@ START_TEST(master_term_finishes_slow_request)
     ck_assert_str_eq(req.body.p, "slept 1500 ms\n");
     ck_assert_msg(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "exit status %d",
                   status);
-    ck_assert_msg(ms_now() - t0 >= 500, "stopped before the request could finish");
+    ck_assert_msg(h_ms_now() - t0 >= 500, "stopped before the request could finish");
     ck_assert_int_eq(access(pidfile, F_OK), -1);
     h_cleanup(&s);
 }
@@ -1088,9 +1065,9 @@ START_TEST(master_quit_is_fast)
     req.path = "/probe/slow?ms=8000";
     ck_assert_int_eq(pthread_create(&th, NULL, slow_run, &req), 0);
     wait_in_flight(&s);
-    t0 = ms_now();
+    t0 = h_ms_now();
     status = stop(&s, SIGQUIT, 10000);
-    took = ms_now() - t0;
+    took = h_ms_now() - t0;
     pthread_join(th, NULL);
     ck_assert_msg(status >= 0 && WIFEXITED(status), "no exit on SIGQUIT (status %d)", status);
     ck_assert_msg(took < 2500, "SIGQUIT took %lld ms (graceful timeout 20 s)", took);
@@ -1192,7 +1169,7 @@ START_TEST(master_stats_json)
     ck_assert_int_eq(get_status(&s, "/probe/error", NULL, 0), 500);
 
     /* Workers publish their counters on their next tick. */
-    end = ms_now() + 5000;
+    end = h_ms_now() + 5000;
     for (;;) {
         j = stats_get(&s);
         ck_assert_ptr_nonnull(j);
@@ -1204,10 +1181,10 @@ START_TEST(master_stats_json)
         }
         if ((probe && jnum(probe, "requests") >= 7 && jnum(probe, "status_4xx") >= 1 &&
              jnum(probe, "status_5xx") >= 1) ||
-            ms_now() >= end)
+            h_ms_now() >= end)
             break;
         cJSON_Delete(j);
-        sleep_ms(50);
+        h_sleep_ms(50);
     }
     ck_assert_int_eq(jnum(j, "master_pid"), s.pid);
     ck_assert_int_eq(jnum(j, "generation"), 1);
@@ -1288,34 +1265,34 @@ START_TEST(master_usr1_reopens_logs)
     ck_assert_int_eq(kill(s.pid, SIGUSR1), 0);
 
     /* Each worker reopens on its next tick; ask until a worker writes to the new file. */
-    end = ms_now() + 5000;
-    while (!found && ms_now() < end) {
+    end = h_ms_now() + 5000;
+    while (!found && h_ms_now() < end) {
         ck_assert_int_eq(get_status(&s, "/probe/log", NULL, 0), 200);
         found = h_log_count(&s, "probe log line") > 0;
         if (!found)
-            sleep_ms(50);
+            h_sleep_ms(50);
     }
     ck_assert_msg(found, "no new error log at %s", s.log);
     /* The access line is written once the response is out: give it a moment. */
-    end = ms_now() + 2000;
+    end = h_ms_now() + 2000;
     for (;;) {
         text = h_slurp(s.access, NULL);
-        if (has(text, "/probe/log") || ms_now() >= end)
+        if (h_has(text, "/probe/log") || h_ms_now() >= end)
             break;
         free(text);
-        sleep_ms(20);
+        h_sleep_ms(20);
     }
-    ck_assert_msg(has(text, "/probe/log"), "new access log: %s", text);
+    ck_assert_msg(h_has(text, "/probe/log"), "new access log: %s", text);
     free(text);
     text = h_slurp(old_err, NULL);
-    ck_assert_msg(has(text, "SIGUSR1: reopening log files"), "old error log: %s", text);
+    ck_assert_msg(h_has(text, "SIGUSR1: reopening log files"), "old error log: %s", text);
     free(text);
 
     /* The master reopened too: its last words land in the new file. */
     stop_ok(&s);
     ck_assert_int_ge(h_log_count(&s, "master exiting"), 1);
     text = h_slurp(old_err, NULL);
-    ck_assert_msg(!has(text, "master exiting"), "the master still wrote the old log");
+    ck_assert_msg(!h_has(text, "master exiting"), "the master still wrote the old log");
     free(text);
     h_cleanup(&s);
 }

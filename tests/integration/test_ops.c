@@ -30,29 +30,6 @@
 
 #include "harness.h"
 
-static long long
-ms_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
-static int
-has(const char *hay, const char *needle)
-{
-    return hay && strstr(hay, needle) != NULL;
-}
-
 static int
 count_lines(const char *s)
 {
@@ -80,7 +57,7 @@ run_cmd(struct run *r, const char *const *argv, int timeout_ms)
 {
     int po[2], pe[2];
     size_t no = 0, ne = 0;
-    long long t0 = ms_now(), end = t0 + timeout_ms;
+    long long t0 = h_ms_now(), end = t0 + timeout_ms;
     int open_fds = 2, st;
     pid_t pid;
 
@@ -99,9 +76,9 @@ run_cmd(struct run *r, const char *const *argv, int timeout_ms)
     }
     close(po[1]);
     close(pe[1]);
-    while (open_fds > 0 && ms_now() < end) {
+    while (open_fds > 0 && h_ms_now() < end) {
         struct pollfd p[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-        if (poll(p, 2, (int)(end - ms_now())) <= 0)
+        if (poll(p, 2, (int)(end - h_ms_now())) <= 0)
             continue;
         for (int i = 0; i < 2; i++) {
             char *buf = i ? r->err : r->out;
@@ -127,17 +104,17 @@ run_cmd(struct run *r, const char *const *argv, int timeout_ms)
     if (pe[0] >= 0)
         close(pe[0]);
     while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (ms_now() >= end) {
+        if (h_ms_now() >= end) {
             kill(pid, SIGKILL);
             waitpid(pid, &st, 0);
             r->status = -1;
-            r->ms = ms_now() - t0;
+            r->ms = h_ms_now() - t0;
             return;
         }
-        sleep_ms(10);
+        h_sleep_ms(10);
     }
     r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r->ms = ms_now() - t0;
+    r->ms = h_ms_now() - t0;
 }
 
 static const char *
@@ -192,19 +169,19 @@ START_TEST(ops_plugins_dir_missing_exits_2)
         (const char *[]){server_bin(), "--plugins", "/nonexistent", "--bind", "127.0.0.1:0", NULL},
         5000);
     ck_assert_msg(r.status == 2, "status %d after %lld ms: %s", r.status, r.ms, r.err);
-    ck_assert_msg(has(r.err, "\"/nonexistent\"") && count_lines(r.err) == 1, "stderr: %s", r.err);
+    ck_assert_msg(h_has(r.err, "\"/nonexistent\"") && count_lines(r.err) == 1, "stderr: %s", r.err);
 
     /* A file where a directory is wanted. */
     h_init(&s);
     snprintf(file, sizeof(file), "%s/file", s.dir);
     write_file(file, "x");
     run_cmd(&r, (const char *[]){server_bin(), "--plugins", file, NULL}, 5000);
-    ck_assert_msg(r.status == 2 && has(r.err, "not a directory") && count_lines(r.err) == 1,
+    ck_assert_msg(r.status == 2 && h_has(r.err, "not a directory") && count_lines(r.err) == 1,
                   "status %d: %s", r.status, r.err);
     /* --check-config says the same, the same way. */
     run_cmd(&r, (const char *[]){server_bin(), "--plugins", "/nonexistent", "--check-config", NULL},
             5000);
-    ck_assert_msg(r.status == 2 && has(r.err, "/nonexistent"), "status %d: %s", r.status, r.err);
+    ck_assert_msg(r.status == 2 && h_has(r.err, "/nonexistent"), "status %d: %s", r.status, r.err);
     h_cleanup(&s);
 }
 END_TEST
@@ -221,24 +198,24 @@ START_TEST(ops_option_errors_name_their_subject)
             (const char *[]){server_bin(), "--plugins", s.plugins, "--bind",
                              "http://127.0.0.1:8012/", NULL},
             5000);
-    ck_assert_msg(r.status == 2 && has(r.err, "not a URL"), "status %d: %s", r.status, r.err);
+    ck_assert_msg(r.status == 2 && h_has(r.err, "not a URL"), "status %d: %s", r.status, r.err);
 
     /* A JSON error says on which line. */
     snprintf(cfg, sizeof(cfg), "%s/bad.json", s.dir);
     write_file(cfg, "{\n  \"workers\": 2,\n  \"plugins\": \"/x\",\n  \"bogus\": 1\n}\n");
     snprintf(cfgarg, sizeof(cfgarg), "--config=%s", cfg);
     run_cmd(&r, (const char *[]){server_bin(), cfgarg, NULL}, 5000);
-    ck_assert_msg(r.status == 2 && has(r.err, "line 4") && has(r.err, "bogus"), "status %d: %s",
+    ck_assert_msg(r.status == 2 && h_has(r.err, "line 4") && h_has(r.err, "bogus"), "status %d: %s",
                   r.status, r.err);
     write_file(cfg, "{\n  \"workers\": 2,\n  \"plugins\": \"/x\"\n  \"bind\": \":1\"\n}\n");
     run_cmd(&r, (const char *[]){server_bin(), cfgarg, NULL}, 5000);
-    ck_assert_msg(r.status == 2 && has(r.err, "line 4"), "status %d: %s", r.status, r.err);
+    ck_assert_msg(r.status == 2 && h_has(r.err, "line 4"), "status %d: %s", r.status, r.err);
 
     /* A log file that cannot be opened is named. */
     snprintf(badlog, sizeof(badlog), "%s/no/such/dir/error.log", s.dir);
     run_cmd(&r, (const char *[]){server_bin(), "--plugins", s.plugins, "--error-log", badlog, NULL},
             5000);
-    ck_assert_msg(r.status == 2 && has(r.err, badlog), "status %d: %s", r.status, r.err);
+    ck_assert_msg(r.status == 2 && h_has(r.err, badlog), "status %d: %s", r.status, r.err);
     h_cleanup(&s);
 }
 END_TEST
@@ -263,11 +240,11 @@ START_TEST(ops_check_config_table_lists_failures)
                              "--check-config", NULL},
             10000);
     ck_assert_msg(r.status == 1, "status %d: %s", r.status, r.out);
-    ck_assert_msg(has(r.out, "ok      hello"), "stdout: %s", r.out);
-    ck_assert_msg(has(r.out, "FAILED  init_fail.so") && has(r.out, "init_worker failed"),
+    ck_assert_msg(h_has(r.out, "ok      hello"), "stdout: %s", r.out);
+    ck_assert_msg(h_has(r.out, "FAILED  init_fail.so") && h_has(r.out, "init_worker failed"),
                   "stdout: %s", r.out);
-    ck_assert_msg(has(r.out, "init_worker ran in this process"), "stdout: %s", r.out);
-    ck_assert_msg(has(r.out, "1 plugin(s) loaded, 1 failed"), "stdout: %s", r.out);
+    ck_assert_msg(h_has(r.out, "init_worker ran in this process"), "stdout: %s", r.out);
+    ck_assert_msg(h_has(r.out, "1 plugin(s) loaded, 1 failed"), "stdout: %s", r.out);
     h_cleanup(&s);
 }
 END_TEST
@@ -292,7 +269,7 @@ START_TEST(ops_check_config_unknown_set_name)
     snprintf(cfgarg, sizeof(cfgarg), "%s", cfg);
     run_cmd(&r, (const char *[]){server_bin(), "--config", cfgarg, "--check-config", NULL}, 10000);
     ck_assert_msg(r.status == 0, "status %d: %s %s", r.status, r.out, r.err);
-    ck_assert_msg(has(r.out, "--set greeting"), "the file's --set is not shown: %s", r.out);
+    ck_assert_msg(h_has(r.out, "--set greeting"), "the file's --set is not shown: %s", r.out);
 
     /* A mistyped plugin name is an error here ... */
     run_cmd(&r,
@@ -300,7 +277,7 @@ START_TEST(ops_check_config_unknown_set_name)
                              "--check-config", NULL},
             10000);
     ck_assert_msg(r.status != 0, "a --set for plugin \"helo\" passed: %s", r.out);
-    ck_assert_msg(has(r.out, "--set helo.greeting") && has(r.out, "no plugin named \"helo\""),
+    ck_assert_msg(h_has(r.out, "--set helo.greeting") && h_has(r.out, "no plugin named \"helo\""),
                   "stdout: %s", r.out);
 
     /* ... and a warning in the server. */
@@ -332,7 +309,7 @@ START_TEST(ops_status_times_out_and_fails)
 
     /* The stats address: JSON, exit 0. */
     run_cmd(&r, (const char *[]){server_bin(), "--status", stats, NULL}, 10000);
-    ck_assert_msg(r.status == 0 && has(r.out, "\"master_pid\""), "status %d: %s %s", r.status,
+    ck_assert_msg(r.status == 0 && h_has(r.out, "\"master_pid\""), "status %d: %s %s", r.status,
                   r.out, r.err);
 
     /* The HTTP port: an error within the timeout, not 10 s of silence and exit 0. */
@@ -341,7 +318,8 @@ START_TEST(ops_status_times_out_and_fails)
             8000);
     ck_assert_msg(r.status != 0 && r.status != -1, "status %d after %lld ms", r.status, r.ms);
     ck_assert_msg(r.ms < 3000, "took %lld ms", r.ms);
-    ck_assert_msg(has(r.err, "--status") && r.out[0] == '\0', "stderr %s stdout %s", r.err, r.out);
+    ck_assert_msg(h_has(r.err, "--status") && r.out[0] == '\0', "stderr %s stdout %s", r.err,
+                  r.out);
 
     /* A listener that never answers: bounded too. */
     silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -356,7 +334,7 @@ START_TEST(ops_status_times_out_and_fails)
             8000);
     close(silent);
     ck_assert_msg(r.status == 1 && r.ms < 3000, "status %d after %lld ms", r.status, r.ms);
-    ck_assert_msg(has(r.err, "within 1 s"), "stderr: %s", r.err);
+    ck_assert_msg(h_has(r.err, "within 1 s"), "stderr: %s", r.err);
     ck_assert_int_eq(WEXITSTATUS(h_stop(&s, SIGTERM, 10000)), 0);
     h_cleanup(&s);
 }
@@ -381,7 +359,7 @@ START_TEST(ops_second_server_keeps_off_the_pid_file)
             (const char *[]){server_bin(), "--plugins", s.plugins, "--bind", "127.0.0.1:0", "--pid",
                              pidfile, NULL},
             5000);
-    ck_assert_msg(r.status == 2 && has(r.err, "names a running csgi-server"), "status %d: %s",
+    ck_assert_msg(r.status == 2 && h_has(r.err, "names a running csgi-server"), "status %d: %s",
                   r.status, r.err);
     text = h_slurp(pidfile, NULL);
     ck_assert_msg(atoi(text) == s.pid, "the pid file now says %s (server %d)", text, s.pid);
@@ -456,24 +434,24 @@ START_TEST(ops_term_refuses_new_connections_while_draining)
     sl.port = s.port;
     ck_assert_int_eq(pthread_create(&th, NULL, slow_run, &sl), 0);
     /* The slow request is in plugin code once the probe logs nothing; give it a moment. */
-    sleep_ms(500);
-    t0 = ms_now();
+    h_sleep_ms(500);
+    t0 = h_ms_now();
     kill(s.pid, SIGTERM);
     /* Within a second of the TERM a new connection is refused, not queued. */
-    while (ms_now() - t0 < 1500) {
+    while (h_ms_now() - t0 < 1500) {
         last = try_connect(s.port);
         if (last == ECONNREFUSED) {
-            refused_at = ms_now() - t0;
+            refused_at = h_ms_now() - t0;
             break;
         }
-        sleep_ms(20);
+        h_sleep_ms(20);
     }
     ck_assert_msg(refused_at >= 0, "connections still accepted 1.5 s into the drain (last %s)",
                   last ? strerror(last) : "connected");
     /* The master is still draining: the in-flight request completes. */
     ck_assert_int_eq(waitpid(s.pid, NULL, WNOHANG), 0);
     pthread_join(th, NULL);
-    ck_assert_msg(sl.curl_code == 0 && sl.code == 200 && has(sl.body, "slept 3000 ms"),
+    ck_assert_msg(sl.curl_code == 0 && sl.code == 200 && h_has(sl.body, "slept 3000 ms"),
                   "slow request: curl %d status %ld body %s", sl.curl_code, sl.code, sl.body);
     status = h_stop(&s, 0, 10000);
     ck_assert_msg(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d",
@@ -492,7 +470,7 @@ static void
 start_with_config(struct hserver *s, const char *cfg, int ready)
 {
     const char *argv[] = {server_bin(), "--config", cfg, NULL};
-    long long end = ms_now() + 15000;
+    long long end = h_ms_now() + 15000;
 
     s->pid = fork();
     ck_assert_int_ge(s->pid, 0);
@@ -502,7 +480,7 @@ start_with_config(struct hserver *s, const char *cfg, int ready)
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
-    while (ms_now() < end) {
+    while (h_ms_now() < end) {
         char *log = h_slurp(s->log, NULL);
         char *at = strstr(log, "listening on http://127.0.0.1:");
         int n = 0;
@@ -514,7 +492,7 @@ start_with_config(struct hserver *s, const char *cfg, int ready)
         if (s->port && n >= ready)
             return;
         ck_assert_msg(waitpid(s->pid, NULL, WNOHANG) == 0, "server exited (log %s)", s->log);
-        sleep_ms(20);
+        h_sleep_ms(20);
     }
     ck_abort_msg("server did not start (log %s)", s->log);
 }
@@ -573,34 +551,34 @@ START_TEST(ops_hup_applies_what_it_can)
 
     /* New workers log requests to the new file. */
     snprintf(url, sizeof(url), "/hello/hup%d", (int)getpid());
-    end = ms_now() + 5000;
-    while (ms_now() < end) {
+    end = h_ms_now() + 5000;
+    while (h_ms_now() < end) {
         char *a;
         resp = h_get(&s, url);
         ck_assert_int_eq(resp.status, 200);
         h_resp_free(&resp);
-        sleep_ms(100);
+        h_sleep_ms(100);
         a = h_slurp(access2, NULL);
-        if (has(a, url)) {
+        if (h_has(a, url)) {
             free(a);
             break;
         }
         free(a);
     }
     text = h_slurp(access2, NULL);
-    ck_assert_msg(has(text, url), "new access log: %s", text);
+    ck_assert_msg(h_has(text, url), "new access log: %s", text);
     free(text);
 
     /* Stats on the new address, with the TTIN count kept. */
-    end = ms_now() + 5000;
+    end = h_ms_now() + 5000;
     text = NULL;
-    while (ms_now() < end && !text) {
+    while (h_ms_now() < end && !text) {
         text = stats_text(stats2);
         if (!text)
-            sleep_ms(100);
+            h_sleep_ms(100);
     }
     ck_assert_msg(text != NULL, "no stats on the new address (log %s)", s.log);
-    ck_assert_msg(has(text, "\"target_workers\":2"), "stats: %s", text);
+    ck_assert_msg(h_has(text, "\"target_workers\":2"), "stats: %s", text);
     free(text);
     gens = h_log_count(&s, "worker ready");
     ck_assert_int_ge(gens, 4);
@@ -645,13 +623,13 @@ START_TEST(ops_crash_names_plugin_and_request)
     ck_assert_msg(h_log_count(&s, "in plugin \"probe\" during request") == 1 &&
                       h_log_count(&s, "\"GET /probe/crash?who=ops\"") == 1,
                   "the crash line names no plugin or request: %s", s.log);
-    sleep_ms(200);
+    h_sleep_ms(200);
     text = h_slurp(s.access, NULL);
-    ck_assert_msg(has(text, "\"GET /probe/crash?who=ops -\" 500 0") && has(text, " probe "),
+    ck_assert_msg(h_has(text, "\"GET /probe/crash?who=ops -\" 500 0") && h_has(text, " probe "),
                   "no access-log line for the lost request: %s", text);
     /* The line names the dead worker, as its error-log lines do. */
     snprintf(pidtag, sizeof(pidtag), "pid=");
-    ck_assert_msg(has(text, pidtag) && has(text, "worker=0"), "access log: %s", text);
+    ck_assert_msg(h_has(text, pidtag) && h_has(text, "worker=0"), "access log: %s", text);
     free(text);
     ck_assert_int_eq(WEXITSTATUS(h_stop(&s, SIGTERM, 10000)), 0);
     h_cleanup(&s);

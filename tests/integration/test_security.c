@@ -31,23 +31,6 @@
 
 #include "harness.h"
 
-static long long
-ms_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
 /* The pid in the last "worker <id> (gen <gen>) started: pid N" line, or 0. */
 static pid_t
 worker_pid(const struct hserver *s, int id)
@@ -83,7 +66,7 @@ flood_main(void *arg)
 {
     struct flood *f = arg;
     int fds[64], n = 0, next = 0;
-    long long end = ms_now() + 10000;
+    long long end = h_ms_now() + 10000;
     struct sockaddr_un sa;
 
     memset(&sa, 0, sizeof(sa));
@@ -91,7 +74,7 @@ flood_main(void *arg)
     if (strlen(f->path) >= sizeof(sa.sun_path))
         return NULL;
     memcpy(sa.sun_path, f->path, strlen(f->path) + 1);
-    while (!atomic_load(&f->stop) && ms_now() < end) {
+    while (!atomic_load(&f->stop) && h_ms_now() < end) {
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 &&
             errno != EINPROGRESS && errno != EAGAIN) {
@@ -108,7 +91,7 @@ flood_main(void *arg)
             }
             f->opened++;
         }
-        sleep_ms(5);
+        h_sleep_ms(5);
     }
     for (int i = 0; i < n; i++)
         close(fds[i]);
@@ -129,24 +112,24 @@ START_TEST(security_stats_flood_does_not_delay_respawn)
     snprintf(stats, sizeof(stats), "unix:%s", s.stats);
     h_start(&s, 1, (const char *[]){"--workers", "1", "--stats", stats, NULL});
     /* Past the crash back-off's "early death" window, so the restart is immediate. */
-    sleep_ms(2200);
+    h_sleep_ms(2200);
     victim = worker_pid(&s, 0);
     ck_assert_int_gt(victim, 0);
 
     memset(&f, 0, sizeof(f));
     f.path = s.stats;
     ck_assert_int_eq(pthread_create(&th, NULL, flood_main, &f), 0);
-    sleep_ms(500);
+    h_sleep_ms(500);
     /* Our own server's worker (its pid from our server's log). */
     ck_assert_int_eq(kill(victim, SIGKILL), 0);
-    t0 = ms_now();
-    while (ms_now() - t0 < 6000) {
+    t0 = h_ms_now();
+    while (h_ms_now() - t0 < 6000) {
         pid_t now = worker_pid(&s, 0);
         if (now > 0 && now != victim) {
-            took = ms_now() - t0;
+            took = h_ms_now() - t0;
             break;
         }
-        sleep_ms(20);
+        h_sleep_ms(20);
     }
     atomic_store(&f.stop, 1);
     pthread_join(th, NULL);
@@ -160,7 +143,7 @@ START_TEST(security_stats_flood_does_not_delay_respawn)
         struct sockaddr_un sa;
         char buf[8192];
         size_t got = 0;
-        long long end = ms_now() + 3000;
+        long long end = h_ms_now() + 3000;
 
         memset(&sa, 0, sizeof(sa));
         sa.sun_family = AF_UNIX;
@@ -168,7 +151,7 @@ START_TEST(security_stats_flood_does_not_delay_respawn)
         memcpy(sa.sun_path, s.stats, strlen(s.stats) + 1);
         ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
         ck_assert_int_eq(write(fd, "GET / HTTP/1.0\r\n\r\n", 18), 18);
-        while (ms_now() < end && got < sizeof(buf) - 1) {
+        while (h_ms_now() < end && got < sizeof(buf) - 1) {
             struct pollfd p = {fd, POLLIN, 0};
             ssize_t n;
             if (poll(&p, 1, 200) <= 0)
@@ -221,17 +204,17 @@ send_hostile(const struct hserver *s, int n_req)
 static char *
 wait_access_lines(const struct hserver *s, int n)
 {
-    long long end = ms_now() + 5000;
+    long long end = h_ms_now() + 5000;
 
     for (;;) {
         char *log = h_slurp(s->access, NULL);
         int lines = 0;
         for (char *p = log; *p; p++)
             lines += *p == '\n';
-        if (lines >= n || ms_now() > end)
+        if (lines >= n || h_ms_now() > end)
             return log;
         free(log);
-        sleep_ms(50);
+        h_sleep_ms(50);
     }
 }
 
@@ -288,7 +271,7 @@ run_server(const char *const *argv, char *err_out, size_t cap)
 {
     int pe[2], st = -1;
     size_t n = 0;
-    long long end = ms_now() + 15000;
+    long long end = h_ms_now() + 15000;
     pid_t pid;
 
     ck_assert_int_eq(pipe2(pe, O_CLOEXEC), 0);
@@ -303,7 +286,7 @@ run_server(const char *const *argv, char *err_out, size_t cap)
         _exit(127);
     }
     close(pe[1]);
-    while (ms_now() < end) {
+    while (h_ms_now() < end) {
         struct pollfd p = {pe[0], POLLIN, 0};
         ssize_t got;
         if (poll(&p, 1, 100) <= 0)
@@ -315,8 +298,8 @@ run_server(const char *const *argv, char *err_out, size_t cap)
     }
     close(pe[0]);
     err_out[n] = '\0';
-    while (ms_now() < end && waitpid(pid, &st, WNOHANG) == 0)
-        sleep_ms(20);
+    while (h_ms_now() < end && waitpid(pid, &st, WNOHANG) == 0)
+        h_sleep_ms(20);
     if (waitpid(pid, &st, WNOHANG) == 0) {
         kill(pid, SIGKILL); /* our own child */
         waitpid(pid, &st, 0);
@@ -420,13 +403,13 @@ START_TEST(security_reopen_failure_logged)
     ck_assert_int_eq(rename(s.log, rotated), 0);
     ck_assert_int_eq(symlink(elsewhere, s.log), 0);
     ck_assert_int_eq(kill(s.pid, SIGUSR1), 0); /* our own server */
-    end = ms_now() + 5000;
-    while (!seen && ms_now() < end) {
+    end = h_ms_now() + 5000;
+    while (!seen && h_ms_now() < end) {
         old = h_slurp(rotated, NULL);
         seen =
             strstr(old, "cannot reopen log file") != NULL && strstr(old, "symbolic link") != NULL;
         free(old);
-        sleep_ms(50);
+        h_sleep_ms(50);
     }
     ck_assert_msg(seen, "no reopen failure in the old log");
     ck_assert_msg(stat(elsewhere, &st) < 0, "the log was reopened through the link");

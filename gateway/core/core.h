@@ -122,7 +122,6 @@ struct csgi__response {
     uint64_t delivered;
     /* The length the wire announces (Content-Length), or -1. */
     int64_t length;
-    enum csgi__framing framing;
     const char *plugin;
     const struct csgi__host_ops *ops;
     void *ctx;

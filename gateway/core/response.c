@@ -203,15 +203,13 @@ memo_store(int status, struct csgi_str reason, const struct csgi_header *headers
     size_t total = reason.len;
     char *text = m->text;
 
+    m->status = 0; /* empty until complete, and left empty for a head that does not fit */
     if (n > MEMO_HEADERS)
         return;
     for (size_t i = 0; i < n; i++)
         total += headers[i].name.len + headers[i].value.len;
-    if (total > MEMO_TEXT) {
-        m->status = 0;
+    if (total > MEMO_TEXT)
         return;
-    }
-    m->status = 0;
     m->n_headers = n;
     m->reason_len = reason.len;
     if (reason.len)
@@ -433,8 +431,11 @@ pull(struct csgi__response *r)
             fail_log(r, CSGI_EAPP, "body yields only empty chunks");
             return CSGI_EAPP;
         }
-        if (failed(r))
-            return r->error; /* exc_info refused inside next(), say */
+        if (failed(r)) {
+            /* exc_info refused inside this next(): its chunk is not part of the output. */
+            r->pending.len = 0;
+            return r->error;
+        }
         if (r->state == CSGI__RESP_NEW) {
             fail_log(r, CSGI_ESTATE, "body produced data without start_response()");
             r->pending.len = 0;
@@ -483,7 +484,6 @@ plan_error(struct csgi__response *r, struct csgi__plan *plan, int status)
     plan->data = page;
     plan->len = page ? csgi__error_page(status, page, CSGI__ERROR_PAGE_MAX) : 0;
     plan->length = (int64_t)plan->len;
-    r->framing = CSGI__FRAMING_LENGTH;
 }
 
 static void
@@ -536,7 +536,6 @@ plan_file(struct csgi__response *r, struct csgi__plan *plan)
     r->length = fb->remaining;
     r->produced = (uint64_t)fb->remaining;
     r->state = CSGI__RESP_ENDED;
-    r->framing = CSGI__FRAMING_LENGTH;
     csgi__response_close(r);
     return 1;
 }
@@ -598,7 +597,7 @@ csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *p
         plan_error(r, plan, 404);
         return;
     }
-    if (r->state == CSGI__RESP_FAILED || (r->state == CSGI__RESP_STARTED && r->error)) {
+    if (r->state == CSGI__RESP_FAILED) {
         plan_error(r, plan, 500);
         return;
     }
@@ -608,12 +607,12 @@ csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *p
         return;
     }
     if (r->state != CSGI__RESP_ABORTED && plan_file(r, plan))
-        goto done;
+        return;
     if (r->state == CSGI__RESP_ABORTED) {
         /* write() output, then a failure: send what was produced, then abort. */
         settle_length(r);
         plan_stream(r, plan);
-        goto done;
+        return;
     }
     rc = pull(r);
     if (r->state == CSGI__RESP_FAILED || r->state == CSGI__RESP_NEW) {
@@ -634,18 +633,18 @@ csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *p
             plan_error(r, plan, 500);
         else
             plan_head(r, plan);
-        goto done;
+        return;
     }
     if (rc == CSGI_DONE && r->state != CSGI__RESP_ABORTED &&
         (r->length < 0 || r->produced == (uint64_t)r->length)) {
         plan_buffer(r, plan, 0);
-        goto done;
+        return;
     }
     if (rc == CSGI_OK && r->buf_len == 0 && r->length >= 0 &&
         r->pending.len == (uint64_t)r->length) {
         /* The declared length in one chunk: sent as it is, and the body is complete. */
         plan_buffer(r, plan, 1);
-        goto done;
+        return;
     }
     /*
      * Unknown length: stream from the first chunk. There is no look-ahead
@@ -653,8 +652,6 @@ csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *p
      * produced. A body of one chunk declares total_length to get a length.
      */
     plan_stream(r, plan);
-done:
-    r->framing = plan->framing;
 }
 
 int64_t

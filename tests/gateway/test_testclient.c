@@ -74,12 +74,13 @@ copy_str(char *dst, size_t n, struct csgi_str s)
 
 enum lbody_mode {
     LB_PLAIN,
-    LB_FAIL_AT,    /* next() returns fail_rc at index fail_at */
-    LB_NULL_CHUNK, /* a chunk {NULL, 5} at index fail_at */
-    LB_POSITIVE,   /* next() returns 7 at index fail_at */
-    LB_WRITE,      /* next() calls write() first and records the result */
-    LB_EXC_LATE,   /* at fail_at: start_response(exc) and return its code */
-    LB_EMPTY_SPIN  /* empty chunks forever */
+    LB_FAIL_AT,     /* next() returns fail_rc at index fail_at */
+    LB_NULL_CHUNK,  /* a chunk {NULL, 5} at index fail_at */
+    LB_POSITIVE,    /* next() returns 7 at index fail_at */
+    LB_WRITE,       /* next() calls write() first and records the result */
+    LB_EXC_LATE,    /* at fail_at: start_response(exc) and return its code */
+    LB_EXC_SWALLOW, /* at fail_at: start_response(exc), ignore its code, return the chunk */
+    LB_EMPTY_SPIN   /* empty chunks forever */
 };
 
 struct lbody {
@@ -122,6 +123,12 @@ lbody_next(void *ctx, struct csgi_chunk *out)
             struct csgi_exc_info exc = {CSGI_EXC_INFO_VERSION, CSGI_EIO, CSGI_STR_INIT("late")};
             g_rc[1] = b->resp->start_response(b->resp->ctx, 500, no_reason, ct_plain, 1, &exc);
             return g_rc[1];
+        }
+        break;
+    case LB_EXC_SWALLOW:
+        if (b->i == b->fail_at) {
+            struct csgi_exc_info exc = {CSGI_EXC_INFO_VERSION, CSGI_EIO, CSGI_STR_INIT("late")};
+            g_rc[1] = b->resp->start_response(b->resp->ctx, 500, no_reason, ct_plain, 1, &exc);
         }
         break;
     case LB_EMPTY_SPIN:
@@ -1060,6 +1067,10 @@ static const struct outcome outcomes[] = {
     {"positive next", NULL, NULL, -1, LB_POSITIVE, 0, 0, 1, CSGI_EAPP, 500,
      "500 Internal Server Error\n"},
     {"late exc", NULL, NULL, -1, LB_EXC_LATE, 1, 0, 1, CSGI_EHEADERS_SENT, 200, "hello"},
+    /* exc_info after the headers fails the response even when the app goes on: the chunk
+     * returned with it is not sent. */
+    {"late exc swallowed", NULL, NULL, -1, LB_EXC_SWALLOW, 1, 0, 1, CSGI_EHEADERS_SENT, 200,
+     "hello"},
     {"head", "HEAD", "10", -1, LB_PLAIN, 0, 0, 1, CSGI_OK, 200, ""},
     {"spinning body", NULL, NULL, -1, LB_EMPTY_SPIN, 0, 0, 1, CSGI_EAPP, 500,
      "500 Internal Server Error\n"},

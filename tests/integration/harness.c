@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -352,4 +353,54 @@ h_raw(int port, const char *req, size_t len, char *out, size_t cap, int timeout_
     out[n] = '\0';
     close(fd);
     return n;
+}
+
+/* Read the stats JSON from the unix socket: NULL when it cannot be read. */
+char *
+h_stats_raw(const struct hserver *s)
+{
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+
+    if (fd < 0)
+        return NULL;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(s->stats) >= sizeof(sa.sun_path)) {
+        close(fd);
+        return NULL;
+    }
+    memcpy(sa.sun_path, s->stats, strlen(s->stats));
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return NULL;
+    }
+    for (;;) {
+        ssize_t n;
+        if (cap - len < 4096) {
+            char *nb = realloc(buf, cap ? cap * 2 : 16384);
+            if (!nb) {
+                free(buf);
+                close(fd);
+                return NULL;
+            }
+            buf = nb;
+            cap = cap ? cap * 2 : 16384;
+        }
+        n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    if (len == 0) {
+        free(buf);
+        return NULL;
+    }
+    buf[len] = '\0';
+    return buf;
 }

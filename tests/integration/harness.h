@@ -57,6 +57,9 @@ void h_resp_free(struct hresp *r);
 size_t h_raw(int port, const char *req, size_t len, char *out, size_t cap, int timeout_ms,
              int *closed);
 
+/* The stats JSON read from s->stats (the unix socket), malloc'ed; NULL when it cannot be read. */
+char *h_stats_raw(const struct hserver *s);
+
 /* Read a file into a malloc'ed NUL-terminated string. */
 char *h_slurp(const char *path, size_t *len);
 

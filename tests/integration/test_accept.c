@@ -20,7 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -149,41 +148,15 @@ run_close(const struct hserver *s, int n)
     return dt;
 }
 
-/* Read the stats JSON from the unix socket: NULL when it cannot be read. */
+/* The stats JSON, parsed: NULL when it cannot be read. */
 static cJSON *
 stats_get(const struct hserver *s)
 {
-    struct sockaddr_un sa;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    char buf[65536];
-    size_t len = 0;
+    char *raw = h_stats_raw(s);
+    cJSON *j = raw ? cJSON_Parse(raw) : NULL;
 
-    if (fd < 0)
-        return NULL;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(s->stats) >= sizeof(sa.sun_path)) {
-        close(fd);
-        return NULL;
-    }
-    memcpy(sa.sun_path, s->stats, strlen(s->stats));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        close(fd);
-        return NULL;
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf + len, sizeof(buf) - len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (len + 1 >= sizeof(buf))
-            break;
-    }
-    close(fd);
-    buf[len] = '\0';
-    return len ? cJSON_Parse(buf) : NULL;
+    free(raw);
+    return j;
 }
 
 static long long

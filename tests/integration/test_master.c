@@ -21,7 +21,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,60 +157,10 @@ stop_ok(struct hserver *s)
                   "server did not exit 0 on SIGTERM (status %d, log %s)", status, s->log);
 }
 
-/* Read the stats JSON from the unix socket: NULL when it cannot be read. */
-static char *
-stats_raw(const struct hserver *s)
-{
-    struct sockaddr_un sa;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-
-    if (fd < 0)
-        return NULL;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    if (strlen(s->stats) >= sizeof(sa.sun_path)) {
-        close(fd);
-        return NULL;
-    }
-    memcpy(sa.sun_path, s->stats, strlen(s->stats));
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        close(fd);
-        return NULL;
-    }
-    for (;;) {
-        ssize_t n;
-        if (cap - len < 4096) {
-            char *nb = realloc(buf, cap ? cap * 2 : 16384);
-            if (!nb) {
-                free(buf);
-                close(fd);
-                return NULL;
-            }
-            buf = nb;
-            cap = cap ? cap * 2 : 16384;
-        }
-        n = read(fd, buf + len, cap - len - 1);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    if (len == 0) {
-        free(buf);
-        return NULL;
-    }
-    buf[len] = '\0';
-    return buf;
-}
-
 static cJSON *
 stats_get(const struct hserver *s)
 {
-    char *raw = stats_raw(s);
+    char *raw = h_stats_raw(s);
     cJSON *j = raw ? cJSON_Parse(raw) : NULL;
 
     free(raw);
@@ -305,7 +254,7 @@ wait_stats(const struct hserver *s, const struct want *w, int timeout_ms, const 
     char *last = NULL;
 
     for (;;) {
-        char *raw = stats_raw(s);
+        char *raw = h_stats_raw(s);
         cJSON *j = raw ? cJSON_Parse(raw) : NULL;
         if (j && stats_match(j, w)) {
             free(raw);

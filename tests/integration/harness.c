@@ -163,7 +163,6 @@ h_start(struct hserver *s, int ready, const char *const *extra)
     const char *server = getenv("CSGI_SERVER");
     const char *argv[64];
     int argc = 0;
-    long long end;
 
     ck_assert_msg(server != NULL, "CSGI_SERVER is not set");
     argv[argc++] = server;
@@ -178,12 +177,20 @@ h_start(struct hserver *s, int ready, const char *const *extra)
     for (size_t i = 0; extra && extra[i] && argc < 62; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;
+    h_spawn(s, argv, ready);
+}
+
+void
+h_spawn(struct hserver *s, const char *const *argv, int ready)
+{
+    long long end;
+
     s->pid = fork();
     ck_assert_int_ge(s->pid, 0);
     if (s->pid == 0) {
         int devnull = open("/dev/null", O_RDWR);
         dup2(devnull, 0);
-        execv(server, (char *const *)argv);
+        execv(argv[0], (char *const *)argv);
         _exit(127);
     }
     end = h_ms_now() + 15000;

@@ -24,6 +24,12 @@ void h_init(struct hserver *s);
 void h_add_plugin(struct hserver *s, const char *file, const char *as_name);
 /* Start csgi-server with extra args (NULL-terminated); waits for `ready` "worker ready" lines. */
 void h_start(struct hserver *s, int ready, const char *const *extra);
+/*
+ * Fork and exec @p argv (argv[0] is the binary, stdin on /dev/null), then wait
+ * for the "listening on" line and @p ready "worker ready" lines in s->log; sets
+ * s->pid and s->port. h_start() uses it; a test with its own command line too.
+ */
+void h_spawn(struct hserver *s, const char *const *argv, int ready);
 /* Send sig to the master and wait up to timeout_ms; returns the wait status or -1 on timeout. */
 int h_stop(struct hserver *s, int sig, int timeout_ms);
 /* Remove the private dir (after the server is stopped). */

@@ -470,31 +470,8 @@ static void
 start_with_config(struct hserver *s, const char *cfg, int ready)
 {
     const char *argv[] = {server_bin(), "--config", cfg, NULL};
-    long long end = h_ms_now() + 15000;
 
-    s->pid = fork();
-    ck_assert_int_ge(s->pid, 0);
-    if (s->pid == 0) {
-        int devnull = open("/dev/null", O_RDWR);
-        dup2(devnull, 0);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    while (h_ms_now() < end) {
-        char *log = h_slurp(s->log, NULL);
-        char *at = strstr(log, "listening on http://127.0.0.1:");
-        int n = 0;
-        if (at)
-            s->port = atoi(at + strlen("listening on http://127.0.0.1:"));
-        for (char *p = log; (p = strstr(p, "worker ready")) != NULL; p++)
-            n++;
-        free(log);
-        if (s->port && n >= ready)
-            return;
-        ck_assert_msg(waitpid(s->pid, NULL, WNOHANG) == 0, "server exited (log %s)", s->log);
-        h_sleep_ms(20);
-    }
-    ck_abort_msg("server did not start (log %s)", s->log);
+    h_spawn(s, argv, ready);
 }
 
 static void

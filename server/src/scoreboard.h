@@ -97,6 +97,13 @@ srv__score_copy(char *dst, size_t size, const char *s, size_t len)
 }
 
 /*
+ * Copy a worker-written string field (an array, maybe without a NUL) into
+ * the array dst, reading no further than the field.
+ */
+#define SRV_SCORE_TEXT(dst, field)                                                                 \
+    srv__score_copy((dst), sizeof(dst), (field), strnlen((field), sizeof(field) - 1))
+
+/*
  * Publish, in slot thread of sc, that this thread now runs plugin code of
  * plugin (key: any pointer that identifies it in this worker) for request id.
  * Call it right before the plugin's call(), next() or close(). plugin is
@@ -163,17 +170,13 @@ srv_inflight_read(struct srv_score *sc, int thread, struct srv_inflight_text *ou
     if (!sc || thread < 0 || thread >= SRV_MAX_THREADS)
         return 0;
     f = &sc->in_plugin[thread];
-    if (!atomic_load_explicit(&sc->in_plugin[thread].active, memory_order_acquire))
+    if (!atomic_load_explicit(&f->active, memory_order_acquire))
         return 0;
     out->request_id = f->request_id;
-    srv__score_copy(out->plugin, sizeof(out->plugin), f->plugin,
-                    strnlen(f->plugin, sizeof(f->plugin) - 1));
-    srv__score_copy(out->method, sizeof(out->method), f->method,
-                    strnlen(f->method, sizeof(f->method) - 1));
-    srv__score_copy(out->target, sizeof(out->target), f->target,
-                    strnlen(f->target, sizeof(f->target) - 1));
-    srv__score_copy(out->remote_addr, sizeof(out->remote_addr), f->remote_addr,
-                    strnlen(f->remote_addr, sizeof(f->remote_addr) - 1));
+    SRV_SCORE_TEXT(out->plugin, f->plugin);
+    SRV_SCORE_TEXT(out->method, f->method);
+    SRV_SCORE_TEXT(out->target, f->target);
+    SRV_SCORE_TEXT(out->remote_addr, f->remote_addr);
     return 1;
 }
 

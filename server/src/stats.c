@@ -231,10 +231,6 @@ blabel(struct buf *b, const char *s)
     }
 }
 
-/* Copy a worker-written string field (size bytes, maybe without a NUL) into dst. */
-#define SCORE_TEXT(dst, field)                                                                     \
-    srv__score_copy((dst), sizeof(dst), (field), strnlen((field), sizeof(field) - 1))
-
 /* Sum the per-plugin counters of the serving generation's workers into agg. */
 static int
 collect_plugins(const struct srv_stats_view *v, struct srv_plugin_score *agg)
@@ -257,7 +253,7 @@ collect_plugins(const struct srv_stats_view *v, struct srv_plugin_score *agg)
             char name[sizeof(ps->name)];
             int j;
             /* Read with bounds: the worker may have left no NUL (crashed mid-write, or worse). */
-            SCORE_TEXT(name, ps->name);
+            SRV_SCORE_TEXT(name, ps->name);
             for (j = 0; j < n_agg; j++) {
                 if (strcmp(agg[j].name, name) == 0)
                     break;
@@ -266,8 +262,8 @@ collect_plugins(const struct srv_stats_view *v, struct srv_plugin_score *agg)
                 continue;
             if (j == n_agg) {
                 memcpy(agg[j].name, name, sizeof(name));
-                SCORE_TEXT(agg[j].version, ps->version);
-                SCORE_TEXT(agg[j].mount, ps->mount);
+                SRV_SCORE_TEXT(agg[j].version, ps->version);
+                SRV_SCORE_TEXT(agg[j].mount, ps->mount);
                 n_agg++;
             }
             agg[j].requests += atomic_load(&ps->requests);

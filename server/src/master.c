@@ -636,23 +636,15 @@ start_reload(struct master *m)
     struct srv_config *ncfg;
     char err[512];
 
+    /* Called with no reload in progress: a SIGHUP during one waits for its end (master_step). */
     m->reload_requested = 0;
-    if (m->pending_gen) {
-        /* Coalesce: one reload at a time; this one runs when the current ends. */
-        m->reload_requested = 1;
-        return;
-    }
     ncfg = calloc(1, sizeof(*ncfg));
     if (!ncfg)
         return;
     srv_config_init(ncfg);
     if (srv_config_parse_args(ncfg, m->argc, m->argv, err, sizeof(err)) < 0 ||
-        srv_config_validate(ncfg, err, sizeof(err)) < 0) {
-        srv_log(SRV_LOG_ERROR, "reload refused, old workers keep serving: %s", err);
-        release_config(ncfg, 1);
-        return;
-    }
-    if (srv_config_check_paths(ncfg, err, sizeof(err)) < 0) {
+        srv_config_validate(ncfg, err, sizeof(err)) < 0 ||
+        srv_config_check_paths(ncfg, err, sizeof(err)) < 0) {
         srv_log(SRV_LOG_ERROR, "reload refused, old workers keep serving: %s", err);
         release_config(ncfg, 1);
         return;

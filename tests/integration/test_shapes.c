@@ -27,6 +27,9 @@
 #define STREAM_GAP_MIN     300
 #define STREAM_LATENCY_MAX 300
 
+/* Chunks /cases/chunks?n=20&delay_ms=100 may produce before a hang-up at 350 ms is noticed. */
+#define ABORT_NOTICED_MAX 10
+
 #define UPLOAD_BYTES (3u * 1024u * 1024u)
 #define BIG_BYTES    (4u * 1024u * 1024u)
 
@@ -503,6 +506,17 @@ START_TEST(shapes_client_abort)
     }
     ck_assert_msg(h_log_count(&srv, closed) == 1, "workers=%d abort: the body was closed %d times",
                   n_workers, h_log_count(&srv, closed));
+    {
+        /* Noticed at a send soon after the hang-up, not when the 20 chunks ran out. */
+        char *log = h_slurp(srv.log, NULL);
+        const char *at = strstr(log, closed);
+        int produced = at ? atoi(at + strlen(closed)) : -1;
+
+        free(log);
+        ck_assert_msg(produced >= 1 && produced <= ABORT_NOTICED_MAX,
+                      "workers=%d abort: the hang-up was noticed after %d of 20 chunks (max %d)",
+                      n_workers, produced, ABORT_NOTICED_MAX);
+    }
 }
 END_TEST
 

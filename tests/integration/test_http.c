@@ -517,9 +517,13 @@ START_TEST(http_file_body)
 }
 END_TEST
 
+/* The line a failing look-ahead next() after one 100-byte chunk leaves. */
+#define LOOKAHEAD_LINE "body next() failed after 100 bytes: "
+
 START_TEST(http_app_errors)
 {
     struct hresp r = h_get(&srv, "/probe/error");
+    int lookahead_logged;
 
     ck_assert_int_eq(r.status, 500);
     h_resp_free(&r);
@@ -534,11 +538,27 @@ START_TEST(http_app_errors)
      * chunk counts as sent (SPEC 4.4), so it goes out and the connection is
      * aborted, as the test client reports it.
      */
+    lookahead_logged = h_log_count(&srv, LOOKAHEAD_LINE);
     r = h_get(&srv, "/probe/error-mid?n=3&size=100&fail=1");
     ck_assert_int_eq(r.status, 200);
     ck_assert_msg(r.curl_code != 0, "curl should see an aborted transfer");
     ck_assert_uint_eq(r.len, 100);
     h_resp_free(&r);
+    /* SPEC 4.10: the failure is logged, and the line names the error code. */
+    ck_assert_msg(h_wait_log(&srv, LOOKAHEAD_LINE, lookahead_logged + 1, 2000),
+                  "no \"%s\" line in %s", LOOKAHEAD_LINE, srv.log);
+    {
+        char *log = h_slurp(srv.log, NULL);
+        const char *at = NULL, *eol;
+
+        for (const char *p = log; (p = strstr(p, LOOKAHEAD_LINE)) != NULL; p++)
+            at = p;
+        eol = at ? strchr(at, '\n') : NULL;
+        ck_assert_msg(at && eol && memmem(at, (size_t)(eol - at), "(EIO)", 5),
+                      "the look-ahead failure's line does not name EIO: %.*s",
+                      at && eol ? (int)(eol - at) : 0, at ? at : "");
+        free(log);
+    }
     /* A body that fails after the headers went out: the connection is aborted. */
     r = h_get(&srv, "/probe/error-mid?n=5&size=70000&fail=3");
     ck_assert_msg(r.curl_code != 0, "curl should see an aborted transfer");

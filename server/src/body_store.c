@@ -117,6 +117,23 @@ spills_reserve(uint64_t len, uint64_t limit)
 /* Body storage                                                        */
 /* ------------------------------------------------------------------ */
 
+/* Write all of [p, p+len) to fd. Returns 0 or -errno. */
+static int
+write_all(int fd, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
 static int
 spill(struct csgi_request *r)
 {
@@ -135,22 +152,9 @@ spill(struct csgi_request *r)
             return -errno;
         unlink(path);
     }
-    if (r->body_len) {
-        const char *p = r->body_mem;
-        size_t left = (size_t)r->body_len;
-        while (left) {
-            ssize_t w = write(fd, p, left);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                close(fd);
-                return -errno;
-            }
-            p += w;
-            left -= (size_t)w;
-        }
-    }
-    rc = spills_add(fd);
+    rc = write_all(fd, r->body_mem, (size_t)r->body_len);
+    if (rc == 0)
+        rc = spills_add(fd);
     if (rc < 0) {
         close(fd);
         return rc;
@@ -168,9 +172,10 @@ int
 srv_body_store(struct csgi_request *r, const char *data, size_t len)
 {
     const struct srv_config *cfg = r->h->cfg;
+    int rc;
 
     if (r->body_fd < 0 && r->body_len + len > cfg->body_buffer) {
-        int rc = spill(r);
+        rc = spill(r);
         if (rc == -ENOSPC) {
             srv_log(SRV_LOG_ERROR,
                     "request %llu: body refused: this worker's spilled bodies would pass "
@@ -192,18 +197,10 @@ srv_body_store(struct csgi_request *r, const char *data, size_t len)
                     (unsigned long long)r->id, (unsigned long long)r->body_len, cfg->max_spill);
             return -ENOSPC;
         }
-        while (len) {
-            ssize_t w = write(r->body_fd, data, len);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                return -errno;
-            }
-            data += w;
-            len -= (size_t)w;
-            r->body_len += (uint64_t)w;
-        }
-        return 0;
+        rc = write_all(r->body_fd, data, len);
+        if (rc == 0)
+            r->body_len += len;
+        return rc;
     }
     if (r->body_len + len > r->body_cap) {
         size_t cap = r->body_cap ? r->body_cap : 4096;

@@ -313,6 +313,32 @@ attach_config(struct srv_plugin *p, const struct srv_config *cfg)
     return 0;
 }
 
+/* Index of the loaded plugin named name, or set->n. */
+static size_t
+find_named(const struct srv_plugin_set *set, const char *name)
+{
+    size_t j;
+
+    for (j = 0; j < set->n; j++) {
+        if (strcmp(set->v[j].desc.name, name) == 0)
+            break;
+    }
+    return j;
+}
+
+/* Index of the loaded plugin mounted at mount, or set->n. */
+static size_t
+find_mounted(const struct srv_plugin_set *set, const char *mount)
+{
+    size_t j;
+
+    for (j = 0; j < set->n; j++) {
+        if (strcmp(set->v[j].mount, mount) == 0)
+            break;
+    }
+    return j;
+}
+
 /*
  * A --set for a plugin name that is not loaded is a typo or a plugin that
  * failed: warn once per name and key, and record it.
@@ -324,13 +350,8 @@ check_settings(const struct srv_plugin_set *set, const struct srv_config *cfg,
     for (size_t i = 0; i < cfg->n_settings; i++) {
         const struct srv_setting *st = &cfg->settings[i];
         char what[256], why[256];
-        size_t j;
 
-        for (j = 0; j < set->n; j++) {
-            if (strcmp(set->v[j].desc.name, st->plugin) == 0)
-                break;
-        }
-        if (j < set->n)
+        if (find_named(set, st->plugin) < set->n)
             continue;
         snprintf(what, sizeof(what), "--set %.100s.%.100s", st->plugin, st->key);
         snprintf(why, sizeof(why), "no plugin named \"%.100s\" is loaded", st->plugin);
@@ -393,20 +414,6 @@ free_names(char **names, size_t n)
     free(names);
 }
 
-/* Index of the loaded plugin whose name (or, with @p by_mount, mount) equals @p p's, or set->n. */
-static size_t
-find_clash(const struct srv_plugin_set *set, const struct srv_plugin *p, int by_mount)
-{
-    size_t j;
-
-    for (j = 0; j < set->n; j++) {
-        if (by_mount ? strcmp(set->v[j].mount, p->mount) == 0
-                     : strcmp(set->v[j].desc.name, p->desc.name) == 0)
-            break;
-    }
-    return j;
-}
-
 /*
  * Load plugin file @p name into the next free slot of @p set, mount it and
  * attach its configuration. Returns 0 when it joined the set, -1 when it was
@@ -432,7 +439,7 @@ add_plugin(struct srv_plugin_set *set, const struct srv_config *cfg, struct srv_
     free(path);
     if (load_one(rep, p, cfg->plugin_dir, name, cfg) < 0)
         return -1;
-    j = find_clash(set, p, 0);
+    j = find_named(set, p->desc.name);
     if (j < set->n) {
         skip(rep, name, "duplicate plugin name \"%s\" (already loaded from \"%s\")", p->desc.name,
              set->v[j].file);
@@ -449,7 +456,7 @@ add_plugin(struct srv_plugin_set *set, const struct srv_config *cfg, struct srv_
         skip(rep, name, "invalid mount \"%s\"", m ? m : "(none)");
         goto error_free;
     }
-    j = find_clash(set, p, 1);
+    j = find_mounted(set, p->mount);
     if (j < set->n) {
         skip(rep, name, "mount \"%s\" is already used by plugin \"%s\"", p->mount,
              set->v[j].desc.name);
@@ -474,12 +481,7 @@ static void
 warn_unused_mounts(const struct srv_plugin_set *set, const struct srv_config *cfg)
 {
     for (size_t i = 0; i < cfg->n_mounts; i++) {
-        size_t j;
-        for (j = 0; j < set->n; j++) {
-            if (strcmp(set->v[j].desc.name, cfg->mounts[i].plugin) == 0)
-                break;
-        }
-        if (j == set->n)
+        if (find_named(set, cfg->mounts[i].plugin) == set->n)
             srv_log(SRV_LOG_WARN, "mount \"%s\" names plugin \"%s\", which is not loaded",
                     cfg->mounts[i].prefix, cfg->mounts[i].plugin);
     }

@@ -308,29 +308,34 @@ read_pid(const char *path)
     return (pid_t)v;
 }
 
+/* Read the command name at path (/proc/PID/comm) into buf. Returns 0, or -1 when unreadable. */
+static int
+read_comm(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+
+    buf[0] = '\0';
+    if (!f)
+        return -1;
+    if (!fgets(buf, (int)size, f))
+        buf[0] = '\0';
+    fclose(f);
+    return 0;
+}
+
 /* True when pid is a live process running the same program as this one. */
 static int
 same_program_alive(pid_t pid)
 {
-    char path[64], mine[64] = "", theirs[64] = "";
-    FILE *f;
+    char path[64], mine[64], theirs[64];
 
     if (pid == getpid() || (kill(pid, 0) < 0 && errno != EPERM))
         return 0;
     /* The pid may have been reused since a crash: compare the command names. */
     snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-    f = fopen(path, "r");
-    if (!f)
+    if (read_comm(path, theirs, sizeof(theirs)) < 0)
         return 1; /* no /proc: assume the worst */
-    if (!fgets(theirs, sizeof(theirs), f))
-        theirs[0] = '\0';
-    fclose(f);
-    f = fopen("/proc/self/comm", "r");
-    if (f) {
-        if (!fgets(mine, sizeof(mine), f))
-            mine[0] = '\0';
-        fclose(f);
-    }
+    read_comm("/proc/self/comm", mine, sizeof(mine));
     return strcmp(mine, theirs) == 0;
 }
 

@@ -885,8 +885,6 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         }
         /* The store's -errno is kept: -ENOSPC means --max-spill, which is a 503. */
         r->body_io_error = srv_body_store(r, upload_data, n);
-        if (r->body_io_error > 0)
-            r->body_io_error = 0;
         return MHD_YES;
     }
     /* The whole request is here. */

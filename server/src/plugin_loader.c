@@ -282,10 +282,15 @@ free_plugin(struct srv_plugin *p)
     free(p->config);
     free(p->mount);
     free(p->file);
-    if (p->handle && !getenv("CSGI_NO_DLCLOSE")) {
+    /*
+     * The copy's descriptor stays open, as for a plugin that failed to load:
+     * glibc finds loaded objects by their name (/proc/self/fd/N), and an
+     * object dlclose() could not unmap would be handed back to the next
+     * plugin whose copy reused the number. One descriptor per plugin file,
+     * for the life of the process.
+     */
+    if (p->handle && !getenv("CSGI_NO_DLCLOSE"))
         dlclose(p->handle);
-        close(p->copy_fd);
-    }
     memset(p, 0, sizeof(*p));
 }
 

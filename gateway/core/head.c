@@ -13,6 +13,8 @@ struct head_scan {
     size_t cl_len, te_len, host_len;
     struct csgi_str ctype;
     const char *why;
+    const struct csgi_header *headers;
+    size_t host_index;
 };
 
 /* Record one header line; sets s->why for a line that is refused outright. */
@@ -37,12 +39,18 @@ scan_one(struct head_scan *s, const struct csgi_header *hd)
         s->why = "folded (obs-fold) Content-Length or Transfer-Encoding";
         return;
     }
-    if (value_len && memchr(value, '\0', value_len)) {
-        s->why = "header value has a NUL byte";
+    /*
+     * RFC 9110 5.5: NUL, CR and LF in a value are refused (a front end that
+     * takes a bare CR for a line break would see another header), and so
+     * are the other controls and DEL: no plugin or log gets them.
+     */
+    if (value_len && !csgi__is_field_value(value, value_len)) {
+        s->why = "header value has a control byte";
         return;
     }
     /* The name is a token: csgi__token_ieq() applies; it compares the length first. */
     if (csgi__token_ieq(key, key_len, "host", 4)) {
+        s->host_index = (size_t)(hd - s->headers);
         s->n_host++;
         s->host = value;
         s->host_len = value_len;
@@ -197,6 +205,7 @@ csgi__head_check(const struct csgi__head *head, char *path_buf, struct csgi__hea
         return 431;
     }
     memset(&s, 0, sizeof(s));
+    s.headers = head->headers;
     for (size_t i = 0; i < head->n_headers && !s.why; i++)
         scan_one(&s, &head->headers[i]);
     if (s.why) {
@@ -210,6 +219,15 @@ csgi__head_check(const struct csgi__head *head, char *path_buf, struct csgi__hea
         status = check_line(head, path_buf, facts, why);
     if (status)
         return status;
+    if (facts->target.host && s.n_host) {
+        /*
+         * Absolute form: the target's authority replaces Host (RFC 9112
+         * 3.2.2), in the headers too, so that header_get("host"),
+         * request_url() and server_name agree.
+         */
+        head->headers[s.host_index].value.ptr = facts->target.host;
+        head->headers[s.host_index].value.len = facts->target.host_len;
+    }
     facts->content_type = s.ctype;
     facts->head_request = head->method_len == 4 && memcmp(head->method, "HEAD", 4) == 0;
     return 0;

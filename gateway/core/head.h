@@ -23,7 +23,11 @@ struct csgi__head {
     /* The request-target as received, NUL-terminated after raw_target_len bytes. */
     const char *raw_target;
     size_t raw_target_len;
-    const struct csgi_header *headers;
+    /*
+     * The header lines. Not const: for an absolute-form target the Host
+     * line's value is replaced by the target's authority.
+     */
+    struct csgi_header *headers;
     size_t n_headers;
     /* The transport saw more header lines than it keeps (--max-headers). */
     int too_many_headers;

@@ -497,7 +497,7 @@ tc_check_head(struct csgi_request *req, const struct csgi_test_request *rq,
     head.raw_target = target;
     head.raw_target_len = strlen(target);
     head.any_method = 1;
-    rc = tc_copy_headers(req, rq, (struct csgi_header **)&head.headers, &head.n_headers);
+    rc = tc_copy_headers(req, rq, &head.headers, &head.n_headers);
     if (rc < 0)
         return rc;
     path_buf = tc_arena_alloc(req, head.raw_target_len + 2);

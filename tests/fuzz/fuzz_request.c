@@ -246,7 +246,7 @@ check_facts(const struct csgi__head *head, const char *path_buf, const struct cs
     for (size_t i = 0; i < head->n_headers; i++) {
         const struct csgi_header *h = &head->headers[i];
         assert(csgi__is_token(h->name.ptr, h->name.len));
-        assert(!h->value.len || memchr(h->value.ptr, '\0', h->value.len) == NULL);
+        assert(!h->value.len || csgi__is_field_value(h->value.ptr, h->value.len));
         if (csgi__str_ieq(h->name.ptr, h->name.len, "content-length")) {
             n_cl++;
             cl = h;
@@ -271,6 +271,8 @@ check_facts(const struct csgi__head *head, const char *path_buf, const struct cs
     if (f->target.host) {
         assert(f->host == f->target.host && f->host_len == f->target.host_name_len);
         assert(span_within(f->host, f->host_len, head->raw_target, head->raw_target_len));
+        /* ... and the Host line the application reads says the same (RFC 9112 3.2.2). */
+        assert(!n_host || host_in_header);
     } else if (n_host) {
         assert(host_in_header);
     } else {
@@ -285,6 +287,7 @@ fuzz_request_head(const char *p, size_t n)
     const char *end = p + n, *line, *sp1, *sp2;
     size_t len;
     struct csgi_header h[MAX_REQ_HEADERS];
+    char *values[MAX_REQ_HEADERS]; /* as allocated: the check may repoint a Host line */
     struct csgi__head head;
     struct csgi__head_facts f;
     char *method = NULL, *version = NULL, *target = NULL, *path_buf = NULL;
@@ -336,6 +339,7 @@ fuzz_request_head(const char *p, size_t n)
         }
         h[head.n_headers].name.ptr = name;
         h[head.n_headers].name.len = name_len;
+        values[head.n_headers] = (char *)value;
         h[head.n_headers].value.ptr = value;
         h[head.n_headers].value.len = value_len;
         head.n_headers++;
@@ -358,7 +362,7 @@ fuzz_request_head(const char *p, size_t n)
 out:
     for (size_t i = 0; i < head.n_headers; i++) {
         free((void *)h[i].name.ptr);
-        free((void *)h[i].value.ptr);
+        free(values[i]);
     }
     free(method);
     free(version);

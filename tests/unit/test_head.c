@@ -87,6 +87,8 @@ struct built {
     char *path_buf;
     struct csgi_header *h;
     size_t n;
+    /* The values as built (the check may point a Host line elsewhere). */
+    char *values[MAX_HDR];
 };
 
 static void
@@ -113,7 +115,8 @@ build(struct built *b, const struct head_case *c)
     for (size_t i = 0; i < b->n; i++) {
         b->h[i].name.ptr = exact(c->h[i].name.p, c->h[i].name.n);
         b->h[i].name.len = c->h[i].name.n;
-        b->h[i].value.ptr = exact(c->h[i].value.p, c->h[i].value.n);
+        b->values[i] = exact(c->h[i].value.p, c->h[i].value.n);
+        b->h[i].value.ptr = b->values[i];
         b->h[i].value.len = c->h[i].value.n;
     }
     b->head.method = b->method;
@@ -133,7 +136,7 @@ unbuild(struct built *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         free((void *)b->h[i].name.ptr);
-        free((void *)b->h[i].value.ptr);
+        free(b->values[i]);
     }
     free(b->h);
     free(b->method);
@@ -242,7 +245,7 @@ START_TEST(head_too_many_headers)
 END_TEST
 
 /* ------------------------------------------------------------------ */
-/* Header lines: names, folded framing names, NUL in values            */
+/* Header lines: names, folded framing names, controls in values       */
 /* ------------------------------------------------------------------ */
 
 static const struct head_case line_cases[] = {
@@ -263,11 +266,18 @@ static const struct head_case line_cases[] = {
      .status = 400,
      .why = "folded"},
     /* A NUL inside a value (the value's recorded length includes the NUL). */
-    {.h = {H("Host", "h"), H("X-A", "a\0b")}, .status = 400, .why = "NUL"},
-    {.h = {H("Host", "h"), H("X-A", "\0")}, .status = 400, .why = "NUL"},
-    {.h = {H("Host", "h"), H("X-A", "abc\0")}, .status = 400, .why = "NUL"},
-    {.h = {H("Host", "h\0")}, .status = 400, .why = "NUL"},
-    {.h = {H("Host", "h"), H("Content-Length", "5\0")}, .status = 400, .why = "NUL"},
+    {.h = {H("Host", "h"), H("X-A", "a\0b")}, .status = 400, .why = "control byte"},
+    {.h = {H("Host", "h"), H("X-A", "\0")}, .status = 400, .why = "control byte"},
+    {.h = {H("Host", "h"), H("X-A", "abc\0")}, .status = 400, .why = "control byte"},
+    {.h = {H("Host", "h\0")}, .status = 400, .why = "control byte"},
+    {.h = {H("Host", "h"), H("Content-Length", "5\0")}, .status = 400, .why = "control byte"},
+    /* CR, LF, the other controls and DEL (RFC 9110 5.5): a bare CR is a line break to some. */
+    {.h = {H("Host", "h"), H("X-A", "a\rContent-Length: 5")}, .status = 400, .why = "control byte"},
+    {.h = {H("Host", "h"), H("X-A", "a\nb")}, .status = 400, .why = "control byte"},
+    {.h = {H("Host", "h"), H("X-A", "\x01")}, .status = 400, .why = "control byte"},
+    {.h = {H("Host", "h"), H("X-A", "a\x1b[0m")}, .status = 400, .why = "control byte"},
+    {.h = {H("Host", "h"), H("X-A", "a\x7f")}, .status = 400, .why = "control byte"},
+    {.h = {H("Host", "h\x1f")}, .status = 400, .why = "control byte"},
 };
 
 START_TEST(head_header_line)
@@ -283,8 +293,9 @@ static const struct head_case line_ok_cases[] = {
     {.h = {H("Host", "h"), H("Transfer-Encodin", "x")}, .content_length = -1, .host = "h"},
     {.h = {H("Host", "h"), H("TE", "trailers")}, .content_length = -1, .host = "h"},
     {.h = {H("Host", "h"), H("X-A", "")}, .content_length = -1, .host = "h"},
-    /* Bytes other than NUL are the transport's business, not this check's. */
+    /* obs-text, SP and HTAB are field-value bytes. */
     {.h = {H("Host", "h"), H("X-A", "caf\xc3\xa9")}, .content_length = -1, .host = "h"},
+    {.h = {H("Host", "h"), H("X-A", "a\tb c\xff")}, .content_length = -1, .host = "h"},
     {.h = {H("Host", "h"), H("!#$%&'*+-.^_`|~09azAZ", "x")}, .content_length = -1, .host = "h"},
 };
 
@@ -631,6 +642,26 @@ START_TEST(head_absolute_form)
 }
 END_TEST
 
+/* The Host line the application reads becomes the target's authority, port included. */
+START_TEST(head_absolute_form_host_line)
+{
+    static const struct head_case c = {.target = B("http://example.org:81/p"),
+                                       .h = {H("X-A", "1"), H("Host", "other"), H("X-B", "2")},
+                                       .content_length = -1,
+                                       .host = "example.org"};
+    struct built b;
+    struct csgi__head_facts f;
+    const char *why = NULL;
+
+    build(&b, &c);
+    ck_assert_int_eq(csgi__head_check(&b.head, b.path_buf, &f, &why), 0);
+    ck_assert(span_eq(b.head.headers[1].value.ptr, b.head.headers[1].value.len, "example.org:81"));
+    ck_assert(span_eq(b.head.headers[0].value.ptr, b.head.headers[0].value.len, "1"));
+    ck_assert(span_eq(b.head.headers[2].value.ptr, b.head.headers[2].value.len, "2"));
+    unbuild(&b);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Accepted heads: the facts, exactly                                  */
 /* ------------------------------------------------------------------ */
@@ -785,6 +816,7 @@ head_suite(void)
 
     tc = tcase_create("absolute_form");
     tcase_add_loop_test(tc, head_absolute_form, 0, (int)N_OF(absolute_cases));
+    tcase_add_test(tc, head_absolute_form_host_line);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("accepted");

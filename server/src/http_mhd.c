@@ -626,7 +626,41 @@ struct head_collect {
     size_t max;
     int too_many;
     int oom;
+    /* libmicrohttpd 0.9.75: where the previous value ended, and a line found cut or moved. */
+    const char *prev_end;
+    int cut;
 };
+
+#if MHD_VERSION < 0x01000000
+/*
+ * libmicrohttpd 0.9.75 parses the head as C strings, in place: a NUL inside
+ * a header value silently ends it ("Content-Length: 0<NUL>5" reads as 0,
+ * and the body is then parsed as a second request), and an obs-fold
+ * continuation is appended to the field *name* in a copy elsewhere. Its
+ * lines otherwise stay where they arrived, each "name:" with the colon
+ * replaced by NUL and each line's CR LF (or bare LF) by NULs, in order. So a
+ * line is whole when its value starts after the name's colon and optional
+ * whitespace, and the next line starts right after the value's line end.
+ * (1.0 refuses NUL, bare CR and obs-fold in its own parser, at discipline
+ * level 1.)
+ */
+static int
+mhd09_line_whole(struct head_collect *c, const char *key, size_t key_len, const char *value)
+{
+    const char *p = key + key_len + 1;
+
+    if (c->prev_end && !(key == c->prev_end + 2 && !c->prev_end[0] && !c->prev_end[1]) &&
+        !(key == c->prev_end + 1 && !c->prev_end[0]))
+        return 0;
+    if (value < p || value - p > 256)
+        return 0;
+    for (; p < value; p++) {
+        if (*p != ' ' && *p != '\t')
+            return 0;
+    }
+    return 1;
+}
+#endif
 
 static enum MHD_Result
 collect_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
@@ -636,6 +670,11 @@ collect_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_s
     struct csgi_request *r = c->r;
 
     (void)kind;
+#if MHD_VERSION < 0x01000000
+    if (!value || !mhd09_line_whole(c, key, key_size, value))
+        c->cut = 1;
+    c->prev_end = value ? value + value_size : NULL;
+#endif
     if (c->n >= c->max) {
         c->too_many = 1;
         return MHD_NO;
@@ -666,7 +705,7 @@ collect_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_s
 static int
 check_head(struct csgi_request *r)
 {
-    struct head_collect c = {r, 0, INLINE_HEADERS, r->h->cfg->max_headers, 0, 0};
+    struct head_collect c = {r, 0, INLINE_HEADERS, r->h->cfg->max_headers, 0, 0, NULL, 0};
     struct csgi__head head;
     struct csgi__head_facts *facts = &r->facts;
     char *path_buf;
@@ -675,6 +714,18 @@ check_head(struct csgi_request *r)
     r->headers = r->inline_headers;
     MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, collect_header, &c);
     r->n_headers = c.n;
+#if MHD_VERSION < 0x01000000
+    /* The last line ends in NULs too: one more after the first (see mhd09_line_whole()). */
+    if (c.cut || (c.prev_end && c.prev_end[1])) {
+        r->early_why = "header line with a NUL byte or an obs-fold";
+        return 400;
+    }
+    if (r->uri_in_line && r->version != r->uri_in_line + r->raw_target_len + 1) {
+        /* The target and the version are apart by more than one space: a NUL cut the target. */
+        r->early_why = "request-target with a NUL byte";
+        return 400;
+    }
+#endif
     path_buf = r->raw_target ? srv_arena_alloc(&r->arena, r->raw_target_len + 2) : NULL;
     if (c.oom || !path_buf) {
         r->early_why = "out of memory";
@@ -852,6 +903,9 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         r->conn = conn;
         r->method = method;
         r->version = version;
+#if MHD_VERSION < 0x01000000
+        r->uri_in_line = url; /* where on_uri()'s target began (0.9.75 passes that pointer) */
+#endif
         r->method_len = strlen(method);
         r->version_len = strlen(version);
         r->state = REQ_HEAD;
@@ -1015,11 +1069,21 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
             {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, s},
             {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
             {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
+#if MHD_VERSION >= 0x01000000
             /*
-             * Not strict: libmicrohttpd's own 400 for a missing Host repeats its
-             * status line; check_head() refuses the same requests cleanly.
+             * libmicrohttpd 1.0: discipline level 1 ("highly loaded public
+             * servers"): obs-fold, bare LF, whitespace in odd places and CL
+             * with TE are refused by its own (well-formed) 400.
+             */
+            {MHD_OPTION_CLIENT_DISCIPLINE_LVL, 1, NULL},
+#else
+            /*
+             * libmicrohttpd 0.9.75 not strict: its own 400 for a missing Host
+             * repeats its status line; check_head() refuses the same requests
+             * cleanly.
              */
             {MHD_OPTION_STRICT_FOR_CLIENT, 0, NULL},
+#endif
             {MHD_OPTION_END, 0, NULL},
         };
 

@@ -95,6 +95,8 @@ struct csgi_request {
     struct timespec t1; /* when it ended, once t1_set (req_end_time()) */
     char *raw_target;
     size_t raw_target_len;
+    /* libmicrohttpd 0.9.75: the target's place in its request line (http_mhd.c check_head()). */
+    const char *uri_in_line;
     struct srv_conn *sconn;
     int refs;
     int body_fd;

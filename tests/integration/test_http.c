@@ -20,6 +20,8 @@
 
 #include <curl/curl.h>
 
+#include <microhttpd.h>
+
 #include "harness.h"
 
 static struct hserver srv;
@@ -278,7 +280,8 @@ END_TEST
 
 /*
  * Each smuggling vector gets 400 (501 for "gzip, chunked", vector 3: a
- * transfer coding the server does not implement) and the connection is closed.
+ * transfer coding the server does not implement; libmicrohttpd 1.0 answers
+ * that one with 400 itself, see SECURITY.md) and the connection is closed.
  */
 static const char *const smuggle[] = {
     "POST /probe/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n"
@@ -308,7 +311,7 @@ START_TEST(http_smuggling_rejected)
     const char *req = smuggle[_i];
 
     h_raw(srv.port, req, strlen(req), out, sizeof(out), 3000, &closed);
-    const char *want = _i == 3 ? " 501 " : " 400 ";
+    const char *want = _i == 3 && MHD_VERSION < 0x01000000 ? " 501 " : " 400 ";
 
     ck_assert_msg(!strncmp(out, "HTTP/1.", 7) && !strncmp(out + 8, want, 5),
                   "vector %d not refused with%s:\n%s\n--- got:\n%s", _i, want, req, out);

@@ -473,10 +473,20 @@ plain_token(const char *s)
     return 1;
 }
 
+/* The status as text into buf (16 bytes), or @p none for 0 (no response, or status unknown). */
+static const char *
+status_text(int status, char *buf, const char *none)
+{
+    if (!status)
+        return none;
+    snprintf(buf, 16, "%d", status);
+    return buf;
+}
+
 void
 srv_access_log_write(const struct srv_access_record *r)
 {
-    char buf[16384], ts[64];
+    char buf[16384], ts[64], status[16];
     size_t n = 0;
     int json = lg.access_json;
     int pid = r->pid ? r->pid : (int)getpid();
@@ -498,8 +508,8 @@ srv_access_log_write(const struct srv_access_record *r)
         n = esc(buf, sizeof(buf), n, r->target, target_len, 1, LOG_FIELD_TARGET);
         n = app(buf, sizeof(buf), n, "\",\"protocol\":\"");
         CAT(r->protocol, LOG_FIELD_SHORT);
-        n = app(buf, sizeof(buf), n, "\",\"status\":%d,\"bytes\":%llu,\"referer\":\"", r->status,
-                (unsigned long long)r->bytes);
+        n = app(buf, sizeof(buf), n, "\",\"status\":%s,\"bytes\":%llu,\"referer\":\"",
+                status_text(r->status, status, "null"), (unsigned long long)r->bytes);
         CAT(r->referer, LOG_FIELD_HEADER);
         n = app(buf, sizeof(buf), n, "\",\"user_agent\":\"");
         CAT(r->user_agent, LOG_FIELD_HEADER);
@@ -516,7 +526,8 @@ srv_access_log_write(const struct srv_access_record *r)
         n = esc(buf, sizeof(buf), n, r->target, target_len, 0, LOG_FIELD_TARGET);
         n = app(buf, sizeof(buf), n, " ");
         CAT(r->protocol, LOG_FIELD_SHORT);
-        n = app(buf, sizeof(buf), n, "\" %d %llu \"", r->status, (unsigned long long)r->bytes);
+        n = app(buf, sizeof(buf), n, "\" %s %llu \"", status_text(r->status, status, "-"),
+                (unsigned long long)r->bytes);
         CAT(r->referer, LOG_FIELD_HEADER);
         n = app(buf, sizeof(buf), n, "\" \"");
         CAT(r->user_agent, LOG_FIELD_HEADER);

@@ -72,6 +72,11 @@ struct srv_access_record {
     const char *target;
     size_t target_len;
     const char *protocol;
+    /*
+     * The status sent; 0 when no response was sent (the client left, a
+     * timeout, a connection dropped) or its status cannot be known: written
+     * as "-" (JSON null), never as a status code.
+     */
     int status;
     uint64_t bytes;
     const char *referer;

@@ -190,6 +190,35 @@ START_TEST(log_access_json_valid)
 }
 END_TEST
 
+/*
+ * Status 0 (no response was sent, or its status is unknown) is written as a
+ * marker, "-" and JSON null, never as a status code 0.
+ */
+START_TEST(log_access_no_status_marker)
+{
+    struct srv_access_record r;
+    char *lines[8], *buf;
+    size_t len;
+    cJSON *j;
+
+    ck_assert_int_eq(srv_log_open(NULL, path, 0), 0);
+    fill_record(&r, "ua", "-", "/gone");
+    r.status = 0;
+    r.bytes = 0;
+    srv_access_log_write(&r);
+    ck_assert_int_eq(srv_log_open(NULL, path, 1), 0);
+    srv_access_log_write(&r);
+    buf = slurp(&len);
+    ck_assert_int_eq(split_lines(buf, len, lines, 8), 2);
+    ck_assert_msg(strstr(lines[0], "\"GET /gone HTTP/1.1\" - 0 ") != NULL, "%s", lines[0]);
+    j = cJSON_Parse(lines[1]);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_msg(cJSON_IsNull(cJSON_GetObjectItem(j, "status")), "%s", lines[1]);
+    cJSON_Delete(j);
+    free(buf);
+}
+END_TEST
+
 /* An error-log call with CR, LF and other control bytes is one line. */
 START_TEST(log_error_one_line)
 {
@@ -222,6 +251,7 @@ log_suite(void)
     tcase_add_checked_fixture(tc, log_setup, log_teardown);
     tcase_add_test(tc, log_access_combined_control_runs_one_line);
     tcase_add_test(tc, log_access_json_valid);
+    tcase_add_test(tc, log_access_no_status_marker);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("error");

@@ -141,17 +141,50 @@ req_end_time(struct csgi_request *r)
     return &r->t1;
 }
 
+/*
+ * The client's address for the logs: every line about a request names it,
+ * a refused one included. "unix:" on a unix socket (nginx's word; the
+ * environ's remote_addr is "" there, SPEC 4.2), "-" only when unknown.
+ *
+ * Before the environ is built, the address comes from the connection: that
+ * is only ever read while the connection lives (a request refused before
+ * dispatch() has no response of ours that could outlive it, so its last
+ * reference goes in on_completed()).
+ */
+static const char *
+peer_addr(const struct csgi_request *r)
+{
+    if (r->env_built && r->env.remote_addr.len)
+        return r->env.remote_addr.ptr;
+    if (!r->env_built && r->sconn && r->sconn->addr_len)
+        return r->sconn->addr;
+    if (r->slot->l->family == AF_UNIX)
+        return "unix:";
+    return "-";
+}
+
+/*
+ * The error-log line of a refused request: its id, method and target (the
+ * logger escapes their control bytes), the client's address and the status.
+ */
+static void
+refusal_log(const struct csgi_request *r, int status, const char *why)
+{
+    /* 501 and 505 are the client's doing (a method or version we do not serve): info. */
+    srv_log(status >= 500 && status != 501 && status != 505 ? SRV_LOG_ERROR : SRV_LOG_INFO,
+            "request %llu \"%s %.200s\" from %s: %d: %s", (unsigned long long)r->id,
+            r->method ? r->method : "-", r->raw_target ? r->raw_target : "", peer_addr(r), status,
+            why);
+}
+
 static void
 access_log(struct csgi_request *r)
 {
     struct srv_access_record rec;
     struct timespec t1;
-    char addr[INET6_ADDRSTRLEN + 1] = "-";
     struct csgi_str ref = {NULL, 0}, ua = {NULL, 0};
     char *refz = NULL, *uaz = NULL;
 
-    if (r->env_built && r->env.remote_addr.len)
-        snprintf(addr, sizeof(addr), "%s", r->env.remote_addr.ptr);
     if (r->headers) {
         struct csgi_environ e = r->env;
         e.headers = r->headers;
@@ -163,7 +196,7 @@ access_log(struct csgi_request *r)
     }
     t1 = *req_end_time(r);
     memset(&rec, 0, sizeof(rec));
-    rec.remote_addr = addr;
+    rec.remote_addr = peer_addr(r);
     rec.method = r->method ? r->method : "-";
     rec.target = r->raw_target;
     rec.target_len = r->raw_target_len;
@@ -324,6 +357,28 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return r;
 }
 
+/*
+ * A request that ends without a response of ours. When libmicrohttpd
+ * refused it itself (a Content-Length it cannot parse, 400, or that
+ * overflows, 413; a head past --conn-memory, 431; a broken chunk), its own
+ * reply is still attached here (MHD_connection_close_() calls us before it
+ * destroys the response): the access log gets that status, and the error log
+ * a line with the client's address, as for our own refusals. Without a reply
+ * (the client left, a timeout, a connection we dropped) the status stays 0,
+ * which the access log writes as "-": no response was sent.
+ */
+static void
+note_library_reply(struct csgi_request *r, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+
+    if (!ci || !ci->http_status)
+        return;
+    r->queued_status = (int)ci->http_status;
+    refusal_log(r, r->queued_status, "refused by libmicrohttpd");
+}
+
 static void
 on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
              enum MHD_RequestTerminationCode toe)
@@ -331,11 +386,12 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct csgi_request *r = *con_cls;
 
     (void)cls;
-    (void)conn;
     if (!r)
         return;
     *con_cls = NULL;
     r->toe = toe;
+    if (!r->queued_status)
+        note_library_reply(r, conn);
     /* One clock read for the next deadline and this request's duration. */
     req_end_time(r);
     if (r->sconn)
@@ -495,10 +551,7 @@ queue_error(struct csgi_request *r, int status, const char *why, int close_conn)
     if (close_conn)
         r->close_conn = 1;
     if (why)
-        /* 501 and 505 are the client's doing (a method or version we do not serve): info. */
-        srv_log(status >= 500 && status != 501 && status != 505 ? SRV_LOG_ERROR : SRV_LOG_INFO,
-                "request %llu \"%s %.200s\": %d: %s", (unsigned long long)r->id,
-                r->method ? r->method : "-", r->raw_target ? r->raw_target : "", status, why);
+        refusal_log(r, status, why);
     r->sent_bytes = (uint64_t)n;
     return queue(r, status, resp);
 }

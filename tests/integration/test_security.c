@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -282,6 +284,104 @@ START_TEST(security_access_log_hostile_headers)
     ck_assert_int_eq(lines, 5);
     free(log);
     ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
+/* --------------------------------------------------------------------- */
+/* 2b. Refused requests are logged with the peer and the status sent      */
+/* --------------------------------------------------------------------- */
+
+struct refusal {
+    const char *tag;   /* unique in the target: finds the request's lines */
+    const char *head;  /* the request up to the tag, then " HTTP/1.1\r\nHost: x\r\n" */
+    const char *extra; /* more header lines, or NULL */
+    int status;        /* the status the client gets */
+    int by_library;    /* refused by libmicrohttpd itself, before the server saw the head */
+};
+
+/* The line of @p text that contains @p needle, copied into @p line; 0 when none. */
+static int
+line_with(const char *text, const char *needle, char *line, size_t cap)
+{
+    const char *at = strstr(text, needle), *start, *end;
+
+    if (!at)
+        return 0;
+    for (start = at; start > text && start[-1] != '\n'; start--)
+        ;
+    end = strchr(at, '\n');
+    if (!end)
+        end = at + strlen(at);
+    snprintf(line, cap, "%.*s", (int)(end - start), start);
+    return 1;
+}
+
+START_TEST(security_refusals_logged_with_peer)
+{
+    static const struct refusal cases[] = {
+        {"/r1-ctl\x01x", "GET ", NULL, 400, 0},
+        {"/r2-method", "FO\x1bO ", NULL, 400, 0},
+        {"/r3-unknown", "BREW ", NULL, 501, 0},
+        {"/r4-headers", "GET ", "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\n", 431, 0},
+        {"/r5-cl", "POST ", "Content-Length: 1x\r\n", 400, 1},
+        {"/r6-cl", "POST ", "Content-Length: 99999999999999999999999\r\n", 413, 1},
+        {"/r7-big", "GET ", "X-Big: @\r\n", 431, 1},
+    };
+    const int n = (int)(sizeof(cases) / sizeof(cases[0]));
+    struct hserver s;
+    char *req = malloc(65536), out[4096], line[8192], want[64], *access, *log;
+
+    ck_assert_ptr_nonnull(req);
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    h_start(
+        &s, 1,
+        (const char *[]){"--workers", "1", "--access-log", s.access, "--max-headers", "5", NULL});
+    for (int i = 0; i < n; i++) {
+        const struct refusal *c = &cases[i];
+        size_t len = (size_t)snprintf(req, 65536, "%s%s HTTP/1.1\r\nHost: x\r\n", c->head, c->tag);
+        int closed = 0;
+        if (c->extra && strcmp(c->extra, "X-Big: @\r\n") == 0) {
+            /* Past --conn-memory (16 KiB): libmicrohttpd answers 431 itself. */
+            memcpy(req + len, "X-Big: ", 7);
+            memset(req + len + 7, 'a', 20000);
+            len += 20007;
+            len += (size_t)snprintf(req + len, 65536 - len, "\r\n");
+        } else if (c->extra) {
+            len += (size_t)snprintf(req + len, 65536 - len, "%s", c->extra);
+        }
+        len += (size_t)snprintf(req + len, 65536 - len, "\r\n");
+        h_raw(s.port, req, len, out, sizeof(out), 3000, &closed);
+        snprintf(want, sizeof(want), "HTTP/1.1 %d ", c->status);
+        ck_assert_msg(strncmp(out, want, strlen(want)) == 0, "%s: got %.40s", c->tag, out);
+    }
+    access = wait_access_lines(&s, n);
+    ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
+    log = h_slurp(s.log, NULL);
+    for (int i = 0; i < n; i++) {
+        const struct refusal *c = &cases[i];
+        /* The tag as both logs escape it (\x01 in either). */
+        const char *tag = i == 0 ? "/r1-ctl\\x01x" : c->tag;
+
+        ck_assert_msg(line_with(access, tag, line, sizeof(line)), "%s: no access record", tag);
+        ck_assert_msg(strncmp(line, "127.0.0.1 - - [", 15) == 0, "%s: record without the peer: %s",
+                      tag, line);
+        snprintf(want, sizeof(want), "\" %d ", c->status);
+        ck_assert_msg(h_has(line, want), "%s: record without status %d: %s", tag, c->status, line);
+        ck_assert_msg(line_with(log, tag, line, sizeof(line)), "%s: no error-log line", tag);
+        snprintf(want, sizeof(want), "\" from 127.0.0.1: %d: ", c->status);
+        ck_assert_msg(h_has(line, want), "%s: error-log line without \"%s\": %s", tag, want, line);
+        ck_assert_msg(!c->by_library || h_has(line, "refused by libmicrohttpd"),
+                      "%s: the line does not say who refused it: %s", tag, line);
+    }
+    /* Control bytes of the method and target are escaped in the error log too. */
+    ck_assert_msg(h_has(log, "\"FO\\x1bO /r2-method\""), "the ESC in the method is not escaped");
+    for (const unsigned char *p = (const unsigned char *)log; *p; p++)
+        ck_assert_msg(*p >= 0x20 || *p == '\n', "a raw byte 0x%02x in the error log", *p);
+    free(access);
+    free(log);
+    free(req);
     h_cleanup(&s);
 }
 END_TEST
@@ -579,6 +679,7 @@ security_suite(void)
     tc = tcase_create("access_log");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, security_access_log_hostile_headers, 0, 2);
+    tcase_add_test(tc, security_refusals_logged_with_peer);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("files");

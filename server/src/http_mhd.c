@@ -57,6 +57,25 @@ set_deadline(struct csgi_request *r, unsigned seconds)
                  seconds ? srv_clock_coarse_ms() + (long long)seconds * 1000 : 0);
 }
 
+/*
+ * The request line is in: the head must end by @p line_deadline_ms too. The
+ * head has one deadline, set when the connection started or when the
+ * previous request on it ended (on_connection(), on_completed()); the
+ * request line may only bring it closer, never move it on, or a line
+ * trickled for almost --header-timeout would earn the headers a second one.
+ * On keep-alive, the deadline from the previous request allows
+ * --conn-timeout of idling first; a request line that comes early ends that
+ * allowance.
+ */
+static void
+head_deadline_seen(struct srv_conn *c, long long line_deadline_ms)
+{
+    long long dl = atomic_load(&c->deadline_ms);
+
+    if (!dl || line_deadline_ms < dl)
+        atomic_store(&c->deadline_ms, line_deadline_ms);
+}
+
 static _Thread_local int busy_slot = -1;
 
 /* Mark this thread as inside plugin code (for the --timeout watchdog). */
@@ -350,9 +369,8 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->sconn = ci ? ci->socket_context : NULL;
     /* The deadline from t0, not a second clock read (deadlines count seconds). */
     if (r->sconn)
-        atomic_store(&r->sconn->deadline_ms, (long long)r->t0.tv_sec * 1000 +
-                                                 r->t0.tv_nsec / 1000000 +
-                                                 (long long)h->cfg->header_timeout * 1000);
+        head_deadline_seen(r->sconn, (long long)r->t0.tv_sec * 1000 + r->t0.tv_nsec / 1000000 +
+                                         (long long)h->cfg->header_timeout * 1000);
     atomic_fetch_add(&h->stats.inflight, 1);
     return r;
 }
@@ -498,7 +516,8 @@ srv_http_tick(struct srv_http *h)
     for (struct srv_conn *c = h->conns.next; c != &h->conns; c = c->next) {
         long long dl = atomic_load(&c->deadline_ms);
         if (dl && now > dl && c->fd >= 0) {
-            srv_log(SRV_LOG_INFO, "connection fd %d cut off: request head or body too slow", c->fd);
+            srv_log(SRV_LOG_INFO, "connection fd %d from %s cut off: request head or body too slow",
+                    c->fd, c->addr_len ? c->addr : "-");
             shutdown(c->fd, SHUT_RDWR);
             atomic_store(&c->deadline_ms, 0);
         }

@@ -387,6 +387,131 @@ START_TEST(security_refusals_logged_with_peer)
 END_TEST
 
 /* --------------------------------------------------------------------- */
+/* 2c. One deadline for the whole head, trickled or not                  */
+/* --------------------------------------------------------------------- */
+
+/* A connected TCP socket to 127.0.0.1:port. */
+static int
+tcp_connect(int port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    ck_assert_int_ge(fd, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/*
+ * Send @p line a byte at a time over @p line_ms, then header bytes every
+ * 100 ms until 8 s have passed since @p t0 (the head never ends). Returns
+ * the ms from t0 to when the server closed the connection, or -1 when it
+ * did not; a byte of response is a failure (the head never ended).
+ */
+static long long
+trickle_until_cut(int fd, const char *line, int line_ms, long long t0)
+{
+    static const char hdr[] = "Host: x\r\nX-Trickle: ";
+    size_t line_len = strlen(line), sent = 0;
+
+    while (h_ms_now() - t0 < 8000) {
+        struct pollfd p = {fd, POLLIN, 0};
+        char c;
+        int wait = sent < line_len ? line_ms / (int)line_len : 100;
+
+        if (poll(&p, 1, wait) > 0) {
+            ssize_t n = recv(fd, &c, 1, 0);
+            ck_assert_msg(n <= 0, "a response to a head that never ended: '%c'", c);
+            return h_ms_now() - t0;
+        }
+        if (sent < line_len)
+            c = line[sent];
+        else if (sent - line_len < sizeof(hdr) - 1)
+            c = hdr[sent - line_len];
+        else
+            c = 'a';
+        if (send(fd, &c, 1, MSG_NOSIGNAL) != 1)
+            return h_ms_now() - t0;
+        sent++;
+    }
+    return -1;
+}
+
+/*
+ * --header-timeout 3: a request line trickled for 2.5 s, then headers
+ * trickled on. One deadline runs from the connection's start to the end of
+ * the head, so the server cuts it at 3 s (plus its quarter-second tick), not
+ * 3 s after the request line (5.5 s). On keep-alive the deadline runs from
+ * the end of the previous request: --conn-timeout (1 s) of idling, then the
+ * head's 3 s, 4 s in all (not 2.5 + 3 = 5.5 s).
+ */
+START_TEST(security_header_deadline_whole_head)
+{
+    struct hserver s;
+    char out[4096];
+    long long t0, cut;
+    int fd;
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    h_start(
+        &s, 1,
+        (const char *[]){"--workers", "1", "--header-timeout", "3", "--conn-timeout", "1", NULL});
+
+    /* A new connection: the deadline is 3 s from its start. */
+    t0 = h_ms_now();
+    fd = tcp_connect(s.port);
+    cut = trickle_until_cut(fd, "GET /hello HTTP/1.1\r\n", 2500, t0);
+    close(fd);
+    ck_assert_msg(cut >= 2900 && cut <= 4200,
+                  "a head trickled over a new connection was cut after %lld ms (want 2900-4200)",
+                  cut);
+
+    /* Keep-alive: a request, then the next head trickled from the moment it ended. */
+    fd = tcp_connect(s.port);
+    ck_assert_int_eq(send(fd, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", 32, MSG_NOSIGNAL), 32);
+    {
+        size_t got = 0;
+        long long end = h_ms_now() + 3000;
+
+        out[0] = '\0';
+        /* hello's answer ends with its body "Hello, world" (Content-Length framed). */
+        while (!h_has(out, "\r\n\r\n") && h_ms_now() < end && got < sizeof(out) - 1) {
+            struct pollfd p = {fd, POLLIN, 0};
+            ssize_t n;
+            out[got] = '\0';
+            if (poll(&p, 1, 100) <= 0)
+                continue;
+            n = recv(fd, out + got, sizeof(out) - 1 - got, 0);
+            ck_assert_int_gt(n, 0);
+            got += (size_t)n;
+            out[got] = '\0';
+        }
+        ck_assert_msg(strncmp(out, "HTTP/1.1 200 ", 13) == 0, "first request: %.60s", out);
+    }
+    /* Let the rest of the body arrive, then trickle from when the request ended. */
+    h_sleep_ms(50);
+    while (recv(fd, out, sizeof(out), MSG_DONTWAIT) > 0)
+        ;
+    t0 = h_ms_now();
+    cut = trickle_until_cut(fd, "GET /hello HTTP/1.1\r\n", 2500, t0);
+    close(fd);
+    ck_assert_msg(cut >= 3900 && cut <= 4900,
+                  "a head trickled on keep-alive was cut %lld ms after the previous request "
+                  "(want 4000-4900)",
+                  cut);
+    ck_assert_msg(h_log_count(&s, "from 127.0.0.1 cut off: request head or body too slow") >= 2,
+                  "the cut-offs are not logged with the client's address");
+    ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
+/* --------------------------------------------------------------------- */
 /* 3. Files and sockets                                                   */
 /* --------------------------------------------------------------------- */
 
@@ -680,6 +805,11 @@ security_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, security_access_log_hostile_headers, 0, 2);
     tcase_add_test(tc, security_refusals_logged_with_peer);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("deadline");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, security_header_deadline_whole_head);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("files");

@@ -1028,11 +1028,39 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
 /* Daemons                                                             */
 /* ------------------------------------------------------------------ */
 
+/*
+ * True for libmicrohttpd's warnings about TCP options (TCP_NODELAY, TCP_CORK
+ * and the "push" that needs them). libmicrohttpd (0.9.75 and 1.0.1 alike)
+ * takes a connection handed over with MHD_add_connection() for a TCP one
+ * until setsockopt() fails with EINVAL, ENOPROTOOPT or ENOTSOCK; Linux
+ * answers EOPNOTSUPP on a unix socket, so it tries again on every response
+ * and warns three times a request. A unix socket has no Nagle delay to push
+ * through: there, these warnings say nothing. The format is compared, not the
+ * text: the library passes its own literal (it is built without gettext).
+ */
+static int
+tcp_option_warning(const char *fmt)
+{
+    static const char *const prefixes[] = {
+        "Setting %s option to %s state failed",
+        "Failed to push the data from buffers",
+    };
+
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        if (strncmp(fmt, prefixes[i], strlen(prefixes[i])) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* libmicrohttpd's error log; cls is the daemon's listener slot. */
 static void __attribute__((format(printf, 2, 0))) mhd_logger(void *cls, const char *fmt, va_list ap)
 {
+    const struct daemon_slot *slot = cls;
     char buf[512];
 
-    (void)cls;
+    if (slot && slot->l->family == AF_UNIX && tcp_option_warning(fmt))
+        return;
     vsnprintf(buf, sizeof(buf), fmt, ap);
     srv_log(SRV_LOG_WARN, "libmicrohttpd: %s", buf);
 }
@@ -1133,7 +1161,7 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
         unsigned per_ip =
             s->l->family == AF_UNIX ? 0 : (cfg->max_conn_per_ip + threads - 1) / threads;
         struct MHD_OptionItem ops[] = {
-            {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, NULL},
+            {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, s},
             {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL},
             {MHD_OPTION_PER_IP_CONNECTION_LIMIT, (intptr_t)per_ip, NULL},
             {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)cfg->conn_timeout, NULL},

@@ -748,6 +748,55 @@ START_TEST(security_unix_socket_no_tcp_warnings)
 END_TEST
 
 /* --------------------------------------------------------------------- */
+/* 10. The master does not take a worker's word for RETIRING              */
+/* --------------------------------------------------------------------- */
+
+/*
+ * A worker retiring itself (--max-requests) writes RETIRING and drains; it
+ * takes the master's SIGTERM as "go on draining". A corrupted worker can
+ * write RETIRING too (the rogue fixture does, from plugin code) while it goes
+ * on serving. If the master spared a RETIRING worker its SIGTERM, a stop
+ * would leave that worker serving until the graceful timeout ran out and
+ * SIGKILL came (30 s here). The master must decide on its own record: the
+ * stop ends in a few seconds, and the worker stops cleanly.
+ */
+START_TEST(security_master_ignores_worker_retiring)
+{
+    struct hserver s;
+    struct hresp r;
+    char stopped[128];
+    pid_t victim;
+    long long t0, took;
+    int st;
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    h_add_plugin(&s, "rogue.so", NULL);
+    h_start(&s, 1, (const char *[]){"--workers", "1", "--graceful-timeout", "30", NULL});
+    victim = worker_pid(&s, 0);
+    ck_assert_int_gt(victim, 0);
+    r = h_get(&s, "/rogue/retire");
+    ck_assert_msg(r.status == 200 && h_has(r.body, "retiring"), "rogue: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    /* The master reads the scoreboard every tick (100 ms): let it see the state. */
+    h_sleep_ms(500);
+    ck_assert_int_eq(kill(victim, 0), 0);
+    t0 = h_ms_now();
+    st = h_stop(&s, SIGTERM, 10000);
+    took = h_ms_now() - t0;
+    ck_assert_msg(st >= 0 && took < 6000,
+                  "the stop took %lld ms (status %d): the worker that wrote RETIRING was spared "
+                  "its SIGTERM",
+                  took, st);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "master exit status %d", st);
+    snprintf(stopped, sizeof(stopped), "worker 0 (gen 1, pid %d) stopped", (int)victim);
+    ck_assert_msg(h_log_count(&s, stopped) == 1, "no \"%s\" line", stopped);
+    ck_assert_int_eq(h_log_count(&s, "killed by signal SIGKILL"), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
+/* --------------------------------------------------------------------- */
 /* 7. Spilled bodies are bounded per worker                               */
 /* --------------------------------------------------------------------- */
 
@@ -901,6 +950,7 @@ security_suite(void)
     tc = tcase_create("plugins");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, security_plugin_copy_has_no_name);
+    tcase_add_test(tc, security_master_ignores_worker_retiring);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("world");

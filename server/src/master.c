@@ -30,6 +30,7 @@
 #include "listener.h"
 #include "log.h"
 #include "master.h"
+#include "priv_helper.h"
 #include "scoreboard.h"
 #include "stats.h"
 #include "worker.h"
@@ -165,6 +166,7 @@ run_worker(struct master *m, struct srv_score *sc, int id, unsigned gen)
     sigprocmask(SIG_SETMASK, &all, NULL);
     close(m->sfd);
     srv_stats_drop_fds(&m->stats);
+    srv_priv_helper_forget();
     srandom((unsigned)getpid() ^ (unsigned)time(NULL));
     memset(&a, 0, sizeof(a));
     a.cfg = m->cfg;
@@ -939,7 +941,8 @@ master_init(struct master *m, struct srv_config *cfg, int argc, char **argv,
             goto error_close_signals;
         }
     }
-    if (srv_master_drop_privileges(cfg) < 0)
+    /* Before the switch: what needs root later (a rotated log, the pid file) stays possible. */
+    if (srv_priv_helper_start(cfg) < 0 || srv_master_drop_privileges(cfg) < 0)
         goto error_close_stats;
     return 0;
 
@@ -1064,6 +1067,8 @@ on_signal(struct master *m, int sig)
         break;
     case SIGUSR1: {
         srv_log(SRV_LOG_INFO, "SIGUSR1: reopening log files");
+        /* After --user: files renamed away are created again, as root, for the workers too. */
+        srv_priv_helper_logs();
         srv_log_reopen(); /* a failure is logged there */
         signal_all(m, SIGUSR1);
         break;

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <arpa/inet.h>
 #include <signal.h>
@@ -797,6 +798,107 @@ START_TEST(security_master_ignores_worker_retiring)
 END_TEST
 
 /* --------------------------------------------------------------------- */
+/* 11. Log files reopened after --user, and the pid file                 */
+/* --------------------------------------------------------------------- */
+
+/* Wait up to @p ms for @p path to exist with at least one line; returns its owner, or -1. */
+static long
+wait_file_line(const char *path, int ms)
+{
+    long long end = h_ms_now() + ms;
+    struct stat st;
+
+    do {
+        char *text = h_slurp(path, NULL);
+        int has = strchr(text, '\n') != NULL;
+        free(text);
+        if (has && stat(path, &st) == 0)
+            return (long)st.st_uid;
+        h_sleep_ms(50);
+    } while (h_ms_now() < end);
+    return -1;
+}
+
+/*
+ * As root with --user nobody, logs and pid file in root's directories (as in
+ * /var/log and /run): logrotate renames the logs and sends SIGUSR1. The
+ * master and the workers run as nobody by then and cannot create a file
+ * there, yet the new logs must appear, owned by nobody, and take the next
+ * lines. The pid file stays root's (0644: the server cannot rewrite what
+ * root's scripts kill) and still goes at exit.
+ */
+START_TEST(security_reopen_after_user)
+{
+    struct hserver s;
+    struct hresp r;
+    struct passwd *pw = getpwnam("nobody");
+    char logs[280], tmp[280], run[280], pid[300], rotated[320], rotated_access[320];
+    char *old;
+    struct stat st;
+    long owner = -1;
+    const char *server = getenv("CSGI_SERVER");
+
+    if (geteuid() != 0 || !pw) {
+        fprintf(stderr, "security_reopen_after_user: skipped (needs root and a \"nobody\" user)\n");
+        return;
+    }
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    /* nobody reads the plugins; only root writes logs/ and run/; nobody's own tmp/. */
+    ck_assert_int_eq(chmod(s.dir, 0755), 0);
+    snprintf(logs, sizeof(logs), "%s/logs", s.dir);
+    snprintf(run, sizeof(run), "%s/run", s.dir);
+    snprintf(tmp, sizeof(tmp), "%s/tmp", s.dir);
+    ck_assert_int_eq(mkdir(logs, 0755), 0);
+    ck_assert_int_eq(mkdir(run, 0755), 0);
+    ck_assert_int_eq(mkdir(tmp, 0700), 0);
+    ck_assert_int_eq(chown(tmp, pw->pw_uid, pw->pw_gid), 0);
+    snprintf(s.log, sizeof(s.log), "%s/error.log", logs);
+    snprintf(s.access, sizeof(s.access), "%s/access.log", logs);
+    snprintf(pid, sizeof(pid), "%s/csgi.pid", run);
+    h_spawn(&s,
+            (const char *[]){server, "--bind", "127.0.0.1:0", "--plugins", s.plugins, "--workers",
+                             "1", "--error-log", s.log, "--access-log", s.access, "--tmp-dir", tmp,
+                             "--pid", pid, "--user", "nobody", NULL},
+            1);
+    ck_assert_int_eq(stat(pid, &st), 0);
+    ck_assert_msg(st.st_uid == 0 && (st.st_mode & 0777) == 0644, "pid file uid %d mode %o",
+                  (int)st.st_uid, st.st_mode & 0777);
+
+    /* logrotate: rename, then SIGUSR1 to our own server. */
+    snprintf(rotated, sizeof(rotated), "%s.1", s.log);
+    snprintf(rotated_access, sizeof(rotated_access), "%s.1", s.access);
+    ck_assert_int_eq(rename(s.log, rotated), 0);
+    ck_assert_int_eq(rename(s.access, rotated_access), 0);
+    ck_assert_int_eq(kill(s.pid, SIGUSR1), 0);
+    {
+        long long end = h_ms_now() + 5000;
+        while (h_ms_now() < end && owner < 0) {
+            r = h_get(&s, "/hello");
+            ck_assert_int_eq(r.status, 200);
+            h_resp_free(&r);
+            owner = wait_file_line(s.access, 300);
+        }
+    }
+    old = h_slurp(rotated, NULL);
+    ck_assert_msg(!h_has(old, "cannot reopen"), "a reopen failed:\n%.1500s", old);
+    free(old);
+    ck_assert_msg(owner == (long)pw->pw_uid, "new access log: owner %ld, want nobody", owner);
+    ck_assert_int_eq(stat(s.log, &st), 0);
+    ck_assert_msg(st.st_uid == pw->pw_uid, "new error log owned by uid %d", (int)st.st_uid);
+
+    ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
+    {
+        long long end = h_ms_now() + 3000;
+        while (h_ms_now() < end && stat(pid, &st) == 0)
+            h_sleep_ms(50);
+    }
+    ck_assert_msg(stat(pid, &st) < 0, "the pid file is left behind after the stop");
+    h_cleanup(&s);
+}
+END_TEST
+
+/* --------------------------------------------------------------------- */
 /* 7. Spilled bodies are bounded per worker                               */
 /* --------------------------------------------------------------------- */
 
@@ -945,6 +1047,7 @@ security_suite(void)
     tcase_add_test(tc, security_unix_socket_mode_and_removal);
     tcase_add_test(tc, security_reopen_failure_logged);
     tcase_add_test(tc, security_unix_socket_no_tcp_warnings);
+    tcase_add_test(tc, security_reopen_after_user);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("plugins");

@@ -898,6 +898,35 @@ START_TEST(security_reopen_after_user)
 }
 END_TEST
 
+/*
+ * --check-config runs every plugin's init_worker: as root with --user, it
+ * must do so as the user, like a worker. Plugins in a directory only root
+ * can read fail to load then; readable ones load.
+ */
+START_TEST(security_check_config_drops_privileges)
+{
+    struct hserver s;
+    char err[8192];
+    const char *server = getenv("CSGI_SERVER");
+    const char *argv[] = {server, "--plugins", NULL, "--user", "nobody", "--check-config", NULL};
+
+    if (geteuid() != 0 || !getpwnam("nobody")) {
+        fprintf(stderr, "security_check_config_drops_privileges: skipped (needs root and "
+                        "a \"nobody\" user)\n");
+        return;
+    }
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    argv[2] = s.plugins;
+    /* h_init's directory is root's, 0700: nobody cannot reach the plugins. */
+    ck_assert_int_eq(run_server(argv, err, sizeof(err)), 1);
+    ck_assert_msg(h_has(err, "Permission denied"), "stderr: %s", err);
+    ck_assert_int_eq(chmod(s.dir, 0755), 0);
+    ck_assert_int_eq(run_server(argv, err, sizeof(err)), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
 /* --------------------------------------------------------------------- */
 /* 7. Spilled bodies are bounded per worker                               */
 /* --------------------------------------------------------------------- */
@@ -1048,6 +1077,7 @@ security_suite(void)
     tcase_add_test(tc, security_reopen_failure_logged);
     tcase_add_test(tc, security_unix_socket_no_tcp_warnings);
     tcase_add_test(tc, security_reopen_after_user);
+    tcase_add_test(tc, security_check_config_drops_privileges);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("plugins");

@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -1156,8 +1157,20 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
         struct daemon_slot *s = &h->slots[i];
         unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                          MHD_USE_NO_LISTEN_SOCKET;
-        /* The limits are per worker: split them over its daemons. */
-        unsigned limit = (cfg->max_connections + threads - 1) / threads;
+        /*
+         * --max-connections is the acceptor's to keep: it hands over no more
+         * than that (over_share()), to whichever daemon pick_daemon() likes.
+         * A daemon's own limit must never refuse one of those, because a
+         * connection it refuses after MHD_add_connection() said yes is
+         * closed unanswered and never reported closed, so the acceptor would
+         * count it for good. Hence the whole limit for every daemon, plus
+         * one: libmicrohttpd (0.9.75 and 1.0.1) reports a connection closed
+         * (on_connection()) before it counts it down, one at a time in the
+         * daemon's thread, so a daemon may count one connection more than
+         * the acceptor does.
+         */
+        unsigned limit = cfg->max_connections < UINT_MAX ? cfg->max_connections + 1 : UINT_MAX;
+        /* The per-IP limit is libmicrohttpd's to keep, per daemon: split it. */
         unsigned per_ip =
             s->l->family == AF_UNIX ? 0 : (cfg->max_conn_per_ip + threads - 1) / threads;
         struct MHD_OptionItem ops[] = {

@@ -40,11 +40,18 @@
 #define ARMED_WAIT_MS 100
 
 /*
- * poll() timeout while parked. A connection that closes here wakes the thread
- * at once; this bounds the wait for what cannot: another worker's count going
- * up, or a worker of the generation leaving.
+ * poll() timeout while parked over the share. A connection that closes here
+ * wakes the thread at once; this bounds the wait for what cannot: another
+ * worker's count going up, or a worker of the generation leaving.
  */
 #define PARKED_WAIT_MS 5
+
+/*
+ * poll() timeout while parked at --max-connections: only a safety net. Only a
+ * connection of this worker closing can end that wait, and it wakes the
+ * thread (as does srv_acceptor_stop()).
+ */
+#define FULL_WAIT_MS 100
 
 /*
  * How often over_share() looks at every scoreboard slot for workers. In
@@ -174,20 +181,18 @@ over_share(struct srv_acceptor *a)
 
 /*
  * Wait while over the share: until a connection of this worker closes, the
- * acceptor is stopped, or PARKED_WAIT_MS pass (then the caller checks again).
+ * acceptor is stopped, or PARKED_WAIT_MS pass (FULL_WAIT_MS at
+ * --max-connections); then the caller checks again.
  *
- * A worker at --max-connections waits the whole PARKED_WAIT_MS instead of
- * being woken by the close: libmicrohttpd reports a connection closed before
- * it lowers its own count, and a connection added in between would find it
- * still at its limit and be closed unanswered (MHD_add_connection() fails).
- * Only a close from full has that race: below the limit there is room for
- * the one connection that is not counted down yet.
+ * A close wakes the thread also from full, and the connection handed over
+ * next may find its daemon still counting the closed one: libmicrohttpd
+ * reports a connection closed before it counts it down. The daemons' limit
+ * leaves room for that one (srv_http_start()).
  */
 static void
 park(struct srv_acceptor *a)
 {
     struct pollfd p = {.fd = a->wakefd, .events = POLLIN};
-    int full = atomic_load(&a->conn_count) >= (long)a->cfg->max_connections;
 
     /*
      * Set parked before checking the balance again: srv_acceptor_conn_closed()
@@ -195,10 +200,11 @@ park(struct srv_acceptor *a)
      * so either the check sees the lower count or the closer sees parked and
      * writes the eventfd, which poll() then finds readable. No wake-up is lost.
      */
-    if (!full)
-        atomic_store(&a->parked, 1);
-    if (!atomic_load(&a->stop) && over_share(a))
-        poll(&p, 1, PARKED_WAIT_MS);
+    atomic_store(&a->parked, 1);
+    if (!atomic_load(&a->stop) && over_share(a)) {
+        int full = atomic_load(&a->conn_count) >= (long)a->cfg->max_connections;
+        poll(&p, 1, full ? FULL_WAIT_MS : PARKED_WAIT_MS);
+    }
     atomic_store(&a->parked, 0);
     drain_wake(a);
 }

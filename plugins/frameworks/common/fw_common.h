@@ -12,20 +12,16 @@
 #include <cjson/cJSON.h>
 #include <csgi/csgi.h>
 
-/* ASCII lower case of one byte. */
-int csgi__fw_lower(int c);
-/* ASCII case-insensitive compare of n bytes: 0 when equal. */
+/* ASCII case-insensitive compare of n bytes: 0 when equal (csgi_str_ieq). */
 int csgi__fw_casecmp_n(const char *a, const char *b, size_t n);
-/* Value of a hex digit, or -1. */
-int csgi__fw_hex(int c);
 /*
- * Parse a decimal int64: an optional '-', then one or more digits, nothing
- * else. Returns 0, or -1 when the text is not such a number or out of range.
+ * Parse a decimal int64 (csgi_str_to_i64): an optional '-', then one or more
+ * digits, nothing else. Returns 0, or -1 when the text is not such a number or out of range.
  */
 int csgi__fw_parse_i64(const char *s, size_t len, int64_t *out);
 
 /*
- * Look up query parameter @p name (compared decoded) in env->query_string and
+ * csgi_query_get(): look up query parameter @p name (compared decoded) and
  * store its decoded value, NUL-terminated, in request memory from api->alloc.
  * Returns 0, CSGI_ENOENT, CSGI_ENOMEM or CSGI_EINVAL.
  */
@@ -33,8 +29,9 @@ int csgi__fw_query(const struct csgi_host_api *api, const struct csgi_environ *e
                    const char *name, struct csgi_str *value);
 
 /*
- * Read the whole request body into request memory (NUL-terminated). Returns 0
- * or the input stream's negative code.
+ * Read the whole request body into request memory (NUL-terminated), with
+ * csgi_read_body() and no limit of its own. Returns 0, CSGI_ENOMEM or the
+ * input stream's negative code.
  */
 int csgi__fw_read_body(const struct csgi_host_api *api, const struct csgi_environ *env,
                        struct csgi_str *body);

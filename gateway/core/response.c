@@ -140,58 +140,90 @@ copy_headers(struct csgi__response *r, const struct csgi_header *headers, size_t
 }
 
 /*
- * The last response head this thread accepted, as bytes. Applications send
- * the same status, reason and headers again and again, and
- * csgi__check_response_head() is a function of those bytes alone: a head
- * equal to the memo is accepted without checking it again (with the memo's
- * Content-Length). Heads too large for the memo are always checked.
+ * The last response head this thread accepted. Applications send the same
+ * status, reason and headers again and again, and csgi__check_response_head()
+ * is a function of those bytes alone: a head equal to the memo is accepted
+ * without checking it again (with the memo's Content-Length), and its copy
+ * is made from the memo's image, which is laid out as that copy is: the
+ * header array, then each name and value NUL-terminated. Heads too large for
+ * the memo are always checked and copied header by header.
  */
 #define MEMO_HEADERS 8
 #define MEMO_TEXT    512
+#define MEMO_REASON  64
 
 struct head_memo {
     int status; /* 0: empty */
     size_t n_headers;
     size_t reason_len;
-    size_t name_len[MEMO_HEADERS];
-    size_t value_len[MEMO_HEADERS];
     int64_t length;
-    char text[MEMO_TEXT]; /* the reason, then each name and value */
+    size_t image_len;
+    char reason[MEMO_REASON];
+    union {
+        /* The names and values point into text, after the array. */
+        struct csgi_header hdr[MEMO_HEADERS];
+        char bytes[MEMO_HEADERS * sizeof(struct csgi_header) + MEMO_TEXT];
+    } image;
 };
 
 static _Thread_local struct head_memo head_memo;
 
-/* The same bytes, piece by piece (a NULL pointer only matches an empty piece). */
+/* The same bytes (a NULL pointer only matches an empty piece). */
 static inline __attribute__((always_inline)) int
-memo_piece(const char **text, const char *p, size_t n)
+memo_piece(const struct csgi_str *memo, const struct csgi_str *s)
 {
-    if (n && (!p || !csgi__bytes_eq(*text, p, n)))
-        return 0;
-    *text += n;
-    return 1;
+    return s->len == memo->len &&
+           (!s->len || (s->ptr && csgi__bytes_eq(memo->ptr, s->ptr, s->len)));
 }
 
 static int
-memo_match(int status, struct csgi_str reason, const struct csgi_header *headers, size_t n,
-           int64_t *length)
+memo_match(int status, struct csgi_str reason, const struct csgi_header *headers, size_t n)
 {
     const struct head_memo *m = &head_memo;
-    const char *text = m->text;
 
     if (m->status != status || m->n_headers != n || m->reason_len != reason.len || (n && !headers))
         return 0;
-    if (!memo_piece(&text, reason.ptr, reason.len))
+    if (reason.len && (!reason.ptr || !csgi__bytes_eq(m->reason, reason.ptr, reason.len)))
         return 0;
     for (size_t i = 0; i < n; i++) {
-        const struct csgi_header *hd = &headers[i];
-
-        if (hd->name.len != m->name_len[i] || hd->value.len != m->value_len[i] ||
-            !memo_piece(&text, hd->name.ptr, hd->name.len) ||
-            !memo_piece(&text, hd->value.ptr, hd->value.len))
+        if (!memo_piece(&m->image.hdr[i].name, &headers[i].name) ||
+            !memo_piece(&m->image.hdr[i].value, &headers[i].value))
             return 0;
     }
-    *length = m->length;
     return 1;
+}
+
+/* The copy of a head that matched the memo: its image, with the pointers moved. */
+static struct csgi_header *
+memo_copy(struct csgi__response *r)
+{
+    const struct head_memo *m = &head_memo;
+    size_t n = m->n_headers;
+    struct csgi_header *copy =
+        r->ops->alloc(r->ctx, m->image_len ? m->image_len : sizeof(struct csgi_header));
+    char *base = (char *)copy;
+
+    if (!copy)
+        return NULL;
+    memcpy(copy, m->image.bytes, m->image_len);
+    for (size_t i = 0; i < n; i++) {
+        copy[i].name.ptr = base + (m->image.hdr[i].name.ptr - m->image.bytes);
+        copy[i].value.ptr = base + (m->image.hdr[i].value.ptr - m->image.bytes);
+    }
+    return copy;
+}
+
+/* Put [p, p+n) and a NUL at *text; returns where it went. */
+static const char *
+memo_put(char **text, const char *p, size_t n)
+{
+    char *at = *text;
+
+    if (n)
+        memcpy(at, p, n);
+    at[n] = '\0';
+    *text += n + 1;
+    return at;
 }
 
 /* Remember a head that passed the checks (when it fits). */
@@ -200,32 +232,30 @@ memo_store(int status, struct csgi_str reason, const struct csgi_header *headers
            int64_t length)
 {
     struct head_memo *m = &head_memo;
-    size_t total = reason.len;
-    char *text = m->text;
+    size_t total = 0;
+    char *text;
 
     m->status = 0; /* empty until complete, and left empty for a head that does not fit */
-    if (n > MEMO_HEADERS)
+    if (n > MEMO_HEADERS || reason.len > MEMO_REASON)
         return;
     for (size_t i = 0; i < n; i++)
-        total += headers[i].name.len + headers[i].value.len;
+        total += headers[i].name.len + headers[i].value.len + 2;
     if (total > MEMO_TEXT)
         return;
     m->n_headers = n;
     m->reason_len = reason.len;
     if (reason.len)
-        memcpy(text, reason.ptr, reason.len);
-    text += reason.len;
+        memcpy(m->reason, reason.ptr, reason.len);
+    text = m->image.bytes + n * sizeof(struct csgi_header);
     for (size_t i = 0; i < n; i++) {
-        const struct csgi_header *hd = &headers[i];
+        struct csgi_header *hd = &m->image.hdr[i];
 
-        m->name_len[i] = hd->name.len;
-        m->value_len[i] = hd->value.len;
-        memcpy(text, hd->name.ptr, hd->name.len);
-        text += hd->name.len;
-        if (hd->value.len)
-            memcpy(text, hd->value.ptr, hd->value.len);
-        text += hd->value.len;
+        hd->name.ptr = memo_put(&text, headers[i].name.ptr, headers[i].name.len);
+        hd->name.len = headers[i].name.len;
+        hd->value.ptr = memo_put(&text, headers[i].value.ptr, headers[i].value.len);
+        hd->value.len = headers[i].value.len;
     }
+    m->image_len = (size_t)(text - m->image.bytes);
     m->length = length;
     m->status = status;
 }
@@ -261,7 +291,10 @@ core_start_response(void *ctx, int status, struct csgi_str reason,
         core_log(r, CSGI_LOG_ERROR, "start_response() called a second time without exc_info");
         return CSGI_ESTATE;
     }
-    if (!memo_match(status, reason, headers, n_headers, &length)) {
+    if (memo_match(status, reason, headers, n_headers)) {
+        length = head_memo.length;
+        copy = memo_copy(r);
+    } else {
         rc = csgi__check_response_head(status, reason, headers, n_headers, &length, why,
                                        sizeof(why));
         if (rc < 0) {
@@ -269,8 +302,8 @@ core_start_response(void *ctx, int status, struct csgi_str reason,
             return rc;
         }
         memo_store(status, reason, headers, n_headers, length);
+        copy = copy_headers(r, headers, n_headers);
     }
-    copy = copy_headers(r, headers, n_headers);
     if (!copy)
         return CSGI_ENOMEM;
     if (exc)
@@ -345,19 +378,9 @@ csgi__response_init(struct csgi__response *r, const struct csgi__host_ops *ops, 
     r->responder.write = core_write;
 }
 
-struct csgi_body *
-csgi__response_begin(struct csgi__response *r, const char *plugin)
-{
-    r->plugin = plugin;
-    memset(&r->body, 0, sizeof(r->body));
-    r->body.version = CSGI_BODY_VERSION;
-    r->body.total_length = -1;
-    r->in_call = 1;
-    return &r->body;
-}
-
+/* The result of call() when it is not a plain CSGI_OK with a valid body (see core.h). */
 int
-csgi__response_called(struct csgi__response *r, int rc)
+csgi__response_called_other(struct csgi__response *r, int rc)
 {
     r->in_call = 0;
     if (rc == CSGI_EDECLINED && r->state == CSGI__RESP_NEW)
@@ -503,10 +526,13 @@ plan_stream(struct csgi__response *r, struct csgi__plan *plan)
 static int
 plan_file(struct csgi__response *r, struct csgi__plan *plan)
 {
-    struct csgi__file_body *fb = csgi__file_body_of(&r->body);
+    struct csgi__file_body *fb;
     struct stat st;
     int fd;
 
+    if (!(r->body.flags & CSGI_BODY_FILE))
+        return 0; /* the test csgi__file_body_of() starts with, without the call */
+    fb = csgi__file_body_of(&r->body);
     if (!fb || r->state != CSGI__RESP_STARTED || r->buf_len || fb->remaining < 0)
         return 0;
     if (r->declared >= 0 && r->declared != fb->remaining) {

@@ -17,22 +17,6 @@ struct srv_arena_block {
 #define ARENA_ALIGN SRV_ARENA_ALIGN
 #define ARENA_BLOCK 8192
 
-void
-srv_arena_init(struct srv_arena *a, void *mem, size_t size)
-{
-    uintptr_t p = (uintptr_t)mem;
-    uintptr_t aligned = (p + ARENA_ALIGN - 1) & ~(uintptr_t)(ARENA_ALIGN - 1);
-
-    a->head = NULL;
-    a->total = 0;
-    if (!mem || size < aligned - p) {
-        a->pos = a->end = NULL;
-        return;
-    }
-    a->pos = (char *)aligned;
-    a->end = (char *)mem + size;
-}
-
 void *
 srv__arena_alloc_block(struct srv_arena *a, size_t n)
 {

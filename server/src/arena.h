@@ -17,12 +17,30 @@ struct srv_arena {
     size_t total;
 };
 
-/* First block lives inside the caller's memory: [mem, mem+size). */
-void srv_arena_init(struct srv_arena *a, void *mem, size_t size);
 /* The slow path of srv_arena_alloc(): a new block (or n is 0, or too large). */
 void *srv__arena_alloc_block(struct srv_arena *a, size_t n);
 
 #define SRV_ARENA_ALIGN 16
+
+/*
+ * First block lives inside the caller's memory: [mem, mem+size). Inline:
+ * every request starts an arena in its own allocation.
+ */
+static inline void
+srv_arena_init(struct srv_arena *a, void *mem, size_t size)
+{
+    uintptr_t p = (uintptr_t)mem;
+    uintptr_t aligned = (p + SRV_ARENA_ALIGN - 1) & ~(uintptr_t)(SRV_ARENA_ALIGN - 1);
+
+    a->head = NULL;
+    a->total = 0;
+    if (!mem || size < aligned - p) {
+        a->pos = a->end = NULL;
+        return;
+    }
+    a->pos = (char *)aligned;
+    a->end = (char *)mem + size;
+}
 
 /*
  * Allocate n bytes aligned to 16; NULL when out of memory. Inline: most

@@ -138,6 +138,11 @@ const struct csgi__host_ops srv_core_ops = {
     .app_enter = core_app_enter,
 };
 
+const struct csgi__host_ops srv_core_ops_threadsafe = {
+    .alloc = core_alloc,
+    .log = core_log,
+};
+
 void
 srv_host_api_init(struct csgi_host_api *api, void *ctx)
 {

@@ -103,14 +103,13 @@ busy_leave(struct srv_http *h)
  * Publish the request this thread runs plugin code for, so that the master
  * can name it if the worker dies (call after busy_enter()).
  */
-static void
+static inline __attribute__((always_inline)) void
 publish_inflight(struct csgi_request *r)
 {
     struct srv_plugin *p = r->plugin;
 
     srv_score_set_inflight(r->h->score, busy_slot, p, p ? p->desc.name : NULL, r->id, r->method,
-                           r->method_len, r->raw_target, r->raw_target_len, r->env.remote_addr.ptr,
-                           r->env.remote_addr.len);
+                           r->method_len, r->raw_target, r->raw_target_len, r->remote_addr);
 }
 
 /* ------------------------------------------------------------------ */
@@ -270,8 +269,14 @@ req_alloc(void)
         return r;
     }
     r = malloc(sizeof(*r) + FIRST_ARENA);
-    if (r)
-        r->streams_ready = 0;
+    if (!r)
+        return NULL;
+    /* What stays the same from one request of the block to the next. */
+    csgi__response_init(&r->core, &srv_core_ops, r, 0, 0);
+    r->errors_state.sink = srv_errors_sink;
+    r->errors_state.ctx = r;
+    csgi__input_init(&r->input, &r->input_state);
+    csgi__errors_init(&r->errors, &r->errors_state);
     return r;
 }
 
@@ -294,14 +299,12 @@ req_release(struct csgi_request *r)
     req_cached = r;
 }
 
-/* Drop one reference; the last one finishes and frees the request. */
+/* The last reference is gone: finish the request and free it. */
 static void
-req_unref(struct csgi_request *r)
+req_finish(struct csgi_request *r)
 {
     struct srv_http *h = r->h;
 
-    if (--r->refs > 0)
-        return;
     csgi__response_close(&r->core);
     if (r->errors_state.line_len)
         csgi__errors_flush(&r->errors_state);
@@ -336,6 +339,14 @@ req_unref(struct csgi_request *r)
     req_release(r);
 }
 
+/* Drop one reference; the last one finishes and frees the request. */
+static inline void
+req_unref(struct csgi_request *r)
+{
+    if (--r->refs <= 0)
+        req_finish(r);
+}
+
 /* URI log callback: a new request line arrived. Returns the request. */
 static void *
 on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
@@ -349,12 +360,11 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r = req_alloc();
     if (!r)
         return NULL;
-    memset((char *)r + offsetof(struct csgi_request, t1_set), 0,
-           offsetof(struct csgi_request, inline_headers) - offsetof(struct csgi_request, t1_set));
+    csgi__zero((char *)r + offsetof(struct csgi_request, t1_set),
+               offsetof(struct csgi_request, inline_headers) -
+                   offsetof(struct csgi_request, t1_set));
     /* The parts outside the memset that a request refused early still uses. */
-    csgi__response_init(&r->core, &srv_core_ops, r, 0, 0);
-    r->errors_state.sink = srv_errors_sink;
-    r->errors_state.ctx = r;
+    csgi__response_reset(&r->core, 0);
     r->errors_state.line_len = 0;
     srv_arena_init(&r->arena, r + 1, FIRST_ARENA);
     r->h = h;
@@ -364,8 +374,14 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->body_fd = -1;
     r->id = atomic_fetch_add(&h->next_id, 1) + 1;
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
-    r->raw_target = srv_arena_strndup(&r->arena, uri, len);
-    r->raw_target_len = r->raw_target ? len : 0;
+    /* Padded for srv_score_set_inflight(), which copies a whole field's size. */
+    r->raw_target = srv_arena_alloc(
+        &r->arena, len < SRV_INFLIGHT_TARGET_SIZE ? SRV_INFLIGHT_TARGET_SIZE : len + 1);
+    r->raw_target_len = 0;
+    if (r->raw_target) {
+        memcpy(r->raw_target, uri, len + 1);
+        r->raw_target_len = len;
+    }
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     r->sconn = ci ? ci->socket_context : NULL;
     /* The deadline from t0, not a second clock read (deadlines count seconds). */
@@ -830,6 +846,31 @@ check_head(struct csgi_request *r)
     return 0;
 }
 
+_Static_assert(sizeof(((struct csgi_request *)0)->remote_addr) >=
+                   sizeof(((struct srv_conn *)0)->addr),
+               "the request's remote_addr holds the connection's");
+
+/*
+ * The environ's server_name: the request's host name, NUL-terminated. When
+ * the connection's Host memo held, a copy of fixed size from it into the
+ * request; else in the arena, unless it is terminated already.
+ */
+static struct csgi_str
+server_name(struct csgi_request *r)
+{
+    const struct csgi__head_facts *f = &r->facts;
+
+    if (!f->target.host && r->sconn && f->host_field.ptr == r->sconn->host &&
+        f->host_len < sizeof(r->server_name)) {
+        csgi__copy(r->server_name, r->sconn->host, sizeof(r->sconn->host));
+        r->server_name[f->host_len] = '\0';
+        return cstr(r->server_name, f->host_len);
+    }
+    if (f->host[f->host_len] == '\0')
+        return cstr(f->host, f->host_len);
+    return arena_str(r, f->host, f->host_len);
+}
+
 static void
 build_environ(struct csgi_request *r)
 {
@@ -846,9 +887,7 @@ build_environ(struct csgi_request *r)
     e->content_type = r->facts.content_type;
     e->content_length = r->facts.content_length;
     if (r->facts.host && r->facts.host_len)
-        e->server_name = r->facts.host[r->facts.host_len] == '\0'
-                             ? cstr(r->facts.host, r->facts.host_len)
-                             : arena_str(r, r->facts.host, r->facts.host_len);
+        e->server_name = server_name(r);
     else if (r->slot->l->family == AF_UNIX)
         e->server_name = cstr("localhost", 9);
     else
@@ -856,21 +895,21 @@ build_environ(struct csgi_request *r)
     e->server_port = cstr(r->slot->l->port, r->slot->port_len);
     e->server_protocol = cstr(r->version, r->version_len);
     e->url_scheme = cstr("http", 4);
-    e->remote_addr = cstr("", 0);
-    e->remote_port = 0;
     e->reserved = 0;
     /*
      * Copied from the connection: a request can outlive its connection (a
-     * body closed after the client left), its environ must not.
+     * body closed after the client left), its environ must not. The whole
+     * array is copied, a copy of fixed size.
      */
-    if (r->sconn && r->sconn->addr_len) {
-        e->remote_addr = arena_str(r, r->sconn->addr, r->sconn->addr_len);
+    if (r->sconn) {
+        csgi__copy(r->remote_addr, r->sconn->addr, sizeof(r->sconn->addr));
+        e->remote_addr = cstr(r->remote_addr, r->sconn->addr_len);
         e->remote_port = r->sconn->port;
-    } else if (!r->sconn) {
+    } else {
         struct srv_conn tmp;
         conn_remote_addr(r->conn, &tmp);
-        if (tmp.addr_len)
-            e->remote_addr = arena_str(r, tmp.addr, tmp.addr_len);
+        memcpy(r->remote_addr, tmp.addr, sizeof(tmp.addr));
+        e->remote_addr = cstr(r->remote_addr, tmp.addr_len);
         e->remote_port = tmp.port;
     }
     e->headers = r->headers;
@@ -885,12 +924,6 @@ build_environ(struct csgi_request *r)
     r->input_state.mem = r->body_mem;
     r->input_state.fd = r->body_fd;
     r->input_state.len = r->body_len;
-    if (!r->streams_ready) {
-        /* The streams' tables are the same for every request of this block. */
-        csgi__input_init(&r->input, &r->input_state);
-        csgi__errors_init(&r->errors, &r->errors_state);
-        r->streams_ready = 1;
-    }
     e->input = &r->input;
     e->errors = &r->errors;
     r->core.flags =
@@ -934,6 +967,8 @@ dispatch(struct csgi_request *r)
         r->env.config = p->config;
         r->env.n_config = p->n_config;
         r->input_state.pos = 0;
+        /* The core takes the plugin's lock around next() and close() only when it has one. */
+        r->core.ops = p->serialize ? &srv_core_ops : &srv_core_ops_threadsafe;
         body = csgi__response_begin(&r->core, p->desc.name);
         publish_inflight(r);
         plugin_lock(p);

@@ -93,6 +93,7 @@ struct csgi_request {
     uint64_t id;
     struct timespec t0;
     struct timespec t1; /* when it ended, once t1_set (req_end_time()) */
+    /* NUL-terminated, and padded to at least SRV_INFLIGHT_TARGET_SIZE bytes (on_uri()). */
     char *raw_target;
     size_t raw_target_len;
     /* libmicrohttpd 0.9.75: the target's place in its request line (http_mhd.c check_head()). */
@@ -141,6 +142,13 @@ struct csgi_request {
      */
     struct csgi_header inline_headers[INLINE_HEADERS];
     /*
+     * The environ's remote_addr (build_environ()): the connection's text,
+     * copied whole, so that it is also padded for srv_score_set_inflight().
+     */
+    char remote_addr[SRV_INFLIGHT_ADDR_SIZE];
+    /* The environ's server_name when the connection's Host memo held (build_environ()). */
+    char server_name[sizeof(((struct srv_conn *)0)->host) + 1];
+    /*
      * What the head check learned (check_head(): the target, framing, Host);
      * set by csgi__head_check() in place, read only once it accepted the head.
      */
@@ -156,10 +164,9 @@ struct csgi_request {
     struct csgi__plan plan;
     /*
      * The environ's streams (build_environ(); the error stream's state in
-     * on_uri()). Their tables are set once per request block (streams_ready;
-     * the block is reused by the thread's next request), the state per request.
+     * on_uri()). Their tables are set once per request block (req_alloc(); the
+     * block is reused by the thread's next request), the state per request.
      */
-    int streams_ready;
     struct csgi_input input;
     struct csgi_errors errors;
     struct csgi__input input_state;

@@ -107,17 +107,21 @@ srv__score_copy(char *dst, size_t size, const char *s, size_t len)
  * Publish, in slot thread of sc, that this thread now runs plugin code of
  * plugin (key: any pointer that identifies it in this worker) for request id.
  * Call it right before the plugin's call(), next() or close(). plugin is
- * NUL-terminated (or NULL); method, target and remote_addr are given with
- * their lengths and need not be terminated. Everything is copied (cut to the
- * sizes of struct srv_inflight); the plugin name only when key changes.
- * Re-entering for the same request and plugin rewrites nothing. sc NULL or
- * thread out of range: nothing happens. This runs on every request: the
- * lengths come from the caller so that nothing is measured twice.
+ * NUL-terminated (or NULL); method is given with its length and need not be
+ * terminated. target (its length target_len) and remote_addr are padded:
+ * each is readable for the whole size of its field in struct srv_inflight,
+ * and remote_addr is NUL-terminated within it, so that each is copied whole
+ * by a copy of fixed size (which the compiler inlines) and then cut.
+ * Everything is copied (cut to the sizes of struct srv_inflight); the
+ * plugin name only when key changes. Re-entering for the same request and
+ * plugin rewrites nothing. sc NULL or thread out of range: nothing happens.
+ * This runs on every request: the lengths come from the caller so that
+ * nothing is measured twice.
  */
 static inline void
 srv_score_set_inflight(struct srv_score *sc, int thread, const void *key, const char *plugin,
                        uint64_t id, const char *method, size_t method_len, const char *target,
-                       size_t target_len, const char *remote_addr, size_t remote_len)
+                       size_t target_len, const char *remote_addr)
 {
     struct srv_inflight *f;
 
@@ -134,8 +138,10 @@ srv_score_set_inflight(struct srv_score *sc, int thread, const void *key, const 
     f->request_id = id;
     f->key = key;
     srv__score_copy(f->method, sizeof(f->method), method, method_len);
-    srv__score_copy(f->target, sizeof(f->target), target, target_len);
-    srv__score_copy(f->remote_addr, sizeof(f->remote_addr), remote_addr, remote_len);
+    memcpy(f->target, target, sizeof(f->target));
+    f->target[target_len < sizeof(f->target) ? target_len : sizeof(f->target) - 1] = '\0';
+    memcpy(f->remote_addr, remote_addr, sizeof(f->remote_addr));
+    f->remote_addr[sizeof(f->remote_addr) - 1] = '\0';
     atomic_store_explicit(&f->active, 1, memory_order_release);
 }
 

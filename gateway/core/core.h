@@ -93,6 +93,9 @@ enum csgi__resp_flags {
     CSGI__RESP_HTTP10 = 1u << 1 /* HTTP/1.0: unknown lengths are close-delimited */
 };
 
+/* Bytes for a copy of the response head inside struct csgi__response (head_copy). */
+#define CSGI__HEAD_COPY 384
+
 /* Per-request response state; embedded in the transport's request. */
 struct csgi__response {
     /* Per request: csgi__response_reset() clears every field up to ops. */
@@ -132,6 +135,19 @@ struct csgi__response {
     void *ctx;
     size_t write_limit;
     struct csgi_responder responder;
+    /*
+     * A copy of the head in the thread's start_response() memo (response.c),
+     * made by an earlier request that used this response state on the same
+     * thread: when the next one sends the same head, headers points here and
+     * nothing is copied. head_memo and head_gen name the memo and the
+     * generation it holds (head_memo NULL: none).
+     */
+    const void *head_memo;
+    uint64_t head_gen;
+    union {
+        struct csgi_header hdr[CSGI__HEAD_COPY / sizeof(struct csgi_header)];
+        char bytes[CSGI__HEAD_COPY];
+    } head_copy;
 };
 
 /* The host's error pages: "500 Internal Server Error\n", as text. */
@@ -254,8 +270,20 @@ int64_t csgi__response_read(struct csgi__response *r, void *buf, size_t max);
  */
 int csgi__response_drain(struct csgi__response *r, uint64_t max);
 
-/* Close the application's body: exactly once, whatever happened. Idempotent. */
-void csgi__response_close(struct csgi__response *r);
+/* csgi__response_close() when the body is still open. */
+void csgi__response_close_body(struct csgi__response *r);
+
+/*
+ * Close the application's body: exactly once, whatever happened. Idempotent.
+ * Inline: every request ends here, most of them with the body closed already
+ * or without a close().
+ */
+static inline void
+csgi__response_close(struct csgi__response *r)
+{
+    if (r->body_open)
+        csgi__response_close_body(r);
+}
 
 /*
  * The reason for on_finished callbacks: @p transport_reason is the

@@ -154,6 +154,8 @@ copy_headers(struct csgi__response *r, const struct csgi_header *headers, size_t
 
 struct head_memo {
     int status; /* 0: empty */
+    /* Counts the heads stored: a copy made from the image names the one it holds. */
+    uint64_t gen;
     size_t n_headers;
     size_t reason_len;
     int64_t length;
@@ -193,22 +195,37 @@ memo_match(int status, struct csgi_str reason, const struct csgi_header *headers
     return 1;
 }
 
-/* The copy of a head that matched the memo: its image, with the pointers moved. */
+/*
+ * The copy of a head that matched the memo: in r->head_copy when the image
+ * fits, else in request memory; the image is copied whole and its pointers
+ * moved. (When an earlier request of this response state copied the same
+ * generation into r->head_copy, the caller uses that without a call.)
+ */
 static struct csgi_header *
 memo_copy(struct csgi__response *r)
 {
     const struct head_memo *m = &head_memo;
     size_t n = m->n_headers;
-    struct csgi_header *copy =
-        r->ops->alloc(r->ctx, m->image_len ? m->image_len : sizeof(struct csgi_header));
-    char *base = (char *)copy;
+    struct csgi_header *copy;
+    char *base;
 
-    if (!copy)
-        return NULL;
+    if (m->image_len <= sizeof(r->head_copy)) {
+        copy = r->head_copy.hdr;
+        r->head_memo = NULL; /* until the copy is whole */
+    } else {
+        copy = r->ops->alloc(r->ctx, m->image_len ? m->image_len : sizeof(struct csgi_header));
+        if (!copy)
+            return NULL;
+    }
+    base = (char *)copy;
     memcpy(copy, m->image.bytes, m->image_len);
     for (size_t i = 0; i < n; i++) {
         copy[i].name.ptr = base + (m->image.hdr[i].name.ptr - m->image.bytes);
         copy[i].value.ptr = base + (m->image.hdr[i].value.ptr - m->image.bytes);
+    }
+    if (copy == r->head_copy.hdr) {
+        r->head_memo = m;
+        r->head_gen = m->gen;
     }
     return copy;
 }
@@ -242,6 +259,7 @@ memo_store(int status, struct csgi_str reason, const struct csgi_header *headers
         total += headers[i].name.len + headers[i].value.len + 2;
     if (total > MEMO_TEXT)
         return;
+    m->gen++; /* copies of the image being replaced are stale from here */
     m->n_headers = n;
     m->reason_len = reason.len;
     if (reason.len)
@@ -293,7 +311,10 @@ core_start_response(void *ctx, int status, struct csgi_str reason,
     }
     if (memo_match(status, reason, headers, n_headers)) {
         length = head_memo.length;
-        copy = memo_copy(r);
+        if (r->head_memo == &head_memo && r->head_gen == head_memo.gen)
+            copy = r->head_copy.hdr; /* copied by an earlier request, and unchanged since */
+        else
+            copy = memo_copy(r);
     } else {
         rc = csgi__check_response_head(status, reason, headers, n_headers, &length, why,
                                        sizeof(why));
@@ -302,7 +323,7 @@ core_start_response(void *ctx, int status, struct csgi_str reason,
             return rc;
         }
         memo_store(status, reason, headers, n_headers, length);
-        copy = copy_headers(r, headers, n_headers);
+        copy = head_memo.status ? memo_copy(r) : copy_headers(r, headers, n_headers);
     }
     if (!copy)
         return CSGI_ENOMEM;
@@ -742,11 +763,10 @@ csgi__response_drain(struct csgi__response *r, uint64_t max)
     return failed(r) ? r->error : CSGI_OK;
 }
 
+/* The body is open: close it (see csgi__response_close() in core.h). */
 void
-csgi__response_close(struct csgi__response *r)
+csgi__response_close_body(struct csgi__response *r)
 {
-    if (!r->body_open)
-        return;
     r->body_open = 0;
     if (r->body.close) {
         app_enter(r, 1);

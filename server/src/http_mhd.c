@@ -10,9 +10,15 @@
  * connection), store the body, and call the application on the last call.
  *
  * A request is one allocation (struct csgi_request plus the first arena
- * block). It lives until both the request is complete (NOTIFY_COMPLETED) and
- * the response object is destroyed (which closes the application's body), so
- * that the body's close() may still use arena memory.
+ * block). It lives until the request is complete (NOTIFY_COMPLETED) and, for
+ * a response libmicrohttpd pulls from the core (a stream, or the headers of a
+ * HEAD answer), until that response object is destroyed too (which closes the
+ * application's body), so that the reader and the body's close() may still
+ * use arena memory. A response whose body is in hand refers to its bytes in
+ * place and holds no reference: libmicrohttpd (0.9.75 and 1.0) reads them
+ * only while sending, and reports the request complete before it destroys
+ * the response, so the body is closed and the memory freed after the last
+ * byte was read.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -663,12 +669,11 @@ planned_response(struct csgi_request *r, const struct csgi__plan *plan)
         if (head)
             /* Headers only: libmicrohttpd never reads a HEAD response's body. */
             return stream_response(r, plan->length);
-        resp = MHD_create_response_from_buffer_with_free_callback_cls(plan->len, (void *)plan->data,
-                                                                      response_freed, r);
-        if (resp) {
-            r->refs++;
+        /* In place, without a reference (see the top of this file). */
+        resp =
+            MHD_create_response_from_buffer(plan->len, (void *)plan->data, MHD_RESPMEM_PERSISTENT);
+        if (resp)
             r->sent_bytes = plan->len;
-        }
         return resp;
     case CSGI__PLAN_FILE:
         resp = MHD_create_response_from_fd_at_offset64((uint64_t)plan->length, plan->fd,

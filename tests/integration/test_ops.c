@@ -613,6 +613,44 @@ START_TEST(ops_crash_names_plugin_and_request)
 }
 END_TEST
 
+/*
+ * The crash record copies the target whole from a padded buffer and cuts it:
+ * a short target after a long one on the same thread reads as itself, and a
+ * long one as its first 127 bytes (SRV_INFLIGHT_TARGET_SIZE - 1).
+ */
+START_TEST(ops_crash_record_cuts_target)
+{
+    struct hserver s;
+    struct hresp r;
+    char long_echo[400], long_crash[300], want[300];
+
+    snprintf(long_echo, sizeof(long_echo), "/probe/echo?%0300d", 7);
+    snprintf(long_crash, sizeof(long_crash), "/probe/crash?%0200d", 9);
+    /* "GET " and the first 127 bytes of the target, then the closing quote. */
+    snprintf(want, sizeof(want), "\"GET %.127s\" from", long_crash);
+    h_init(&s);
+    h_add_plugin(&s, "probe.so", NULL);
+    h_start(&s, 1, (const char *[]){"--workers", "1", NULL});
+    r = h_get(&s, long_echo);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    r = h_get(&s, "/probe/crash?s");
+    h_resp_free(&r);
+    ck_assert_msg(h_wait_log(&s, "killed by signal SEGV", 1, 5000), "log %s", s.log);
+    ck_assert_msg(h_log_count(&s, "\"GET /probe/crash?s\" from") == 1, "short target: %s", s.log);
+    ck_assert_msg(h_wait_log(&s, "worker ready", 2, 5000), "log %s", s.log);
+    r = h_get(&s, long_echo);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    r = h_get(&s, long_crash);
+    h_resp_free(&r);
+    ck_assert_msg(h_wait_log(&s, "killed by signal SEGV", 2, 5000), "log %s", s.log);
+    ck_assert_msg(h_log_count(&s, want) == 1, "long target not cut to 127 bytes: %s", s.log);
+    ck_assert_int_eq(WEXITSTATUS(h_stop(&s, SIGTERM, 10000)), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
 static Suite *
 ops_suite(void)
 {
@@ -635,6 +673,7 @@ ops_suite(void)
     tcase_add_test(tc, ops_hup_applies_what_it_can);
     tcase_add_test(tc, ops_ttou_at_one_worker_is_logged);
     tcase_add_test(tc, ops_crash_names_plugin_and_request);
+    tcase_add_test(tc, ops_crash_record_cuts_target);
     suite_add_tcase(s, tc);
     return s;
 }

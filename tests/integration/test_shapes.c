@@ -193,6 +193,64 @@ START_TEST(shapes_keepalive)
 }
 END_TEST
 
+/*
+ * Response heads on one keep-alive connection: the same head again (the
+ * server keeps a copy of the last one per request block and thread), one
+ * that differs only in its bytes or its status, heads too large for that
+ * copy (twice: the second matches the memo, whose generation the copy no
+ * longer holds) or for the start_response() memo, and the first head again
+ * after each. /cases/headers overwrites its header buffers once start_response()
+ * returned, so every header must be the server's copy of that request's.
+ */
+START_TEST(shapes_keepalive_heads)
+{
+    static const struct {
+        const char *query;
+        int status, n, len;
+        char letter;
+    } seq[] = {
+        {"v=0", 200, 1, 4, 'a'},
+        {"v=0", 200, 1, 4, 'a'},
+        {"v=1", 200, 1, 4, 'b'},
+        {"v=0", 200, 1, 4, 'a'},
+        {"v=0&odd=1", 201, 1, 4, 'a'},
+        {"v=0", 200, 1, 4, 'a'},
+        {"n=3&v=4&len=150", 200, 3, 150, 'e'},
+        {"n=3&v=4&len=150", 200, 3, 150, 'e'},
+        {"v=0", 200, 1, 4, 'a'},
+        {"n=9&v=5", 200, 9, 4, 'f'},
+        {"v=0", 200, 1, 4, 'a'},
+    };
+    struct wire_conn c;
+
+    conn_open(&c, 0);
+    for (size_t i = 0; i < sizeof(seq) / sizeof(*seq); i++) {
+        char target[64], name[24], value[256], want[256];
+        struct wire_resp r;
+
+        snprintf(target, sizeof(target), "/cases/headers?%s", seq[i].query);
+        send_request(&c, "GET", target, "HTTP/1.1", NULL);
+        ck_assert_msg(wire_read(&c, "GET", 10000, &r) == 0, "workers=%d %s: no response", n_workers,
+                      target);
+        ck_assert_msg(r.status == seq[i].status, "workers=%d %s: status %d", n_workers, target,
+                      r.status);
+        memset(want, seq[i].letter, (size_t)seq[i].len);
+        want[seq[i].len] = '\0';
+        for (int k = 0; k < seq[i].n; k++) {
+            snprintf(name, sizeof(name), "X-Case-%d", k);
+            ck_assert_msg(wire_header(&r, name, value, sizeof(value)) && strcmp(value, want) == 0 &&
+                              wire_header_count(&r, name) == 1,
+                          "workers=%d %s: %s wrong in %s", n_workers, target, name, r.head);
+        }
+        snprintf(name, sizeof(name), "X-Case-%d", seq[i].n);
+        ck_assert_msg(wire_header_count(&r, name) == 0, "workers=%d %s: %s left over in %s",
+                      n_workers, target, name, r.head);
+        wire_resp_free(&r);
+    }
+    wire_close(&c);
+}
+END_TEST
+
 /* A connection per request, closed by "Connection: close". */
 START_TEST(shapes_connection_close)
 {
@@ -528,6 +586,7 @@ static void
 add_shapes(TCase *tc)
 {
     tcase_add_test(tc, shapes_keepalive);
+    tcase_add_test(tc, shapes_keepalive_heads);
     tcase_add_test(tc, shapes_connection_close);
     tcase_add_test(tc, shapes_http10);
     tcase_add_test(tc, shapes_pipelined);

@@ -410,6 +410,9 @@ reply(struct case_req *rq, struct csgi_body *out, int status, const char *text)
 /* Endpoints                                                           */
 /* ------------------------------------------------------------------ */
 
+static const char *const ok_text[] = {"200 OK\n"};
+static const char *const created_text[] = {"201 Created\n"};
+
 /* One chunk, length unknown: Content-Length by look-ahead. */
 static int
 ep_one(struct case_req *rq, struct csgi_body *out)
@@ -609,6 +612,43 @@ ep_empty(struct case_req *rq, struct csgi_body *out)
     return start(rq, 200, NULL);
 }
 
+/*
+ * ?n=1&v=0&len=4: n headers "X-Case-I: " + len copies of the letter 'a' + v
+ * (mod 26) after Content-Type, built in a buffer that is overwritten once
+ * start_response() returned (the host copies the head before it returns),
+ * then the head's status line as the body. Status 200, or 201 with odd=1.
+ */
+static int
+ep_headers(struct case_req *rq, struct csgi_body *out)
+{
+    enum { MAX_N = 16, MAX_LEN = 200 };
+    struct csgi_header h[MAX_N + 1];
+    char names[MAX_N][20];
+    char values[MAX_N][MAX_LEN];
+    int n = (int)query_int(rq->env, "n", 1, 0, MAX_N);
+    int v = (int)query_int(rq->env, "v", 0, 0, 1000);
+    size_t len = (size_t)query_int(rq->env, "len", 4, 1, MAX_LEN);
+    int status = query_int(rq->env, "odd", 0, 0, 1) ? 201 : 200;
+    int rc;
+
+    h[0].name = (struct csgi_str)CSGI_STR_INIT("Content-Type");
+    h[0].value = (struct csgi_str)CSGI_STR_INIT("text/plain");
+    for (int i = 0; i < n; i++) {
+        snprintf(names[i], sizeof(names[i]), "X-Case-%d", i);
+        memset(values[i], 'a' + v % 26, len);
+        h[i + 1].name.ptr = names[i];
+        h[i + 1].name.len = strlen(names[i]);
+        h[i + 1].value.ptr = values[i];
+        h[i + 1].value.len = len;
+    }
+    rc = rq->resp->start_response(rq->resp->ctx, status, no_reason, h, (size_t)n + 1, NULL);
+    memset(names, 'Z', sizeof(names));
+    memset(values, 'Z', sizeof(values));
+    if (rc < 0)
+        return rc;
+    return texts_body(rq, out, status == 200 ? ok_text : created_text, 1, -1, -1);
+}
+
 static int
 ep_decline(struct case_req *rq, struct csgi_body *out)
 {
@@ -754,6 +794,7 @@ static const struct case_endpoint {
     {"/file", ep_file},
     {"/head-skip", ep_head_skip},
     {"/empty", ep_empty},
+    {"/headers", ep_headers},
     {"/decline", ep_decline},
     {"/exc-before", ep_exc_before},
     {"/exc-after", ep_exc_after},

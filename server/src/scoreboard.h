@@ -138,7 +138,11 @@ srv_score_set_inflight(struct srv_score *sc, int thread, const void *key, const 
     f->request_id = id;
     f->key = key;
     srv__score_copy(f->method, sizeof(f->method), method, method_len);
-    memcpy(f->target, target, sizeof(f->target));
+    /* Most targets are short: half the field holds them and their NUL. */
+    if (target_len < sizeof(f->target) / 2)
+        memcpy(f->target, target, sizeof(f->target) / 2);
+    else
+        memcpy(f->target, target, sizeof(f->target));
     f->target[target_len < sizeof(f->target) ? target_len : sizeof(f->target) - 1] = '\0';
     memcpy(f->remote_addr, remote_addr, sizeof(f->remote_addr));
     f->remote_addr[sizeof(f->remote_addr) - 1] = '\0';

@@ -15,6 +15,9 @@ struct head_scan {
     const char *why;
     const struct csgi_header *headers;
     size_t host_index;
+    /* The connection's remembered Host (csgi__head.known_host): checked when it was remembered. */
+    const char *known_host;
+    size_t known_host_len;
 };
 
 /* Record one header line; sets s->why for a line that is refused outright. */
@@ -42,9 +45,13 @@ scan_one(struct head_scan *s, const struct csgi_header *hd)
     /*
      * RFC 9110 5.5: NUL, CR and LF in a value are refused (a front end that
      * takes a bare CR for a line break would see another header), and so
-     * are the other controls and DEL: no plugin or log gets them.
+     * are the other controls and DEL: no plugin or log gets them. A Host
+     * the same as the connection's remembered one passed this before.
      */
-    if (value_len && !csgi__is_field_value(value, value_len)) {
+    if (value_len &&
+        !(value_len == s->known_host_len && s->known_host &&
+          csgi__bytes_eq(value, s->known_host, value_len)) &&
+        !csgi__is_field_value(value, value_len)) {
         s->why = "header value has a control byte";
         return;
     }
@@ -206,6 +213,8 @@ csgi__head_check(const struct csgi__head *head, char *path_buf, struct csgi__hea
     }
     memset(&s, 0, sizeof(s));
     s.headers = head->headers;
+    s.known_host = head->known_host;
+    s.known_host_len = head->known_host_len;
     for (size_t i = 0; i < head->n_headers && !s.why; i++)
         scan_one(&s, &head->headers[i]);
     if (s.why) {

@@ -642,6 +642,39 @@ START_TEST(head_absolute_form)
 }
 END_TEST
 
+/*
+ * A connection's remembered Host (known_host) is taken as checked, with the
+ * length of its name; any other value, or one that differs by a byte, is
+ * parsed and checked again.
+ */
+START_TEST(head_known_host_memo)
+{
+    static const struct head_case same = {.h = {H("Host", "a.test:81")}, .content_length = -1};
+    static const struct head_case other = {.h = {H("Host", "a.test:8\r")}, .content_length = -1};
+    static const char memo[] = "a.test:81";
+    struct built b;
+    struct csgi__head_facts f;
+    const char *why = NULL;
+
+    build(&b, &same);
+    b.head.known_host = memo;
+    b.head.known_host_len = sizeof(memo) - 1;
+    b.head.known_host_name_len = 6;
+    ck_assert_int_eq(csgi__head_check(&b.head, b.path_buf, &f, &why), 0);
+    ck_assert_ptr_eq(f.host_field.ptr, memo);
+    ck_assert(span_eq(f.host, f.host_len, "a.test"));
+    unbuild(&b);
+
+    build(&b, &other);
+    b.head.known_host = memo;
+    b.head.known_host_len = sizeof(memo) - 1;
+    b.head.known_host_name_len = 6;
+    ck_assert_int_eq(csgi__head_check(&b.head, b.path_buf, &f, &why), 400);
+    ck_assert_msg(strstr(why, "control byte") != NULL, "%s", why);
+    unbuild(&b);
+}
+END_TEST
+
 /* The Host line the application reads becomes the target's authority, port included. */
 START_TEST(head_absolute_form_host_line)
 {
@@ -817,6 +850,7 @@ head_suite(void)
     tc = tcase_create("absolute_form");
     tcase_add_loop_test(tc, head_absolute_form, 0, (int)N_OF(absolute_cases));
     tcase_add_test(tc, head_absolute_form_host_line);
+    tcase_add_test(tc, head_known_host_memo);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("accepted");

@@ -363,6 +363,106 @@ struct csgi_range {
  */
 int csgi_range_parse(struct csgi_str header, int64_t length, struct csgi_range *out);
 
+/* ------------------------------------------------------------------ */
+/* multipart/form-data                                                 */
+/* ------------------------------------------------------------------ */
+
+/** Longest boundary RFC 2046 5.1.1 allows. */
+#define CSGI_MULTIPART_BOUNDARY_MAX 70
+
+/**
+ * Find the boundary of a multipart/form-data Content-Type ("multipart/form-data;
+ * boundary=xyz", the type case-insensitive, the value a token or a
+ * quoted-string without backslashes). The boundary must be 1 to 70 bchars
+ * (RFC 2046 5.1.1: digits, letters and '()+_,-./:=? and space, not last).
+ * @param boundary out: the boundary, pointing into @p content_type (borrowed).
+ * @return 0; CSGI_ENOTSUP when the type is not multipart/form-data;
+ *         CSGI_EINVAL for a missing, repeated or invalid boundary, a malformed
+ *         parameter or a NULL @p boundary.
+ */
+int csgi_multipart_boundary(struct csgi_str content_type, struct csgi_str *boundary);
+
+/**
+ * Limits of a multipart parser. A field left 0 takes the default in brackets.
+ * Every byte read from the input counts against max_total_bytes.
+ */
+struct csgi_multipart_limits {
+    /** Most parts accepted [128]. */
+    size_t max_parts;
+    /** Largest header block of one part, its final empty line included [8 KiB]. */
+    size_t max_header_bytes;
+    /** Most body bytes read from the input, preamble and padding included [16 MiB]. */
+    uint64_t max_total_bytes;
+    /** Largest field part (one without a filename), held in request memory [64 KiB]. */
+    size_t max_field_bytes;
+    /** Largest file part (one with a filename) held in request memory [64 KiB]. */
+    size_t max_file_memory;
+    /**
+     * Directory for file parts larger than max_file_memory, which then go to
+     * an unlinked temporary file there (O_TMPFILE, else mkstemp() and
+     * unlink()). NULL: such a part fails with CSGI_ETOOBIG. Borrowed; read
+     * during csgi_multipart_next().
+     */
+    const char *tmp_dir;
+};
+
+/** One part of a multipart/form-data body. */
+struct csgi_multipart_part {
+    /** The name parameter of Content-Disposition, unquoted; never NULL. */
+    struct csgi_str name;
+    /** The filename parameter, unquoted; {NULL, 0} when absent (a field part). */
+    struct csgi_str filename;
+    /** The part's Content-Type, trimmed; {NULL, 0} when absent (text/plain). */
+    struct csgi_str content_type;
+    /** The content when held in memory, NUL-terminated; {NULL, 0} when in @c fd. */
+    struct csgi_str data;
+    /**
+     * -1, or an unlinked temporary file holding the content, positioned at
+     * byte 0. Owned by the request: it is closed when the request finishes
+     * (an on_finished() callback); read it, dup() it or hand it to
+     * body_from_fd() without CSGI_FD_CLOSE, but never close it.
+     */
+    int fd;
+    /** Content length in bytes, in memory or in the file. */
+    uint64_t size;
+};
+
+/** A multipart/form-data parser over a request's input; opaque. */
+struct csgi_multipart;
+
+/**
+ * Start parsing the request's body as multipart/form-data (RFC 7578 over
+ * RFC 2046 5.1), with the boundary of env->content_type. The parser reads
+ * env->input as csgi_multipart_next() asks for parts; it never reads more
+ * than max_total_bytes + 1 bytes and never rewinds.
+ * @param limits NULL for the defaults; copied.
+ * @param out    out: the parser, in request memory. Valid until the request is finished.
+ * @return 0; as csgi_multipart_boundary() for the Content-Type (CSGI_ENOTSUP
+ *         when it is absent); CSGI_ETOOBIG when the Content-Length exceeds
+ *         max_total_bytes; CSGI_ENOMEM; CSGI_EINVAL for a NULL argument.
+ */
+int csgi_multipart_open(const struct csgi_host_api *api, const struct csgi_environ *env,
+                        const struct csgi_multipart_limits *limits, struct csgi_multipart **out);
+
+/**
+ * Read the next part: its headers, then its whole content, into request
+ * memory or a temporary file (see struct csgi_multipart_limits). The
+ * preamble before the first boundary is skipped; the epilogue after the
+ * final one is not read. A part's header block holds CRLF-terminated
+ * "name: value" lines and must carry a Content-Disposition of form-data with
+ * a name; other fields are ignored. Part strings are NUL-terminated copies in
+ * request memory, valid until the request is finished.
+ * @param part out: the part; set only when 1 is returned.
+ * @return 1 with a part; 0 after the final boundary (and on every later
+ *         call); CSGI_EINVAL for a malformed body (no boundary, a bad
+ *         boundary line, a bad header or Content-Disposition, a body that
+ *         ends before the final boundary); CSGI_ETOOBIG when a limit is
+ *         exceeded; CSGI_ENOMEM; CSGI_EIO when a temporary file cannot be
+ *         made or written; the input stream's negative code. After a
+ *         failure every later call returns the same code.
+ */
+int csgi_multipart_next(struct csgi_multipart *mp, struct csgi_multipart_part *part);
+
 #ifdef __cplusplus
 }
 #endif

@@ -463,6 +463,40 @@ int csgi_multipart_open(const struct csgi_host_api *api, const struct csgi_envir
  */
 int csgi_multipart_next(struct csgi_multipart *mp, struct csgi_multipart_part *part);
 
+/* ------------------------------------------------------------------ */
+/* JSON responses (cJSON)                                              */
+/* ------------------------------------------------------------------ */
+
+/* cJSON's node (<cjson/cJSON.h>); these two functions need libcjson. */
+struct cJSON;
+
+/**
+ * Print @p root compactly (cJSON_PrintUnformatted()) into request memory as a
+ * one-chunk body with an exact total_length, so that the server sends it
+ * with a Content-Length (SPEC.md 4.5 rule 2). The body needs no close().
+ * @param root borrowed; only read during the call.
+ * @param out  out: the body; unchanged on failure. Valid until the request is finished.
+ * @return 0; CSGI_ENOMEM when printing or api->alloc() fails; CSGI_EINVAL for
+ *         a NULL argument.
+ */
+int csgi_json_body(const struct csgi_host_api *api, const struct csgi_environ *env,
+                   const struct cJSON *root, struct csgi_body *out);
+
+/**
+ * Answer with @p root as JSON: csgi_json_body(), then start_response() with
+ * @p status, "Content-Type: application/json" and @p headers after it (say
+ * Cache-Control or Set-Cookie; borrowed, must not hold a Content-Type).
+ * Return the body from call(). Nothing is started when printing fails.
+ * @param out out: the body; set only on success.
+ * @return 0; as csgi_json_body(); start_response()'s code (CSGI_ESTATUS,
+ *         CSGI_EHEADER, CSGI_ESTATE); CSGI_EINVAL for a NULL argument or
+ *         NULL @p headers with @p n_headers > 0.
+ */
+int csgi_json_respond(const struct csgi_host_api *api, const struct csgi_environ *env,
+                      const struct csgi_responder *resp, int status,
+                      const struct csgi_header *headers, size_t n_headers,
+                      const struct cJSON *root, struct csgi_body *out);
+
 #ifdef __cplusplus
 }
 #endif

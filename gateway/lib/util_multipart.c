@@ -194,7 +194,10 @@ csgi_multipart_boundary(struct csgi_str content_type, struct csgi_str *boundary)
         p++;
     if (!csgi_str_ieq_c((struct csgi_str){type, (size_t)(p - type)}, "multipart/form-data"))
         return CSGI_ENOTSUP;
-    while ((rc = param_next(&p, end, &name, &value, &escaped)) > 0) {
+    for (;;) {
+        rc = param_next(&p, end, &name, &value, &escaped);
+        if (rc <= 0)
+            break;
         if (!csgi_str_ieq_c(name, "boundary"))
             continue;
         /* bchars need no escaping; a backslash is a mistake or a trick. */
@@ -476,8 +479,11 @@ mp_disposition(struct csgi_multipart *mp, struct csgi_str v, struct csgi_multipa
     p = skip_token(p, end);
     if (!csgi_str_ieq_c((struct csgi_str){type, (size_t)(p - type)}, "form-data"))
         return CSGI_EINVAL;
-    while ((rc = param_next(&p, end, &name, &value, &escaped)) > 0) {
+    for (;;) {
         struct csgi_str *dst = NULL;
+        rc = param_next(&p, end, &name, &value, &escaped);
+        if (rc <= 0)
+            break;
         if (csgi_str_ieq_c(name, "name"))
             dst = &part->name;
         else if (csgi_str_ieq_c(name, "filename"))

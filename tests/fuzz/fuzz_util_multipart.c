@@ -168,7 +168,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             lim.max_field_bytes = 65536;
         if (!lim.max_file_memory)
             lim.max_file_memory = 65536;
-        while ((rc = csgi_multipart_next(mp, &part)) == 1) {
+        for (;;) {
+            rc = csgi_multipart_next(mp, &part);
+            if (rc != 1)
+                break;
             check_part(&part, &lim);
             sizes += part.size;
             parts++;

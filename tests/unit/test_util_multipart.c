@@ -100,7 +100,10 @@ mp_app(void *state, struct csgi_environ *env, const struct csgi_responder *resp,
     env->input = &wrapped;
     st->rc_open = csgi_multipart_open(st->api, env, st->limits, &mp);
     if (st->rc_open == 0) {
-        while ((st->rc = csgi_multipart_next(mp, &part)) == 1) {
+        for (;;) {
+            st->rc = csgi_multipart_next(mp, &part);
+            if (st->rc != 1)
+                break;
             ck_assert_uint_lt(st->n, MAX_PARTS);
             keep_part(&st->parts[st->n++], &part);
         }

@@ -494,8 +494,8 @@ int csgi_json_body(const struct csgi_host_api *api, const struct csgi_environ *e
  */
 int csgi_json_respond(const struct csgi_host_api *api, const struct csgi_environ *env,
                       const struct csgi_responder *resp, int status,
-                      const struct csgi_header *headers, size_t n_headers,
-                      const struct cJSON *root, struct csgi_body *out);
+                      const struct csgi_header *headers, size_t n_headers, const struct cJSON *root,
+                      struct csgi_body *out);
 
 #ifdef __cplusplus
 }

@@ -331,6 +331,44 @@ int csgi__body_from_fd(void *(*alloc)(void *ctx, size_t n), void *ctx,
                        struct csgi__file_body **list, int fd, int64_t offset, int64_t count,
                        uint32_t flags, struct csgi_body *out);
 
+/*
+ * csgi_host_api.body_from_buffer: a one-chunk body of [data, data+len) with
+ * total_length len; its state (and, without CSGI_BUF_BORROW, the copy of the
+ * bytes) in memory from @p alloc.
+ */
+int csgi__body_from_buffer(void *(*alloc)(void *ctx, size_t n), void *ctx, const void *data,
+                           size_t len, uint32_t flags, struct csgi_body *out);
+
+/* Characters of a request id (csgi_environ.request_id): 32 lower-case hex digits. */
+#define CSGI__REQUEST_ID_LEN 32
+
+/*
+ * Write a request id into @p out (CSGI__REQUEST_ID_LEN bytes and a NUL):
+ * @p prefix, 16 hex digits made once per process from a random number, then
+ * @p serial, the process's request counter, as 16 hex digits. Unique across
+ * processes as long as their random prefixes differ; the counter part is
+ * the error log's "request N". Inline and branch-free: it runs per request.
+ */
+static inline void
+csgi__request_id_format(char *out, const char *prefix, uint64_t serial)
+{
+    static const char hex[16] = "0123456789abcdef";
+
+    memcpy(out, prefix, 16);
+    for (int i = 31; i >= 16; i--) {
+        out[i] = hex[serial & 15];
+        serial >>= 4;
+    }
+    out[CSGI__REQUEST_ID_LEN] = '\0';
+}
+
+/*
+ * Fill @p prefix (16 hex digits, no NUL) from the kernel's random source:
+ * called once per process (after fork()). Returns 0, or CSGI_EIO when no
+ * random bytes could be read (the prefix then mixes pid and clock).
+ */
+int csgi__request_id_prefix(char *prefix);
+
 /* True when @p body is a file body made by csgi__body_from_fd() and not yet read. */
 struct csgi__file_body *csgi__file_body_of(const struct csgi_body *body);
 

@@ -1,11 +1,13 @@
 /*
  * Host services of the core (see core.h): header lookup, request_url(),
- * file bodies, and the input and error streams.
+ * file and buffer bodies, request ids, and the input and error streams.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -196,6 +198,89 @@ error_close:
     /* With CSGI_FD_CLOSE the descriptor is the host's from the call on. */
     if (fd >= 0 && (flags & CSGI_FD_CLOSE))
         close(fd);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Buffer bodies                                                       */
+/* ------------------------------------------------------------------ */
+
+/* A one-chunk body (body_from_buffer()): the bytes, and whether they were produced. */
+struct buffer_body {
+    const void *ptr;
+    size_t len;
+    int done;
+};
+
+static int
+buffer_body_next(void *ctx, struct csgi_chunk *out)
+{
+    struct buffer_body *b = ctx;
+
+    if (b->done || b->len == 0)
+        return CSGI_DONE;
+    b->done = 1;
+    out->ptr = b->ptr;
+    out->len = b->len;
+    return CSGI_OK;
+}
+
+int
+csgi__body_from_buffer(void *(*alloc)(void *ctx, size_t n), void *ctx, const void *data, size_t len,
+                       uint32_t flags, struct csgi_body *out)
+{
+    int borrow = (flags & CSGI_BUF_BORROW) != 0;
+    struct buffer_body *b;
+
+    if (!out || (!data && len) || (flags & ~(uint32_t)CSGI_BUF_BORROW) || len > INT64_MAX)
+        return CSGI_EINVAL;
+    if (!borrow && len > SIZE_MAX - sizeof(*b))
+        return CSGI_ENOMEM;
+    b = alloc(ctx, sizeof(*b) + (borrow ? 0 : len));
+    if (!b)
+        return CSGI_ENOMEM;
+    b->ptr = data;
+    b->len = len;
+    b->done = 0;
+    if (!borrow && len) {
+        memcpy(b + 1, data, len);
+        b->ptr = b + 1;
+    }
+    memset(out, 0, sizeof(*out));
+    out->version = CSGI_BODY_VERSION;
+    out->total_length = (int64_t)len;
+    out->ctx = b;
+    out->next = buffer_body_next;
+    return CSGI_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Request ids                                                         */
+/* ------------------------------------------------------------------ */
+
+int
+csgi__request_id_prefix(char *prefix)
+{
+    static const char hex[16] = "0123456789abcdef";
+    uint64_t v = 0;
+    int rc = CSGI_OK;
+    ssize_t n;
+
+    do {
+        n = getrandom(&v, sizeof(v), 0);
+    } while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof(v)) {
+        struct timespec ts;
+
+        /* No entropy: pid and clock still differ between live processes. */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = ((uint64_t)getpid() << 40) ^ (uint64_t)ts.tv_sec << 20 ^ (uint64_t)ts.tv_nsec;
+        rc = CSGI_EIO;
+    }
+    for (int i = 15; i >= 0; i--) {
+        prefix[i] = hex[v & 15];
+        v >>= 4;
+    }
     return rc;
 }
 

@@ -87,6 +87,9 @@ struct csgi_test_client {
     size_t n_config_strings;
 
     struct csgi_request *active;
+    /* Request ids, as csgi-server makes them: a random prefix per client, then a counter. */
+    char id_prefix[16];
+    uint64_t next_id;
 };
 
 /* In the test client a request is this struct; plugins only see the pointer. */
@@ -103,6 +106,7 @@ struct csgi_request {
     struct csgi__response core;
     struct csgi__file_body *files;
     struct tc_finish *finish;
+    char request_id[CSGI__REQUEST_ID_LEN + 1];
 
     /* What a client received. */
     struct csgi__plan plan;
@@ -122,6 +126,7 @@ struct tc_response {
     struct csgi_header *headers;
     struct csgi_test_log *logs;
     char *body;
+    char request_id[CSGI__REQUEST_ID_LEN + 1];
 };
 
 /* ------------------------------------------------------------------ */
@@ -386,6 +391,15 @@ tc_host_request_url(const struct csgi_environ *env, struct csgi_str *out)
     return csgi__request_url(env, tc_core_alloc, env->request, out);
 }
 
+static int
+tc_host_body_from_buffer(struct csgi_request *req, const void *data, size_t len, uint32_t flags,
+                         struct csgi_body *out)
+{
+    if (!req)
+        return CSGI_EINVAL;
+    return csgi__body_from_buffer(tc_core_alloc, req, data, len, flags, out);
+}
+
 static const void *
 tc_host_get_extension(void *ctx, const char *name, uint32_t min_version)
 {
@@ -554,6 +568,12 @@ tc_fill_environ(struct csgi_request *req, const struct csgi_test_request *rq,
     env->content_type = facts->content_type;
     env->config = c->config;
     env->n_config = c->n_config;
+    env->host = &c->api;
+    csgi__request_id_format(req->request_id, c->id_prefix, ++c->next_id);
+    env->request_id.ptr = req->request_id;
+    env->request_id.len = CSGI__REQUEST_ID_LEN;
+    /* The client holds the whole body, as csgi-server does: its length is known. */
+    env->input_length = (int64_t)rq->body_len;
     return CSGI_OK;
 }
 
@@ -645,6 +665,8 @@ tc_make_response(struct csgi_request *req, int declined)
                                   : CSGI_OK;
     pub->finish_reason = csgi__response_finish_reason(&req->core, CSGI_FINISH_OK);
     pub->headers_sent = plan->kind != CSGI__PLAN_ERROR;
+    memcpy(r->request_id, req->request_id, sizeof(r->request_id));
+    pub->request_id = r->request_id;
     pub->body_produced = req->core.produced;
     pub->framing = (int)plan->framing;
     pub->aborted = req->aborted;
@@ -979,6 +1001,8 @@ tc_client_alloc(const char *mount, char *err, size_t err_len)
     c->api.on_finished = tc_host_on_finished;
     c->api.request_url = tc_host_request_url;
     c->api.get_extension = tc_host_get_extension;
+    c->api.body_from_buffer = tc_host_body_from_buffer;
+    csgi__request_id_prefix(c->id_prefix);
     return c;
 }
 

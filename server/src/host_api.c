@@ -67,6 +67,15 @@ api_body_from_fd(struct csgi_request *r, int fd, int64_t offset, int64_t count, 
 }
 
 static int
+api_body_from_buffer(struct csgi_request *r, const void *data, size_t len, uint32_t flags,
+                     struct csgi_body *out)
+{
+    if (!r)
+        return CSGI_EINVAL;
+    return csgi__body_from_buffer(core_alloc, r, data, len, flags, out);
+}
+
+static int
 api_on_finished(struct csgi_request *r, csgi_finished_fn fn, void *arg)
 {
     struct finished_cb *cb;
@@ -160,4 +169,5 @@ srv_host_api_init(struct csgi_host_api *api, void *ctx)
     api->on_finished = api_on_finished;
     api->request_url = api_request_url;
     api->get_extension = api_get_extension;
+    api->body_from_buffer = api_body_from_buffer;
 }

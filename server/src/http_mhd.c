@@ -234,6 +234,7 @@ access_log(struct csgi_request *r)
         (double)(t1.tv_sec - r->t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - r->t0.tv_nsec) / 1e6;
     rec.plugin = r->plugin ? r->plugin->desc.name : NULL;
     rec.request_id = r->id;
+    rec.request_id_text = r->request_id;
     srv_access_log_write(&rec);
 }
 
@@ -382,6 +383,7 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     r->refs = 1;
     r->body_fd = -1;
     r->id = atomic_fetch_add(&h->next_id, 1) + 1;
+    csgi__request_id_format(r->request_id, h->id_prefix, r->id);
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
     /* Padded for srv_score_set_inflight(), which copies a whole field's size. */
     r->raw_target = srv_arena_alloc(
@@ -922,6 +924,10 @@ build_environ(struct csgi_request *r)
     }
     e->headers = r->headers;
     e->n_headers = r->n_headers;
+    e->host = &h->api;
+    e->request_id = cstr(r->request_id, CSGI__REQUEST_ID_LEN);
+    /* The whole body is in hand (a chunked one too): its length is known (SPEC 4.2). */
+    e->input_length = (int64_t)r->body_len;
     /* dispatch() sets the mount's fields (script_name, path_info, config). */
     r->env_built = 1;
 
@@ -1180,6 +1186,9 @@ srv_http_new(const struct srv_config *cfg, struct srv_listener *listeners, size_
     if (workers > 1)
         h->env_flags |= CSGI_ENV_MULTIPROCESS;
 
+    /* In the worker, after fork(): each process draws its own prefix. */
+    if (csgi__request_id_prefix(h->id_prefix) < 0)
+        srv_log(SRV_LOG_WARN, "no random bytes for request ids: pid and clock used instead");
     srv_host_api_init(&h->api, h);
     return h;
 }

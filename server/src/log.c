@@ -495,6 +495,7 @@ srv_access_log_write(const struct srv_access_record *r)
 
     size_t target_len = r->target ? (r->target_len > 4096 ? 4096 : r->target_len) : 1;
     const char *plugin = plain_token(r->plugin) ? r->plugin : "-";
+    const char *id = plain_token(r->request_id_text) ? r->request_id_text : NULL;
 
     if (lg.access_fd < 0)
         return;
@@ -515,9 +516,15 @@ srv_access_log_write(const struct srv_access_record *r)
         CAT(r->user_agent, LOG_FIELD_HEADER);
         n = app(buf, sizeof(buf), n, "\",\"duration_ms\":%.3f,\"plugin\":\"", r->duration_ms);
         CAT(r->plugin, LOG_FIELD_SHORT);
-        n = app(buf, sizeof(buf), n,
-                "\",\"request_id\":%llu,\"pid\":%d,\"worker\":%d,\"gen\":%u}\n",
+        n = app(buf, sizeof(buf), n, "\",\"request_id\":%llu,\"pid\":%d,\"worker\":%d,\"gen\":%u,",
                 (unsigned long long)r->request_id, pid, worker, gen);
+        if (id) {
+            n = app(buf, sizeof(buf), n, "\"id\":\"");
+            n = esc(buf, sizeof(buf), n, id, strlen(id), 1, LOG_FIELD_SHORT);
+            n = app(buf, sizeof(buf), n, "\"}\n");
+        } else {
+            n = app(buf, sizeof(buf), n, "\"id\":null}\n");
+        }
     } else {
         CAT(r->remote_addr, LOG_FIELD_SHORT);
         n = app(buf, sizeof(buf), n, " - - [%s] \"", ts);
@@ -534,8 +541,11 @@ srv_access_log_write(const struct srv_access_record *r)
         n = app(buf, sizeof(buf), n, "\" %.3f ", r->duration_ms);
         /* The plugin field is unquoted: a name as the loader checked it, else "-". */
         n = esc(buf, sizeof(buf), n, plugin, strlen(plugin), 0, LOG_FIELD_SHORT);
-        n = app(buf, sizeof(buf), n, " %llu pid=%d worker=%d gen=%u\n",
-                (unsigned long long)r->request_id, pid, worker, gen);
+        n = app(buf, sizeof(buf), n,
+                " %llu pid=%d worker=%d gen=%u id=", (unsigned long long)r->request_id, pid, worker,
+                gen);
+        n = esc(buf, sizeof(buf), n, id ? id : "-", id ? strlen(id) : 1, 0, LOG_FIELD_SHORT);
+        n = app(buf, sizeof(buf), n, "\n");
     }
     /* The field bounds leave room for the closing part; this only guards against a slip. */
     if (n == 0 || buf[n - 1] != '\n') {

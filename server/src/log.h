@@ -85,6 +85,12 @@ struct srv_access_record {
     const char *plugin;
     uint64_t request_id; /* per worker: (pid, request_id) names a request */
     /*
+     * The environ's request_id (unique across workers and generations), or
+     * NULL when the request has none (a request lost with a crashed worker,
+     * logged by the master): written as "id=<text>" ("id=-"), JSON "id".
+     */
+    const char *request_id_text;
+    /*
      * The worker that served the request; pid 0 = this process (its own
      * identity). Set when the master writes the line of a request lost with
      * a crashed worker.
@@ -98,8 +104,9 @@ struct srv_access_record {
 int srv_access_log_enabled(void);
 /*
  * Write one record: the combined format + " <duration_ms> <plugin>
- * <request_id> pid=<pid> worker=<id> gen=<generation>", or JSON with the same
- * fields. pid and request id match the error log's "pid=" and "request N".
+ * <request_id> pid=<pid> worker=<id> gen=<generation> id=<request_id_text>",
+ * or JSON with the same fields ("id": a string, or null). pid and request id
+ * match the error log's "pid=" and "request N"; id is what the plugin saw.
  */
 void srv_access_log_write(const struct srv_access_record *rec);
 

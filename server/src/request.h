@@ -75,6 +75,8 @@ struct srv_http {
     uint32_t env_flags;
     atomic_int draining;
     atomic_ullong next_id;
+    /* The first half of this process's request ids (csgi__request_id_prefix()). */
+    char id_prefix[16];
     struct srv_http_stats stats;
     pthread_mutex_t conn_lock;
     struct srv_conn conns; /* list head */
@@ -91,6 +93,8 @@ struct csgi_request {
     struct MHD_Connection *conn;
     struct srv_arena arena;
     uint64_t id;
+    /* The environ's request_id: id_prefix, then id in hex (on_uri()). */
+    char request_id[CSGI__REQUEST_ID_LEN + 1];
     struct timespec t0;
     struct timespec t1; /* when it ended, once t1_set (req_end_time()) */
     /* NUL-terminated, and padded to at least SRV_INFLIGHT_TARGET_SIZE bytes (on_uri()). */

@@ -82,7 +82,7 @@ enum csgi_environ_flags {
     CSGI_ENV_TLS = 1u << 5
 };
 
-/** Every flag defined by struct csgi_environ version 1. */
+/** Every flag defined by struct csgi_environ version 1 (version 2 adds none). */
 #define CSGI_ENV_FLAGS_V1 0x3fu
 
 /** struct csgi_plugin.flags. */
@@ -95,6 +95,16 @@ enum csgi_plugin_flags {
 enum csgi_body_flags {
     /** Made by csgi_host_api.body_from_fd(); the server may use sendfile(). */
     CSGI_BODY_FILE = 1u << 0
+};
+
+/** body_from_buffer() flags (since host API version 2). */
+enum csgi_buffer_flags {
+    /**
+     * Refer to the bytes in place instead of copying them: the caller
+     * guarantees they stay valid and unchanged until the request is finished
+     * (static memory, or memory from alloc()).
+     */
+    CSGI_BUF_BORROW = 1u << 0
 };
 
 /** body_from_fd() flags. */
@@ -233,7 +243,7 @@ struct csgi_errors {
  * request is finished.
  */
 struct csgi_environ {
-#define CSGI_ENVIRON_VERSION 1
+#define CSGI_ENVIRON_VERSION 2
     uint32_t version;
     /** enum csgi_environ_flags. */
     uint32_t flags;
@@ -284,6 +294,28 @@ struct csgi_environ {
     /** Deployer configuration for this plugin (same items as init_worker). */
     const struct csgi_kv *config;
     size_t n_config;
+
+    /* Since version 2: read only when CSGI_HAS(env, 2). */
+
+    /**
+     * The host services, the table init_worker() received (or one with the
+     * same functions): a plugin without init_worker() reaches alloc() and the
+     * rest through it, with @c request above. Borrowed.
+     */
+    const struct csgi_host_api *host;
+    /**
+     * This request's id: unique across the server's workers and generations,
+     * printable ASCII ([0-9a-f] in csgi-server: 32 characters), the value the
+     * access log records. Valid until the request is finished.
+     */
+    struct csgi_str request_id;
+    /**
+     * How many bytes @c input yields when the server knows it, else -1. Equal
+     * to content_length when that is not -1; for a chunked upload the server
+     * received completely before call() (CSGI_ENV_INPUT_BUFFERED), the
+     * length it received, while content_length stays -1 (SPEC.md 4.2).
+     */
+    int64_t input_length;
 };
 
 /* ------------------------------------------------------------------ */
@@ -387,7 +419,7 @@ struct csgi_body {
  * "Since version N".
  */
 struct csgi_host_api {
-#define CSGI_HOST_API_VERSION 1
+#define CSGI_HOST_API_VERSION 2
     uint32_t version;
     /** sizeof(struct csgi_host_api) as the server was built. */
     uint32_t size;
@@ -474,6 +506,23 @@ struct csgi_host_api {
      *         malformed name, and for a NULL @p name.
      */
     const void *(*get_extension)(void *ctx, const char *name, uint32_t min_version);
+
+    /* Since version 2: call only when CSGI_HAS(api, 2). */
+
+    /**
+     * Make a body of exactly one chunk, the @p len bytes at @p data, with
+     * total_length @p len (so the response carries Content-Length). The
+     * bytes are copied into the request's arena, unless @p flags has
+     * CSGI_BUF_BORROW: then they are used in place and must stay valid and
+     * unchanged until the request is finished. @p data may be NULL when
+     * @p len is 0. The body needs no close() from the application; the
+     * server or middleware iterating it calls close() as for any body.
+     * @return 0; CSGI_EINVAL for a NULL @p req or @p out, NULL @p data with a
+     *         length, or unknown @p flags bits; CSGI_ENOMEM. On failure @p out
+     *         is unchanged.
+     */
+    int (*body_from_buffer)(struct csgi_request *req, const void *data, size_t len, uint32_t flags,
+                            struct csgi_body *out);
 };
 
 /* ------------------------------------------------------------------ */

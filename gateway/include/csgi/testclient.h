@@ -137,6 +137,12 @@ struct csgi_test_response {
      * response (csgi-server closes the connection without a chunked end).
      */
     int aborted;
+    /**
+     * The environ's request_id the application was given (32 hex digits,
+     * as csgi-server makes them, unique per client and request); "" when the
+     * request never reached the application. Valid until the response is freed.
+     */
+    const char *request_id;
 };
 
 /**

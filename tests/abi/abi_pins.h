@@ -27,11 +27,11 @@
     X(csgi_chunk, 16)                                                                              \
     X(csgi_input, 40)                                                                              \
     X(csgi_errors, 40)                                                                             \
-    X(csgi_environ, 256)                                                                           \
+    X(csgi_environ, 288)                                                                           \
     X(csgi_exc_info, 24)                                                                           \
     X(csgi_responder, 32)                                                                          \
     X(csgi_body, 40)                                                                               \
-    X(csgi_host_api, 96)                                                                           \
+    X(csgi_host_api, 104)                                                                          \
     X(csgi_plugin, 80)
 
 #define ABI_FIELD_OFFSETS(X)                                                                       \
@@ -78,6 +78,9 @@
     X(csgi_environ, errors, 232)                                                                   \
     X(csgi_environ, config, 240)                                                                   \
     X(csgi_environ, n_config, 248)                                                                 \
+    X(csgi_environ, host, 256)                                                                     \
+    X(csgi_environ, request_id, 264)                                                               \
+    X(csgi_environ, input_length, 280)                                                             \
     X(csgi_exc_info, version, 0)                                                                   \
     X(csgi_exc_info, code, 4)                                                                      \
     X(csgi_exc_info, message, 8)                                                                   \
@@ -106,6 +109,7 @@
     X(csgi_host_api, on_finished, 72)                                                              \
     X(csgi_host_api, request_url, 80)                                                              \
     X(csgi_host_api, get_extension, 88)                                                            \
+    X(csgi_host_api, body_from_buffer, 96)                                                         \
     X(csgi_plugin, magic, 0)                                                                       \
     X(csgi_plugin, abi_version, 4)                                                                 \
     X(csgi_plugin, version, 8)                                                                     \
@@ -178,6 +182,7 @@
     X(CSGI_PLUGIN_THREADSAFE, 0x01)                                                                \
     X(CSGI_BODY_FILE, 0x01)                                                                        \
     X(CSGI_FD_CLOSE, 0x01)                                                                         \
+    X(CSGI_BUF_BORROW, 0x01)                                                                       \
     X(CSGI_FINISH_OK, 0)                                                                           \
     X(CSGI_FINISH_ERROR, 1)                                                                        \
     X(CSGI_FINISH_CLIENT_ABORT, 2)                                                                 \
@@ -190,8 +195,8 @@
     X(CSGI_VERSION_PATCH, 0)                                                                       \
     X(CSGI_VERSION_HEX, 0x010000)                                                                  \
     X(CSGI_PLUGIN_VERSION, 1)                                                                      \
-    X(CSGI_HOST_API_VERSION, 1)                                                                    \
-    X(CSGI_ENVIRON_VERSION, 1)                                                                     \
+    X(CSGI_HOST_API_VERSION, 2)                                                                    \
+    X(CSGI_ENVIRON_VERSION, 2)                                                                     \
     X(CSGI_INPUT_VERSION, 1)                                                                       \
     X(CSGI_ERRORS_VERSION, 1)                                                                      \
     X(CSGI_RESPONDER_VERSION, 1)                                                                   \

@@ -2007,6 +2007,75 @@ setup(void)
     g_exit_state = NULL;
 }
 
+/* ------------------------------------------------------------------ */
+/* Environ and host API version 2                                      */
+/* ------------------------------------------------------------------ */
+
+static char g_seen_id[64];
+static long long g_seen_lengths[2];
+
+/* Replies through env->host only: a copied one-chunk body of a stack buffer. */
+static int
+v2_app(void *state, struct csgi_environ *env, const struct csgi_responder *resp,
+       struct csgi_body *out)
+{
+    char text[64];
+    struct csgi_body untouched;
+    int n, rc;
+
+    (void)state;
+    ck_assert_uint_ge(env->version, 2);
+    ck_assert_ptr_nonnull(env->host);
+    ck_assert_uint_ge(env->host->version, 2);
+    snprintf(g_seen_id, sizeof(g_seen_id), "%.*s", (int)env->request_id.len, env->request_id.ptr);
+    g_seen_lengths[0] = env->content_length;
+    g_seen_lengths[1] = env->input_length;
+    memset(&untouched, 0x5a, sizeof(untouched));
+    ck_assert_int_eq(env->host->body_from_buffer(env->request, NULL, 3, 0, &untouched),
+                     CSGI_EINVAL);
+    ck_assert_int_eq(env->host->body_from_buffer(env->request, "x", 1, 1u << 5, &untouched),
+                     CSGI_EINVAL);
+    ck_assert_int_eq(env->host->body_from_buffer(NULL, "x", 1, 0, &untouched), CSGI_EINVAL);
+    ck_assert_int_eq(env->host->body_from_buffer(env->request, "x", 1, 0, NULL), CSGI_EINVAL);
+    ck_assert_uint_eq(untouched.version, 0x5a5a5a5au);
+    rc = resp->start_response(resp->ctx, 200, no_reason, ct_plain, 1, NULL);
+    if (rc < 0)
+        return rc;
+    n = snprintf(text, sizeof(text), "copied %lld\n", (long long)env->input_length);
+    rc = env->host->body_from_buffer(env->request, text, (size_t)n, 0, out);
+    /* The body holds a copy: the stack buffer may change now. */
+    memset(text, '!', sizeof(text));
+    return rc;
+}
+
+START_TEST(testclient_v2_request_id_and_buffer_body)
+{
+    struct csgi_test_client *c = app_client(v2_app, "");
+    struct csgi_test_request rq = {.method = "POST", .body = "hello", .body_len = 5};
+    struct csgi_test_response *a, *b;
+
+    a = run(c, &rq);
+    ck_assert_int_eq(a->rc, CSGI_OK);
+    ck_assert_str_eq(a->body, "copied 5\n");
+    ck_assert_int_eq(a->framing, CSGI_TEST_FRAMING_LENGTH);
+    /* No Content-Length in the request: as a chunked upload, -1 and the buffered length. */
+    ck_assert_int_eq(g_seen_lengths[0], -1);
+    ck_assert_int_eq(g_seen_lengths[1], 5);
+    ck_assert_uint_eq(strlen(a->request_id), 32);
+    ck_assert_uint_eq(strspn(a->request_id, "0123456789abcdef"), 32);
+    ck_assert_str_eq(a->request_id, g_seen_id);
+    b = run(c, NULL);
+    ck_assert_str_eq(b->body, "copied 0\n");
+    ck_assert_str_eq(b->request_id, g_seen_id);
+    ck_assert_str_ne(a->request_id, b->request_id);
+    /* One prefix per client, then the counter. */
+    ck_assert_int_eq(memcmp(a->request_id, b->request_id, 16), 0);
+    csgi_test_response_free(a);
+    csgi_test_response_free(b);
+    csgi_test_client_free(c);
+}
+END_TEST
+
 static Suite *
 testclient_suite(void)
 {
@@ -2071,6 +2140,10 @@ testclient_suite(void)
     tcase_add_test(tc, testclient_request_url_reconstruction);
     tcase_add_test(tc, testclient_host_api_table);
     tcase_add_test(tc, testclient_request_app_and_nesting);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("v2");
+    tcase_add_test(tc, testclient_v2_request_id_and_buffer_body);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("body_from_fd");

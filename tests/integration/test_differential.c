@@ -76,6 +76,8 @@ static const struct dplugin plugins[] = {
     {"world_raw.so", "world_raw", "/raw", "CSGI_WORLD", "db", 0},
     {"world_resource.so", "world_resource", "/resource", "CSGI_WORLD", "db", 0},
     {"world_route.so", "world_route", "/route", "CSGI_WORLD", "db", 0},
+    {"hostsvc.so", "hostsvc", "/hostsvc", "CSGI_FIXTURES", NULL, 0},
+    {"old_v1.so", "old_v1", "/old", "CSGI_FIXTURES", NULL, 0},
 };
 #define N_PLUGINS (sizeof(plugins) / sizeof(*plugins))
 
@@ -120,6 +122,10 @@ static const char *const refused_paths[] = {"/one\xc3\xa9", "/one\x80", "/one%zz
 
 static const char *const hello_paths[] = {"", "/bob", "/a/b"};
 static const char *const stream_paths[] = {"", "?n=2", "/write", "?n=0"};
+/* Host services of environ/host API version 2; ids differ per transport, so /shape. */
+static const char *const hostsvc_paths[] = {"/static", "/shape", "/length", "/nope"};
+/* A plugin built against the CSGI 1.0 headers (environ and host API version 1). */
+static const char *const old_paths[] = {"/env", "/env/x?q=1"};
 static const char *const world_paths[] = {"/plaintext", "/json",     "/fortunes",
                                           "/items",     "/items/42", "/nope"};
 
@@ -196,6 +202,12 @@ build_cases(void)
             ADD_PATHS(p, hello_paths);
         } else if (strcmp(p->name, "stream") == 0) {
             ADD_PATHS(p, stream_paths);
+        } else if (strcmp(p->name, "hostsvc") == 0) {
+            ADD_PATHS(p, hostsvc_paths);
+            add_case(p, "POST", "HTTP/1.1", "/length", "an uploaded body\n");
+        } else if (strcmp(p->name, "old_v1") == 0) {
+            ADD_PATHS(p, old_paths);
+            add_case(p, "POST", "HTTP/1.1", "/env", "an uploaded body\n");
         } else {
             ADD_PATHS(p, world_paths);
         }

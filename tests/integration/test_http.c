@@ -945,6 +945,7 @@ START_TEST(http_access_log_json)
     ck_assert_msg(h_has(log, "\"method\":\"GET\",\"target\":\"/hello/json?x=\\\"q\\\"\"") &&
                       h_has(log, "\"status\":200,\"bytes\":13,") &&
                       h_has(log, "\"plugin\":\"hello\",\"request_id\":1,") &&
+                      h_has(log, ",\"id\":\"") && strlen(strstr(log, ",\"id\":\"")) == 7 + 32 + 3 &&
                       log[strlen(log) - 1] == '\n',
                   "%s", log);
     free(log);
@@ -1051,6 +1052,196 @@ START_TEST(http_command_line)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Host services of environ and host API version 2 (hostsvc fixture)  */
+/* ------------------------------------------------------------------ */
+
+#define ID_LEN      32
+#define ID_REQUESTS 120
+
+struct seen_id {
+    char id[ID_LEN + 1];
+    int pid;
+};
+
+/* GET /hostsvc/id until @p want ids are collected; returns how many were. */
+static size_t
+collect_ids(const struct hserver *s, struct seen_id *ids, size_t have, size_t want)
+{
+    for (size_t tries = 0; have < want && tries < 2 * want; tries++) {
+        struct hresp r = h_get(s, "/hostsvc/id");
+        char id[64];
+        int pid = 0;
+
+        if (r.status == 200 && sscanf(r.body, "%63s %d", id, &pid) == 2 && strlen(id) == ID_LEN) {
+            memcpy(ids[have].id, id, ID_LEN + 1);
+            ids[have].pid = pid;
+            have++;
+        }
+        ck_assert_msg(r.status == 200, "status %ld: %s", r.status, r.body ? r.body : "");
+        ck_assert_msg(h_has(r.headers, "Content-Length: "), "%s", r.headers);
+        h_resp_free(&r);
+    }
+    return have;
+}
+
+static size_t
+distinct_pids(const struct seen_id *ids, size_t n, size_t from)
+{
+    size_t d = 0;
+
+    for (size_t i = from; i < n; i++) {
+        size_t j = from;
+        while (j < i && ids[j].pid != ids[i].pid)
+            j++;
+        d += j == i;
+    }
+    return d;
+}
+
+/*
+ * Two workers, then a reload (a second generation): every id a plugin saw is
+ * unique, 32 hex digits, and the access log names each one ("id=<id>").
+ * Before environ version 2 there was no id; the per-worker counter the log
+ * had repeats across workers (both start at 1).
+ */
+START_TEST(http_request_id_unique_across_workers_and_generations)
+{
+    struct hserver s;
+    const char *extra[] = {"--workers", "2", "--access-log", NULL, NULL};
+    struct seen_id *ids = calloc(2 * ID_REQUESTS, sizeof(*ids));
+    size_t n, gen1;
+    char *log;
+
+    ck_assert_ptr_nonnull(ids);
+    h_init(&s);
+    extra[3] = s.access;
+    h_add_plugin(&s, "hostsvc.so", NULL);
+    h_start(&s, 2, extra);
+    n = collect_ids(&s, ids, 0, ID_REQUESTS);
+    gen1 = n;
+    ck_assert_uint_eq(n, ID_REQUESTS);
+    ck_assert_msg(distinct_pids(ids, n, 0) == 2, "one worker served all %zu requests", n);
+    ck_assert_int_eq(kill(s.pid, SIGHUP), 0);
+    ck_assert_msg(h_wait_log(&s, "worker ready", 4, 15000), "the reload did not start workers");
+    h_sleep_ms(300);
+    n = collect_ids(&s, ids, n, 2 * ID_REQUESTS);
+    ck_assert_uint_eq(n, 2 * ID_REQUESTS);
+    ck_assert_msg(distinct_pids(ids, n, 0) > 2, "no request reached the new generation");
+    ck_assert_int_eq(h_stop(&s, SIGTERM, 10000) >= 0, 1);
+    log = h_slurp(s.access, NULL);
+    for (size_t i = 0; i < n; i++) {
+        char needle[ID_LEN + 8];
+
+        ck_assert_uint_eq(strspn(ids[i].id, "0123456789abcdef"), ID_LEN);
+        for (size_t j = 0; j < i; j++)
+            ck_assert_msg(strcmp(ids[i].id, ids[j].id) != 0,
+                          "id %s repeats (requests %zu and %zu, pids %d and %d, gen1 %zu)",
+                          ids[i].id, j, i, ids[j].pid, ids[i].pid, gen1);
+        snprintf(needle, sizeof(needle), " id=%s\n", ids[i].id);
+        ck_assert_msg(h_has(log, needle), "the access log lacks \"%s\"", ids[i].id);
+    }
+    free(log);
+    free(ids);
+    h_cleanup(&s);
+}
+END_TEST
+
+/*
+ * A chunked upload, buffered whole before call(): input_length says its
+ * length, content_length stays -1 (SPEC 4.2); with Content-Length both agree.
+ * The plugin allocates through env->host without init_worker().
+ */
+START_TEST(http_chunked_upload_input_length)
+{
+    struct hserver s;
+    const char *extra[] = {"--workers", "1", NULL};
+    const char req[] = "POST /hostsvc/length HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                       "Connection: close\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n";
+    char out[4096];
+    int closed;
+    struct hresp r;
+
+    h_init(&s);
+    h_add_plugin(&s, "hostsvc.so", NULL);
+    h_start(&s, 1, extra);
+    h_raw(s.port, req, sizeof(req) - 1, out, sizeof(out), 2000, &closed);
+    ck_assert_msg(h_has(out, "HTTP/1.1 200"), "%s", out);
+    ck_assert_msg(h_has(out, "\r\n\r\ncontent_length=-1 input_length=12 read=12\n"), "%s", out);
+    r = h_request(&s, "POST", "/hostsvc/length", "hello", 5, NULL);
+    ck_assert_msg(h_has(r.body, "content_length=5 input_length=5 read=5\n"), "%s", r.body);
+    h_resp_free(&r);
+    r = h_get(&s, "/hostsvc/length");
+    ck_assert_msg(h_has(r.body, "content_length=-1 input_length=0 read=0\n"), "%s", r.body);
+    h_resp_free(&r);
+    h_stop(&s, SIGTERM, 10000);
+    h_cleanup(&s);
+}
+END_TEST
+
+/* body_from_buffer(): one chunk with total_length, so Content-Length goes out; borrowed or copied.
+ */
+START_TEST(http_buffer_body_content_length)
+{
+    struct hserver s;
+    const char *extra[] = {"--workers", "1", NULL};
+    char out[4096];
+    int closed;
+    const char head[] = "HEAD /hostsvc/static HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    struct hresp r;
+
+    h_init(&s);
+    h_add_plugin(&s, "hostsvc.so", NULL);
+    h_start(&s, 1, extra);
+    r = h_get(&s, "/hostsvc/static");
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(h_has(r.headers, "Content-Length: 22\r\n"), "%s", r.headers);
+    ck_assert_msg(!h_has(r.headers, "chunked"), "%s", r.headers);
+    ck_assert_str_eq(r.body, "static one-chunk body\n");
+    h_resp_free(&r);
+    h_raw(s.port, head, sizeof(head) - 1, out, sizeof(out), 2000, &closed);
+    ck_assert_msg(h_has(out, "Content-Length: 22\r\n"), "%s", out);
+    ck_assert_msg(h_has(out, "\r\n\r\n") && strstr(out, "\r\n\r\n")[4] == '\0', "%s", out);
+    r = h_get(&s, "/hostsvc/nope");
+    ck_assert_int_eq(r.status, 404);
+    ck_assert_msg(h_has(r.headers, "Content-Length: 17\r\n"), "%s", r.headers);
+    h_resp_free(&r);
+    h_stop(&s, SIGTERM, 10000);
+    h_cleanup(&s);
+}
+END_TEST
+
+/*
+ * A plugin built against the CSGI 1.0 headers (environ and host API version
+ * 1) on this server (version 2 of both): it loads, its init_worker() host API
+ * and its environ read as its header lays them out (SPEC 5.5).
+ */
+START_TEST(http_old_plugin_served)
+{
+    struct hserver s;
+    const char *extra[] = {"--workers", "1", NULL};
+    struct hresp r;
+
+    h_init(&s);
+    h_add_plugin(&s, "old_v1.so", NULL);
+    h_start(&s, 1, extra);
+    r = h_request(&s, "POST", "/old/env", "12345678", 8, NULL);
+    ck_assert_int_eq(r.status, 200);
+    /* env_size: the version-1 environ the plugin was compiled with (256 bytes on LP64). */
+    ck_assert_msg(
+        h_has(r.body, "env_version=2 api_version=2 env_size=") &&
+            h_has(r.body, " method=POST path=/env content_length=8 read=8 host=1 url=1\n"),
+        "%s", r.body);
+#if defined(__x86_64__) && defined(__LP64__)
+    ck_assert_msg(h_has(r.body, "env_size=256 "), "%s", r.body);
+#endif
+    ck_assert_msg(h_has(r.headers, "Content-Length: "), "%s", r.headers);
+    h_resp_free(&r);
+    h_stop(&s, SIGTERM, 10000);
+    h_cleanup(&s);
+}
+END_TEST
+
 static Suite *
 http_suite(void)
 {
@@ -1102,6 +1293,10 @@ http_suite(void)
     tcase_add_test(tc, http_connection_limit_queues);
     tcase_add_test(tc, http_access_log_json);
     tcase_add_test(tc, http_body_timeout);
+    tcase_add_test(tc, http_request_id_unique_across_workers_and_generations);
+    tcase_add_test(tc, http_chunked_upload_input_length);
+    tcase_add_test(tc, http_buffer_body_content_length);
+    tcase_add_test(tc, http_old_plugin_served);
     suite_add_tcase(s, tc);
     return s;
 }

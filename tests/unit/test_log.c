@@ -191,6 +191,60 @@ START_TEST(log_access_json_valid)
 END_TEST
 
 /*
+ * The environ's request id closes the record: " id=<id>" (JSON "id"), and
+ * "-" (null) for a record without one or with one that is not a plain token.
+ */
+START_TEST(log_access_request_id)
+{
+    static const char id[] = "0123456789abcdef000000000000002a";
+    struct srv_access_record r;
+    char *lines[8], *buf;
+    size_t len;
+    int n;
+
+    for (int json = 0; json <= 1; json++) {
+        ck_assert_int_eq(srv_log_open(NULL, path, json), 0);
+        fill_record(&r, "ua", "-", "/x");
+        r.request_id_text = id;
+        srv_access_log_write(&r);
+        r.request_id_text = NULL;
+        srv_access_log_write(&r);
+        r.request_id_text = "a b\"";
+        srv_access_log_write(&r);
+        buf = slurp(&len);
+        n = split_lines(buf, len, lines, 8);
+        ck_assert_int_eq(n, 3);
+        for (int i = 0; i < n; i++) {
+            const char *want = i == 0 ? id : "-";
+
+            if (json) {
+                cJSON *j = cJSON_Parse(lines[i]);
+                cJSON *v;
+
+                ck_assert_msg(j != NULL, "record %d is not JSON: %.160s", i, lines[i]);
+                v = cJSON_GetObjectItem(j, "id");
+                ck_assert_ptr_nonnull(v);
+                if (i == 0)
+                    ck_assert_str_eq(v->valuestring, id);
+                else
+                    ck_assert(cJSON_IsNull(v));
+                ck_assert_int_eq(cJSON_GetObjectItem(j, "request_id")->valueint, 7);
+                cJSON_Delete(j);
+            } else {
+                const char *tail = strstr(lines[i], " id=");
+
+                ck_assert_msg(tail && strcmp(tail + 4, want) == 0, "%s", lines[i]);
+                ck_assert_ptr_nonnull(strstr(lines[i], " hello 7 pid="));
+            }
+        }
+        free(buf);
+        srv_log_close();
+        unlink(path);
+    }
+}
+END_TEST
+
+/*
  * Status 0 (no response was sent, or its status is unknown) is written as a
  * marker, "-" and JSON null, never as a status code 0.
  */
@@ -251,6 +305,7 @@ log_suite(void)
     tcase_add_checked_fixture(tc, log_setup, log_teardown);
     tcase_add_test(tc, log_access_combined_control_runs_one_line);
     tcase_add_test(tc, log_access_json_valid);
+    tcase_add_test(tc, log_access_request_id);
     tcase_add_test(tc, log_access_no_status_marker);
     suite_add_tcase(s, tc);
 

@@ -343,6 +343,25 @@ int csgi__body_from_buffer(void *(*alloc)(void *ctx, size_t n), void *ctx, const
 #define CSGI__REQUEST_ID_LEN 32
 
 /*
+ * The 8 hex digits of @p v, most significant first, as the bytes of a
+ * little-endian uint64_t: each nibble spread to a byte, then '0'..'9' or
+ * 'a'..'f' in parallel (SWAR), about 15 instructions instead of a loop.
+ */
+static inline uint64_t
+csgi__hex8(uint32_t v)
+{
+    uint64_t x = v, ten;
+
+    x = (x | x << 16) & 0x0000ffff0000ffffull;
+    x = (x | x << 8) & 0x00ff00ff00ff00ffull;
+    x = (x | x << 4) & 0x0f0f0f0f0f0f0f0full;
+    /* Byte k holds nibble k (least significant first); the text wants the opposite. */
+    x = __builtin_bswap64(x);
+    ten = ((x + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
+    return x + 0x3030303030303030ull + ten * ('a' - '0' - 10);
+}
+
+/*
  * Write a request id into @p out (CSGI__REQUEST_ID_LEN bytes and a NUL):
  * @p prefix, 16 hex digits made once per process from a random number, then
  * @p serial, the process's request counter, as 16 hex digits. Unique across
@@ -352,13 +371,15 @@ int csgi__body_from_buffer(void *(*alloc)(void *ctx, size_t n), void *ctx, const
 static inline void
 csgi__request_id_format(char *out, const char *prefix, uint64_t serial)
 {
-    static const char hex[16] = "0123456789abcdef";
+    uint64_t hi = csgi__hex8((uint32_t)(serial >> 32)), lo = csgi__hex8((uint32_t)serial);
 
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    hi = __builtin_bswap64(hi);
+    lo = __builtin_bswap64(lo);
+#endif
     memcpy(out, prefix, 16);
-    for (int i = 31; i >= 16; i--) {
-        out[i] = hex[serial & 15];
-        serial >>= 4;
-    }
+    memcpy(out + 16, &hi, 8);
+    memcpy(out + 24, &lo, 8);
     out[CSGI__REQUEST_ID_LEN] = '\0';
 }
 

@@ -1,5 +1,5 @@
 /*
- * The CSGI 1.0 ABI as pinned numbers, for x86_64 LP64 (System V psABI).
+ * The CSGI 1.1 ABI (ABI version 1) as pinned numbers, for x86_64 LP64 (System V psABI).
  *
  * Shared by test_abi.c (C11), build_c99.c (C99, pedantic) and build_cxx.cc
  * (C++11, pedantic), so that all three compilers are held to the same
@@ -191,9 +191,9 @@
     X(CSGI_PLUGIN_MAGIC, 0x43534749)                                                               \
     X(CSGI_ABI_VERSION, 1)                                                                         \
     X(CSGI_VERSION_MAJOR, 1)                                                                       \
-    X(CSGI_VERSION_MINOR, 0)                                                                       \
+    X(CSGI_VERSION_MINOR, 1)                                                                       \
     X(CSGI_VERSION_PATCH, 0)                                                                       \
-    X(CSGI_VERSION_HEX, 0x010000)                                                                  \
+    X(CSGI_VERSION_HEX, 0x010100)                                                                  \
     X(CSGI_PLUGIN_VERSION, 1)                                                                      \
     X(CSGI_HOST_API_VERSION, 2)                                                                    \
     X(CSGI_ENVIRON_VERSION, 2)                                                                     \

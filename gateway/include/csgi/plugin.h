@@ -1,13 +1,14 @@
 /*
- * CSGI 1.0: the application interface between a server and a plugin.
+ * CSGI 1.1: the application interface between a server and a plugin.
  *
  * A plugin is a shared object that exports exactly one symbol,
  * csgi_plugin_entry(), returning a static descriptor (struct csgi_plugin).
  * Everything the server offers reaches the plugin through tables handed to it:
- * the process-wide struct csgi_host_api at init_worker(), and per request the
- * environ (with its input and errors streams) and the responder (the C form of
- * WSGI's start_response and write). A plugin therefore never links against the
- * server. gateway/SPEC.md is the normative text; this header is its C form.
+ * the process-wide struct csgi_host_api at init_worker() (and, since environ
+ * version 2, as env->host), and per request the environ (with its input and
+ * errors streams) and the responder (the C form of WSGI's start_response and
+ * write). A plugin therefore never links against the server. gateway/SPEC.md
+ * is the normative text; this header is its C form.
  *
  * Ownership phrases used below: "Borrowed" (the callee neither frees nor
  * keeps it), "Valid until <event>", "Caller owns; release with X()", and

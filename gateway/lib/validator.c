@@ -40,6 +40,7 @@ enum val_rule {
     R_ENV_ERRORS,
     R_ENV_FLAGS,
     R_ENV_CONFIG,
+    R_ENV_V2,
     R_SRV_CALL_ARGS,
     R_SRV_RESPONDER,
     R_SRV_BODY_INIT,
@@ -133,6 +134,10 @@ static const struct csgi_validator_rule val_rules[R__COUNT] = {
                      "flag bits are set"},
     [R_ENV_CONFIG] = {"env.config", "-", 0,
                       "config is NULL with items, or an item has a NULL key or value"},
+    [R_ENV_V2] = {"env.v2", "-", 0,
+                  "environ version 2: host is NULL or older than version 2, request_id is "
+                  "empty or not printable, or input_length is below -1 or differs from "
+                  "content_length"},
     [R_SRV_CALL_ARGS] = {"srv.call_args", "16", 0,
                          "call() or next() got a NULL environ, responder, body or chunk"},
     [R_SRV_RESPONDER] = {"srv.responder", "18", 0,
@@ -146,7 +151,8 @@ static const struct csgi_validator_rule val_rules[R__COUNT] = {
     [R_SRV_INPUT_EOF] = {"srv.input_eof", "17", 0,
                          "input returned data after it had reported the end of the body"},
     [R_SRV_INPUT_LENGTH] = {"srv.input_length", "17", 0,
-                            "input returned more or fewer bytes than content_length"},
+                            "input returned more or fewer bytes than content_length (or, when "
+                            "that is -1, input_length)"},
     [R_SRV_INPUT_REWIND] = {"srv.input_rewind", "-", 0,
                             "rewind() failed although INPUT_BUFFERED is set, or returned a code "
                             "other than 0 or CSGI_ENOTSUP"},
@@ -691,12 +697,37 @@ val_check_env_streams(struct csgi_validator *v, struct val_req *rq, const struct
     return count;
 }
 
+/* The fields of environ version 2 (SPEC 4.2 invariants 12 and 16). */
+static int
+val_check_env_v2(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env)
+{
+    int count = 0;
+    size_t plain = 0;
+
+    if (!CSGI_HAS(env, 2))
+        return 0;
+    if (!CSGI_HAS(env->host, 2))
+        VAL_ENV(R_ENV_V2, "host is %s", env->host ? "older than version 2" : "NULL");
+    while (env->request_id.ptr && plain < env->request_id.len &&
+           env->request_id.ptr[plain] > 0x20 && env->request_id.ptr[plain] < 0x7f &&
+           env->request_id.ptr[plain] != '"' && env->request_id.ptr[plain] != '\\')
+        plain++;
+    if (!env->request_id.len || plain != env->request_id.len || env->request_id.len > 64)
+        VAL_ENV(R_ENV_V2, "request_id (%zu bytes) is empty, too long or not a plain token",
+                env->request_id.len);
+    if (env->input_length < -1 ||
+        (env->content_length >= 0 && env->input_length != env->content_length))
+        VAL_ENV(R_ENV_V2, "input_length is %lld, content_length %lld", (long long)env->input_length,
+                (long long)env->content_length);
+    return count;
+}
+
 /* Check everything the server put in the environ; returns the number of violations. */
 static int
 val_check_env(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env)
 {
     return val_check_env_line(v, rq, env) + val_check_env_server(v, rq, env) +
-           val_check_env_streams(v, rq, env);
+           val_check_env_streams(v, rq, env) + val_check_env_v2(v, rq, env);
 }
 
 #undef VAL_ENV
@@ -1258,12 +1289,21 @@ val_wrap(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ
     rq->outer_resp = resp;
     rq->outer_input = env->input;
     rq->outer_errors = env->errors;
+    /* What input must yield: content_length, else a version-2 environ's input_length. */
     rq->content_length = env->content_length;
+    if (rq->content_length < 0 && CSGI_HAS(env, 2))
+        rq->content_length = env->input_length;
     rq->env_flags = env->flags;
     rq->declared_length = -1;
     rq->is_head = val_eq(env->request_method, "HEAD");
 
-    rq->env = *env;
+    /* Only the fields of the environ's version: an older server's struct is shorter. */
+    if (CSGI_HAS(env, 2)) {
+        rq->env = *env;
+    } else {
+        memset(&rq->env, 0, sizeof(rq->env));
+        memcpy(&rq->env, env, offsetof(struct csgi_environ, host));
+    }
     if (env->input) {
         rq->input.version = CSGI_INPUT_VERSION;
         rq->input.ctx = rq;

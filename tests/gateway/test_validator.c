@@ -1067,6 +1067,7 @@ static void
 m_content_length_header(struct csgi_environ *e)
 {
     e->content_length = 5;
+    e->input_length = 5; /* only the header disagrees */
 }
 
 static void
@@ -1137,6 +1138,25 @@ m_config(struct csgi_environ *e)
     e->n_config = 1;
 }
 
+static void
+m_v2_request_id(struct csgi_environ *e)
+{
+    e->request_id.ptr = "has space";
+    e->request_id.len = 9;
+}
+
+static void
+m_v2_input_length(struct csgi_environ *e)
+{
+    e->input_length = e->content_length + 1;
+}
+
+static void
+m_v2_host(struct csgi_environ *e)
+{
+    e->host = NULL;
+}
+
 #define STRICT_CT CSGI_VALIDATOR_STRICT_CONTENT_TYPE
 #define STRICT_H  CSGI_VALIDATOR_STRICT_HEADERS
 
@@ -1171,6 +1191,9 @@ static const struct vcase bad_cases[] = {
     {"env.flags", NULL, good_stream, 0, NULL, 0, SRV_NONE, m_flags_terminated, 0},
     {"env.flags", NULL, good_stream, 0, NULL, 0, SRV_NONE, m_flags_tls, 0},
     {"env.config", NULL, good_stream, 0, NULL, 0, SRV_NONE, m_config, 0},
+    {"env.v2", NULL, good_stream, 0, NULL, 0, SRV_NONE, m_v2_request_id, 0},
+    {"env.v2", NULL, good_stream, 0, NULL, 1, SRV_NONE, m_v2_input_length, 0},
+    {"env.v2", NULL, good_stream, 0, NULL, 0, SRV_NONE, m_v2_host, 0},
     /* The server's behaviour. */
     {"srv.call_args", NULL, good_stream, 0, NULL, 0, SRV_CALL_NULL_ENV, NULL, 0},
     {"srv.responder", NULL, good_stream, 0, NULL, 0, SRV_NO_WRITE, NULL, 0},
@@ -1332,6 +1355,9 @@ bad_server_call(void *state, struct csgi_environ *env, const struct csgi_respond
     case SRV_INPUT_LONG:
     case SRV_REWIND_FAILS:
         e->input = &in->table;
+        /* A stream of unknown length: only Content-Length says what it must yield. */
+        if (e->content_length < 0)
+            e->input_length = -1;
         break;
     case SRV_PERMISSIVE:
         r->ctx = (void *)resp;

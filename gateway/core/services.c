@@ -201,6 +201,27 @@ error_close:
     return rc;
 }
 
+struct csgi__file_body *
+csgi__file_body_of(const struct csgi_body *body)
+{
+    struct csgi__file_body *fb = body->ctx;
+
+    if (!(body->flags & CSGI_BODY_FILE) || !fb || body->next != file_body_next ||
+        fb->magic != FILE_BODY_MAGIC)
+        return NULL;
+    return fb;
+}
+
+void
+csgi__file_bodies_release(struct csgi__file_body *list)
+{
+    for (struct csgi__file_body *fb = list; fb; fb = fb->next) {
+        if (fb->close_fd && fb->fd >= 0)
+            close(fb->fd);
+        fb->fd = -1;
+    }
+}
+
 /* ------------------------------------------------------------------ */
 /* Buffer bodies                                                       */
 /* ------------------------------------------------------------------ */
@@ -266,8 +287,10 @@ csgi__request_id_prefix(char *prefix)
     int rc = CSGI_OK;
     ssize_t n;
 
+    /* Never wait for entropy (early boot): the fallback below still differs between live processes.
+     */
     do {
-        n = getrandom(&v, sizeof(v), 0);
+        n = getrandom(&v, sizeof(v), GRND_NONBLOCK);
     } while (n < 0 && errno == EINTR);
     if (n != (ssize_t)sizeof(v)) {
         struct timespec ts;
@@ -282,27 +305,6 @@ csgi__request_id_prefix(char *prefix)
         v >>= 4;
     }
     return rc;
-}
-
-struct csgi__file_body *
-csgi__file_body_of(const struct csgi_body *body)
-{
-    struct csgi__file_body *fb = body->ctx;
-
-    if (!(body->flags & CSGI_BODY_FILE) || !fb || body->next != file_body_next ||
-        fb->magic != FILE_BODY_MAGIC)
-        return NULL;
-    return fb;
-}
-
-void
-csgi__file_bodies_release(struct csgi__file_body *list)
-{
-    for (struct csgi__file_body *fb = list; fb; fb = fb->next) {
-        if (fb->close_fd && fb->fd >= 0)
-            close(fb->fd);
-        fb->fd = -1;
-    }
 }
 
 /* ------------------------------------------------------------------ */

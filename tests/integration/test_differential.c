@@ -78,6 +78,7 @@ static const struct dplugin plugins[] = {
     {"world_route.so", "world_route", "/route", "CSGI_WORLD", "db", 0},
     {"hostsvc.so", "hostsvc", "/hostsvc", "CSGI_FIXTURES", NULL, 0},
     {"old_v1.so", "old_v1", "/old", "CSGI_FIXTURES", NULL, 0},
+    {"examples/echo.so", "echo", "/echo", "CSGI_EXAMPLES", NULL, 0},
 };
 #define N_PLUGINS (sizeof(plugins) / sizeof(*plugins))
 
@@ -126,6 +127,21 @@ static const char *const stream_paths[] = {"", "?n=2", "/write", "?n=0"};
 static const char *const hostsvc_paths[] = {"/static", "/shape", "/length", "/nope"};
 /* A plugin built against the CSGI 1.0 headers (environ and host API version 1). */
 static const char *const old_paths[] = {"/env", "/env/x?q=1"};
+/* The echo example (its request_id differs per transport and is compared masked). */
+static const char *const echo_paths[] = {"", "/x%20y?a=1&b=two+words&a=%C3%A9&flag"};
+static const char *const echo_get_expect[] = {
+    "\"method\":\"GET\"",
+    "\"script_name\":\"/echo\"",
+    "\"path_info\":\"/x y\"",
+    "\"query\":[[\"a\",\"1\"],[\"b\",\"two words\"],[\"a\",\"\xc3\xa9\"],[\"flag\",\"\"]]",
+    "[\"X-Case-Tag\",\"d",
+    "\"body\":\"\",\"body_length\":0",
+    NULL};
+static const char *const echo_post_expect[] = {
+    "\"method\":\"POST\"", "\"query\":[[\"k\",\"v w\"]]", "[\"Content-Type\",\"text/plain\"]",
+    "\"body\":\"an uploaded body\\n\",\"body_length\":17", NULL};
+static const char *const echo_405_expect[] = {"{\"error\":\"method not allowed\"}", NULL};
+static const char *const echo_400_expect[] = {"{\"error\":\"bad query string\"}", NULL};
 static const char *const world_paths[] = {"/plaintext", "/json",     "/fortunes",
                                           "/items",     "/items/42", "/nope"};
 
@@ -149,6 +165,9 @@ struct dcase {
     const char *body;
     /* X-Case-Tag, unique per case. */
     char tag[32];
+    /* When set: the status and the substrings both bodies must hold. */
+    int expect_status;
+    const char *const *expect;
 };
 
 static struct dcase *dcases;
@@ -183,6 +202,16 @@ add_paths(const struct dplugin *p, const char *const *paths, size_t n)
     }
 }
 
+/* A case on HTTP/1.1 whose answer must have @p status and hold every string of @p expect. */
+static void
+add_expect(const struct dplugin *p, const char *method, const char *body, const char *path,
+           int status, const char *const *expect)
+{
+    add_case(p, method, "HTTP/1.1", path, body && *body ? body : NULL);
+    dcases[n_dcases - 1].expect_status = status;
+    dcases[n_dcases - 1].expect = expect;
+}
+
 #define ADD_PATHS(p, paths) add_paths((p), (paths), sizeof(paths) / sizeof(*(paths)))
 
 static void
@@ -205,6 +234,13 @@ build_cases(void)
         } else if (strcmp(p->name, "hostsvc") == 0) {
             ADD_PATHS(p, hostsvc_paths);
             add_case(p, "POST", "HTTP/1.1", "/length", "an uploaded body\n");
+        } else if (strcmp(p->name, "echo") == 0) {
+            ADD_PATHS(p, echo_paths);
+            add_expect(p, "GET", "", echo_paths[1], 200, echo_get_expect);
+            add_expect(p, "POST", "an uploaded body\n", "/p?k=v+w", 200, echo_post_expect);
+            add_expect(p, "POST", "an uploaded body\n", "?k=v%20w", 200, echo_post_expect);
+            add_expect(p, "DELETE", NULL, "", 405, echo_405_expect);
+            add_expect(p, "GET", NULL, "?a=%00", 400, echo_400_expect);
         } else if (strcmp(p->name, "old_v1") == 0) {
             ADD_PATHS(p, old_paths);
             add_case(p, "POST", "HTTP/1.1", "/env", "an uploaded body\n");
@@ -237,7 +273,8 @@ install_plugin(const struct dplugin *p)
     ssize_t n;
 
     plugin_path(p, src, sizeof(src));
-    snprintf(dst, sizeof(dst), "%s/%s", srv.plugins, p->so);
+    snprintf(dst, sizeof(dst), "%s/%s", srv.plugins,
+             strrchr(p->so, '/') ? strrchr(p->so, '/') + 1 : p->so);
     snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
     in = open(src, O_RDONLY | O_CLOEXEC);
     ck_assert_msg(in >= 0, "cannot open %s: %s", src, strerror(errno));
@@ -655,6 +692,53 @@ compare(struct diffs *d, const struct answer *tc, const struct answer *sv, int t
     }
 }
 
+/*
+ * For the echo plugin: @p a's body with the value of "request_id" replaced by
+ * '*' (each transport makes its own id), in @p copy (caller frees).
+ */
+static void
+mask_request_id(struct answer *a, struct diffs *d, const char *who, char **copy)
+{
+    static const char key[] = "\"request_id\":\"";
+    const char *at = a->body ? memmem(a->body, a->body_len, key, sizeof(key) - 1) : NULL;
+    const char *v, *end;
+
+    *copy = NULL;
+    if (!at) {
+        if (a->body_len)
+            diff_add(d, "request_id", "%s: no request_id in the body", who);
+        return;
+    }
+    v = at + sizeof(key) - 1;
+    end = memchr(v, '"', a->body_len - (size_t)(v - a->body));
+    if (!end || end == v) {
+        diff_add(d, "request_id", "%s: an empty or unterminated request_id", who);
+        return;
+    }
+    *copy = malloc(a->body_len);
+    ck_assert(*copy != NULL);
+    memcpy(*copy, a->body, (size_t)(v - a->body));
+    (*copy)[v - a->body] = '*';
+    memcpy(*copy + (v - a->body) + 1, end, a->body_len - (size_t)(end - a->body));
+    a->body = *copy;
+    a->body_len -= (size_t)(end - v) - 1;
+}
+
+/* The status and substrings @p dc expects of @p a. */
+static void
+check_expect(const struct dcase *dc, const struct answer *a, struct diffs *d, const char *who)
+{
+    char q[1024];
+
+    if (a->status != dc->expect_status)
+        diff_add(d, "expect", "%s: status %d, expected %d", who, a->status, dc->expect_status);
+    for (const char *const *e = dc->expect; *e; e++) {
+        if (!a->body || !memmem(a->body, a->body_len, *e, strlen(*e)))
+            diff_add(d, "expect", "%s: body %s lacks %s", who,
+                     quote(a->body, a->body_len, q, sizeof(q)), *e);
+    }
+}
+
 START_TEST(differential)
 {
     const struct dcase *dc = &dcases[_i];
@@ -662,7 +746,7 @@ START_TEST(differential)
     struct answer *tc = calloc(1, sizeof(*tc)), *sv = calloc(1, sizeof(*sv));
     struct csgi_test_response *resp;
     struct wire_resp r;
-    char *seg = NULL;
+    char *seg = NULL, *tc_copy = NULL, *sv_copy = NULL;
     int refused = 0, failed;
 
     ck_assert(d && tc && sv);
@@ -670,6 +754,15 @@ START_TEST(differential)
     resp = run_testclient(dc, tc, d, &refused);
     run_server(dc, sv, &r, &seg, d);
     failed = resp && resp->rc < 0 && resp->rc != CSGI_EDECLINED;
+    if (resp && strcmp(dc->plugin->name, "echo") == 0 && dc->expect_status != 405 &&
+        dc->expect_status != 400) {
+        mask_request_id(tc, d, "test client", &tc_copy);
+        mask_request_id(sv, d, "server", &sv_copy);
+    }
+    if (dc->expect) {
+        check_expect(dc, tc, d, "test client");
+        check_expect(dc, sv, d, "server");
+    }
     if (resp)
         compare(d, tc, sv, failed, seg);
     else if (refused == CSGI_EINVAL && (sv->status != 400 || sv->logs[0]))
@@ -695,6 +788,8 @@ START_TEST(differential)
     csgi_test_response_free(resp);
     wire_resp_free(&r);
     free(seg);
+    free(tc_copy);
+    free(sv_copy);
     free(tc);
     free(sv);
     free(d);

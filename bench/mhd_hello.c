@@ -3,6 +3,9 @@
  * same threading mode and the same keep-alive-friendly handler pattern as
  * csgi-server (answer on the second handler call), but no gateway at all.
  *
+ * Built against libmicrohttpd 0.9.7x or 1.0.x: the calls below mean the same in both.
+ * libmicrohttpd reports why a start fails on stderr (MHD_USE_ERROR_LOG, as csgi-server).
+ *
  * Usage: mhd_hello PORT [POOL_BYTES]
  */
 #include <signal.h>
@@ -59,11 +62,13 @@ main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigprocmask(SIG_BLOCK, &set, NULL);
-    d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC, (uint16_t)atoi(argv[1]), NULL,
-                         NULL, handler, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)15, MHD_OPTION_END);
+    d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+                         (uint16_t)atoi(argv[1]), NULL, NULL, handler, NULL,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned)15, MHD_OPTION_END);
     if (!d) {
-        fprintf(stderr, "mhd_hello: cannot start on port %s\n", argv[1]);
+        fprintf(stderr, "mhd_hello: cannot start on port %s (libmicrohttpd %s)\n", argv[1],
+                MHD_get_version());
         return 1;
     }
     printf("mhd_hello listening on %s\n", argv[1]);

@@ -7,6 +7,8 @@ import subprocess
 
 from .common import BENCH, ROOT, die, log
 
+DEPS = os.path.join(ROOT, "scripts", "deps.sh")
+
 
 def apt_install(pkgs):
     """Install Debian packages with apt-get (through sudo when not root)."""
@@ -34,20 +36,74 @@ def ensure_tool(tool, pkg):
     return shutil.which(tool)
 
 
-def build(build_dir):
-    """Configure (release) and build; returns the build directory."""
-    if os.path.exists(os.path.join(ROOT, "scripts", "deps.sh")):
-        if subprocess.call([os.path.join(ROOT, "scripts", "deps.sh")]) != 0:
+def build(build_dir, pkg_config_path=None, deps=True):
+    """Configure (release) and build build_dir; pkg_config_path: where meson looks for
+    libmicrohttpd first (a tree of another version). Exits on failure."""
+    if deps and os.path.exists(DEPS):
+        if subprocess.call([DEPS]) != 0:
             die("scripts/deps.sh failed")
     if not os.path.exists(os.path.join(build_dir, "build.ninja")):
         cmd = ["meson", "setup", build_dir, "--buildtype=release", "-Dbench=true",
                "-Dtests=disabled", "-Dexamples=true"]
+        if pkg_config_path:
+            cmd.append("-Dpkg_config_path=" + pkg_config_path)
         log("configuring: %s" % " ".join(cmd))
         if subprocess.call(cmd, cwd=ROOT, stdout=subprocess.DEVNULL) != 0:
             die("meson setup failed")
     log("building: ninja -C %s" % build_dir)
     if subprocess.call(["ninja", "-C", build_dir], cwd=ROOT, stdout=subprocess.DEVNULL) != 0:
         die("ninja failed")
+
+
+def mhd_dependency(build_dir):
+    """meson's record of the libmicrohttpd a configured tree builds against (version,
+    compile_args, link_args), or None."""
+    try:
+        with open(os.path.join(build_dir, "meson-info", "intro-dependencies.json")) as f:
+            for d in json.load(f):
+                if d.get("name") == "libmicrohttpd":
+                    return d
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def mhd_version(build_dir):
+    """The libmicrohttpd version a configured tree builds against, or None."""
+    d = mhd_dependency(build_dir)
+    return d.get("version") if d else None
+
+
+def same_series(version, wanted):
+    """Whether version (1.0.1) is of the series wanted (1.0, or 1.0.1 itself) (pure)."""
+    return bool(version) and (version == wanted or version.startswith(wanted + "."))
+
+
+def mhd_trees(args):
+    """The release trees for --mhd-versions: for each version that the main tree is not
+    built on, a tree beside it (BUILD-DIR-mhd10 for 1.0) configured against what
+    scripts/deps.sh --mhd VERSION provides. A list of {"label", "tree", "version", "note"}:
+    label is the targets' suffix (mhd@1.0), note why the tree is missing (None: usable)."""
+    base = mhd_version(args.build_dir)
+    out = []
+    for wanted in args.mhd_versions or []:
+        if same_series(base, wanted):
+            continue
+        tree = "%s-mhd%s" % (args.build_dir, wanted.replace(".", ""))
+        note = None
+        if not args.no_build:
+            p = subprocess.run([DEPS, "--mhd", wanted], stdout=subprocess.PIPE, text=True)
+            if p.returncode != 0:
+                note = "scripts/deps.sh --mhd %s failed" % wanted
+            else:
+                build(tree, p.stdout.strip(), deps=False)
+        version = mhd_version(tree)
+        if not note and not os.path.exists(os.path.join(tree, "build.ninja")):
+            note = "no release tree at %s (run without --no-build)" % tree
+        elif not note and not same_series(version, wanted):
+            note = "%s is built on libmicrohttpd %s, not %s" % (tree, version, wanted)
+        out.append({"label": wanted, "tree": tree, "version": version, "note": note})
+    return out
 
 
 def build_type(build_dir):
@@ -81,16 +137,22 @@ def lib_dirs(build_dir):
     return sorted(dirs)
 
 
-def mhd_hello_binary(build_dir, workdir):
+def mhd_hello_binary(build_dir, workdir, label=None):
+    """(path, None) of the tree's mhd_hello, compiled with cc against the tree's
+    libmicrohttpd (or pkg-config's) when the tree has none; or (None, why)."""
     built = os.path.join(build_dir, "bench", "mhd_hello")
     if os.access(built, os.X_OK):
         return built, None
-    out = os.path.join(workdir, "mhd_hello")
-    try:
-        flags = subprocess.check_output(["pkg-config", "--cflags", "--libs", "libmicrohttpd"],
-                                        text=True).split()
-    except (OSError, subprocess.CalledProcessError):
-        return None, "pkg-config cannot find libmicrohttpd"
+    out = os.path.join(workdir, "mhd_hello" + ("-" + label if label else ""))
+    dep = mhd_dependency(build_dir)
+    if dep:
+        flags = dep.get("compile_args", []) + dep.get("link_args", [])
+    else:
+        try:
+            flags = subprocess.check_output(["pkg-config", "--cflags", "--libs",
+                                             "libmicrohttpd"], text=True).split()
+        except (OSError, subprocess.CalledProcessError):
+            return None, "pkg-config cannot find libmicrohttpd"
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc:
         return None, "no C compiler"

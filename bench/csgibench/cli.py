@@ -10,7 +10,8 @@ import shutil
 import sys
 import tempfile
 
-from .build import build, build_type, ensure_tool, python_of, tool_version
+from .build import (build, build_type, ensure_tool, mhd_trees, mhd_version, python_of,
+                    tool_version)
 from .common import BENCH, ENDPOINT_NAMES, NCPU, ROOT, SHAPES, die, log
 from .compare import compare
 from .instructions import instructions_mode
@@ -98,6 +99,12 @@ def main():
                     help="JSON list of extra targets (see bench/README.md)")
     ap.add_argument("--server-arg", action="append", metavar="ARG",
                     help="extra csgi-server argument (repeatable; use --server-arg=--x)")
+    ap.add_argument("--mhd-versions", type=lambda s: [v.strip() for v in s.split(",") if v.strip()],
+                    metavar="LIST",
+                    help="libmicrohttpd versions to measure mhd and hello on, e.g. 0.9,1.0: "
+                    "for each one the build is not on, a second release tree (BUILD-DIR-mhd10 "
+                    "for 1.0) against scripts/deps.sh --mhd VERSION, and the targets mhd@1.0 "
+                    "and hello@1.0 (default: the build's own only)")
     ap.add_argument("--mhd-pool", type=int, default=16384,
                     help="mhd_hello's connection memory (csgi-server's --conn-memory default)")
     ap.add_argument("--wrk-timeout", type=float, default=5.0, help="wrk --timeout seconds")
@@ -169,6 +176,7 @@ def main():
     args.build_dir = os.path.abspath(args.build_dir)
     if not args.no_build:
         build(args.build_dir)
+    args.mhd_trees = mhd_trees(args)
     if not args.instructions:
         args.wrk = ensure_tool("wrk", "wrk")
         if not args.wrk:
@@ -205,7 +213,10 @@ def main():
         if not args.instructions:
             v = tool_version([args.wrk, "-v"])
             versions["wrk"] = v.split()[1] if v and len(v.split()) > 1 else v
-        versions["libmicrohttpd"] = tool_version(["pkg-config", "--modversion", "libmicrohttpd"])
+        versions["libmicrohttpd"] = (mhd_version(args.build_dir) or
+                                     tool_version(["pkg-config", "--modversion", "libmicrohttpd"]))
+        for v in args.mhd_trees:
+            versions["libmicrohttpd@" + v["label"]] = v["version"]
         for t in targets:
             if t.available and t.kind == "nginx":
                 versions["nginx"] = tool_version([t.spec["binary"], "-v"])

@@ -147,7 +147,7 @@ def markdown_load_notes(L, notes, meta, summary, targets, runs, titled):
                                                         s["failed_runs"]))
     present = list(dict.fromkeys(s["target"] for s in summary if "rps" in s))
     if present:
-        L.append(targets_note(present))
+        L.append(targets_note(present, meta.get("versions")))
         L.append("")
     seen = set()
     for n in notes:
@@ -156,11 +156,22 @@ def markdown_load_notes(L, notes, meta, summary, targets, runs, titled):
             seen.add(n)
 
 
-def targets_note(names):
+def target_note(name, versions=None):
+    """What a target is; hello@1.0 is hello on libmicrohttpd 1.0 (versions: the meta's, which
+    names the exact version) (pure)."""
+    base, _, label = name.partition("@")
+    if base not in TARGET_NOTES:
+        return "an extra target (--extra-targets)"
+    if not label:
+        return TARGET_NOTES[base]
+    exact = (versions or {}).get("libmicrohttpd@" + label) or label
+    return "%s, built on libmicrohttpd %s" % (TARGET_NOTES[base], exact)
+
+
+def targets_note(names, versions=None):
     """One line saying what each target is (extra targets: from --extra-targets)."""
-    return "Targets: " + "; ".join(
-        "**%s**: %s" % (n, TARGET_NOTES.get(n, "an extra target (--extra-targets)"))
-        for n in names) + "."
+    return "Targets: " + "; ".join("**%s**: %s" % (n, target_note(n, versions))
+                                   for n in names) + "."
 
 
 def instr_columns(results):
@@ -177,7 +188,11 @@ def instr_columns(results):
     out, notes = {}, []
     mhd = per.get(("mhd", "plaintext"))
     for (t, ep), v in per.items():
-        vs_mhd = v - mhd if mhd is not None and ep == "plaintext" and t != "mhd" else None
+        # hello@1.0 against mhd@1.0: the floor on the same libmicrohttpd.
+        label = t.partition("@")[2]
+        floor = "mhd@" + label if label else "mhd"
+        base = per.get((floor, "plaintext"))
+        vs_mhd = v - base if base is not None and ep == "plaintext" and t != floor else None
         raw = per.get(("raw", ep))
         vs_raw = v - raw if raw is not None and t in FRAMEWORK_TARGETS else None
         out[(t, ep)] = (vs_mhd, vs_raw)
@@ -217,6 +232,20 @@ def instr_table(results):
     return L, col_notes + notes
 
 
+def mhd_versions_line(meta):
+    """Which libmicrohttpd each target ran on, when a run measured more than one
+    (--mhd-versions); else None (pure)."""
+    v = meta.get("versions", {})
+    labels = sorted(k.partition("@")[2] for k in v if k.startswith("libmicrohttpd@"))
+    if not labels:
+        return None
+    return ("libmicrohttpd: %s for the targets without a label (the build's own); %s. "
+            "A target with a label is compared with mhd of the same label."
+            % (v.get("libmicrohttpd") or "?",
+               "; ".join("%s for the targets labelled @%s" % (v["libmicrohttpd@" + x] or "?", x)
+                         for x in labels)))
+
+
 def markdown_instr(meta, results):
     L = ["Command: `%s`" % meta["command"], ""]
     if meta.get("ignored_args"):
@@ -239,10 +268,13 @@ def markdown_instr(meta, results):
     L.append("")
     L.append("vs mhd: instructions per request over raw libmicrohttpd's (plaintext: what the "
              "gateway adds); vs raw: over the same app on raw CSGI (what the framework adds).")
+    mv = mhd_versions_line(meta)
+    if mv:
+        L += ["", mv]
     L.append("")
     present = list(dict.fromkeys(r["target"] for r in results if "per_request" in r))
     if present:
-        L.append(targets_note(present))
+        L.append(targets_note(present, meta.get("versions")))
         L.append("")
     for n in notes:
         L.append("- " + n)

@@ -49,28 +49,69 @@ def n0(x):
     return "{:,.0f}".format(x)
 
 
-def performance(doc):
-    """The Performance section's figures: hello against mhd (and nginx)."""
+def mhd_labels(doc):
+    """[(label, libmicrohttpd version)] of the run: "" for the build's own, then each
+    --mhd-versions label whose hello and mhd were both measured (pure)."""
     p = _per(doc)
-    hello, mhd = p[("hello", "plaintext")], p[("mhd", "plaintext")]
+    v = doc["meta"].get("versions", {})
+    out = [("", v.get("libmicrohttpd") or "?")]
+    for key in sorted(v):
+        label = key.partition("@")[2] if key.startswith("libmicrohttpd@") else ""
+        if label and ("hello@" + label, "plaintext") in p and ("mhd@" + label, "plaintext") in p:
+            out.append((label, v[key] or label))
+    return out
+
+
+def _pair(p, label):
+    suffix = "@" + label if label else ""
+    return p[("hello" + suffix, "plaintext")], p[("mhd" + suffix, "plaintext")]
+
+
+def performance(doc):
+    """The Performance section's figures: hello against mhd (and nginx), and a line per
+    libmicrohttpd version when the run measured more than one."""
+    p = _per(doc)
+    labels = mhd_labels(doc)
+    hello, mhd = _pair(p, "")
     text = ("hello costs **%s** instructions per request against **%s** for raw libmicrohttpd "
-            "(`mhd`, at the default 16 KiB `--conn-memory`): the whole gateway path adds %s "
-            "instructions (%.2fx)" % (n0(hello), n0(mhd), n0(hello - mhd), hello / mhd))
+            "%s(`mhd`, at the default 16 KiB `--conn-memory`): the whole gateway path adds %s "
+            "instructions (%.2fx)" % (n0(hello), n0(mhd),
+                                      labels[0][1] + " " if len(labels) > 1 else "",
+                                      n0(hello - mhd), hello / mhd))
     if ("nginx", "plaintext") in p:
         text += ", and nginx's `return 200` costs %s" % n0(p[("nginx", "plaintext")])
-    return text + " (`bench/baseline/instructions/`, %s)." % doc["meta"]["date"]
+    text += " (`bench/baseline/instructions/`, %s)." % doc["meta"]["date"]
+    if len(labels) == 1:
+        return text
+    L = [text, "", "Each libmicrohttpd version, measured in the same run:", "",
+         "| libmicrohttpd | targets | raw libmicrohttpd (mhd) | hello | the gateway adds |",
+         "| --- | --- | ---: | ---: | ---: |"]
+    for label, version in labels:
+        hello, mhd = _pair(p, label)
+        suffix = "@" + label if label else ""
+        L.append("| %s | `mhd%s`, `hello%s` | %s | %s | %s (%.2fx) |" % (
+            version, suffix, suffix, n0(mhd), n0(hello), "{:+,.0f}".format(hello - mhd),
+            hello / mhd))
+    return "\n".join(L)
 
 
 def instructions_bullets(doc):
     """The generated bullets under the instruction table: the gateway and Falcon."""
     p = _per(doc)
-    hello, mhd = p[("hello", "plaintext")], p[("mhd", "plaintext")]
+    labels = mhd_labels(doc)
+    hello, mhd = _pair(p, "")
     first = ("- **The gateway** costs hello %s instructions per request over raw "
-             "libmicrohttpd (%s against %s, %.2fx)." % ("{:+,.0f}".format(hello - mhd),
-                                                        n0(hello), n0(mhd), hello / mhd))
+             "libmicrohttpd%s (%s against %s, %.2fx)." % (
+                 "{:+,.0f}".format(hello - mhd),
+                 " " + labels[0][1] if len(labels) > 1 else "", n0(hello), n0(mhd), hello / mhd))
     if ("nginx", "plaintext") in p:
         first += " Against nginx (%s) the ratio is %.2fx." % (
             n0(p[("nginx", "plaintext")]), hello / p[("nginx", "plaintext")])
+    for label, version in labels[1:]:
+        h, m = _pair(p, label)
+        first += (" On libmicrohttpd %s (`hello@%s` against `mhd@%s`) the gateway costs %s "
+                  "(%s against %s, %.2fx)." % (version, label, label, "{:+,.0f}".format(h - m),
+                                               n0(h), n0(m), h / m))
     L = [first]
     if ("falcon", "plaintext") in p:
         f = p[("falcon", "plaintext")]

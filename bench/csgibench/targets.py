@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 
-from .build import find_files, lib_dirs, mhd_hello_binary, python_of
+from .build import find_files, lib_dirs, mhd_hello_binary, mhd_version, python_of
 from .common import (APP_MOUNT, ENDPOINT_NAMES, ENDPOINTS, PEERS, TARGET_ORDER, WORLD_APPS,
                      die)
 
@@ -34,29 +34,60 @@ class Target:
             d["note"] = self.note
         if self.dead:
             d["dead"] = self.dead
-        for k in ("plugins", "argv"):
+        for k in ("plugins", "argv", "libmicrohttpd", "tree"):
             if k in self.spec:
                 d[k] = self.spec[k]
         return d
+
+
+def base_name(name):
+    """A target's name without its libmicrohttpd label: hello@1.0 -> hello (pure)."""
+    return name.split("@", 1)[0]
+
+
+def csgi_target(tree, name, so_name, endpoints, mounts=None, sets=None, note=None):
+    """A csgi-server target of a release tree (note: why the tree is unusable)."""
+    server = os.path.join(tree, "server", "csgi-server")
+    plugin_top = os.path.join(tree, "plugins")
+    found = find_files(plugin_top, so_name + ".so")
+    if not note and not os.access(server, os.X_OK):
+        note = "no csgi-server in %s" % tree
+    elif not note and not found:
+        note = "%s.so not built (looked under %s)" % (so_name, plugin_top)
+    return Target(name, "csgi", endpoints, plugins=found[:1], mounts=mounts or {},
+                  sets=sets or {}, libs=lib_dirs(tree), server=server, note=note)
+
+
+def mhd_target(args, name, note=None):
+    """mhd_hello of a release tree: spec["tree"], else --build-dir's (compiled on demand by
+    prepare() when the tree has none)."""
+    return Target(name, "mhd", {"plaintext": "/plaintext"}, role="peer", note=note,
+                  argv=["{mhd_hello}", "{port}", str(args.mhd_pool)])
+
+
+def version_targets(args):
+    """mhd and hello on each other libmicrohttpd version of --mhd-versions (args.mhd_trees):
+    mhd@1.0 and hello@1.0, from the tree built on it."""
+    out = []
+    for v in getattr(args, "mhd_trees", []):
+        for t in (mhd_target(args, "mhd@" + v["label"], v["note"]),
+                  csgi_target(v["tree"], "hello@" + v["label"], "hello", {"plaintext": "/hello"},
+                              note=v["note"])):
+            if v["version"]:
+                t.spec["libmicrohttpd"] = v["version"]
+            t.spec["tree"] = v["tree"]
+            out.append(t)
+    return out
 
 
 def discover(args, workdir):
     targets = []
     b = args.build_dir
     server = os.path.join(b, "server", "csgi-server")
-    have_server = os.access(server, os.X_OK)
-    plugin_top = os.path.join(b, "plugins")
     libs = lib_dirs(b)
 
     def csgi(name, so_name, endpoints, mounts=None, sets=None):
-        found = find_files(plugin_top, so_name + ".so")
-        note = None
-        if not have_server:
-            note = "no csgi-server in %s" % b
-        elif not found:
-            note = "%s.so not built (looked under %s)" % (so_name, plugin_top)
-        return Target(name, "csgi", endpoints, plugins=found[:1], mounts=mounts or {},
-                      sets=sets or {}, libs=libs, note=note)
+        return csgi_target(b, name, so_name, endpoints, mounts, sets)
 
     targets.append(csgi("hello", "hello", {"plaintext": "/hello"}))
     for name, so in WORLD_APPS:
@@ -66,8 +97,15 @@ def discover(args, workdir):
 
     # Peers: used when installed, never required.
     # mhd_hello is compiled on demand (see prepare()) when the build has none.
-    targets.append(Target("mhd", "mhd", {"plaintext": "/plaintext"}, role="peer",
-                          argv=["{mhd_hello}", "{port}", str(args.mhd_pool)]))
+    targets.append(mhd_target(args, "mhd"))
+    # The build's own libmicrohttpd, when another one is measured too (--mhd-versions).
+    version = mhd_version(b)
+    twins = version_targets(args)
+    if twins and version:
+        for t in targets:
+            if t.kind in ("csgi", "mhd"):
+                t.spec["libmicrohttpd"] = version
+    targets += twins
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK)
                                       else None)
     targets.append(Target("nginx", "nginx", {"plaintext": "/plaintext", "json": "/json"},
@@ -109,14 +147,16 @@ def discover(args, workdir):
         if t.kind == "csgi" and "server" not in t.spec:
             t.spec["server"] = server
     order = {n: i for i, n in enumerate(TARGET_ORDER)}
-    targets.sort(key=lambda t: order.get(t.name, len(order)))
+    # A target on another libmicrohttpd comes right after the same target on the build's own.
+    targets.sort(key=lambda t: (order.get(base_name(t.name), len(order)), "@" in t.name))
     return targets
 
 
 def prepare(t, args, workdir):
     """Last steps before a selected target can run (building mhd_hello)."""
     if t.kind == "mhd" and t.available and "{mhd_hello}" in t.spec["argv"]:
-        path, why = mhd_hello_binary(args.build_dir, workdir)
+        label = t.name.split("@", 1)[1] if "@" in t.name else None
+        path, why = mhd_hello_binary(t.spec.get("tree", args.build_dir), workdir, label)
         t.note = why
         t.spec["argv"] = [path if a == "{mhd_hello}" else a for a in t.spec["argv"]]
 
@@ -139,7 +179,8 @@ def select(targets, args):
                 % (", ".join(sorted(unknown)), ", ".join(t.name for t in targets)))
     out = []
     for t in targets:
-        if wanted is not None and t.name not in wanted:
+        # hello@1.0 and mhd@1.0 come with hello and mhd (--mhd-versions).
+        if wanted is not None and t.name not in wanted and base_name(t.name) not in wanted:
             continue
         if args.no_peers and t.role == "peer":
             continue

@@ -12,9 +12,9 @@ import xml.etree.ElementTree as ET
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from csgibench import compare, markdown, readme, stats, svg  # noqa: E402
+from csgibench import build, compare, markdown, readme, stats, svg  # noqa: E402
 from csgibench.cli import LOAD_ONLY, strip_options  # noqa: E402
-from csgibench.targets import Target  # noqa: E402
+from csgibench.targets import Target, select  # noqa: E402
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
@@ -37,7 +37,7 @@ def load_doc(rows, rounds=3):
 
 def instr_doc(per):
     return {"mode": "instructions", "meta": {}, "instructions": [
-        {"target": t, "endpoint": ep, "role": "peer" if t == "mhd" else "app",
+        {"target": t, "endpoint": ep, "role": "peer" if t.startswith("mhd") else "app",
          "tool": "callgrind", "per_request": v, "startup": 1000.0, "errors": 0}
         for (t, ep), v in per.items()]}
 
@@ -263,6 +263,70 @@ class InstructionColumns(unittest.TestCase):
         self.assertIn("`-d 1 -r 1`", md)
         self.assertIn("**hello**: csgi-server + the hello plugin", md)
         self.assertNotIn("round", md.split("Counts are repeatable")[0])
+
+
+class MhdVersions(unittest.TestCase):
+    """--mhd-versions: mhd@1.0 and hello@1.0 beside mhd and hello."""
+    PER = {("mhd", "plaintext"): 8000.0, ("mhd@1.0", "plaintext"): 9000.0,
+           ("hello", "plaintext"): 11000.0, ("hello@1.0", "plaintext"): 11500.0}
+    VERSIONS = {"libmicrohttpd": "0.9.75", "libmicrohttpd@1.0": "1.0.1"}
+
+    def doc(self, per=None, versions=None):
+        d = instr_doc(per or self.PER)
+        d["meta"] = {"date": "d", "versions": versions or self.VERSIONS}
+        return d
+
+    def test_each_version_against_its_own_mhd(self):
+        cols, notes = markdown.instr_columns(instr_doc(self.PER)["instructions"])
+        self.assertEqual(cols[("hello", "plaintext")], (3000.0, None))
+        self.assertEqual(cols[("hello@1.0", "plaintext")], (2500.0, None))
+        self.assertEqual(cols[("mhd@1.0", "plaintext")], (None, None))
+        self.assertEqual(cols[("mhd", "plaintext")], (None, None))
+
+    def test_readme_figures_per_version(self):
+        perf = readme.performance(self.doc())
+        self.assertIn("against **8,000** for raw libmicrohttpd 0.9.75 (`mhd`", perf)
+        self.assertIn("| 0.9.75 | `mhd`, `hello` | 8,000 | 11,000 | +3,000 (1.38x) |", perf)
+        self.assertIn("| 1.0.1 | `mhd@1.0`, `hello@1.0` | 9,000 | 11,500 | +2,500 (1.28x) |",
+                      perf)
+        bullets = readme.instructions_bullets(self.doc())
+        self.assertIn("On libmicrohttpd 1.0.1 (`hello@1.0` against `mhd@1.0`) the gateway costs "
+                      "+2,500 (11,500 against 9,000, 1.28x).", bullets)
+        # One version (or a second one without both targets): the figures as before.
+        one = {k: v for k, v in self.PER.items() if k[0] != "mhd@1.0"}
+        for doc in (self.doc(one), self.doc(one, {"libmicrohttpd": "0.9.75"})):
+            self.assertNotIn("|", readme.performance(doc))
+            self.assertIn("raw libmicrohttpd (`mhd`", readme.performance(doc))
+            self.assertNotIn("1.0", readme.instructions_bullets(doc))
+
+    def test_markdown_names_the_versions(self):
+        meta = {"command": "c", "cores": 2, "kernel": "k", "date": "d", "buildtype": "release",
+                "versions": self.VERSIONS, "settings": {"instr_requests": [500, 2000]}}
+        md = markdown.markdown_instr(meta, instr_doc(self.PER)["instructions"])
+        self.assertIn("| plaintext | hello@1.0 | 11,500 | 1,000 | +2,500 | - | 0 |", md)
+        self.assertIn("1.0.1 for the targets labelled @1.0", md)
+        self.assertIn("**hello@1.0**: csgi-server + the hello plugin (GET /hello), built on "
+                      "libmicrohttpd 1.0.1", md)
+        self.assertEqual(markdown.target_note("mine@1.0"), "an extra target (--extra-targets)")
+
+    def test_selecting_a_target_selects_it_on_every_version(self):
+        ts = [Target(n, "mhd" if n.startswith("mhd") else "csgi", {"plaintext": "/"},
+                     role="peer" if n.startswith("mhd") else "app")
+              for n in ("mhd", "mhd@1.0", "hello", "hello@1.0", "raw")]
+
+        class Args:
+            targets, endpoints, no_peers = "hello,mhd", None, False
+        self.assertEqual([t.name for t in select(ts, Args)[0]],
+                         ["mhd", "mhd@1.0", "hello", "hello@1.0"])
+        Args.targets, Args.no_peers = "hello@1.0,mhd", True
+        self.assertEqual([t.name for t in select(ts, Args)[0]], ["hello@1.0"])
+
+    def test_same_series(self):
+        self.assertTrue(build.same_series("1.0.1", "1.0"))
+        self.assertTrue(build.same_series("1.0.1", "1.0.1"))
+        self.assertFalse(build.same_series("0.9.75", "1.0"))
+        self.assertFalse(build.same_series("1.01", "1.0"))
+        self.assertFalse(build.same_series(None, "1.0"))
 
 
 class LoadMarkdown(unittest.TestCase):

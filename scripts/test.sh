@@ -19,6 +19,7 @@ scripts/deps.sh --test || { echo "0 passed, 1 failed"; exit 1; }
 
 results=$(mktemp)
 mhd10_pid=""
+prebuild_pid=""
 trap 'rm -f "$results"' EXIT
 
 step() {
@@ -53,6 +54,16 @@ test_tree() {
     meson test -C "$dir" --print-errorlogs --num-processes 2 \
         "--timeout-multiplier=${TIMEOUT_MULT:-1}" "$@"
     python3 scripts/count-tests.py "$dir/meson-logs/testlog.json" "$dir" >>"$results"
+}
+
+prebuild() {
+    # prebuild BUILD_DIR [meson setup options...]: configure and build in the background at
+    # the lowest priority, while the suites running meanwhile mostly wait on sockets and
+    # signals; prebuild_pid is the job. build_tree later finishes the job in the foreground,
+    # where a failure shows and counts.
+    ( exec nice -n 19 sh -c '[ -d "$0" ] || meson setup "$0" "$@" || exit 1; exec ninja -C "$0"' \
+        "$@" ) >/dev/null 2>&1 &
+    prebuild_pid=$!
 }
 
 run_suite() {
@@ -118,7 +129,14 @@ trap 'rm -f "$results" "$mhd10_out" "$mhd10_log"; [ -z "$mhd10_pid" ] || kill "$
 nice -n 19 scripts/deps.sh --mhd 1.0 >"$mhd10_out" 2>"$mhd10_log" &
 mhd10_pid=$!
 
-run_suite build-ci -Dwerror=true -Dfuzz=true
+asan="-Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true"
+quick=no
+[ "${1:-}" = "--quick" ] && quick=yes
+if build_tree build-ci -Dwerror=true -Dfuzz=true; then
+    # shellcheck disable=SC2086 # one option a word
+    [ "$quick" = yes ] || prebuild build-asan $asan
+    test_tree build-ci
+fi
 valgrind_suites build-ci valgrind
 
 wait "$mhd10_pid"
@@ -132,8 +150,13 @@ else
     mhd10=""
 fi
 cat "$mhd10_log" >&2
-if [ -n "$mhd10" ]; then
-    run_other_version build-ci-mhd10 -Dwerror=true -Dfuzz=true "-Dpkg_config_path=$mhd10"
+asan_pid=$prebuild_pid
+if [ -n "$mhd10" ] && build_tree build-ci-mhd10 -Dwerror=true -Dfuzz=true \
+    "-Dpkg_config_path=$mhd10"; then
+    # shellcheck disable=SC2086 # one option a word
+    [ "$quick" = yes ] || prebuild build-asan-mhd10 $asan "-Dpkg_config_path=$mhd10"
+    # shellcheck disable=SC2046 # one option a word
+    test_tree build-ci-mhd10 $(skip_same build-ci-mhd10)
     # Valgrind ran the in-process suites on the first build only, for the reason skip_same
     # gives. A program of theirs that links libmicrohttpd runs again here, by name.
     linked=$(mhd_linked build-ci-mhd10 unit gateway abi)
@@ -142,12 +165,14 @@ if [ -n "$mhd10" ]; then
         valgrind_suites build-ci-mhd10 valgrind-mhd10 $linked
     fi
 fi
-if [ "${1:-}" != "--quick" ]; then
-    TIMEOUT_MULT=3 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false \
-        -Dwerror=true
+if [ "$quick" = no ]; then
+    [ -z "$asan_pid" ] || wait "$asan_pid"
+    # shellcheck disable=SC2086 # one option a word
+    TIMEOUT_MULT=3 run_suite build-asan $asan
     if [ -n "$mhd10" ]; then
-        TIMEOUT_MULT=3 run_other_version build-asan-mhd10 -Db_sanitize=address,undefined \
-            -Db_lundef=false -Dwerror=true "-Dpkg_config_path=$mhd10"
+        [ "$prebuild_pid" = "$asan_pid" ] || wait "$prebuild_pid"
+        # shellcheck disable=SC2086 # one option a word
+        TIMEOUT_MULT=3 run_other_version build-asan-mhd10 $asan "-Dpkg_config_path=$mhd10"
     fi
     step clang-format sh -c 'git ls-files "*.c" "*.h" | xargs clang-format --dry-run --Werror'
 fi

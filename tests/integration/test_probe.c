@@ -183,11 +183,11 @@ static const struct probe_case cases[] = {
      KNOWN_09 | MALFORMED},
     /* 8. Chunk extensions are ignored (RFC 9112 7.1.1); too long ones get a 4xx. */
     {"chunk_extension",
-     R(POST_ECHO "Transfer-Encoding: chunked\r\n\r\n5;ext=x\r\nhello\r\n0\r\n\r\n"), "200", ANY, NULL,
-     "400", KNOWN_10, "\r\n\r\nhello"},
+     R(POST_ECHO "Transfer-Encoding: chunked\r\n\r\n5;ext=x\r\nhello\r\n0\r\n\r\n"), "200", ANY,
+     NULL, "400", KNOWN_10, "\r\n\r\nhello"},
     {"chunk_extension_quoted",
-     R(POST_ECHO "Transfer-Encoding: chunked\r\n\r\n5;a=\"b c\";d\r\nhello\r\n0\r\n\r\n"), "200", ANY,
-     NULL, "400", KNOWN_10},
+     R(POST_ECHO "Transfer-Encoding: chunked\r\n\r\n5;a=\"b c\";d\r\nhello\r\n0\r\n\r\n"), "200",
+     ANY, NULL, "400", KNOWN_10},
     /* 9. --max-headers counts header lines as users do: 100 pass, 101 do not. */
     {"headers_100", NULL, 0, "200", 0, NULL},
     {"headers_101", NULL, 0, "431", 1, NULL},

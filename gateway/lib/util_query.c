@@ -5,18 +5,7 @@
 #include <string.h>
 
 #include "csgi/util.h"
-
-static int
-hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "csgi_internal.h"
 
 /*
  * Decode the byte at in[*i], advancing *i past what it used. Returns the byte
@@ -33,7 +22,7 @@ decode_one(const char *in, size_t len, size_t *i, unsigned flags)
     if (c != '%')
         return c;
     if (len - *i >= 2) {
-        int hi = hex_value((unsigned char)in[*i]), lo = hex_value((unsigned char)in[*i + 1]);
+        int hi = csgi__hexval((unsigned char)in[*i]), lo = csgi__hexval((unsigned char)in[*i + 1]);
         if (hi >= 0 && lo >= 0) {
             *i += 2;
             c = hi * 16 + lo;

@@ -751,6 +751,7 @@ mhd09_line_whole(struct head_collect *c, const char *key, size_t key_len, const 
     if (c->prev_end && !(key == c->prev_end + 2 && !c->prev_end[0] && !c->prev_end[1]) &&
         !(key == c->prev_end + 1 && !c->prev_end[0]))
         return 0;
+    /* More than 256 bytes of whitespace before a value: refused too (only on 0.9.75). */
     if (value < p || value - p > 256)
         return 0;
     for (; p < value; p++) {

@@ -366,12 +366,14 @@ csgi__hex8(uint32_t v)
  * @p prefix, 16 hex digits made once per process from a random number, then
  * @p serial, the process's request counter, as 16 hex digits. Unique across
  * processes as long as their random prefixes differ; the counter part is
- * the error log's "request N". Inline and branch-free: it runs per request.
+ * the error log's "request N". Inline: it runs per request (the upper half
+ * is "00000000" for the first four billion requests, without the shifts).
  */
 static inline void
 csgi__request_id_format(char *out, const char *prefix, uint64_t serial)
 {
-    uint64_t hi = csgi__hex8((uint32_t)(serial >> 32)), lo = csgi__hex8((uint32_t)serial);
+    uint64_t hi = serial >> 32 ? csgi__hex8((uint32_t)(serial >> 32)) : 0x3030303030303030ull;
+    uint64_t lo = csgi__hex8((uint32_t)serial);
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
     hi = __builtin_bswap64(hi);

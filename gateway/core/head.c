@@ -241,3 +241,196 @@ csgi__head_check(const struct csgi__head *head, char *path_buf, struct csgi__hea
     facts->head_request = head->method_len == 4 && memcmp(head->method, "HEAD", 4) == 0;
     return 0;
 }
+
+/* ------------------------------------------------------------------ */
+/* The per-connection memo (head.h)                                    */
+/* ------------------------------------------------------------------ */
+
+enum { REF_NULL, REF_EMPTY, REF_TARGET, REF_VALUE };
+
+/* Whether @p p lies in [base, base + len] (its end included: empty strings point there). */
+static int
+ref_in(const char *p, const char *base, size_t len)
+{
+    return base && (uintptr_t)p >= (uintptr_t)base && (uintptr_t)p - (uintptr_t)base <= len;
+}
+
+/* Record where @p p points: into this head's target or a header value, or a static "". */
+static int
+ref_make(const struct csgi__head *head, const char *p, size_t len, struct csgi__head_ref *ref)
+{
+    ref->index = 0;
+    ref->off = 0;
+    if (!p) {
+        ref->kind = REF_NULL;
+        return 0;
+    }
+    if (ref_in(p, head->raw_target, head->raw_target_len)) {
+        ref->kind = REF_TARGET;
+        ref->off = (uint16_t)(p - head->raw_target);
+        return 0;
+    }
+    for (size_t i = 0; i < head->n_headers; i++) {
+        const struct csgi_str *v = &head->headers[i].value;
+        if (ref_in(p, v->ptr, v->len)) {
+            ref->kind = REF_VALUE;
+            ref->index = (unsigned char)i;
+            ref->off = (uint16_t)(p - v->ptr);
+            return 0;
+        }
+    }
+    if (!len && !*p) {
+        ref->kind = REF_EMPTY; /* a static "" (the query of a target without one) */
+        return 0;
+    }
+    return -1;
+}
+
+/* The pointer a ref of a header value (or NULL) stands for in @p head. */
+static inline __attribute__((always_inline)) const char *
+value_ref(const struct csgi__head *head, const struct csgi__head_ref *ref)
+{
+    return ref->kind == REF_VALUE ? head->headers[ref->index].value.ptr + ref->off : NULL;
+}
+
+/* The pointer a ref into the target (or to "") stands for in @p head. */
+static inline __attribute__((always_inline)) const char *
+target_ref(const struct csgi__head *head, const struct csgi__head_ref *ref)
+{
+    return ref->kind == REF_TARGET ? head->raw_target + ref->off : "";
+}
+
+/* Remember an accepted head and its facts, when they fit. */
+static void
+memo_keep(struct csgi__head_memo *m, const struct csgi__head *head, const char *path_buf,
+          const struct csgi__head_facts *f)
+{
+    const struct csgi__target *t = &f->target;
+    size_t total = head->method_len + head->version_len + head->raw_target_len + t->path_len + 1;
+    char *b = m->bytes;
+
+    m->valid = 0;
+    if (head->n_headers > CSGI__HEAD_MEMO_HEADERS || t->host || t->path != path_buf ||
+        head->raw_target_len > UINT16_MAX)
+        return;
+    for (size_t i = 0; i < head->n_headers; i++)
+        total += head->headers[i].name.len + head->headers[i].value.len;
+    if (total > sizeof(m->bytes))
+        return;
+    /*
+     * Host and Content-Type point into their lines (the Host field is the Host
+     * line's value, or the known Host standing in for it), the raw path and
+     * the query into the target (or the query is a static "").
+     */
+    if (ref_make(head, f->host, 0, &m->host) || (f->host && m->host.kind != REF_VALUE) ||
+        (f->host_field.ptr && m->host.kind != REF_VALUE) ||
+        ref_make(head, f->content_type.ptr, f->content_type.len, &m->content_type) ||
+        (f->content_type.ptr && m->content_type.kind != REF_VALUE) ||
+        ref_make(head, t->raw_path, t->raw_path_len, &m->raw_path) ||
+        m->raw_path.kind != REF_TARGET || ref_make(head, t->query, t->query_len, &m->query) ||
+        (m->query.kind != REF_TARGET && m->query.kind != REF_EMPTY))
+        return;
+    memcpy(b, head->method, head->method_len);
+    b += head->method_len;
+    memcpy(b, head->version, head->version_len);
+    b += head->version_len;
+    memcpy(b, head->raw_target, head->raw_target_len);
+    b += head->raw_target_len;
+    for (size_t i = 0; i < head->n_headers; i++) {
+        const struct csgi_header *hd = &head->headers[i];
+        m->name_len[i] = (uint16_t)hd->name.len;
+        m->value_len[i] = (uint16_t)hd->value.len;
+        memcpy(b, hd->name.ptr, hd->name.len);
+        b += hd->name.len;
+        memcpy(b, hd->value.ptr, hd->value.len);
+        b += hd->value.len;
+    }
+    memcpy(b, t->path, t->path_len + 1);
+    m->method_len = head->method_len;
+    m->version_len = head->version_len;
+    m->target_len = head->raw_target_len;
+    m->n_headers = head->n_headers;
+    m->path_len = t->path_len;
+    m->any_method = head->any_method;
+    m->facts = *f;
+    m->valid = 1;
+}
+
+/* Whether @p head has the remembered bytes; *path then points at the remembered path. */
+static int
+memo_same(const struct csgi__head_memo *m, const struct csgi__head *head, const char **path)
+{
+    const char *b = m->bytes;
+
+    if (!m->valid || head->method_len != m->method_len || head->version_len != m->version_len ||
+        head->raw_target_len != m->target_len || head->n_headers != m->n_headers ||
+        head->too_many_headers || head->any_method != m->any_method)
+        return 0;
+    if (!csgi__bytes_eq(b, head->method, m->method_len))
+        return 0;
+    b += m->method_len;
+    if (!csgi__bytes_eq(b, head->version, m->version_len))
+        return 0;
+    b += m->version_len;
+    if (!csgi__bytes_eq(b, head->raw_target, m->target_len))
+        return 0;
+    b += m->target_len;
+    for (size_t i = 0; i < m->n_headers; i++) {
+        const struct csgi_header *hd = &head->headers[i];
+        if (hd->name.len != m->name_len[i] || hd->value.len != m->value_len[i] ||
+            !csgi__bytes_eq(b, hd->name.ptr, hd->name.len) ||
+            !csgi__bytes_eq(b + hd->name.len, hd->value.ptr, hd->value.len))
+            return 0;
+        b += hd->name.len + hd->value.len;
+    }
+    *path = b;
+    return 1;
+}
+
+/* The remembered facts, moved to @p head's strings, the decoded path to @p path_buf. */
+static void
+memo_replay(const struct csgi__head_memo *m, const struct csgi__head *head, const char *path,
+            char *path_buf, struct csgi__head_facts *f)
+{
+    *f = m->facts;
+    f->host = value_ref(head, &m->host);
+    if (f->host_field.ptr) {
+        /*
+         * The Host line's value, or the known Host when it has the same bytes,
+         * as csgi__head_check() chooses (the lengths are the same either way:
+         * they are those of the same bytes).
+         */
+        size_t n = f->host_field.len;
+        f->host_field.ptr = head->known_host && head->known_host_len == n &&
+                                    csgi__bytes_eq(head->known_host, f->host, n)
+                                ? head->known_host
+                                : f->host;
+    }
+    f->content_type.ptr = value_ref(head, &m->content_type);
+    f->target.raw_path = head->raw_target + m->raw_path.off;
+    f->target.query = target_ref(head, &m->query);
+    f->target.path = path_buf;
+    memcpy(path_buf, path, m->path_len + 1);
+}
+
+int
+csgi__head_check_memo(const struct csgi__head *head, char *path_buf, struct csgi__head_facts *facts,
+                      const char **why, struct csgi__head_memo *memo)
+{
+    const char *path;
+    int status;
+
+    if (memo && memo_same(memo, head, &path)) {
+        memo_replay(memo, head, path, path_buf, facts);
+        memo->hits++;
+        return 0;
+    }
+    status = csgi__head_check(head, path_buf, facts, why);
+    if (memo) {
+        if (status)
+            memo->valid = 0;
+        else
+            memo_keep(memo, head, path_buf, facts);
+    }
+    return status;
+}

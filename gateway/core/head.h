@@ -81,4 +81,49 @@ struct csgi__head_facts {
 int csgi__head_check(const struct csgi__head *head, char *path_buf, struct csgi__head_facts *facts,
                      const char **why);
 
+/*
+ * A connection's memo of the last head it had accepted, and of what the
+ * checks found in it: keep-alive clients send the same head again and again
+ * (the same method, target and header lines, byte for byte), and the checks
+ * are a pure function of those bytes. Storage is the transport's, one per
+ * connection, zeroed before first use; about 1 KiB. Heads with more than
+ * CSGI__HEAD_MEMO_HEADERS lines or CSGI__HEAD_MEMO_BYTES bytes, and
+ * absolute-form targets (whose check rewrites the Host line), are not
+ * remembered.
+ */
+#define CSGI__HEAD_MEMO_HEADERS 8
+#define CSGI__HEAD_MEMO_BYTES   640
+
+/* Where a remembered fact pointed: its source and the offset in it. */
+struct csgi__head_ref {
+    unsigned char kind;
+    unsigned char index;
+    uint16_t off;
+};
+
+struct csgi__head_memo {
+    int valid;
+    unsigned long hits; /* heads answered from the memo */
+    int any_method;
+    size_t method_len, version_len, target_len, n_headers, path_len;
+    uint16_t name_len[CSGI__HEAD_MEMO_HEADERS];
+    uint16_t value_len[CSGI__HEAD_MEMO_HEADERS];
+    /* The method, version, target, each name and value, then the decoded path and its NUL. */
+    char bytes[CSGI__HEAD_MEMO_BYTES];
+    /* The facts, their pointers replaced by the refs below. */
+    struct csgi__head_facts facts;
+    struct csgi__head_ref host, content_type, raw_path, query;
+};
+
+/*
+ * csgi__head_check() through @p memo (NULL: none): a head of the same bytes
+ * as the remembered one gets the remembered facts (their pointers moved to
+ * this head's strings, the decoded path copied into @p path_buf) without
+ * being checked again; any other head is checked, and remembered when it is
+ * accepted. The result is csgi__head_check()'s for the same head, always.
+ */
+int csgi__head_check_memo(const struct csgi__head *head, char *path_buf,
+                          struct csgi__head_facts *facts, const char **why,
+                          struct csgi__head_memo *memo);
+
 #endif /* CSGI_HEAD_H */

@@ -278,6 +278,29 @@ memo_store(int status, struct csgi_str reason, const struct csgi_header *headers
     m->status = status;
 }
 
+/*
+ * A head the memo does not hold: checked, remembered, copied into *copy
+ * (NULL when out of memory). Out of line, so that the memo's path (the
+ * common one) has no room for the refusal's text on its stack.
+ */
+static __attribute__((noinline)) int
+check_and_copy(struct csgi__response *r, int status, struct csgi_str reason,
+               const struct csgi_header *headers, size_t n_headers, int64_t *length,
+               struct csgi_header **copy)
+{
+    char why[300];
+    int rc =
+        csgi__check_response_head(status, reason, headers, n_headers, length, why, sizeof(why));
+
+    if (rc < 0) {
+        core_log(r, CSGI_LOG_ERROR, "start_response() refused: %s", why);
+        return rc;
+    }
+    memo_store(status, reason, headers, n_headers, *length);
+    *copy = head_memo.status ? memo_copy(r) : copy_headers(r, headers, n_headers);
+    return 0;
+}
+
 static int
 core_start_response(void *ctx, int status, struct csgi_str reason,
                     const struct csgi_header *headers, size_t n_headers,
@@ -285,7 +308,6 @@ core_start_response(void *ctx, int status, struct csgi_str reason,
 {
     struct csgi__response *r = ctx;
     struct csgi_header *copy;
-    char why[300];
     int64_t length;
     int rc;
 
@@ -316,14 +338,9 @@ core_start_response(void *ctx, int status, struct csgi_str reason,
         else
             copy = memo_copy(r);
     } else {
-        rc = csgi__check_response_head(status, reason, headers, n_headers, &length, why,
-                                       sizeof(why));
-        if (rc < 0) {
-            core_log(r, CSGI_LOG_ERROR, "start_response() refused: %s", why);
+        rc = check_and_copy(r, status, reason, headers, n_headers, &length, &copy);
+        if (rc < 0)
             return rc;
-        }
-        memo_store(status, reason, headers, n_headers, length);
-        copy = head_memo.status ? memo_copy(r) : copy_headers(r, headers, n_headers);
     }
     if (!copy)
         return CSGI_ENOMEM;

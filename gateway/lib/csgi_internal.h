@@ -75,7 +75,8 @@ csgi__token_ieq(const char *p, size_t n, const char *lower, size_t lower_len)
 /*
  * True when [a, a+n) and [b, b+n) hold the same bytes. Inline, a word at a
  * time: the memos of the hot path compare short strings, where a call to
- * memcmp() costs more than the compare.
+ * memcmp() costs more than the compare. Below eight bytes, two loads of four
+ * (or two) bytes from each end cover the string, overlapping in the middle.
  */
 static inline int
 csgi__bytes_eq(const char *a, const char *b, size_t n)
@@ -84,11 +85,24 @@ csgi__bytes_eq(const char *a, const char *b, size_t n)
     size_t i;
 
     if (n < 8) {
-        for (i = 0; i < n; i++) {
-            if (a[i] != b[i])
-                return 0;
+        uint32_t w[4];
+        uint16_t h[4];
+
+        if (n >= 4) {
+            memcpy(&w[0], a, 4);
+            memcpy(&w[1], b, 4);
+            memcpy(&w[2], a + n - 4, 4);
+            memcpy(&w[3], b + n - 4, 4);
+            return ((w[0] ^ w[1]) | (w[2] ^ w[3])) == 0;
         }
-        return 1;
+        if (n >= 2) {
+            memcpy(&h[0], a, 2);
+            memcpy(&h[1], b, 2);
+            memcpy(&h[2], a + n - 2, 2);
+            memcpy(&h[3], b + n - 2, 2);
+            return ((h[0] ^ h[1]) | (h[2] ^ h[3])) == 0;
+        }
+        return n == 0 || a[0] == b[0];
     }
     for (i = 0; i + 8 <= n; i += 8) {
         memcpy(&x, a + i, 8);

@@ -526,6 +526,7 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
     c->prev->next = c->next;
     c->next->prev = c->prev;
     pthread_mutex_unlock(&h->conn_lock);
+    free(c->head_memo);
     free(c);
     *socket_context = NULL;
 }
@@ -717,6 +718,20 @@ respond(struct csgi_request *r, int declined)
 /* Head checks and environ                                             */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The connection's head memo: made at its second request (keep-alive
+ * clients repeat their heads; a connection of one request never needs one).
+ */
+static struct csgi__head_memo *
+conn_head_memo(struct srv_conn *c)
+{
+    if (!c)
+        return NULL;
+    if (!c->head_memo && c->requests++ == 1)
+        c->head_memo = calloc(1, sizeof(*c->head_memo));
+    return c->head_memo;
+}
+
 /* Collects the header lines libmicrohttpd parsed, into an array that grows in the arena. */
 struct head_collect {
     struct csgi_request *r;
@@ -844,7 +859,7 @@ check_head(struct csgi_request *r)
     head.known_host_len = r->sconn ? r->sconn->host_len : 0;
     head.known_host_name_len = r->sconn ? r->sconn->host_name_len : 0;
     head.any_method = 0; /* csgi-server passes only the methods it knows (501 otherwise) */
-    status = csgi__head_check(&head, path_buf, facts, &r->early_why);
+    status = csgi__head_check_memo(&head, path_buf, facts, &r->early_why, conn_head_memo(r->sconn));
     if (status)
         return status;
     if (r->sconn && facts->host_field.ptr && facts->host_field.ptr != r->sconn->host &&

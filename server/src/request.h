@@ -51,6 +51,13 @@ struct srv_conn {
     char host[64];
     size_t host_len;
     size_t host_name_len;
+    /*
+     * The last head accepted and what the checks found (gateway/core/head.h),
+     * from the connection's second request on (NULL before, and when out of
+     * memory): a connection that closes after one request never has one.
+     */
+    struct csgi__head_memo *head_memo;
+    unsigned long requests;
 };
 
 /*

@@ -281,13 +281,117 @@ check_facts(const struct csgi__head *head, const char *path_buf, const struct cs
     assert(f->host == NULL || f->host_len > 0);
 }
 
+/* A head in memory of its own: each string an exact allocation (ASan sees reads past it). */
+struct head_copy {
+    struct csgi__head head;
+    struct csgi_header h[MAX_REQ_HEADERS];
+    char *values[MAX_REQ_HEADERS]; /* as allocated: the check may repoint a Host line */
+    char *path_buf;
+};
+
+static void
+head_copy_free(struct head_copy *c)
+{
+    for (size_t i = 0; i < c->head.n_headers; i++) {
+        free((void *)c->h[i].name.ptr);
+        free(c->values[i]);
+    }
+    free((void *)c->head.method);
+    free((void *)c->head.version);
+    free((void *)c->head.raw_target);
+    free(c->path_buf);
+}
+
+static int
+head_copy_make(struct head_copy *c, const struct csgi__head *src)
+{
+    char *target = malloc(src->raw_target_len + 1);
+
+    memset(c, 0, sizeof(*c));
+    c->head = *src;
+    c->head.n_headers = 0;
+    c->head.headers = c->h;
+    c->head.method = dup_exact(src->method, src->method_len);
+    c->head.version = dup_exact(src->version, src->version_len);
+    c->head.raw_target = target;
+    c->path_buf = malloc(src->raw_target_len + 1);
+    if (target)
+        memcpy(target, src->raw_target, src->raw_target_len + 1);
+    for (size_t i = 0; i < src->n_headers; i++) {
+        c->h[i].name.ptr = dup_exact(src->headers[i].name.ptr, src->headers[i].name.len);
+        c->h[i].name.len = src->headers[i].name.len;
+        c->values[i] = dup_exact(src->headers[i].value.ptr, src->headers[i].value.len);
+        c->h[i].value.ptr = c->values[i];
+        c->h[i].value.len = src->headers[i].value.len;
+        c->head.n_headers++;
+        if (!c->h[i].name.ptr || !c->h[i].value.ptr)
+            return -1;
+    }
+    return c->head.method && c->head.version && target && c->path_buf ? 0 : -1;
+}
+
+static int
+str_same(const char *a, size_t an, const char *b, size_t bn)
+{
+    return an == bn && (an == 0 || (a && b && memcmp(a, b, an) == 0));
+}
+
+/*
+ * The memo (head.h): a head remembered in other memory (freed before the
+ * second check) must be answered as csgi__head_check() answers the head.
+ */
+static void
+check_memo(const struct csgi__head *pristine, int status, const struct csgi__head_facts *f)
+{
+    struct csgi__head_memo memo;
+    struct csgi__head_facts f1, f2;
+    struct head_copy a, b;
+    const char *why = NULL;
+    int s1, s2;
+
+    memset(&memo, 0, sizeof(memo));
+    if (head_copy_make(&a, pristine) == 0)
+        s1 = csgi__head_check_memo(&a.head, a.path_buf, &f1, &why, &memo);
+    else
+        s1 = -1;
+    head_copy_free(&a);
+    if (s1 < 0 || head_copy_make(&b, pristine) < 0) {
+        head_copy_free(&b);
+        return;
+    }
+    s2 = csgi__head_check_memo(&b.head, b.path_buf, &f2, &why, &memo);
+    assert(s1 == status && s2 == status);
+    assert(memo.hits == (memo.valid && status == 0 ? 1u : 0u));
+    if (status == 0) {
+        check_facts(&b.head, b.path_buf, &f2);
+        assert(f2.http11 == f->http11 && f2.head_request == f->head_request &&
+               f2.content_length == f->content_length && f2.chunked == f->chunked);
+        assert(str_same(f2.host, f2.host_len, f->host, f->host_len));
+        assert(
+            str_same(f2.host_field.ptr, f2.host_field.len, f->host_field.ptr, f->host_field.len));
+        assert(f2.host_field_name_len == f->host_field_name_len);
+        assert(str_same(f2.content_type.ptr, f2.content_type.len, f->content_type.ptr,
+                        f->content_type.len));
+        assert(str_same(f2.target.path, f2.target.path_len, f->target.path, f->target.path_len));
+        assert(str_same(f2.target.raw_path, f2.target.raw_path_len, f->target.raw_path,
+                        f->target.raw_path_len));
+        assert(
+            str_same(f2.target.query, f2.target.query_len, f->target.query, f->target.query_len));
+        assert(str_same(f2.target.host, f2.target.host_len, f->target.host, f->target.host_len));
+        assert(f2.target.asterisk == f->target.asterisk);
+    }
+    head_copy_free(&b);
+}
+
 static void
 fuzz_request_head(const char *p, size_t n)
 {
+    struct csgi__head pristine;
     const char *end = p + n, *line, *sp1, *sp2;
     size_t len;
     struct csgi_header h[MAX_REQ_HEADERS];
     char *values[MAX_REQ_HEADERS]; /* as allocated: the check may repoint a Host line */
+    size_t value_lens[MAX_REQ_HEADERS];
     struct csgi__head head;
     struct csgi__head_facts f;
     char *method = NULL, *version = NULL, *target = NULL, *path_buf = NULL;
@@ -340,12 +444,14 @@ fuzz_request_head(const char *p, size_t n)
         h[head.n_headers].name.ptr = name;
         h[head.n_headers].name.len = name_len;
         values[head.n_headers] = (char *)value;
+        value_lens[head.n_headers] = value_len;
         h[head.n_headers].value.ptr = value;
         h[head.n_headers].value.len = value_len;
         head.n_headers++;
     }
     head.headers = h;
 
+    pristine = head; /* before the check, which may repoint an absolute-form Host line */
     status = csgi__head_check(&head, path_buf, &f, &why);
     assert(status == 0 || status == 400 || status == 431 || status == 501 || status == 505);
     if (status) {
@@ -358,6 +464,18 @@ fuzz_request_head(const char *p, size_t n)
         assert(status != 501 || !head.any_method || strstr(why, "Transfer-Encoding"));
     } else {
         check_facts(&head, path_buf, &f);
+    }
+    {
+        /* pristine's lines are h[], possibly repointed: rebuilt from values[]. */
+        struct csgi_header ph[MAX_REQ_HEADERS];
+
+        for (size_t i = 0; i < head.n_headers; i++) {
+            ph[i].name = h[i].name;
+            ph[i].value.ptr = values[i];
+            ph[i].value.len = value_lens[i];
+        }
+        pristine.headers = ph;
+        check_memo(&pristine, status, &f);
     }
 out:
     for (size_t i = 0; i < head.n_headers; i++) {

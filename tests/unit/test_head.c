@@ -152,9 +152,12 @@ span_eq(const char *p, size_t n, const char *want)
     return p && strlen(want) == n && memcmp(p, want, n) == 0;
 }
 
-/* Run one case and check its status, reason and (when accepted) facts. */
+/*
+ * Run one case and check its status, reason and (when accepted) facts; with
+ * @p memo, through csgi__head_check_memo() and that memo.
+ */
 static void
-check_case(const struct head_case *c, int i)
+check_one(const struct head_case *c, int i, struct csgi__head_memo *memo)
 {
     struct built b;
     struct csgi__head_facts f;
@@ -162,7 +165,8 @@ check_case(const struct head_case *c, int i)
     int status;
 
     build(&b, c);
-    status = csgi__head_check(&b.head, b.path_buf, &f, &why);
+    status = memo ? csgi__head_check_memo(&b.head, b.path_buf, &f, &why, memo)
+                  : csgi__head_check(&b.head, b.path_buf, &f, &why);
     ck_assert_msg(status == c->status, "case %d: status %d, want %d (reason \"%s\")", i, status,
                   c->status, why ? why : "(none)");
     if (c->status) {
@@ -191,6 +195,45 @@ check_case(const struct head_case *c, int i)
                       "case %d: query \"%.*s\", want \"%s\"", i, (int)f.target.query_len,
                       f.target.query, c->query);
     unbuild(&b);
+}
+
+/* Check a head through a memo that @p primer's head (built and freed here) filled. */
+static void
+check_after(const struct head_case *primer, const struct head_case *c, int i,
+            struct csgi__head_memo *memo)
+{
+    struct built b;
+    struct csgi__head_facts f;
+    const char *why = NULL;
+
+    build(&b, primer);
+    (void)csgi__head_check_memo(&b.head, b.path_buf, &f, &why, memo);
+    /* Freed before the head it may answer: a fact left pointing here is a use after free. */
+    unbuild(&b);
+    check_one(c, i, memo);
+}
+
+/*
+ * Every case three times: checked alone; through a memo of the same head
+ * (in other memory: answered from the memo when it was accepted, except
+ * absolute-form targets, which are never remembered); and the memo's facts
+ * must be those csgi__head_check() gives.
+ */
+static void
+check_case(const struct head_case *c, int i)
+{
+    struct csgi__head_memo memo;
+
+    check_one(c, i, NULL);
+    memset(&memo, 0, sizeof(memo));
+    check_after(c, c, i, &memo);
+    if (c->status == 0 && !(c->target.p && c->target.p[0] != '/' && c->target.p[0] != '*')) {
+        ck_assert_msg(memo.hits == 1, "case %d: an accepted head was not answered from the memo",
+                      i);
+    } else {
+        ck_assert_msg(memo.hits == 0, "case %d: answered from the memo", i);
+        ck_assert_msg(!memo.valid || c->status == 0, "case %d: a refused head remembered", i);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -810,6 +853,106 @@ START_TEST(head_accepted_after_refusal)
 }
 END_TEST
 
+/*
+ * A memo filled by another head answers nothing for this one: the next case
+ * of the table primes it (same lines, other bytes, or other lines).
+ */
+START_TEST(head_memo_other_head_target)
+{
+    struct csgi__head_memo memo;
+
+    memset(&memo, 0, sizeof(memo));
+    check_after(&target_cases[(_i + 1) % (int)N_OF(target_cases)], &target_cases[_i], _i, &memo);
+}
+END_TEST
+
+START_TEST(head_memo_other_head_host)
+{
+    struct csgi__head_memo memo;
+
+    memset(&memo, 0, sizeof(memo));
+    check_after(&host_cases[(_i + 1) % (int)N_OF(host_cases)], &host_cases[_i], _i, &memo);
+}
+END_TEST
+
+START_TEST(head_memo_other_head_framing)
+{
+    struct csgi__head_memo memo;
+
+    memset(&memo, 0, sizeof(memo));
+    check_after(&framing_cases[(_i + 1) % (int)N_OF(framing_cases)], &framing_cases[_i], _i, &memo);
+}
+END_TEST
+
+/*
+ * A remembered head that differs from the next by one byte anywhere (the
+ * method, the version, the target, a name, a value) is checked again: a
+ * control byte in a value is refused even though the memo held the rest.
+ */
+START_TEST(head_memo_one_byte)
+{
+    static const struct head_case ok = {
+        .method = "POST",
+        .target = B("/a?b"),
+        .h = {H("Host", "h:1"), H("Content-Length", "5"), H("Content-Type", "text/plain")},
+        .content_length = 5,
+        .host = "h",
+        .path = "/a",
+        .query = "b"};
+    static const struct head_case bad[] = {
+        {.method = "POST",
+         .target = B("/a?b"),
+         .h = {H("Host", "h:1"), H("Content-Length", "5"), H("Content-Type", "text/plai\x01")},
+         .status = 400,
+         .why = "control byte"},
+        {.method = "POST",
+         .target = B("/a?b"),
+         .h = {H("Host", "h:1"), H("Content-Length", "6"), H("Content-Type", "text/plain")},
+         .content_length = 6,
+         .host = "h",
+         .path = "/a",
+         .query = "b"},
+        {.method = "POST",
+         .target = B("/a?c"),
+         .h = {H("Host", "h:1"), H("Content-Length", "5"), H("Content-Type", "text/plain")},
+         .content_length = 5,
+         .host = "h",
+         .path = "/a",
+         .query = "c"},
+        {.method = "POST",
+         .target = B("/a?b"),
+         .h = {H("Hosu", "h:1"), H("Content-Length", "5"), H("Content-Type", "text/plain")},
+         .status = 400,
+         .why = "without Host"},
+        {.method = "PUSH",
+         .target = B("/a?b"),
+         .h = {H("Host", "h:1"), H("Content-Length", "5"), H("Content-Type", "text/plain")},
+         .status = 501,
+         .why = "not implemented"},
+        {.method = "POST",
+         .version = "HTTP/1.2",
+         .target = B("/a?b"),
+         .h = {H("Host", "h:1"), H("Content-Length", "5"), H("Content-Type", "text/plain")},
+         .status = 505,
+         .why = "version"},
+        {.method = "POST",
+         .target = B("/a?b"),
+         .h = {H("Host", "h:1"), H("Content-Length", "5"), H("Content-Type", "text/plain"),
+               H("Transfer-Encoding", "chunked")},
+         .status = 400,
+         .why = "both"},
+    };
+    struct csgi__head_memo memo;
+
+    memset(&memo, 0, sizeof(memo));
+    check_after(&ok, &bad[_i], _i, &memo);
+    ck_assert_uint_eq(memo.hits, 0);
+    /* And back: the memo holds the last accepted head, or none after a refusal. */
+    check_after(&ok, &ok, 0, &memo);
+    ck_assert_uint_eq(memo.hits, 1);
+}
+END_TEST
+
 static Suite *
 head_suite(void)
 {
@@ -851,6 +994,13 @@ head_suite(void)
     tcase_add_loop_test(tc, head_absolute_form, 0, (int)N_OF(absolute_cases));
     tcase_add_test(tc, head_absolute_form_host_line);
     tcase_add_test(tc, head_known_host_memo);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("memo");
+    tcase_add_loop_test(tc, head_memo_other_head_target, 0, (int)N_OF(target_cases));
+    tcase_add_loop_test(tc, head_memo_other_head_host, 0, (int)N_OF(host_cases));
+    tcase_add_loop_test(tc, head_memo_other_head_framing, 0, (int)N_OF(framing_cases));
+    tcase_add_loop_test(tc, head_memo_one_byte, 0, 7);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("accepted");

@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 scripts/deps.sh
-[ -d build-run ] || meson setup build-run --buildtype=release -Dtests=disabled >/dev/null
+[ -d build-run ] || meson setup build-run --buildtype=release -Db_lto=true -Dtests=disabled >/dev/null
 ninja -C build-run >/dev/null
 
 # One directory with the plugins to serve (symlinks to the build's .so files).

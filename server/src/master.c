@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "events.h"
 #include "listener.h"
 #include "log.h"
 #include "master.h"
@@ -99,6 +100,7 @@ struct master {
     unsigned crash_streak;
     long long respawn_after_ms;
     struct srv_stats_server stats;
+    struct srv_events events; /* recent reloads and crashes, for the stats */
     int sfd;
     unsigned long long retired_requests;
     int listeners_shut;  /* stopping: the master closed its listening sockets */
@@ -318,8 +320,9 @@ log_lost_request(const struct wproc *w, struct srv_score *sc, pid_t pid, int thr
  * A worker killed by a signal: one line naming the signal and, from the
  * scoreboard, the plugin and request each of its threads was running (one
  * more line per further thread), and an access-log line per lost request.
+ * Returns the level logged: SRV_LOG_ERROR for a death the master did not ask for.
  */
-static void
+static int
 log_worker_killed(const struct wproc *w, struct srv_score *sc, pid_t pid, int status)
 {
     int lvl = w->stopping && WTERMSIG(status) == SIGKILL ? SRV_LOG_WARN : SRV_LOG_ERROR;
@@ -349,24 +352,68 @@ log_worker_killed(const struct wproc *w, struct srv_score *sc, pid_t pid, int st
     if (n == 0)
         srv_log(lvl, "worker %d (gen %u, pid %d) killed by signal %s%s (not in plugin code)",
                 w->worker_id, w->generation, (int)pid, sig_name(WTERMSIG(status)), core);
+    return lvl;
 }
 
-/* Log how a reaped worker ended, at a level that says whether it was expected. */
-static void
+/*
+ * Log how a reaped worker ended, at a level that says whether it was
+ * expected. Returns 1 when it was not (logged as an error), else 0.
+ */
+static int
 log_worker_end(const struct wproc *w, struct srv_score *sc, pid_t pid, int status)
 {
-    if (WIFSIGNALED(status)) {
-        log_worker_killed(w, sc, pid, status);
-    } else if (WEXITSTATUS(status) != 0 || !w->stopping) {
+    if (WIFSIGNALED(status))
+        return log_worker_killed(w, sc, pid, status) == SRV_LOG_ERROR;
+    if (WEXITSTATUS(status) != 0 || !w->stopping) {
         int lvl = w->stopping ? SRV_LOG_INFO : SRV_LOG_ERROR;
         /* A worker's RETIRING only excuses a clean exit. */
         if (WEXITSTATUS(status) == 0 && atomic_load(&sc->state) == SRV_W_RETIRING)
             lvl = SRV_LOG_INFO;
         srv_log(lvl, "worker %d (gen %u, pid %d) exited with status %d", w->worker_id,
                 w->generation, (int)pid, WEXITSTATUS(status));
-    } else {
-        srv_log(SRV_LOG_INFO, "worker %d (gen %u, pid %d) stopped", w->worker_id, w->generation,
-                (int)pid);
+        return lvl == SRV_LOG_ERROR;
+    }
+    srv_log(SRV_LOG_INFO, "worker %d (gen %u, pid %d) stopped", w->worker_id, w->generation,
+            (int)pid);
+    return 0;
+}
+
+/* The master's age, for event stamps. */
+static long long
+uptime_ms(const struct master *m)
+{
+    return srv_clock_ms() - m->started_ms;
+}
+
+/*
+ * Record a worker's unexpected death in the events ring: its pid, id and
+ * generation, the signal or exit status, and the plugin and request its
+ * first busy thread was in (read from the scoreboard before the slot is
+ * freed).
+ */
+static void
+record_crash(struct master *m, const struct wproc *w, struct srv_score *sc, pid_t pid, int status)
+{
+    struct srv_event *e =
+        srv_events_add(&m->events, SRV_EVENT_CRASH, w->generation, uptime_ms(m), NULL);
+
+    e->pid = (int)pid;
+    e->worker_id = w->worker_id;
+    e->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    e->exit_status = WIFSIGNALED(status) ? 0 : WEXITSTATUS(status);
+    if (e->signal)
+        snprintf(e->detail, sizeof(e->detail), "killed by signal %s%s", sig_name(e->signal),
+                 WCOREDUMP(status) ? " (core dumped)" : "");
+    else
+        snprintf(e->detail, sizeof(e->detail), "exited with status %d", e->exit_status);
+    for (int t = 0; t < SRV_MAX_THREADS; t++) {
+        struct srv_inflight_text in;
+        if (!srv_inflight_read(sc, t, &in))
+            continue;
+        memcpy(e->plugin, in.plugin, sizeof(e->plugin));
+        memcpy(e->method, in.method, sizeof(e->method));
+        memcpy(e->target, in.target, sizeof(e->target));
+        break;
     }
 }
 
@@ -425,7 +472,8 @@ reap(struct master *m)
             continue;
         sc = &m->sb->slots[w->slot];
         m->retired_requests += atomic_load(&sc->requests);
-        log_worker_end(w, sc, pid, status);
+        if (log_worker_end(w, sc, pid, status))
+            record_crash(m, w, sc, pid, status);
         if (!w->stopping &&
             !(WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
               atomic_load(&sc->state) == SRV_W_RETIRING) &&
@@ -648,6 +696,8 @@ start_reload(struct master *m)
         srv_config_validate(ncfg, err, sizeof(err)) < 0 ||
         srv_config_check_paths(ncfg, err, sizeof(err)) < 0) {
         srv_log(SRV_LOG_ERROR, "reload refused, old workers keep serving: %s", err);
+        srv_events_add(&m->events, SRV_EVENT_RELOAD_REFUSED, m->generation, uptime_ms(m), "%s",
+                       err);
         release_config(ncfg, 1);
         return;
     }
@@ -677,6 +727,8 @@ start_reload(struct master *m)
     m->pending_deadline = srv_clock_ms() + (long long)m->cfg->ready_timeout * 1000;
     srv_log(SRV_LOG_INFO, "reload: starting generation %u with %u worker(s)", m->pending_gen,
             m->pending_target);
+    srv_events_add(&m->events, SRV_EVENT_RELOAD_START, m->pending_gen, uptime_ms(m), "%u worker(s)",
+                   m->pending_target);
     for (unsigned k = 0; k < m->pending_target; k++)
         spawn(m, m->pending_gen);
 }
@@ -686,6 +738,8 @@ fail_reload(struct master *m, const char *why)
 {
     srv_log(SRV_LOG_ERROR, "reload to generation %u failed (%s): generation %u keeps serving",
             m->pending_gen, why, m->generation);
+    srv_events_add(&m->events, SRV_EVENT_RELOAD_FAILED, m->pending_gen, uptime_ms(m),
+                   "%s; generation %u keeps serving", why, m->generation);
     /*
      * A new worker that reported ready already accepts on the shared sockets:
      * let it finish what it took. One still starting has accepted nothing and
@@ -765,6 +819,8 @@ check_reload(struct master *m)
             m->prev_cfg = NULL;
         }
         srv_log(SRV_LOG_INFO, "reload: generation %u ready; draining generation %u", gen, old);
+        srv_events_add(&m->events, SRV_EVENT_RELOAD_DONE, gen, uptime_ms(m),
+                       "generation %u draining", old);
         stop_others(m, gen, SIGTERM, m->cfg->graceful_timeout);
         return;
     }
@@ -787,6 +843,7 @@ serve_stats(struct master *m)
     v.target_workers = m->target_workers;
     v.restarts = m->restarts;
     v.retired_requests = m->retired_requests;
+    v.events = &m->events;
     v.workers = workers;
     for (int i = 0; i < SRV_MAX_SLOTS; i++) {
         const struct wproc *w = &m->procs[i];

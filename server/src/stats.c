@@ -12,13 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "events.h"
 #include "listener.h"
 #include "log.h"
 #include "stats.h"
+#include "status_page.h"
 
 /* True for an address only this host reaches: 127.0.0.0/8 or ::1 (or ::ffff:127.x). */
 static int
@@ -66,6 +70,11 @@ srv_stats_open(struct srv_stats_server *s, const char *spec, int mode)
                 "and versions to anyone, unauthenticated; prefer unix:/path or 127.0.0.1:PORT",
                 spec);
     s->fd = l.fd;
+    if (l.family == AF_UNIX)
+        srv_log(SRV_LOG_INFO, "stats on unix:%s", l.host);
+    else
+        srv_log(SRV_LOG_INFO, "stats on http://%s%s%s:%s/", l.family == AF_INET6 ? "[" : "", l.host,
+                l.family == AF_INET6 ? "]" : "", l.port);
     return 0;
 }
 
@@ -283,25 +292,15 @@ worker_state(const struct srv_stats_view *v, const struct srv_stats_worker *w)
     return w->stopping && st == SRV_W_READY ? "draining" : state_name(st);
 }
 
-static char *
-stats_json(const struct srv_stats_view *v, size_t *len)
+static void
+json_workers(struct buf *b, const struct srv_stats_view *v, unsigned long long *total)
 {
-    struct buf b = {NULL, 0, 0};
-    struct srv_plugin_score agg[SRV_MAX_PLUGIN_STATS];
-    int n_agg = collect_plugins(v, agg);
-    unsigned long long total = v->retired_requests;
-
-    bprintf(&b,
-            "{\"master_pid\":%d,\"uptime_s\":%.3f,\"generation\":%u,"
-            "\"reloading_generation\":%u,\"target_workers\":%u,\"restarts\":%u,\"workers\":[",
-            (int)getpid(), (double)(srv_clock_ms() - v->started_ms) / 1000.0, v->generation,
-            v->reloading_generation, v->target_workers, v->restarts);
     for (size_t i = 0; i < v->n_workers; i++) {
         const struct srv_stats_worker *w = &v->workers[i];
         struct srv_score *sc = &v->board->slots[w->slot];
 
-        total += atomic_load(&sc->requests);
-        bprintf(&b,
+        *total += atomic_load(&sc->requests);
+        bprintf(b,
                 "%s{\"pid\":%d,\"id\":%d,\"generation\":%u,\"state\":\"%s\",\"requests\":%llu,"
                 "\"in_flight\":%llu,\"connections\":%ld,\"age_s\":%.1f}",
                 i ? "," : "", (int)w->pid, w->worker_id, w->generation, worker_state(v, w),
@@ -309,21 +308,90 @@ stats_json(const struct srv_stats_view *v, size_t *len)
                 (unsigned long long)atomic_load(&sc->inflight), atomic_load(&sc->connections),
                 (double)(srv_clock_ms() - w->started_ms) / 1000.0);
     }
-    bprintf(&b, "],\"requests_total\":%llu,\"plugins\":[", total);
+}
+
+static void
+json_plugins(struct buf *b, const struct srv_stats_view *v)
+{
+    struct srv_plugin_score agg[SRV_MAX_PLUGIN_STATS];
+    int n_agg = collect_plugins(v, agg);
+
     for (int j = 0; j < n_agg; j++) {
-        bprintf(&b, "%s{\"name\":", j ? "," : "");
-        bjson(&b, agg[j].name);
-        bprintf(&b, ",\"version\":");
-        bjson(&b, agg[j].version);
-        bprintf(&b, ",\"mount\":");
-        bjson(&b, agg[j].mount);
-        bprintf(&b,
+        bprintf(b, "%s{\"name\":", j ? "," : "");
+        bjson(b, agg[j].name);
+        bprintf(b, ",\"version\":");
+        bjson(b, agg[j].version);
+        bprintf(b, ",\"mount\":");
+        bjson(b, agg[j].mount);
+        bprintf(b,
                 ",\"requests\":%llu,\"status_4xx\":%llu,\"status_5xx\":%llu,"
                 "\"latency_sum_ms\":%.3f}",
                 (unsigned long long)agg[j].requests, (unsigned long long)agg[j].status_4xx,
                 (unsigned long long)agg[j].status_5xx, (double)agg[j].latency_us / 1000.0);
     }
-    bprintf(&b, "]}\n");
+}
+
+/* One event of the ring; a crash adds the worker, the signal or exit status and the request. */
+static void
+json_event(struct buf *b, const struct srv_event *e)
+{
+    bprintf(b, "{\"seq\":%llu,\"time\":%.3f,\"uptime_s\":%.3f,\"kind\":\"%s\",\"generation\":%u,",
+            e->seq, e->unix_time, (double)e->uptime_ms / 1000.0, srv_event_kind_name(e->kind),
+            e->generation);
+    if (e->kind == SRV_EVENT_CRASH) {
+        const char *sig = e->signal ? sigabbrev_np(e->signal) : NULL;
+        bprintf(b, "\"pid\":%d,\"worker\":%d,\"signal\":", e->pid, e->worker_id);
+        if (sig)
+            bjson(b, sig);
+        else
+            bprintf(b, "null");
+        bprintf(b, ",\"exit_status\":%d,\"plugin\":", e->exit_status);
+        bjson(b, e->plugin);
+        bprintf(b, ",\"method\":");
+        bjson(b, e->method);
+        bprintf(b, ",\"target\":");
+        bjson(b, e->target);
+        bprintf(b, ",");
+    }
+    bprintf(b, "\"detail\":");
+    bjson(b, e->detail);
+    bprintf(b, "}");
+}
+
+static void
+json_events(struct buf *b, const struct srv_events *ev)
+{
+    size_t n = ev ? srv_events_count(ev) : 0;
+
+    bprintf(b, "\"events_total\":%llu,\"events\":[", ev ? ev->total : 0ULL);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            bprintf(b, ",");
+        json_event(b, srv_events_get(ev, i));
+    }
+    bprintf(b, "]");
+}
+
+static char *
+stats_json(const struct srv_stats_view *v, size_t *len)
+{
+    struct buf b = {NULL, 0, 0};
+    unsigned long long total = v->retired_requests;
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    bprintf(&b,
+            "{\"master_pid\":%d,\"time\":%.3f,\"uptime_s\":%.3f,\"generation\":%u,"
+            "\"reloading_generation\":%u,\"target_workers\":%u,\"restarts\":%u,\"workers\":[",
+            (int)getpid(), (double)now.tv_sec + (double)now.tv_nsec / 1e9,
+            (double)(srv_clock_ms() - v->started_ms) / 1000.0, v->generation,
+            v->reloading_generation, v->target_workers, v->restarts);
+    json_workers(&b, v, &total);
+    bprintf(&b, "],\"requests_total\":%llu,\"plugins\":[", total);
+    json_plugins(&b, v);
+    bprintf(&b, "],");
+    json_events(&b, v->events);
+    bprintf(&b, "}\n");
     *len = b.len;
     return b.p;
 }
@@ -427,10 +495,36 @@ accept_some(struct srv_stats_server *s)
     }
 }
 
+/* True for a request line of HTTP/1.x: "GET " or "HEAD ", a target, then " HTTP/". */
+static int
+http_request_line(const char *req)
+{
+    const char *eol = strchr(req, '\n');
+    const char *ver = strstr(req, " HTTP/");
+
+    return (strncmp(req, "GET ", 4) == 0 || strncmp(req, "HEAD ", 5) == 0) && eol && ver &&
+           ver < eol;
+}
+
+/*
+ * True when the request has come whole: the headers' blank line after an
+ * HTTP/1.x request line (the page is chosen by Accept), or any line break
+ * from another reader (HTTP/0.9, or a plain reader's line).
+ */
+static int
+request_complete(const char *req)
+{
+    if (!strchr(req, '\n'))
+        return 0;
+    if (!http_request_line(req))
+        return 1;
+    return strstr(req, "\r\n\r\n") || strstr(req, "\n\n");
+}
+
 /*
  * Read what has come of the request (never blocking). Returns 1 when the
- * connection is to be answered now (a request line, a full buffer, the peer
- * done sending, or the wait over), 0 to wait, -1 to drop it.
+ * connection is to be answered now (the request whole, a full buffer, the
+ * peer done sending, or the wait over), 0 to wait, -1 to drop it.
  */
 static int
 read_request(struct srv_stats_conn *c, long long now)
@@ -453,40 +547,114 @@ read_request(struct srv_stats_conn *c, long long now)
         c->req_len += (size_t)n;
     }
     c->req[c->req_len] = '\0';
-    if (eof || memchr(c->req, '\n', c->req_len) || c->req_len >= sizeof(c->req) - 1)
+    if (eof || c->req_len >= sizeof(c->req) - 1 ||
+        (memchr(c->req, '\0', c->req_len) == NULL && request_complete(c->req)))
         return 1;
     return now >= c->reply_at_ms;
 }
 
-/* Render the reply of c: JSON for a plain reader, with a status line for GET/HEAD. */
+/* What a stats request asks for. */
+enum stats_route {
+    ROUTE_JSON,    /* the JSON: a plain reader, GET /stats.json, GET / without text/html */
+    ROUTE_METRICS, /* GET /metrics */
+    ROUTE_PAGE,    /* GET / from a browser (Accept: text/html) */
+};
+
+/* True when the request's target path (query cut) is path. */
+static int
+target_is(const char *req, const char *path)
+{
+    const char *t = strchr(req, ' ') + 1;
+    size_t n = strlen(path);
+
+    return strncmp(t, path, n) == 0 && (t[n] == ' ' || t[n] == '?');
+}
+
+/* True when an Accept header of the request names text/html (any case, any position). */
+static int
+accepts_html(const char *req)
+{
+    const char *line = strchr(req, '\n');
+
+    while (line && line[1] != '\r' && line[1] != '\n' && line[1]) {
+        const char *eol = strchr(line + 1, '\n');
+        size_t n = eol ? (size_t)(eol - line - 1) : strlen(line + 1);
+        if (n > 7 && strncasecmp(line + 1, "accept:", 7) == 0) {
+            for (size_t k = 8; k + 8 <= n; k++) {
+                if (strncasecmp(line + k, "text/html", 9) == 0)
+                    return 1;
+            }
+        }
+        line = eol;
+    }
+    return 0;
+}
+
+static enum stats_route
+route_of(const char *req)
+{
+    if (!http_request_line(req))
+        return ROUTE_JSON;
+    if (target_is(req, "/metrics"))
+        return ROUTE_METRICS;
+    if ((target_is(req, "/") || target_is(req, "/index.html")) && accepts_html(req))
+        return ROUTE_PAGE;
+    return ROUTE_JSON;
+}
+
+/*
+ * Render the reply of c: the JSON alone for a plain reader; for an HTTP
+ * request a status line and headers, then the body (none for HEAD). The page
+ * goes with its Content-Security-Policy (its own inline script and style
+ * only, fetches to itself) and nosniff; every answer to / says Vary: Accept.
+ */
 static void
 make_reply(struct srv_stats_conn *c, const struct srv_stats_view *view)
 {
     const char *req = c->req;
-    int http = strncmp(req, "GET ", 4) == 0 || strncmp(req, "HEAD ", 5) == 0;
-    int prom =
-        http && (strncmp(req, "GET /metrics", 12) == 0 || strncmp(req, "HEAD /metrics", 13) == 0);
-    size_t len = 0;
-    char *body = srv_stats_render(view, prom, &len);
-    char head[256];
-    int hn = 0;
+    int http = http_request_line(req);
+    enum stats_route route = route_of(req);
+    struct buf out = {NULL, 0, 0};
+    char *rendered = NULL;
+    const char *body = srv_status_page;
+    size_t len = sizeof(srv_status_page) - 1;
+    const char *type = "text/html; charset=utf-8";
 
-    if (http)
-        hn = snprintf(head, sizeof(head),
-                      "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
-                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                      prom ? "text/plain; version=0.0.4" : "application/json", len);
-    c->out = malloc((size_t)hn + len + 1);
-    if (!c->out) {
-        free(body);
-        return;
+    if (route != ROUTE_PAGE) {
+        rendered = srv_stats_render(view, route == ROUTE_METRICS, &len);
+        if (!rendered)
+            return;
+        body = rendered;
+        type = route == ROUTE_METRICS ? "text/plain; version=0.0.4" : "application/json";
     }
-    memcpy(c->out, head, (size_t)hn);
-    if (body)
-        memcpy(c->out + hn, body, len);
-    free(body);
-    c->out_len = (size_t)hn + (body ? len : 0);
+    if (http) {
+        bprintf(&out,
+                "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                "X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\n",
+                type, len);
+        if (route == ROUTE_PAGE)
+            bprintf(&out, "Content-Security-Policy: %s\r\nReferrer-Policy: no-referrer\r\n",
+                    SRV_STATUS_PAGE_CSP);
+        if (target_is(req, "/") || target_is(req, "/index.html"))
+            bprintf(&out, "Vary: Accept\r\n");
+        bprintf(&out, "Connection: close\r\n\r\n");
+        if (strncmp(req, "HEAD ", 5) == 0)
+            len = 0;
+        if (!out.p) {
+            free(rendered);
+            return;
+        }
+    }
+    /* The body is copied whole (bprintf() would stop at a NUL a worker wrote). */
+    c->out = realloc(out.p, out.len + len + 1);
+    if (c->out) {
+        memcpy(c->out + out.len, body, len);
+        c->out_len = out.len + len;
+    } else {
+        free(out.p);
+    }
     c->out_off = 0;
+    free(rendered);
 }
 
 /* Write what the socket takes of c's reply. Returns 1 when it is all out or the peer went. */

@@ -1,6 +1,8 @@
 /*
- * The master's stats endpoint (--stats ADDR): JSON for plain readers and
- * GET /, the Prometheus text format for GET /metrics. It runs in the master,
+ * The master's stats endpoint (--stats ADDR): JSON for plain readers, GET /
+ * and GET /stats.json, the Prometheus text format for GET /metrics, and a
+ * status page (status_page.html, polling /stats.json) for GET / from a
+ * browser (Accept: text/html). It runs in the master,
  * between signal-loop steps, and reads only what the master hands it: a
  * snapshot of the master's own state plus the shared scoreboard.
  */
@@ -11,6 +13,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "events.h"
 #include "listener.h"
 #include "scoreboard.h"
 
@@ -18,14 +21,15 @@
  * Bounds that keep the stats endpoint from delaying the master, which serves
  * it between the steps of its signal and reap loop: connections accepted per
  * loop turn, connections open at once (more are closed at once), how long a
- * connection may take to send its request line before it gets the JSON
- * anyway, how long a connection lives at most, and the request bytes read.
+ * connection may take to send its request (its line, or for HTTP/1.x its
+ * headers) before it is answered anyway, how long a connection lives at
+ * most, and the request bytes read (a browser's headers take about 1 KiB).
  */
 #define SRV_STATS_ACCEPT_PER_TURN 4
 #define SRV_STATS_MAX_CONNS       16
 #define SRV_STATS_READ_WAIT_MS    100
 #define SRV_STATS_CONN_LIFE_MS    1000
-#define SRV_STATS_REQUEST_BYTES   256
+#define SRV_STATS_REQUEST_BYTES   2048
 
 /* One stats connection: reading its request line, then writing its reply. */
 struct srv_stats_conn {
@@ -70,6 +74,7 @@ struct srv_stats_view {
     unsigned long long retired_requests;    /* served by workers already reaped */
     const struct srv_stats_worker *workers; /* live workers, in slot order */
     size_t n_workers;
+    const struct srv_events *events; /* recent reloads and crashes; NULL: none */
 };
 
 /*
@@ -107,7 +112,7 @@ int srv_stats_busy(const struct srv_stats_server *s);
  * One step of the endpoint, never blocking: accept up to
  * SRV_STATS_ACCEPT_PER_TURN new connections (closing those past
  * SRV_STATS_MAX_CONNS at once), read what request bytes have come, reply to
- * a connection that sent its request line (or after SRV_STATS_READ_WAIT_MS
+ * a connection that sent its request (or after SRV_STATS_READ_WAIT_MS
  * without one: a plain reader gets the JSON without a status line), write
  * what the socket takes, and close connections done or older than
  * SRV_STATS_CONN_LIFE_MS. view is rendered only for a reply.

@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,6 +182,21 @@ jstr(const cJSON *obj, const char *key)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The newest event of kind for generation gen (-1: any) in the stats, or NULL. */
+static const cJSON *
+find_event(const cJSON *j, const char *kind, long long gen)
+{
+    const cJSON *e, *found = NULL;
+
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "events"))
+    {
+        const char *k = jstr(e, "kind");
+        if (k && strcmp(k, kind) == 0 && (gen < 0 || jnum(e, "generation") == gen))
+            found = e;
+    }
+    return found;
 }
 
 /* Workers in the stats; min_gen/max_gen bound their generation, state NULL = any. */
@@ -681,6 +697,18 @@ START_TEST(master_reload_broken_plugin_rolls_back)
         w.listed = 2;
         j = wait_stats(&s, &w, 10000, "the new generation alone");
     }
+    {
+        /* The events tell the story: generation 2 started and failed, then gen started and serves.
+         */
+        const cJSON *failed = find_event(j, "reload_failed", 2);
+        ck_assert_ptr_nonnull(find_event(j, "reload_start", 2));
+        ck_assert_msg(failed && strstr(jstr(failed, "detail"), "a plugin failed to load or init"),
+                      "no reload_failed event for generation 2");
+        ck_assert_ptr_nonnull(find_event(j, "reload_start", gen));
+        ck_assert_ptr_nonnull(find_event(j, "reload", gen));
+        ck_assert_ptr_null(find_event(j, "reload", 2));
+        ck_assert_ptr_null(find_event(j, "crash", -1));
+    }
     cJSON_Delete(j);
     ck_assert_int_eq(get_status(&s, "/probe/version", body, sizeof(body)), 200);
 
@@ -722,6 +750,13 @@ START_TEST(master_reload_bad_config_keeps_serving)
                   "log %s", s.log);
     ck_assert_int_eq(get_status(&s, "/probe/version", NULL, 0), 200);
     ck_assert_int_eq(generation_of(&s), 1);
+    {
+        cJSON *j = stats_get(&s);
+        const cJSON *e = find_event(j, "reload_refused", 1);
+        ck_assert_msg(e && strncmp(jstr(e, "detail"), "config:", 7) == 0,
+                      "no reload_refused event naming the config error");
+        cJSON_Delete(j);
+    }
 
     /* Fixed, with a new worker count: the next reload applies it. */
     f = fopen(cfg, "w");
@@ -885,6 +920,19 @@ START_TEST(master_worker_crash_replaced)
     ck_assert_ptr_nonnull(j);
     ck_assert_int_eq(jnum(j, "master_pid"), s.pid);
     ck_assert_int_ge(jnum(j, "restarts"), 1);
+    {
+        /* The crash is in the recent events, with the worker, the signal and the request. */
+        const cJSON *e = find_event(j, "crash", 1);
+        ck_assert_msg(e != NULL, "no crash event in the stats");
+        ck_assert_int_eq(jnum(e, "pid"), before);
+        ck_assert_int_eq(jnum(e, "worker"), 0);
+        ck_assert_str_eq(jstr(e, "signal"), "SEGV");
+        ck_assert_str_eq(jstr(e, "plugin"), "probe");
+        ck_assert_str_eq(jstr(e, "method"), "GET");
+        ck_assert_str_eq(jstr(e, "target"), "/probe/crash");
+        ck_assert_str_eq(jstr(e, "detail"), "killed by signal SEGV");
+        ck_assert_int_eq(jnum(j, "events_total"), 1);
+    }
     cJSON_Delete(j);
     stop_ok(&s);
     h_cleanup(&s);
@@ -1099,6 +1147,98 @@ run_status(const struct hserver *s)
     return out;
 }
 
+/* Send request to the stats socket and read the whole answer (caller frees). */
+static char *
+stats_ask(const struct hserver *s, const char *request)
+{
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    size_t len = 0, cap = 65536;
+    char *buf = malloc(cap);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_ptr_nonnull(buf);
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    ck_assert_uint_lt(strlen(s->stats), sizeof(sa.sun_path));
+    memcpy(sa.sun_path, s->stats, strlen(s->stats));
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(send(fd, request, strlen(request), MSG_NOSIGNAL), (ssize_t)strlen(request));
+    for (;;) {
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        ck_assert_uint_lt(len, cap - 1);
+    }
+    close(fd);
+    buf[len] = '\0';
+    return buf;
+}
+
+/* The body of an HTTP answer (after the blank line), or "" when it has none. */
+static const char *
+http_body(const char *reply)
+{
+    const char *at = strstr(reply, "\r\n\r\n");
+
+    return at ? at + 4 : "";
+}
+
+/*
+ * One stats address, three readers: a browser asking for / (Accept:
+ * text/html) gets the status page with its strict headers; curl (Accept:
+ * star/star) and a browser asking for /stats.json get the JSON; HEAD gets the
+ * headers alone.
+ */
+static void
+check_stats_negotiation(const struct hserver *s)
+{
+    const char *browser = "Host: x\r\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64) test\r\n"
+                          "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,"
+                          "image/avif,image/webp,*/*;q=0.8\r\nAccept-Language: en\r\n\r\n";
+    char req[512];
+    char *r;
+    cJSON *j;
+
+    snprintf(req, sizeof(req), "GET / HTTP/1.1\r\n%s", browser);
+    r = stats_ask(s, req);
+    ck_assert_msg(strncmp(r, "HTTP/1.1 200 OK\r\n", 17) == 0, "%.200s", r);
+    ck_assert_msg(strstr(r, "\r\nContent-Type: text/html; charset=utf-8\r\n"), "%.400s", r);
+    ck_assert_msg(strstr(r, "\r\nContent-Security-Policy: default-src 'none'; script-src "
+                            "'sha256-"),
+                  "%.600s", r);
+    ck_assert_msg(strstr(r, "\r\nX-Content-Type-Options: nosniff\r\n"), "%.400s", r);
+    ck_assert_msg(strstr(r, "\r\nVary: Accept\r\n"), "%.400s", r);
+    ck_assert_msg(strncmp(http_body(r), "<!DOCTYPE html>", 15) == 0, "%.400s", r);
+    ck_assert_msg(strstr(http_body(r), "fetch(\"stats.json\""), "the page does not poll");
+    free(r);
+
+    snprintf(req, sizeof(req), "GET /stats.json HTTP/1.1\r\n%s", browser);
+    r = stats_ask(s, req);
+    ck_assert_msg(strstr(r, "\r\nContent-Type: application/json\r\n"), "%.400s", r);
+    j = cJSON_Parse(http_body(r));
+    ck_assert_msg(j && jnum(j, "master_pid") == s->pid, "%.400s", r);
+    cJSON_Delete(j);
+    free(r);
+
+    r = stats_ask(s, "GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n");
+    ck_assert_msg(strstr(r, "\r\nContent-Type: application/json\r\n"), "%.400s", r);
+    ck_assert_ptr_null(strstr(r, "Content-Security-Policy"));
+    j = cJSON_Parse(http_body(r));
+    ck_assert_msg(j && cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "events")), "%.400s", r);
+    cJSON_Delete(j);
+    free(r);
+
+    snprintf(req, sizeof(req), "HEAD / HTTP/1.1\r\n%s", browser);
+    r = stats_ask(s, req);
+    ck_assert_msg(strstr(r, "\r\nContent-Type: text/html; charset=utf-8\r\n"), "%.400s", r);
+    ck_assert_str_eq(http_body(r), "");
+    free(r);
+}
+
 START_TEST(master_stats_json)
 {
     struct hserver s;
@@ -1176,6 +1316,8 @@ START_TEST(master_stats_json)
                           strstr(mb.p, "csgi_workers{state=\"ready\"} 2\n"),
                       "%s", mb.p);
     }
+
+    check_stats_negotiation(&s);
 
     /* The command-line reader prints the same document. */
     out = run_status(&s);

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <iconv.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,6 +15,7 @@
 #include <check.h>
 #include <cjson/cJSON.h>
 
+#include "events.h"
 #include "stats.h"
 
 static struct srv_scoreboard *board;
@@ -155,6 +157,93 @@ START_TEST(stats_prometheus_one_sample_per_line)
 }
 END_TEST
 
+/* The ring keeps the last SRV_EVENTS_MAX events, oldest first, and counts them all. */
+START_TEST(events_ring_keeps_the_last)
+{
+    struct srv_events *ev = calloc(1, sizeof(*ev));
+    const struct srv_event *e;
+
+    ck_assert_ptr_nonnull(ev);
+    srv_events_init(ev);
+    ck_assert_uint_eq(srv_events_count(ev), 0);
+    ck_assert_ptr_null(srv_events_get(ev, 0));
+    for (unsigned i = 1; i <= SRV_EVENTS_MAX + 8; i++)
+        srv_events_add(ev, SRV_EVENT_RELOAD_START, i, (long long)i * 10, "event %u", i);
+    ck_assert_uint_eq(ev->total, SRV_EVENTS_MAX + 8);
+    ck_assert_uint_eq(srv_events_count(ev), SRV_EVENTS_MAX);
+    e = srv_events_get(ev, 0);
+    ck_assert_uint_eq(e->seq, 9);
+    ck_assert_uint_eq(e->generation, 9);
+    ck_assert_str_eq(e->detail, "event 9");
+    e = srv_events_get(ev, SRV_EVENTS_MAX - 1);
+    ck_assert_uint_eq(e->seq, SRV_EVENTS_MAX + 8);
+    ck_assert_int_eq(e->uptime_ms, (SRV_EVENTS_MAX + 8) * 10);
+    ck_assert_int_eq(e->worker_id, -1);
+    ck_assert_ptr_null(srv_events_get(ev, SRV_EVENTS_MAX));
+    /* A detail longer than the field is cut, NUL-terminated. */
+    e = srv_events_add(ev, SRV_EVENT_RELOAD_FAILED, 1, 0, "%0*d", SRV_EVENT_DETAIL_SIZE * 2, 7);
+    ck_assert_uint_eq(strlen(e->detail), SRV_EVENT_DETAIL_SIZE - 1);
+    ck_assert_str_eq(srv_event_kind_name(SRV_EVENT_CRASH), "crash");
+    ck_assert_str_eq(srv_event_kind_name(SRV_EVENT_RELOAD_DONE), "reload");
+    free(ev);
+}
+END_TEST
+
+/*
+ * Events carry what clients sent (a crash's request target) and what a
+ * config error said: the JSON stays valid UTF-8, every string round-trips
+ * (bytes outside ASCII as U+FFFD), and only a crash has the worker's fields.
+ */
+START_TEST(stats_json_events_escaped)
+{
+    struct srv_stats_view v;
+    struct srv_stats_worker w;
+    struct srv_events *ev = calloc(1, sizeof(*ev));
+    struct srv_event *e;
+    size_t len = 0;
+    char *out;
+    cJSON *j, *events, *crash, *refused;
+
+    ck_assert_ptr_nonnull(ev);
+    make_view(&v, &w);
+    v.events = ev;
+    srv_events_add(ev, SRV_EVENT_RELOAD_REFUSED, 1, 1500, "config: \"%s\"\n\x01", "</script>");
+    e = srv_events_add(ev, SRV_EVENT_CRASH, 1, 2500, "killed by signal %s", "SEGV");
+    e->pid = 4321;
+    e->worker_id = 0;
+    e->signal = 11;
+    snprintf(e->plugin, sizeof(e->plugin), "probe");
+    snprintf(e->method, sizeof(e->method), "GET");
+    snprintf(e->target, sizeof(e->target), "/x?<img src=x onerror=alert(1)>\"\\\xff");
+    out = srv_stats_render(&v, 0, &len);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_msg(valid_utf8(out, len), "stats JSON is not UTF-8");
+    j = cJSON_ParseWithLength(out, len);
+    ck_assert_msg(j != NULL, "stats JSON does not parse: %.400s", out);
+    ck_assert_int_eq(cJSON_GetObjectItem(j, "events_total")->valueint, 2);
+    events = cJSON_GetObjectItem(j, "events");
+    ck_assert_int_eq(cJSON_GetArraySize(events), 2);
+    refused = cJSON_GetArrayItem(events, 0);
+    crash = cJSON_GetArrayItem(events, 1);
+    ck_assert_str_eq(cJSON_GetObjectItem(refused, "kind")->valuestring, "reload_refused");
+    ck_assert_str_eq(cJSON_GetObjectItem(refused, "detail")->valuestring,
+                     "config: \"</script>\"\n\x01");
+    ck_assert_ptr_null(cJSON_GetObjectItem(refused, "pid"));
+    ck_assert_double_eq_tol(cJSON_GetObjectItem(refused, "uptime_s")->valuedouble, 1.5, 1e-9);
+    ck_assert_str_eq(cJSON_GetObjectItem(crash, "kind")->valuestring, "crash");
+    ck_assert_int_eq(cJSON_GetObjectItem(crash, "seq")->valueint, 2);
+    ck_assert_int_eq(cJSON_GetObjectItem(crash, "pid")->valueint, 4321);
+    ck_assert_int_eq(cJSON_GetObjectItem(crash, "worker")->valueint, 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(crash, "signal")->valuestring, "SEGV");
+    ck_assert_str_eq(cJSON_GetObjectItem(crash, "target")->valuestring,
+                     "/x?<img src=x onerror=alert(1)>\"\\\xef\xbf\xbd");
+    ck_assert_msg(cJSON_GetObjectItem(j, "time")->valuedouble > 1.6e9, "time is not unix time");
+    cJSON_Delete(j);
+    free(out);
+    free(ev);
+}
+END_TEST
+
 static Suite *
 stats_suite(void)
 {
@@ -164,6 +253,10 @@ stats_suite(void)
     tcase_add_checked_fixture(tc, stats_setup, stats_teardown);
     tcase_add_test(tc, stats_json_survives_corrupt_slot);
     tcase_add_test(tc, stats_prometheus_one_sample_per_line);
+    tcase_add_test(tc, stats_json_events_escaped);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("events");
+    tcase_add_test(tc, events_ring_keeps_the_last);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -143,8 +143,8 @@ def main():
     ap.add_argument("--check", action="store_true",
                     help="with --render-readme: exit 1 if README.md differs, change nothing")
     ap.add_argument("--render", metavar="JSON",
-                    help="write results.md and results.svg again from a results.json (into -o, "
-                    "default: beside it)")
+                    help="write results.md, results.svg and results.html again from a "
+                    "results.json (into -o, default: beside it)")
     ap.add_argument("--list", action="store_true", help="list targets and endpoints, then exit")
     args = ap.parse_args()
 
@@ -266,7 +266,7 @@ def main():
             doc = {"meta": meta, "mode": "load", "runs": runs, "summary": summary}
         md = write_outputs(out_dir, doc)
         sys.stdout.write(md)
-        log("wrote %s/results.{json,md,svg}" % out_dir)
+        log("wrote %s/results.{json,md,svg,html}" % out_dir)
         return 0
     finally:
         if not args.keep_tmp:

@@ -1,4 +1,4 @@
-"""Writing results.{json,md,svg}, and --render."""
+"""Writing results.{json,md,svg,html}, and --render."""
 
 import json
 import os
@@ -7,6 +7,7 @@ import sys
 import tempfile
 
 from .common import ROOT, log
+from .html import html_report
 from .markdown import markdown_instr, markdown_load
 from .svg import svg_instr, svg_load
 from .targets import Target
@@ -34,8 +35,8 @@ def portable(obj):
     return fix(obj)
 
 
-def write_outputs(out_dir, doc):
-    doc = portable(doc)
+def reports(doc):
+    """(Markdown, SVG, HTML) of a portable results document (pure)."""
     meta = doc["meta"]
     if doc["mode"] == "instructions":
         md = markdown_instr(meta, doc["instructions"])
@@ -48,6 +49,12 @@ def write_outputs(out_dir, doc):
             targets.append(tt)
         md = markdown_load(meta, doc["summary"], targets, doc["runs"])
         svg = svg_load(meta, doc["summary"])
+    return md, svg, html_report(doc, md, svg)
+
+
+def write_outputs(out_dir, doc):
+    doc = portable(doc)
+    md, svg, page = reports(doc)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(doc, f, indent=1)
@@ -56,6 +63,9 @@ def write_outputs(out_dir, doc):
         f.write(md)
     with open(os.path.join(out_dir, "results.svg"), "w") as f:
         f.write(svg)
+    # The whole report in one file that opens offline: tables, the chart inline, the method.
+    with open(os.path.join(out_dir, "results.html"), "w", encoding="utf-8") as f:
+        f.write(page)
     return md
 
 
@@ -64,5 +74,5 @@ def render(path, out_dir):
         doc = json.load(f)
     out_dir = os.path.abspath(out_dir or os.path.dirname(os.path.abspath(path)))
     sys.stdout.write(write_outputs(out_dir, doc))
-    log("wrote %s/results.{json,md,svg}" % out_dir)
+    log("wrote %s/results.{json,md,svg,html}" % out_dir)
     return 0

@@ -5,7 +5,7 @@
                            hello (healthy), fail500 (answers 500 to everything),
                            dead (its server exits at once) and refuse (its
                            server never opens its port). Checks the JSON,
-                           Markdown and SVG it writes, then --compare. Then
+                           Markdown, SVG and HTML it writes, then --compare. Then
                            one round of --shape both on hello with two
                            workers: a keep-alive and a connection-per-request
                            table, and --compare across the two files.
@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+
+import htmlcheck
 
 BENCH = os.environ["CSGI_BENCH"]
 BUILD = os.environ["CSGI_BUILD_DIR"]
@@ -53,6 +55,22 @@ def have_or_install(tool, pkg):
             subprocess.call(["apt-get", "update", "-qq"], env=env, timeout=600)
             subprocess.call(cmd, env=env, timeout=600)
     return shutil.which(tool) is not None
+
+
+def check_html(out, what):
+    """results.html beside results.md and results.svg: self-contained, every table, the chart."""
+    try:
+        with open(os.path.join(out, "results.html"), encoding="utf-8") as f:
+            page = f.read()
+        with open(os.path.join(out, "results.md"), encoding="utf-8") as f:
+            md = f.read()
+        with open(os.path.join(out, "results.svg"), encoding="utf-8") as f:
+            svg = f.read()
+        problems = htmlcheck.report_problems(page, md, svg)
+    except (OSError, ET.ParseError) as e:
+        problems = [str(e)]
+    check(not problems, "results.html (%s): self-contained, every table and the chart %s"
+          % (what, problems[:3]))
 
 
 def run_bench(args, timeout):
@@ -157,6 +175,7 @@ def test_load(tmp):
         print(e)
         ok = False
     check(ok, "results.svg is well-formed SVG with bars")
+    check_html(out, "load")
 
     res = os.path.join(out, "results.json")
     p, _ = run_bench(["--compare", res, res, "--fail-over", "3"], 30)
@@ -218,6 +237,7 @@ def test_shapes(tmp, keepalive_json):
         print(e)
         ok = False
     check(ok, "results.svg: a group per shape")
+    check_html(out, "--shape both")
     p, _ = run_bench(["--compare", keepalive_json, os.path.join(out, "results.json")], 30)
     check(p.returncode == 0 and "| plaintext | hello | req/s |" in p.stdout and
           "plaintext (close)" not in p.stdout,
@@ -262,6 +282,7 @@ def test_instructions(tmp):
           "results.md names the ignored options")
     check("whiskers: min-max" not in svg and "no rounds" in svg,
           "results.svg's footer describes the instruction count")
+    check_html(out, "--instructions")
     check("vs mhd: no value, because mhd was not measured" in md,
           "results.md says why vs mhd is empty")
     load = os.path.join(os.path.dirname(BASELINE_INSTR), "..", "load", "results.json")

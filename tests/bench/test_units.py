@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Unit tests of csgi-bench's pure parts (bench/csgibench): summaries, comparisons (with the
 one-round rule), chart ticks and legend sizing, the instruction table's columns, option
-stripping, and the README's generated blocks. No server, no wrk: a second or less."""
+stripping, the README's generated blocks, and the self-contained HTML report. No server, no
+wrk: a second or less."""
 
 import copy
 import os
+import re
 import sys
 import unittest
 import xml.etree.ElementTree as ET
@@ -12,7 +14,9 @@ import xml.etree.ElementTree as ET
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from csgibench import build, compare, markdown, readme, stats, svg  # noqa: E402
+import htmlcheck  # noqa: E402
+from csgibench import build, compare, markdown, output, readme, stats, svg  # noqa: E402
+from csgibench import html as report_html  # noqa: E402
 from csgibench.cli import LOAD_ONLY, strip_options  # noqa: E402
 from csgibench.targets import Target, select  # noqa: E402
 
@@ -395,6 +399,62 @@ class Readme(unittest.TestCase):
         bench = text.split("## Benchmarks", 1)[1]
         self.assertIn("**%s**" % hello, perf)
         self.assertIn("| plaintext | hello | %s |" % hello, bench)
+
+
+class HtmlReport(unittest.TestCase):
+    def test_baselines_render_self_contained(self):
+        # Every committed run: well-formed, standing alone, every table and the chart.
+        docs = readme.load_baselines()
+        self.assertTrue({"load", "instructions"} <= set(docs))
+        for name, doc in docs.items():
+            md, chart, page = output.reports(doc)
+            self.assertEqual(htmlcheck.report_problems(page, md, chart), [], name)
+            self.assertIn(doc["meta"]["command"], page)
+            self.assertIn("Linux %s" % doc["meta"]["kernel"], page)
+
+    def test_checker_finds_what_is_wrong(self):
+        md, chart, page = output.reports(readme.load_baselines()["load"])
+        row = re.search(r"<tr><td>plaintext</td>.*?</tr>\n", page).group(0)
+        bar = re.search(r"<rect [^>]*><title>", page).group(0)
+        broken = {
+            "an element left open": page.replace("</table>", "", 1),
+            "a table row missing": page.replace(row, "", 1),
+            "a bar missing": page.replace(bar, "<g><title>", 1).replace("</title></rect>",
+                                                                      "</title></g>", 1),
+            "an image": page.replace("<h2>Chart</h2>", '<h2>Chart</h2><img src="x.png">'),
+            "a link": page.replace("<h2>Method</h2>",
+                                   '<h2>Method</h2><a href="https://x.invalid/">x</a>'),
+            "a script": page.replace("</main>", "<script>1</script></main>"),
+            "an import": page.replace("<style>", "<style>@import 'x.css';"),
+            "a handler": page.replace("<main>", '<main onload="x()">'),
+        }
+        for what, bad in broken.items():
+            self.assertNotEqual(htmlcheck.report_problems(bad, md, chart), [], what)
+
+    def test_markdown_subset(self):
+        md = ("Command: `a <b>`\n\n**Keep-alive.**\n\n| x | y & z |\n| --- | ---: |\n"
+              "| `c` | **2** ⚠ |\n\n- one <i>\n- two")
+        self.assertEqual(report_html.markdown_html(md),
+                         "<p>Command: <code>a &lt;b&gt;</code></p>\n"
+                         "<p><strong>Keep-alive.</strong></p>\n"
+                         "<table>\n<thead><tr><th>x</th><th class=\"r\">y &amp; z</th></tr>"
+                         "</thead>\n<tbody>\n<tr><td><code>c</code></td>"
+                         "<td class=\"r\"><strong>2</strong> ⚠</td></tr>\n</tbody>\n</table>\n"
+                         "<ul>\n<li>one &lt;i&gt;</li>\n<li>two</li>\n</ul>")
+
+    def test_names_are_escaped(self):
+        # A target's name comes from the command line (--extra-targets): text, never markup.
+        doc = copy.deepcopy(readme.load_baselines()["load"])
+        evil = "<b>hello</b>"
+        doc["meta"]["targets"] = {evil if n == "hello" else n: t
+                                  for n, t in doc["meta"]["targets"].items()}
+        for s in doc["summary"]:
+            if s["target"] == "hello":
+                s["target"] = evil
+        md, chart, page = output.reports(doc)
+        self.assertEqual(htmlcheck.report_problems(page, md, chart), [])
+        self.assertNotIn(evil, page)
+        self.assertIn("&lt;b&gt;hello&lt;/b&gt;", page)
 
 
 if __name__ == "__main__":

@@ -75,9 +75,54 @@ csgi__descriptor_check(const struct csgi_plugin *d, char *why, size_t why_len)
                  d->name ? d->name : "(null)");
         return CSGI_EABI;
     }
-    if (!d->call) {
+    if (!d->call && !csgi__plugin_is_middleware(d)) {
         snprintf(why, why_len, "descriptor has no call function");
         return CSGI_EABI;
     }
     return CSGI_OK;
+}
+
+int
+csgi__plugin_is_middleware(const struct csgi_plugin *d)
+{
+    /* A version-1 descriptor ends before wrap: read it only when it is there. */
+    return d->version >= 2 && d->size >= CSGI__DESC_V2_SIZE && d->wrap != NULL;
+}
+
+int
+csgi__wrap(const struct csgi_plugin *mw, void *mw_state, const char *inner_name, csgi_app_fn *app,
+           void **state, void **instance, char *why, size_t why_len)
+{
+    csgi_app_fn outer = NULL;
+    void *outer_state = NULL;
+    int rc;
+
+    if (!csgi__plugin_is_middleware(mw)) {
+        snprintf(why, why_len, "plugin \"%s\" is not a middleware plugin (no wrap function)",
+                 mw->name);
+        return CSGI_EINVAL;
+    }
+    rc = mw->wrap(mw_state, *app, *state, inner_name, &outer, &outer_state);
+    if (rc >= 0 && !outer) {
+        /* A wrap that "succeeds" without an application would serve nothing: refuse it. */
+        if (mw->unwrap)
+            mw->unwrap(mw_state, outer_state);
+        rc = CSGI_EAPP;
+    }
+    if (rc < 0) {
+        snprintf(why, why_len, "middleware \"%s\" failed to wrap \"%s\": %s (%s)", mw->name,
+                 inner_name, csgi_strerror(rc), csgi_err_name(rc));
+        return rc;
+    }
+    *app = outer;
+    *state = outer_state;
+    *instance = outer_state;
+    return CSGI_OK;
+}
+
+void
+csgi__unwrap(const struct csgi_plugin *mw, void *mw_state, void *instance)
+{
+    if (csgi__plugin_is_middleware(mw) && mw->unwrap)
+        mw->unwrap(mw_state, instance);
 }

@@ -1,5 +1,5 @@
 /*
- * The CSGI 1.1 ABI (ABI version 1) as pinned numbers, for x86_64 LP64 (System V psABI).
+ * The CSGI 1.2 ABI (ABI version 1) as pinned numbers, for x86_64 LP64 (System V psABI).
  *
  * Shared by test_abi.c (C11), build_c99.c (C99, pedantic) and build_cxx.cc
  * (C++11, pedantic), so that all three compilers are held to the same
@@ -32,7 +32,7 @@
     X(csgi_responder, 32)                                                                          \
     X(csgi_body, 40)                                                                               \
     X(csgi_host_api, 104)                                                                          \
-    X(csgi_plugin, 80)
+    X(csgi_plugin, 96)
 
 #define ABI_FIELD_OFFSETS(X)                                                                       \
     X(csgi_str, ptr, 0)                                                                            \
@@ -122,7 +122,9 @@
     X(csgi_plugin, reserved, 52)                                                                   \
     X(csgi_plugin, init_worker, 56)                                                                \
     X(csgi_plugin, call, 64)                                                                       \
-    X(csgi_plugin, exit_worker, 72)
+    X(csgi_plugin, exit_worker, 72)                                                                \
+    X(csgi_plugin, wrap, 80)                                                                       \
+    X(csgi_plugin, unwrap, 88)
 
 /* Every entry of CSGI_ERRNO_MAP, in order. Append-only: never renumber. */
 #define ABI_ERROR_CODES(X)                                                                         \
@@ -191,10 +193,10 @@
     X(CSGI_PLUGIN_MAGIC, 0x43534749)                                                               \
     X(CSGI_ABI_VERSION, 1)                                                                         \
     X(CSGI_VERSION_MAJOR, 1)                                                                       \
-    X(CSGI_VERSION_MINOR, 1)                                                                       \
+    X(CSGI_VERSION_MINOR, 2)                                                                       \
     X(CSGI_VERSION_PATCH, 0)                                                                       \
-    X(CSGI_VERSION_HEX, 0x010100)                                                                  \
-    X(CSGI_PLUGIN_VERSION, 1)                                                                      \
+    X(CSGI_VERSION_HEX, 0x010200)                                                                  \
+    X(CSGI_PLUGIN_VERSION, 2)                                                                      \
     X(CSGI_HOST_API_VERSION, 2)                                                                    \
     X(CSGI_ENVIRON_VERSION, 2)                                                                     \
     X(CSGI_INPUT_VERSION, 1)                                                                       \

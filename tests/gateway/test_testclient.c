@@ -1851,7 +1851,7 @@ START_TEST(testclient_plugin_descriptor_checks)
         {"magic", "bad descriptor magic 0x12345678: not a CSGI plugin descriptor"},
         {"abi", "plugin built for CSGI ABI 2, this host speaks ABI 1 (EABI)"},
         {"version", "descriptor version 0 size"},
-        {"size", "descriptor version 1 size 8 is smaller than version 1"},
+        {"size", "size 8 is smaller than version 1"},
         {"name", "invalid plugin name \"Bad-Name\""},
         {"null name", "invalid plugin name \"(null)\""},
         {"call", "descriptor has no call function"},

@@ -1,5 +1,5 @@
 /*
- * CSGI 1.1: the application interface between a server and a plugin.
+ * CSGI 1.2: the application interface between a server and a plugin.
  *
  * A plugin is a shared object that exports exactly one symbol,
  * csgi_plugin_entry(), returning a static descriptor (struct csgi_plugin).
@@ -558,7 +558,7 @@ struct csgi_plugin {
     uint32_t magic;
     /** CSGI_ABI_VERSION the plugin was built against. */
     uint32_t abi_version;
-#define CSGI_PLUGIN_VERSION 1
+#define CSGI_PLUGIN_VERSION 2
     /** This struct's version. */
     uint32_t version;
     /** sizeof(struct csgi_plugin) as the plugin was built. */
@@ -585,13 +585,42 @@ struct csgi_plugin {
      */
     int (*init_worker)(const struct csgi_host_api *api, const struct csgi_kv *config,
                        size_t n_config, void **state);
-    /** The application. Required. */
+    /** The application. Required, except in a middleware plugin (wrap set, since version 2). */
     csgi_app_fn call;
     /**
      * Runs once when the worker stops, after the last request; frees all
      * that init_worker() acquired. May be NULL.
      */
     void (*exit_worker)(void *state);
+
+    /* Since version 2 (CSGI 1.2): read only when CSGI_HAS(plugin, 2). */
+
+    /**
+     * Middleware entry (SPEC.md 6.1): make an application that wraps
+     * @p inner, another plugin's application, when a deployer puts this
+     * plugin in front of it (csgi-server --wrap NAME=THIS). A plugin that
+     * sets wrap is a middleware plugin: hosts mount it nowhere, and its
+     * call may be NULL. Runs in the worker process, after init_worker() of
+     * this plugin and of the wrapped one, once for each mount it wraps.
+     * @param state      what this plugin's init_worker() stored.
+     * @param inner      the wrapped application; Borrowed: valid until unwrap().
+     * @param inner_state its state, to pass to @p inner. Borrowed, as @p inner.
+     * @param inner_name the wrapped plugin's name, for log lines. Borrowed:
+     *                   valid during the call.
+     * @param app        out: the wrapping application, called instead of
+     *                   @p inner from then on.
+     * @param app_state  out: its state, passed to @p app and to unwrap().
+     * @return 0, or a negative CSGI_E* code: the wrapped mount is then not
+     *         served (the host logs both names and the code), unwrap() is
+     *         not called.
+     */
+    int (*wrap)(void *state, csgi_app_fn inner, void *inner_state, const char *inner_name,
+                csgi_app_fn *app, void **app_state);
+    /**
+     * Release what wrap() made, after the last request through it and before
+     * exit_worker() of this plugin and of the wrapped one. May be NULL.
+     */
+    void (*unwrap)(void *state, void *app_state);
 };
 
 /** Fills the header fields of a struct csgi_plugin initializer. */

@@ -34,11 +34,11 @@ extern "C" {
 #define CSGI_ABI_VERSION 1
 
 #define CSGI_VERSION_MAJOR 1
-#define CSGI_VERSION_MINOR 1
+#define CSGI_VERSION_MINOR 2
 #define CSGI_VERSION_PATCH 0
 #define CSGI_VERSION_HEX                                                                           \
     ((CSGI_VERSION_MAJOR << 16) | (CSGI_VERSION_MINOR << 8) | (CSGI_VERSION_PATCH))
-#define CSGI_VERSION_STRING "1.1.0"
+#define CSGI_VERSION_STRING "1.2.0"
 
 /**
  * True when the versioned struct @p obj is at least version @p v, i.e. when the

@@ -78,6 +78,11 @@ struct csgi_test_client {
     int worker_started;
     csgi_app_fn app;
     void *app_state;
+    /* The plugin's init_worker() state: app_state until middleware wraps the app. */
+    void *plugin_state;
+    /* Middleware plugins in front of the app (csgi_test_client_wrap), innermost first. */
+    struct tc_layer *layers;
+    size_t n_layers;
 
     char *mount;
     struct csgi_kv *config;
@@ -90,6 +95,17 @@ struct csgi_test_client {
     /* Request ids, as csgi-server makes them: a random prefix per client, then a counter. */
     char id_prefix[16];
     uint64_t next_id;
+};
+
+/* One middleware plugin wrapping the client's application. */
+struct tc_layer {
+    void *dl; /* dlopen handle, or NULL for a descriptor given directly */
+    const struct csgi_plugin *mw;
+    void *mw_state;
+    void *instance; /* what wrap() returned, for unwrap() */
+    int wrapped;
+    struct csgi_kv *config; /* copied keys and values */
+    size_t n_config;
 };
 
 /* In the test client a request is this struct; plugins only see the pointer. */
@@ -1085,7 +1101,8 @@ tc_client_start(const struct csgi_plugin *plugin, void *dl, const char *mount,
     if (rc < 0)
         goto error_free;
     if (plugin->init_worker) {
-        rc = plugin->init_worker(&c->api, c->config, c->n_config, &c->app_state);
+        rc = plugin->init_worker(&c->api, c->config, c->n_config, &c->plugin_state);
+        c->app_state = c->plugin_state;
         if (rc < 0) {
             tc_errf(err, err_len, "plugin \"%s\": init_worker failed: %s (%s)", plugin->name,
                     csgi_strerror(rc), csgi_err_name(rc));
@@ -1113,28 +1130,25 @@ csgi_test_client_new(const struct csgi_plugin *plugin, const char *mount,
     return tc_client_start(plugin, NULL, mount, config, n_config, err, err_len);
 }
 
-struct csgi_test_client *
-csgi_test_client_open(const char *path, const char *mount, const struct csgi_kv *config,
-                      size_t n_config, char *err, size_t err_len)
+/*
+ * dlopen() @p path as a server does and call its entry point. Returns 0 with
+ * *handle and *plugin set, or a negative code with @p err set.
+ */
+static int
+tc_dlopen_plugin(const char *path, void **handle, const struct csgi_plugin **plugin, char *err,
+                 size_t err_len)
 {
-    struct csgi_test_client *c;
     csgi_plugin_entry_fn entry;
-    const struct csgi_plugin *plugin;
-    char why[256];
-    void *handle, *sym;
+    void *sym;
 
-    if (!path) {
-        tc_errf(err, err_len, "path is NULL");
-        return NULL;
-    }
-    handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!handle) {
+    *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!*handle) {
         const char *msg = dlerror();
         tc_errf(err, err_len, "dlopen(\"%s\") failed: %s", path, msg ? msg : "unknown error");
-        return NULL;
+        return CSGI_ENOENT;
     }
     dlerror();
-    sym = dlsym(handle, CSGI_PLUGIN_ENTRY_SYMBOL);
+    sym = dlsym(*handle, CSGI_PLUGIN_ENTRY_SYMBOL);
     if (!sym) {
         tc_errf(err, err_len, "\"%s\": entry symbol \"%s\" not found", path,
                 CSGI_PLUGIN_ENTRY_SYMBOL);
@@ -1143,23 +1157,43 @@ csgi_test_client_open(const char *path, const char *mount, const struct csgi_kv 
     /* POSIX guarantees a data pointer from dlsym() can hold a function. */
     _Static_assert(sizeof(entry) == sizeof(sym), "function and data pointers differ in size");
     memcpy(&entry, &sym, sizeof(entry));
-    plugin = entry(CSGI_ABI_VERSION);
-    if (!plugin) {
+    *plugin = entry(CSGI_ABI_VERSION);
+    if (!*plugin) {
         tc_errf(err, err_len, "\"%s\": %s(%u) returned NULL: the plugin refuses host ABI %u", path,
                 CSGI_PLUGIN_ENTRY_SYMBOL, (unsigned)CSGI_ABI_VERSION, (unsigned)CSGI_ABI_VERSION);
         goto error_dlclose;
     }
+    return CSGI_OK;
+
+error_dlclose:
+    dlclose(*handle);
+    *handle = NULL;
+    return CSGI_EABI;
+}
+
+struct csgi_test_client *
+csgi_test_client_open(const char *path, const char *mount, const struct csgi_kv *config,
+                      size_t n_config, char *err, size_t err_len)
+{
+    struct csgi_test_client *c;
+    const struct csgi_plugin *plugin;
+    char why[256];
+    void *handle;
+
+    if (!path) {
+        tc_errf(err, err_len, "path is NULL");
+        return NULL;
+    }
+    if (tc_dlopen_plugin(path, &handle, &plugin, err, err_len) < 0)
+        return NULL;
     why[0] = '\0';
     c = tc_client_start(plugin, handle, mount, config, n_config, why, sizeof(why));
     if (!c) {
         tc_errf(err, err_len, "\"%s\": %s", path, why);
-        goto error_dlclose;
+        dlclose(handle);
+        return NULL;
     }
     return c;
-
-error_dlclose:
-    dlclose(handle);
-    return NULL;
 }
 
 struct csgi_test_client *
@@ -1179,13 +1213,167 @@ csgi_test_client_new_app(csgi_app_fn app, void *state, const char *mount, char *
     return c;
 }
 
+/* exit_worker() of a wrapping layer's middleware, its config, dlclose(). */
+static void
+tc_layer_release(struct tc_layer *l)
+{
+    /* A layer that failed to start already ran exit_worker() when it should. */
+    if (l->wrapped && l->mw->exit_worker)
+        l->mw->exit_worker(l->mw_state);
+    for (size_t i = 0; i < l->n_config; i++) {
+        free((char *)l->config[i].key);
+        free((char *)l->config[i].value);
+    }
+    free(l->config);
+    if (l->dl && !getenv("CSGI_NO_DLCLOSE"))
+        dlclose(l->dl);
+    memset(l, 0, sizeof(*l));
+}
+
+/* Copy n config items into l. Returns 0, CSGI_EINVAL or CSGI_ENOMEM (err set). */
+static int
+tc_layer_config(struct tc_layer *l, const struct csgi_kv *config, size_t n, char *err,
+                size_t err_len)
+{
+    if (n && !config) {
+        tc_errf(err, err_len, "config is NULL with %zu items", n);
+        return CSGI_EINVAL;
+    }
+    l->config = calloc(n ? n : 1, sizeof(*l->config));
+    if (!l->config)
+        goto error_nomem;
+    for (size_t i = 0; i < n; i++) {
+        if (!config[i].key || !config[i].value) {
+            tc_errf(err, err_len, "config item %zu has a NULL key or value", i);
+            return CSGI_EINVAL;
+        }
+        l->config[i].key = tc_strndup(config[i].key, strlen(config[i].key));
+        l->config[i].value = tc_strndup(config[i].value, strlen(config[i].value));
+        l->n_config++;
+        if (!l->config[i].key || !l->config[i].value)
+            goto error_nomem;
+    }
+    return CSGI_OK;
+
+error_nomem:
+    tc_errf(err, err_len, "out of memory");
+    return CSGI_ENOMEM;
+}
+
+/* Check, init and wrap with middleware @p mw; @p l is the new layer slot (zeroed). */
+static int
+tc_layer_start(struct csgi_test_client *c, struct tc_layer *l, const struct csgi_plugin *mw,
+               const struct csgi_kv *config, size_t n_config, char *err, size_t err_len)
+{
+    const char *inner = c->plugin ? c->plugin->name : "app";
+    char why[512];
+    int rc;
+
+    rc = tc_check_plugin(mw, err, err_len);
+    if (rc < 0)
+        return rc;
+    if (!csgi__plugin_is_middleware(mw)) {
+        tc_errf(err, err_len, "plugin \"%s\" is not a middleware plugin (no wrap function)",
+                mw->name);
+        return CSGI_EINVAL;
+    }
+    l->mw = mw;
+    rc = tc_layer_config(l, config, n_config, err, err_len);
+    if (rc < 0)
+        return rc;
+    if (mw->init_worker) {
+        rc = mw->init_worker(&c->api, l->config, l->n_config, &l->mw_state);
+        if (rc < 0) {
+            tc_errf(err, err_len, "plugin \"%s\": init_worker failed: %s (%s)", mw->name,
+                    csgi_strerror(rc), csgi_err_name(rc));
+            l->mw_state = NULL;
+            return rc;
+        }
+    }
+    rc = csgi__wrap(mw, l->mw_state, inner, &c->app, &c->app_state, &l->instance, why, sizeof(why));
+    if (rc < 0) {
+        tc_errf(err, err_len, "%s", why);
+        if (mw->exit_worker)
+            mw->exit_worker(l->mw_state);
+        l->mw_state = NULL;
+        return rc;
+    }
+    l->wrapped = 1;
+    return CSGI_OK;
+}
+
+int
+csgi_test_client_wrap(struct csgi_test_client *client, const struct csgi_plugin *mw,
+                      const struct csgi_kv *config, size_t n_config, char *err, size_t err_len)
+{
+    struct tc_layer *v, *l;
+    int rc;
+
+    if (!client || !mw) {
+        tc_errf(err, err_len, "client or middleware is NULL");
+        return CSGI_EINVAL;
+    }
+    v = realloc(client->layers, (client->n_layers + 1) * sizeof(*v));
+    if (!v) {
+        tc_errf(err, err_len, "out of memory");
+        return CSGI_ENOMEM;
+    }
+    client->layers = v;
+    l = &v[client->n_layers];
+    memset(l, 0, sizeof(*l));
+    rc = tc_layer_start(client, l, mw, config, n_config, err, err_len);
+    if (rc < 0) {
+        tc_layer_release(l);
+        return rc;
+    }
+    client->n_layers++;
+    return CSGI_OK;
+}
+
+int
+csgi_test_client_wrap_open(struct csgi_test_client *client, const char *path,
+                           const struct csgi_kv *config, size_t n_config, char *err, size_t err_len)
+{
+    const struct csgi_plugin *mw;
+    char why[512];
+    void *handle;
+    int rc;
+
+    if (!client || !path) {
+        tc_errf(err, err_len, "client or path is NULL");
+        return CSGI_EINVAL;
+    }
+    rc = tc_dlopen_plugin(path, &handle, &mw, why, sizeof(why));
+    if (rc < 0) {
+        tc_errf(err, err_len, "%s", why);
+        return rc;
+    }
+    rc = csgi_test_client_wrap(client, mw, config, n_config, why, sizeof(why));
+    if (rc < 0) {
+        tc_errf(err, err_len, "\"%s\": %s", path, why);
+        dlclose(handle);
+        return rc;
+    }
+    client->layers[client->n_layers - 1].dl = handle;
+    return CSGI_OK;
+}
+
 void
 csgi_test_client_free(struct csgi_test_client *client)
 {
     if (!client)
         return;
+    /* Every layer comes off before any exit_worker(), as in csgi-server. */
+    for (size_t i = client->n_layers; i-- > 0;) {
+        struct tc_layer *l = &client->layers[i];
+        if (l->wrapped)
+            csgi__unwrap(l->mw, l->mw_state, l->instance);
+    }
     if (client->worker_started && client->plugin && client->plugin->exit_worker)
-        client->plugin->exit_worker(client->app_state);
+        client->plugin->exit_worker(client->plugin_state);
+    for (size_t i = client->n_layers; i-- > 0;)
+        tc_layer_release(&client->layers[i]);
+    free(client->layers);
     if (client->dl && !getenv("CSGI_NO_DLCLOSE"))
         dlclose(client->dl);
     for (size_t i = 0; i < client->n_logs; i++)

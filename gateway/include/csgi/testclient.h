@@ -187,6 +187,33 @@ struct csgi_test_client *csgi_test_client_new_app(csgi_app_fn app, void *state, 
                                                   char *err, size_t err_len);
 
 /**
+ * Put middleware plugin @p mw (a descriptor with wrap(), SPEC.md 6.1) in
+ * front of the client's application, as csgi-server --wrap does: check the
+ * descriptor, run its init_worker() with @p config, then wrap(). Each call
+ * wraps what the client serves so far, so the last call is the outermost
+ * middleware: --wrap NAME=A,B is wrap(B) then wrap(A). csgi_test_client_free()
+ * runs every unwrap(), outermost first, before any exit_worker().
+ * @param mw     the descriptor; borrowed, must stay valid until the client is freed.
+ * @param config as csgi_test_client_new(), for the middleware; copied.
+ * @param err    out: why it failed, one line, naming the middleware. May be NULL.
+ * @return 0; CSGI_EINVAL for a NULL argument or a plugin without wrap();
+ *         CSGI_EABI for a descriptor a server refuses; CSGI_ENOMEM; or the
+ *         code init_worker() or wrap() failed with (the client then serves
+ *         what it served before).
+ */
+int csgi_test_client_wrap(struct csgi_test_client *client, const struct csgi_plugin *mw,
+                          const struct csgi_kv *config, size_t n_config, char *err, size_t err_len);
+
+/**
+ * As csgi_test_client_wrap(), with the middleware loaded from its shared
+ * object as csgi_test_client_open() loads a plugin.
+ * @return as csgi_test_client_wrap(); CSGI_ENOENT when dlopen() fails.
+ */
+int csgi_test_client_wrap_open(struct csgi_test_client *client, const char *path,
+                               const struct csgi_kv *config, size_t n_config, char *err,
+                               size_t err_len);
+
+/**
  * Run exit_worker() (when init_worker() succeeded), unload the plugin and
  * free the client and its captured log. Any response obtained from it stays
  * valid. NULL is a no-op.

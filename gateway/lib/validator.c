@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <csgi/middleware.h>
 #include <csgi/validator.h>
 
 #include "core.h"
@@ -1297,10 +1298,8 @@ val_wrap(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ
     rq->declared_length = -1;
     rq->is_head = val_eq(env->request_method, "HEAD");
 
-    /* Only the fields of the environ's version: an older server's struct is shorter. */
-    if (CSGI_HAS(env, 2)) {
-        rq->env = *env;
-    } else {
+    /* The middleware kit's copy rule (SPEC 3.4); version 0 was reported: its version-1 part. */
+    if (csgi_mw_environ_copy_to(&rq->env, env) < 0) {
         memset(&rq->env, 0, sizeof(rq->env));
         memcpy(&rq->env, env, offsetof(struct csgi_environ, host));
     }

@@ -26,6 +26,7 @@ enum opt_type {
     OPT_BIND,   /* repeatable --bind */
     OPT_MOUNT,  /* repeatable /prefix=plugin */
     OPT_SET,    /* repeatable plugin.key=value */
+    OPT_WRAP,   /* repeatable plugin=middleware[,middleware] */
     OPT_LEVEL,  /* log level name */
     OPT_CONFIG, /* --config FILE (handled first) */
 };
@@ -50,6 +51,8 @@ static const struct opt opts[] = {
      "mount plugin NAME at /PREFIX (repeatable; default: the plugin's own mount)"},
     {"set", OPT_SET, OFF(settings), 0, "NAME.KEY=VALUE",
      "configuration for plugin NAME, passed to its init (repeatable)"},
+    {"wrap", OPT_WRAP, OFF(wraps), 0, "NAME=MW[,MW2]",
+     "put middleware plugins MW, MW2 (outermost first) in front of plugin NAME (repeatable)"},
     {"config", OPT_CONFIG, OFF(config_file), 0, "FILE",
      "read options from a JSON file; the command line overrides it"},
     {"workers", OPT_UINT, OFF(workers), 1, "N", "worker processes (default: number of cores)"},
@@ -171,12 +174,27 @@ free_settings(struct srv_config *cfg)
     cfg->n_settings = 0;
 }
 
+static void
+free_wraps(struct srv_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_wraps; i++) {
+        for (size_t j = 0; j < cfg->wraps[i].n_middleware; j++)
+            free(cfg->wraps[i].middleware[j]);
+        free(cfg->wraps[i].middleware);
+        free(cfg->wraps[i].plugin);
+    }
+    free(cfg->wraps);
+    cfg->wraps = NULL;
+    cfg->n_wraps = 0;
+}
+
 void
 srv_config_free(struct srv_config *cfg)
 {
     free_binds(cfg);
     free_mounts(cfg);
     free_settings(cfg);
+    free_wraps(cfg);
     for (const struct opt *o = opts; o->name; o++) {
         if (o->type == OPT_STR || o->type == OPT_CONFIG) {
             char **slot = (char **)(void *)((char *)cfg + o->offset);
@@ -329,6 +347,70 @@ add_setting(struct srv_config *cfg, const char *plugin, size_t plugin_len, const
     return 0;
 }
 
+/* True when name[0..len) is a plugin name: [a-z0-9_]{1,63}. */
+static int
+plugin_name_ok(const char *name, size_t len)
+{
+    if (len == 0 || len > 63)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+/*
+ * --wrap NAME=MW[,MW2]: plugin NAME served through middleware MW (outermost)
+ * and MW2. One --wrap per plugin; a middleware may appear once per list.
+ */
+static int
+add_wrap(struct srv_config *cfg, const char *val, const char *optname, char *err, size_t err_len)
+{
+    const char *eq = strchr(val, '='), *p;
+    struct srv_wrap *w;
+
+    if (!eq || !plugin_name_ok(val, (size_t)(eq - val)))
+        return errf(err, err_len, "option --%s: \"%s\" is not NAME=MIDDLEWARE[,MIDDLEWARE]",
+                    optname, val);
+    for (size_t i = 0; i < cfg->n_wraps; i++) {
+        if (strlen(cfg->wraps[i].plugin) == (size_t)(eq - val) &&
+            memcmp(cfg->wraps[i].plugin, val, (size_t)(eq - val)) == 0)
+            return errf(err, err_len, "option --%s: plugin \"%.*s\" wrapped twice", optname,
+                        (int)(eq - val), val);
+    }
+    cfg->wraps = xgrow(cfg->wraps, cfg->n_wraps + 1, sizeof(*cfg->wraps));
+    w = &cfg->wraps[cfg->n_wraps++];
+    memset(w, 0, sizeof(*w));
+    w->plugin = strndup(val, (size_t)(eq - val));
+    if (!w->plugin) {
+        fputs("csgi-server: out of memory\n", stderr);
+        exit(1);
+    }
+    for (p = eq + 1;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (!plugin_name_ok(p, len))
+            return errf(err, err_len, "option --%s: \"%.*s\" in \"%s\" is not a plugin name",
+                        optname, (int)len, p, val);
+        for (size_t j = 0; j < w->n_middleware; j++) {
+            if (strlen(w->middleware[j]) == len && memcmp(w->middleware[j], p, len) == 0)
+                return errf(err, err_len, "option --%s: middleware \"%.*s\" listed twice", optname,
+                            (int)len, p);
+        }
+        w->middleware = xgrow(w->middleware, w->n_middleware + 1, sizeof(*w->middleware));
+        w->middleware[w->n_middleware] = strndup(p, len);
+        if (!w->middleware[w->n_middleware++]) {
+            fputs("csgi-server: out of memory\n", stderr);
+            exit(1);
+        }
+        if (!end)
+            return 0;
+        p = end + 1;
+    }
+}
+
 /* Apply one option value (from argv or JSON, as a string). */
 static int
 apply(struct srv_config *cfg, const struct opt *o, const char *val, char *err, size_t err_len)
@@ -389,6 +471,8 @@ apply(struct srv_config *cfg, const struct opt *o, const char *val, char *err, s
             return errf(err, err_len, "option --%s: \"%s\" is not /PREFIX=NAME", o->name, val);
         return add_mount(cfg, val, (size_t)(eq - val), eq + 1, o->name, err, err_len);
     }
+    case OPT_WRAP:
+        return add_wrap(cfg, val, o->name, err, err_len);
     case OPT_SET: {
         const char *dot = strchr(val, '.'), *eq = strchr(val, '=');
         if (!dot || !eq || dot > eq || dot == val || eq == dot + 1)
@@ -470,6 +554,45 @@ json_settings(struct srv_config *cfg, const cJSON *item, char *err, size_t err_l
     return 0;
 }
 
+/*
+ * "wrap": {"plugin": ["mw", "mw2"] or "mw,mw2", ...}, each like one --wrap.
+ * Returns 0 or -1 with err set.
+ */
+static int
+json_wraps(struct srv_config *cfg, const cJSON *item, char *err, size_t err_len)
+{
+    const cJSON *p, *e;
+
+    cJSON_ArrayForEach(p, item)
+    {
+        char list[1024];
+        size_t n = 0;
+        int len;
+
+        if (cJSON_IsString(p)) {
+            len = snprintf(list, sizeof(list), "%s=%s", p->string, p->valuestring);
+        } else if (cJSON_IsArray(p)) {
+            len = snprintf(list, sizeof(list), "%s=", p->string);
+            cJSON_ArrayForEach(e, p)
+            {
+                if (!cJSON_IsString(e))
+                    return errf(err, err_len, "config: wrap.%s entries must be strings", p->string);
+                if (len >= 0 && (size_t)len < sizeof(list))
+                    len += snprintf(list + len, sizeof(list) - (size_t)len, "%s%s", n++ ? "," : "",
+                                    e->valuestring);
+            }
+        } else {
+            return errf(err, err_len, "config: wrap.%s must be a list of middleware names",
+                        p->string);
+        }
+        if (len < 0 || (size_t)len >= sizeof(list))
+            return errf(err, err_len, "config: wrap.%s is too long", p->string);
+        if (add_wrap(cfg, list, "wrap", err, err_len) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* A repeatable option as an array of strings, each applied like one --option. */
 static int
 json_list(struct srv_config *cfg, const struct opt *o, const cJSON *item, char *err, size_t err_len)
@@ -510,7 +633,10 @@ json_key(struct srv_config *cfg, const cJSON *item, char *err, size_t err_len)
         return json_mounts(cfg, item, err, err_len);
     if (o->type == OPT_SET && cJSON_IsObject(item))
         return json_settings(cfg, item, err, err_len);
-    if (cJSON_IsArray(item) && (o->type == OPT_BIND || o->type == OPT_MOUNT || o->type == OPT_SET))
+    if (o->type == OPT_WRAP && cJSON_IsObject(item))
+        return json_wraps(cfg, item, err, err_len);
+    if (cJSON_IsArray(item) &&
+        (o->type == OPT_BIND || o->type == OPT_MOUNT || o->type == OPT_SET || o->type == OPT_WRAP))
         return json_list(cfg, o, item, err, err_len);
     if (json_scalar(item, num, sizeof(num), &s) < 0)
         return errf(err, err_len, "config: key \"%s\" has a value of the wrong type", o->name);
@@ -623,7 +749,7 @@ load_config_file(struct srv_config *cfg, const char *path, char *err, size_t err
 int
 srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err, size_t err_len)
 {
-    int cli_binds = 0, cli_mounts = 0, cli_sets = 0;
+    int cli_binds = 0, cli_mounts = 0, cli_sets = 0, cli_wraps = 0;
 
     /*
      * --config first, so that every other option overrides the file. Walk the
@@ -687,6 +813,8 @@ srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err, 
             free_mounts(cfg);
         if (o->type == OPT_SET && !cli_sets++)
             free_settings(cfg);
+        if (o->type == OPT_WRAP && !cli_wraps++)
+            free_wraps(cfg);
         if (apply(cfg, o, val, err, err_len) < 0)
             return -1;
     }

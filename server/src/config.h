@@ -22,6 +22,13 @@ struct srv_setting {
     char *value;
 };
 
+/* --wrap NAME=MW[,MW2...]: middleware plugins in front of plugin NAME, outermost first. */
+struct srv_wrap {
+    char *plugin;
+    char **middleware;
+    size_t n_middleware;
+};
+
 struct srv_config {
     char **binds;
     size_t n_binds;
@@ -30,6 +37,8 @@ struct srv_config {
     size_t n_mounts;
     struct srv_setting *settings;
     size_t n_settings;
+    struct srv_wrap *wraps;
+    size_t n_wraps;
 
     unsigned workers;
     unsigned threads;

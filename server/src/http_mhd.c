@@ -998,7 +998,7 @@ dispatch(struct csgi_request *r)
         body = csgi__response_begin(&r->core, p->desc.name);
         publish_inflight(r);
         plugin_lock(p);
-        rc = p->desc.call(p->state, &r->env, &r->core.responder, body);
+        rc = p->app(p->app_state, &r->env, &r->core.responder, body);
         plugin_unlock(p);
         if (!csgi__response_called(&r->core, rc)) {
             r->counted = 1;

@@ -50,6 +50,23 @@ setting_keys(const struct srv_plugin *p, char *buf, size_t size)
     return buf;
 }
 
+/* " wrapped by MW,MW2" (outermost first) for a plugin served through middleware, else "". */
+static const char *
+wrap_list(const struct srv_plugin *p, char *buf, size_t size)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (size_t i = p->n_layers; i-- > 0 && n + 1 < size;) {
+        int m = snprintf(buf + n, size - n, "%s%s", i + 1 == p->n_layers ? " wrapped by " : ",",
+                         p->layers[i].middleware->desc.name);
+        if (m < 0)
+            break;
+        n += (size_t)m;
+    }
+    return buf;
+}
+
 /*
  * --check-config: load every plugin and run its init_worker in this process
  * (after the --user/--group switch, as a worker would), print one line per
@@ -65,7 +82,7 @@ check_config(const struct srv_config *cfg)
     struct srv_plugin_report rep;
     struct srv_http *h;
     int failed;
-    char keys[256];
+    char keys[256], wraps[512];
 
     if (srv_master_drop_privileges(cfg) < 0)
         return 1;
@@ -80,17 +97,22 @@ check_config(const struct srv_config *cfg)
     }
     failed += srv_plugins_init_report(&set, srv_http_api(h), 0, &rep);
     for (size_t i = 0; i < set.n; i++)
-        printf("ok      %-20s %-10s %s (%s)%s%s\n", set.v[i].desc.name,
+        printf("ok      %-20s %-10s %s (%s)%s%s%s\n", set.v[i].desc.name,
                set.v[i].desc.plugin_version ? set.v[i].desc.plugin_version : "-", set.v[i].mount,
                set.v[i].file, set.v[i].n_config ? " --set " : "",
-               setting_keys(&set.v[i], keys, sizeof(keys)));
+               setting_keys(&set.v[i], keys, sizeof(keys)),
+               wrap_list(&set.v[i], wraps, sizeof(wraps)));
+    for (size_t i = 0; i < set.n_mw; i++)
+        printf("ok      %-20s %-10s middleware (%s)%s%s\n", set.mw[i].desc.name,
+               set.mw[i].desc.plugin_version ? set.mw[i].desc.plugin_version : "-", set.mw[i].file,
+               set.mw[i].n_config ? " --set " : "", setting_keys(&set.mw[i], keys, sizeof(keys)));
     for (size_t i = 0; i < rep.n; i++)
         printf("FAILED  %-31s %s\n", rep.v[i].what, rep.v[i].why);
     printf("init_worker ran in this process for every plugin that loaded (and exit_worker "
            "after it):\nwhat a plugin's init does (a database file, say) is done here too\n");
-    printf("%zu plugin(s) loaded, %d failed", set.n, failed);
+    printf("%zu plugin(s) loaded, %d failed", set.n + set.n_mw, failed);
     if (rep.n_unknown_settings)
-        printf(", %zu --set for no loaded plugin", rep.n_unknown_settings);
+        printf(", %zu --set or --wrap for no loaded plugin", rep.n_unknown_settings);
     printf("\n");
     if (rep.n_unknown_settings)
         failed++;

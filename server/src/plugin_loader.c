@@ -280,6 +280,10 @@ free_plugin(struct srv_plugin *p)
         free((char *)p->config[i].value);
     }
     free(p->config);
+    for (size_t i = 0; i < p->n_wrap_names; i++)
+        free(p->wrap_names[i]);
+    free(p->wrap_names);
+    free(p->layers);
     free(p->mount);
     free(p->file);
     /*
@@ -331,6 +335,48 @@ find_named(const struct srv_plugin_set *set, const char *name)
     return j;
 }
 
+/* The loaded middleware plugin named name, or NULL. */
+static struct srv_plugin *
+find_middleware(const struct srv_plugin_set *set, const char *name)
+{
+    for (size_t j = 0; j < set->n_mw; j++) {
+        if (strcmp(set->mw[j].desc.name, name) == 0)
+            return &set->mw[j];
+    }
+    return NULL;
+}
+
+/* The loaded plugin, mounted or middleware, named name, or NULL. */
+static const struct srv_plugin *
+find_any(const struct srv_plugin_set *set, const char *name)
+{
+    size_t j = find_named(set, name);
+
+    return j < set->n ? &set->v[j] : find_middleware(set, name);
+}
+
+/* Copy the --wrap list naming p into p->wrap_names. Returns 0 or CSGI_ENOMEM. */
+static int
+attach_wraps(struct srv_plugin *p, const struct srv_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_wraps; i++) {
+        const struct srv_wrap *w = &cfg->wraps[i];
+
+        if (strcmp(w->plugin, p->desc.name) != 0)
+            continue;
+        p->wrap_names = calloc(w->n_middleware, sizeof(*p->wrap_names));
+        if (!p->wrap_names)
+            return CSGI_ENOMEM;
+        for (size_t j = 0; j < w->n_middleware; j++) {
+            p->wrap_names[j] = strdup(w->middleware[j]);
+            if (!p->wrap_names[j])
+                return CSGI_ENOMEM;
+            p->n_wrap_names++;
+        }
+    }
+    return 0;
+}
+
 /* Index of the loaded plugin mounted at mount, or set->n. */
 static size_t
 find_mounted(const struct srv_plugin_set *set, const char *mount)
@@ -356,10 +402,38 @@ check_settings(const struct srv_plugin_set *set, const struct srv_config *cfg,
         const struct srv_setting *st = &cfg->settings[i];
         char what[256], why[256];
 
-        if (find_named(set, st->plugin) < set->n)
+        if (find_any(set, st->plugin))
             continue;
         snprintf(what, sizeof(what), "--set %.100s.%.100s", st->plugin, st->key);
         snprintf(why, sizeof(why), "no plugin named \"%.100s\" is loaded", st->plugin);
+        srv_log(SRV_LOG_WARN, "%s: %s (ignored)", what, why);
+        note_failure(rep, what, why);
+        if (rep)
+            rep->n_unknown_settings++;
+    }
+}
+
+/*
+ * A --wrap for a plugin that is not loaded, or for a middleware plugin, wraps
+ * nothing: warn and record it. (A missing middleware is the wrapped plugin's
+ * failure, found when the wrap is applied.)
+ */
+static void
+check_wraps(const struct srv_plugin_set *set, const struct srv_config *cfg,
+            struct srv_plugin_report *rep)
+{
+    for (size_t i = 0; i < cfg->n_wraps; i++) {
+        const char *name = cfg->wraps[i].plugin;
+        char what[128], why[256];
+
+        if (find_named(set, name) < set->n)
+            continue;
+        snprintf(what, sizeof(what), "--wrap %.100s", name);
+        if (find_middleware(set, name))
+            snprintf(why, sizeof(why), "\"%.100s\" is a middleware plugin: it is not mounted",
+                     name);
+        else
+            snprintf(why, sizeof(why), "no plugin named \"%.100s\" is loaded", name);
         srv_log(SRV_LOG_WARN, "%s: %s (ignored)", what, why);
         note_failure(rep, what, why);
         if (rep)
@@ -420,9 +494,30 @@ free_names(char **names, size_t n)
 }
 
 /*
+ * Keep the middleware plugin just loaded into @p p (the next free slot of
+ * set->v) in set->mw instead: it is configured but never mounted. Returns 0,
+ * or -1 (skipped, logged) when memory is short.
+ */
+static int
+add_middleware(struct srv_plugin_set *set, const struct srv_config *cfg,
+               struct srv_plugin_report *rep, struct srv_plugin *p)
+{
+    if (attach_config(p, cfg) < 0) {
+        skip(rep, p->file, "out of memory");
+        free_plugin(p);
+        return -1;
+    }
+    srv_log(SRV_LOG_INFO, "middleware plugin \"%s\" loaded from \"%s\" (version %s)", p->desc.name,
+            p->file, p->desc.plugin_version ? p->desc.plugin_version : "-");
+    set->mw[set->n_mw++] = *p;
+    memset(p, 0, sizeof(*p));
+    return 0;
+}
+
+/*
  * Load plugin file @p name into the next free slot of @p set, mount it and
- * attach its configuration. Returns 0 when it joined the set, -1 when it was
- * skipped (logged and noted in @p rep).
+ * attach its configuration (a middleware plugin goes to set->mw). Returns 0 when it joined the set,
+ * -1 when it was skipped (logged and noted in @p rep).
  */
 static int
 add_plugin(struct srv_plugin_set *set, const struct srv_config *cfg, struct srv_plugin_report *rep,
@@ -444,12 +539,13 @@ add_plugin(struct srv_plugin_set *set, const struct srv_config *cfg, struct srv_
     free(path);
     if (load_one(rep, p, cfg->plugin_dir, name, cfg) < 0)
         return -1;
-    j = find_named(set, p->desc.name);
-    if (j < set->n) {
+    if (find_any(set, p->desc.name)) {
         skip(rep, name, "duplicate plugin name \"%s\" (already loaded from \"%s\")", p->desc.name,
-             set->v[j].file);
+             find_any(set, p->desc.name)->file);
         goto error_free;
     }
+    if (csgi__plugin_is_middleware(&p->desc))
+        return add_middleware(set, cfg, rep, p);
     m = mount_for(p, cfg);
     if (m)
         p->mount = strdup(m);
@@ -467,7 +563,7 @@ add_plugin(struct srv_plugin_set *set, const struct srv_config *cfg, struct srv_
              set->v[j].desc.name);
         goto error_free;
     }
-    if (attach_config(p, cfg) < 0) {
+    if (attach_config(p, cfg) < 0 || attach_wraps(p, cfg) < 0) {
         skip(rep, name, "out of memory");
         goto error_free;
     }
@@ -507,7 +603,11 @@ srv_plugins_load_report(struct srv_plugin_set *set, const struct srv_config *cfg
     if (n < 0)
         return (int)n;
     set->v = calloc(n ? (size_t)n : 1, sizeof(*set->v));
-    if (!set->v) {
+    set->mw = calloc(n ? (size_t)n : 1, sizeof(*set->mw));
+    if (!set->v || !set->mw) {
+        free(set->v);
+        free(set->mw);
+        memset(set, 0, sizeof(*set));
         free_names(names, (size_t)n);
         return CSGI_ENOMEM;
     }
@@ -517,6 +617,7 @@ srv_plugins_load_report(struct srv_plugin_set *set, const struct srv_config *cfg
     }
     warn_unused_mounts(set, cfg);
     check_settings(set, cfg, rep);
+    check_wraps(set, cfg, rep);
     free_names(names, (size_t)n);
     if (build_index(set) < 0)
         return CSGI_ENOMEM;
@@ -532,15 +633,19 @@ srv_plugins_init(struct srv_plugin_set *set, const struct csgi_host_api *api, in
     return srv_plugins_init_report(set, api, serialize, NULL);
 }
 
-int
-srv_plugins_init_report(struct srv_plugin_set *set, const struct csgi_host_api *api, int serialize,
-                        struct srv_plugin_report *rep)
+/*
+ * Run init_worker() of every plugin in v[0..*n), removing (logged, noted,
+ * freed) those that fail and closing the gaps. Returns the number that failed.
+ */
+static int
+init_all(struct srv_plugin *v, size_t *n, const struct csgi_host_api *api,
+         struct srv_plugin_report *rep)
 {
     int failed = 0;
     size_t out = 0;
 
-    for (size_t i = 0; i < set->n; i++) {
-        struct srv_plugin *p = &set->v[i];
+    for (size_t i = 0; i < *n; i++) {
+        struct srv_plugin *p = &v[i];
         int rc = 0;
 
         p->state = NULL;
@@ -558,25 +663,132 @@ srv_plugins_init_report(struct srv_plugin_set *set, const struct csgi_host_api *
             continue;
         }
         if (out != i) {
-            set->v[out] = *p;
+            v[out] = *p;
             memset(p, 0, sizeof(*p));
-            p = &set->v[out];
+            p = &v[out];
         }
         p->initialized = 1;
-        p->serialize = serialize && !(p->desc.flags & CSGI_PLUGIN_THREADSAFE);
+        p->app = p->desc.call;
+        p->app_state = p->state;
         pthread_mutex_init(&p->lock, NULL);
         out++;
     }
+    *n = out;
+    return failed;
+}
+
+/* Undo p's middleware layers, outermost first; p calls its own app again. */
+static void
+unwrap_all(struct srv_plugin *p)
+{
+    while (p->n_layers > 0) {
+        const struct srv_wrap_layer *l = &p->layers[--p->n_layers];
+        csgi__unwrap(&l->middleware->desc, l->middleware->state, l->instance);
+    }
+    p->app = p->desc.call;
+    p->app_state = p->state;
+}
+
+/*
+ * Put p's --wrap middleware in front of it, innermost (last listed) first.
+ * Returns 0, or a negative code with why set and every layer undone.
+ */
+static int
+wrap_one(struct srv_plugin_set *set, struct srv_plugin *p, char *why, size_t why_len)
+{
+    if (p->n_wrap_names == 0)
+        return 0;
+    p->layers = calloc(p->n_wrap_names, sizeof(*p->layers));
+    if (!p->layers) {
+        snprintf(why, why_len, "out of memory");
+        return CSGI_ENOMEM;
+    }
+    for (size_t k = p->n_wrap_names; k-- > 0;) {
+        struct srv_plugin *mw = find_middleware(set, p->wrap_names[k]);
+        void *instance = NULL;
+        int rc;
+
+        if (!mw) {
+            const struct srv_plugin *other = find_any(set, p->wrap_names[k]);
+            snprintf(why, why_len, "--wrap middleware \"%s\" %s", p->wrap_names[k],
+                     other ? "is not a middleware plugin (it has no wrap function)"
+                           : "is not loaded");
+            unwrap_all(p);
+            return CSGI_ENOENT;
+        }
+        rc = csgi__wrap(&mw->desc, mw->state, p->desc.name, &p->app, &p->app_state, &instance, why,
+                        why_len);
+        if (rc < 0) {
+            unwrap_all(p);
+            return rc;
+        }
+        p->layers[p->n_layers++] = (struct srv_wrap_layer){.middleware = mw, .instance = instance};
+        if (!(mw->desc.flags & CSGI_PLUGIN_THREADSAFE))
+            p->serialize = 1;
+    }
+    return 0;
+}
+
+/* Apply every mounted plugin's --wrap; a plugin that cannot be wrapped is removed. */
+static int
+wrap_all(struct srv_plugin_set *set, struct srv_plugin_report *rep)
+{
+    int failed = 0;
+    size_t out = 0;
+
+    for (size_t i = 0; i < set->n; i++) {
+        struct srv_plugin *p = &set->v[i];
+        char why[512];
+
+        if (wrap_one(set, p, why, sizeof(why)) < 0) {
+            srv_log(SRV_LOG_ERROR, "plugin \"%s\" (\"%s\") not served: %s", p->desc.name, p->file,
+                    why);
+            note_failure(rep, p->file, why);
+            if (p->desc.exit_worker)
+                p->desc.exit_worker(p->state);
+            pthread_mutex_destroy(&p->lock);
+            free_plugin(p);
+            failed++;
+            continue;
+        }
+        if (p->n_layers)
+            srv_log(SRV_LOG_INFO, "plugin \"%s\" served through %zu middleware plugin(s)",
+                    p->desc.name, p->n_layers);
+        if (out != i) {
+            set->v[out] = *p;
+            memset(p, 0, sizeof(*p));
+        }
+        out++;
+    }
     set->n = out;
+    return failed;
+}
+
+int
+srv_plugins_init_report(struct srv_plugin_set *set, const struct csgi_host_api *api, int serialize,
+                        struct srv_plugin_report *rep)
+{
+    /* Middleware first: wrap() needs its state, and it outlives the plugins it wraps. */
+    int failed = init_all(set->mw, &set->n_mw, api, rep);
+
+    failed += init_all(set->v, &set->n, api, rep);
+    for (size_t i = 0; i < set->n; i++)
+        set->v[i].serialize = serialize && !(set->v[i].desc.flags & CSGI_PLUGIN_THREADSAFE);
+    failed += wrap_all(set, rep);
+    if (!serialize) {
+        for (size_t i = 0; i < set->n; i++)
+            set->v[i].serialize = 0;
+    }
     build_index(set);
     return failed;
 }
 
-void
-srv_plugins_unload(struct srv_plugin_set *set)
+/* exit_worker (when initialized), dlclose and free every plugin of v[0..n). */
+static void
+unload_all(struct srv_plugin *v, size_t n)
 {
-    for (size_t i = set->n; i-- > 0;) {
-        struct srv_plugin *p = &set->v[i];
+    for (size_t i = n; i-- > 0;) {
+        struct srv_plugin *p = &v[i];
         if (p->initialized) {
             if (p->desc.exit_worker)
                 p->desc.exit_worker(p->state);
@@ -584,7 +796,18 @@ srv_plugins_unload(struct srv_plugin_set *set)
         }
         free_plugin(p);
     }
+}
+
+void
+srv_plugins_unload(struct srv_plugin_set *set)
+{
+    /* Every layer comes off before any exit_worker(): of the middleware or of its plugin. */
+    for (size_t i = 0; i < set->n; i++)
+        unwrap_all(&set->v[i]);
+    unload_all(set->v, set->n);
+    unload_all(set->mw, set->n_mw);
     free(set->v);
+    free(set->mw);
     free(set->by_len);
     memset(set, 0, sizeof(*set));
 }

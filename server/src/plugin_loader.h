@@ -14,6 +14,12 @@
 
 #include "config.h"
 
+/* One middleware plugin in front of a mounted plugin (--wrap). */
+struct srv_wrap_layer {
+    const struct srv_plugin *middleware; /* an entry of srv_plugin_set.mw */
+    void *instance;                      /* what its wrap() returned, for unwrap() */
+};
+
 struct srv_plugin {
     char *file;              /* file name inside the plugin directory */
     void *handle;            /* dlopen handle */
@@ -24,6 +30,13 @@ struct srv_plugin {
     struct csgi_kv *config;
     size_t n_config;
     void *state;
+    /* What a request calls: desc.call and state, or the outermost middleware's. */
+    csgi_app_fn app;
+    void *app_state;
+    char **wrap_names; /* --wrap middleware names, outermost first */
+    size_t n_wrap_names;
+    struct srv_wrap_layer *layers; /* innermost first, as applied */
+    size_t n_layers;
     int initialized;
     int serialize; /* call()/next()/close() under lock */
     pthread_mutex_t lock;
@@ -36,8 +49,10 @@ struct srv_plugin {
 };
 
 struct srv_plugin_set {
-    struct srv_plugin *v;
+    struct srv_plugin *v; /* applications: mounted */
     size_t n;
+    struct srv_plugin *mw; /* middleware plugins (wrap set): not mounted */
+    size_t n_mw;
     /* Mount indexes sorted by prefix length, longest first. */
     size_t *by_len;
 };
@@ -72,9 +87,13 @@ int srv_plugins_load_report(struct srv_plugin_set *set, const struct srv_config 
                             struct srv_plugin_report *rep);
 
 /*
- * Run init_worker of every loaded plugin. A plugin whose init fails is
- * logged and removed from the set. serialize: plugins that are not
- * CSGI_PLUGIN_THREADSAFE get a lock. Returns the number that failed.
+ * Run init_worker of every loaded plugin, middleware plugins first, then put
+ * the middleware each --wrap names in front of its plugin. A plugin whose
+ * init fails is logged and removed from the set, and so is a mounted plugin
+ * whose middleware is missing or fails to wrap it (its mount is not served:
+ * a deployment that asked for a middleware never serves without it).
+ * serialize: a mount gets a lock when its plugin or one of its middleware
+ * is not CSGI_PLUGIN_THREADSAFE. Returns the number that failed.
  */
 int srv_plugins_init(struct srv_plugin_set *set, const struct csgi_host_api *api, int serialize);
 /* srv_plugins_init(), adding each failure to rep (may be NULL). */

@@ -500,6 +500,49 @@ START_TEST(config_json_list_spellings)
 }
 END_TEST
 
+/* --wrap NAME=MW[,MW2]: outermost first; the JSON forms say the same. */
+START_TEST(config_wrap)
+{
+    ck_assert_msg(parse("--wrap", "shop=validator,gzip", "--wrap=blog=gzip", NULL) == 0, "%s", err);
+    ck_assert_uint_eq(cfg.n_wraps, 2);
+    ck_assert_str_eq(cfg.wraps[0].plugin, "shop");
+    ck_assert_uint_eq(cfg.wraps[0].n_middleware, 2);
+    ck_assert_str_eq(cfg.wraps[0].middleware[0], "validator");
+    ck_assert_str_eq(cfg.wraps[0].middleware[1], "gzip");
+    ck_assert_str_eq(cfg.wraps[1].middleware[0], "gzip");
+    srv_config_free(&cfg);
+    srv_config_init(&cfg);
+    ck_assert_int_eq(parse("--wrap", "shop", NULL), -1);
+    ck_assert_msg(strstr(err, "is not NAME=MIDDLEWARE") != NULL, "%s", err);
+    ck_assert_int_eq(parse("--wrap", "shop=gzip,", NULL), -1);
+    ck_assert_msg(strstr(err, "is not a plugin name") != NULL, "%s", err);
+    ck_assert_int_eq(parse("--wrap", "shop=Gzip", NULL), -1);
+    ck_assert_int_eq(parse("--wrap", "shop=gzip,gzip", NULL), -1);
+    ck_assert_msg(strstr(err, "listed twice") != NULL, "%s", err);
+    ck_assert_int_eq(parse("--wrap", "a=gzip", "--wrap", "a=validator", NULL), -1);
+    ck_assert_msg(strstr(err, "wrapped twice") != NULL, "%s", err);
+    srv_config_free(&cfg);
+    srv_config_init(&cfg);
+    ck_assert_msg(srv_config_parse_json(&cfg,
+                                        "{\"wrap\": {\"shop\": [\"validator\", \"gzip\"],"
+                                        " \"blog\": \"gzip\"}}",
+                                        err, sizeof(err)) == 0,
+                  "%s", err);
+    ck_assert_uint_eq(cfg.n_wraps, 2);
+    ck_assert_str_eq(cfg.wraps[0].middleware[1], "gzip");
+    ck_assert_str_eq(cfg.wraps[1].plugin, "blog");
+    ck_assert_int_eq(srv_config_parse_json(&cfg, "{\"wrap\": {\"x\": 3}}", err, sizeof(err)), -1);
+    /* A --wrap on the command line replaces the file's list. */
+    srv_config_free(&cfg);
+    srv_config_init(&cfg);
+    ck_assert_msg(parse("--config", write_json("{\"wrap\": [\"shop=gzip\"]}"), "--wrap",
+                        "blog=validator", NULL) == 0,
+                  "%s", err);
+    ck_assert_uint_eq(cfg.n_wraps, 1);
+    ck_assert_str_eq(cfg.wraps[0].plugin, "blog");
+}
+END_TEST
+
 START_TEST(config_json_flag_false)
 {
     cfg.access_json = 1;
@@ -839,6 +882,7 @@ START_TEST(config_usage_lists_every_option)
         "--plugins DIR",
         "--mount /PREFIX=NAME",
         "--set NAME.KEY=VALUE",
+        "--wrap NAME=MW[,MW2]",
         "--config FILE",
         "--workers N",
         "--threads N",
@@ -932,6 +976,7 @@ config_suite(void)
     tcase_add_checked_fixture(tc, config_setup, config_teardown);
     tcase_add_test(tc, config_json_every_type);
     tcase_add_test(tc, config_json_list_spellings);
+    tcase_add_test(tc, config_wrap);
     tcase_add_test(tc, config_json_flag_false);
     tcase_add_test(tc, config_json_large_numbers);
     tcase_add_loop_test(tc, config_json_errors, 0, (int)N_OF(json_errors));

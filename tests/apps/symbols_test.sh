@@ -1,6 +1,7 @@
 #!/bin/sh
 # The frameworks export only their public API (csgi_res_* / csgi_route_*), with
-# the right SONAME; each World plugin exports only csgi_plugin_entry.
+# the right SONAME; each World plugin (and the gzip and validator middleware
+# plugins, which link libcsgi-util statically) exports only csgi_plugin_entry.
 # Usage: symbols_test.sh LIBCSGI_RESOURCE LIBCSGI_ROUTE PLUGIN...
 set -eu
 check_lib() {

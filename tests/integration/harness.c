@@ -305,6 +305,8 @@ h_request(const struct hserver *s, const char *method, const char *path, const v
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     }
+    if (s->accept_encoding)
+        curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, s->accept_encoding);
     for (size_t i = 0; headers && headers[i]; i++)
         hl = curl_slist_append(hl, headers[i]);
     if (hl)

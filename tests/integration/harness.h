@@ -16,6 +16,8 @@ struct hserver {
     char log[300];     /* dir/error.log */
     char access[300];  /* dir/access.log */
     char stats[300];   /* dir/stats.sock */
+    /* h_request() sends Accept-Encoding with this value and decodes the body (NULL: neither). */
+    const char *accept_encoding;
 };
 
 /* Make a private dir with an empty plugins/ subdir. */

@@ -106,6 +106,7 @@ gz_start(struct csgi_mw *m, struct csgi_mw_response *r)
     const struct gz_conf *conf = ((const struct gz_app *)csgi_mw_user(m))->conf;
     struct csgi_str v;
     int64_t cl = -1;
+    int wbits = 15;
 
     if (csgi_headers_find(r->headers, r->n_headers, csgi_str_c("Content-Length"), 0, &v) == 0)
         csgi_str_to_i64(v, &cl);
@@ -117,9 +118,13 @@ gz_start(struct csgi_mw *m, struct csgi_mw_response *r)
         (r->body_length >= 0 && r->body_length < conf->min_length) ||
         (cl >= 0 && cl < conf->min_length))
         return 0;
+    /* A window no larger than a body of known length: zlib's state (320 KiB at the
+     * defaults, zeroed per stream) then costs less than the compression itself. */
+    while (r->body_length >= 0 && wbits > 9 && (1 << (wbits - 1)) >= r->body_length + 262)
+        wbits--;
     if ((g->zinit ? deflateReset(&g->z)
-                  : deflateInit2(&g->z, conf->level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY)) !=
-        Z_OK)
+                  : deflateInit2(&g->z, conf->level, Z_DEFLATED, wbits + 16, wbits - 7,
+                                 Z_DEFAULT_STRATEGY)) != Z_OK)
         return CSGI_ENOMEM;
     g->zinit = 1;
     if (csgi_mw_header_set(m, r, "Content-Encoding", csgi_str_c("gzip")) < 0)

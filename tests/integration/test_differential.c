@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <csgi/testclient.h>
+#include <csgi/util.h>
 
 #include "harness.h"
 #include "wire.h"
@@ -79,6 +80,7 @@ static const struct dplugin plugins[] = {
     {"hostsvc.so", "hostsvc", "/hostsvc", "CSGI_FIXTURES", NULL, 0},
     {"old_v1.so", "old_v1", "/old", "CSGI_FIXTURES", NULL, 0},
     {"examples/echo.so", "echo", "/echo", "CSGI_EXAMPLES", NULL, 0},
+    {"examples/upload.so", "upload", "/upload", "CSGI_EXAMPLES", NULL, 0},
 };
 #define N_PLUGINS (sizeof(plugins) / sizeof(*plugins))
 
@@ -142,6 +144,22 @@ static const char *const echo_post_expect[] = {
     "\"body\":\"an uploaded body\\n\",\"body_length\":17", NULL};
 static const char *const echo_405_expect[] = {"{\"error\":\"method not allowed\"}", NULL};
 static const char *const echo_400_expect[] = {"{\"error\":\"bad query string\"}", NULL};
+/* The upload example: a multipart form with a file, an urlencoded form, refusals. */
+#define UPLOAD_MULTIPART "multipart/form-data; boundary=XyZ"
+static const char upload_multipart[] =
+    "--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nMy file\r\n"
+    "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
+    "Content-Type: text/plain\r\n\r\nhello upload\r\n--XyZ--\r\n";
+static const char *const upload_multipart_expect[] = {
+    "\"fields\":[[\"title\",\"My file\"]]",
+    "\"files\":[{\"field\":\"file\",\"filename\":\"a.txt\",\"content_type\":\"text/plain\","
+    "\"size\":12,\"fnv1a\":1044493016}]",
+    NULL};
+static const char *const upload_form_expect[] = {
+    "{\"fields\":[[\"title\",\"a b\"],[\"x\",\"\xc3\xa9\"]],\"files\":[]}", NULL};
+static const char *const upload_400_expect[] = {"{\"error\":\"invalid argument\"}", NULL};
+static const char *const upload_415_expect[] = {"{\"error\":\"operation not supported\"}", NULL};
+static const char *const upload_405_expect[] = {"{\"error\":\"method not allowed\"}", NULL};
 static const char *const world_paths[] = {"/plaintext", "/json",     "/fortunes",
                                           "/items",     "/items/42", "/nope"};
 
@@ -163,6 +181,8 @@ struct dcase {
     char target[160];
     /* Request body, or NULL. */
     const char *body;
+    /* Its Content-Type; NULL means text/plain. */
+    const char *ctype;
     /* X-Case-Tag, unique per case. */
     char tag[32];
     /* When set: the status and the substrings both bodies must hold. */
@@ -241,6 +261,18 @@ build_cases(void)
             add_expect(p, "POST", "an uploaded body\n", "?k=v%20w", 200, echo_post_expect);
             add_expect(p, "DELETE", NULL, "", 405, echo_405_expect);
             add_expect(p, "GET", NULL, "?a=%00", 400, echo_400_expect);
+        } else if (strcmp(p->name, "upload") == 0) {
+            add_case(p, "GET", "HTTP/1.1", "", NULL);
+            add_expect(p, "POST", upload_multipart, "", 200, upload_multipart_expect);
+            dcases[n_dcases - 1].ctype = UPLOAD_MULTIPART;
+            add_expect(p, "POST", "title=a+b&x=%C3%A9", "", 200, upload_form_expect);
+            dcases[n_dcases - 1].ctype = "application/x-www-form-urlencoded";
+            /* The final boundary is missing: a malformed body. */
+            add_expect(p, "POST", "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx",
+                       "", 400, upload_400_expect);
+            dcases[n_dcases - 1].ctype = UPLOAD_MULTIPART;
+            add_expect(p, "POST", "plain text", "", 415, upload_415_expect);
+            add_expect(p, "DELETE", NULL, "", 405, upload_405_expect);
         } else if (strcmp(p->name, "old_v1") == 0) {
             ADD_PATHS(p, old_paths);
             add_case(p, "POST", "HTTP/1.1", "/env", "an uploaded body\n");
@@ -500,8 +532,8 @@ run_testclient(const struct dcase *dc, struct answer *a, struct diffs *d, int *r
     ck_assert_msg(client != NULL, "%s: csgi_test_client_open: %s", path, err);
     if (dc->body) {
         snprintf(clen, sizeof(clen), "%zu", strlen(dc->body));
-        headers[2] =
-            (struct csgi_header){CSGI_STR_INIT("Content-Type"), CSGI_STR_INIT("text/plain")};
+        headers[2] = (struct csgi_header){CSGI_STR_INIT("Content-Type"),
+                                          csgi_str_c(dc->ctype ? dc->ctype : "text/plain")};
         headers[3] = (struct csgi_header){CSGI_STR_INIT("Content-Length"), {clen, strlen(clen)}};
         rq.n_headers = 4;
         rq.body = dc->body;
@@ -571,7 +603,8 @@ run_server(const struct dcase *dc, struct answer *a, struct wire_resp *r, char *
                  dc->target, dc->protocol, dc->tag);
     if (dc->body)
         n += snprintf(req + n, sizeof(req) - (size_t)n,
-                      "Content-Type: text/plain\r\nContent-Length: %zu\r\n", strlen(dc->body));
+                      "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                      dc->ctype ? dc->ctype : "text/plain", strlen(dc->body));
     n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n%s", dc->body ? dc->body : "");
     ck_assert_int_eq(wire_connect(&c, srv.port, 0), 0);
     ck_assert_int_eq(wire_send(&c, req, (size_t)n), 0);

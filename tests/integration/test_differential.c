@@ -81,6 +81,7 @@ static const struct dplugin plugins[] = {
     {"old_v1.so", "old_v1", "/old", "CSGI_FIXTURES", NULL, 0},
     {"examples/echo.so", "echo", "/echo", "CSGI_EXAMPLES", NULL, 0},
     {"examples/upload.so", "upload", "/upload", "CSGI_EXAMPLES", NULL, 0},
+    {"examples/session.so", "session", "/session", "CSGI_EXAMPLES", "key", 0},
 };
 #define N_PLUGINS (sizeof(plugins) / sizeof(*plugins))
 
@@ -160,6 +161,12 @@ static const char *const upload_form_expect[] = {
 static const char *const upload_400_expect[] = {"{\"error\":\"invalid argument\"}", NULL};
 static const char *const upload_415_expect[] = {"{\"error\":\"operation not supported\"}", NULL};
 static const char *const upload_405_expect[] = {"{\"error\":\"method not allowed\"}", NULL};
+/* The session example, keyed 000102...0f: its cookies are the same on both transports. */
+#define SESSION_KEY    "000102030405060708090a0b0c0d0e0f"
+#define SESSION_COOKIE "session=4.ada.257f573f5f976aae"
+static const char *const session_new_expect[] = {"{\"visits\":1,\"name\":\"\"}", NULL};
+static const char *const session_next_expect[] = {"{\"visits\":5,\"name\":\"ada\"}", NULL};
+static const char *const empty_expect[] = {NULL};
 static const char *const world_paths[] = {"/plaintext", "/json",     "/fortunes",
                                           "/items",     "/items/42", "/nope"};
 
@@ -183,6 +190,8 @@ struct dcase {
     const char *body;
     /* Its Content-Type; NULL means text/plain. */
     const char *ctype;
+    /* A Cookie header's value, or NULL. */
+    const char *cookie;
     /* X-Case-Tag, unique per case. */
     char tag[32];
     /* When set: the status and the substrings both bodies must hold. */
@@ -273,6 +282,21 @@ build_cases(void)
             dcases[n_dcases - 1].ctype = UPLOAD_MULTIPART;
             add_expect(p, "POST", "plain text", "", 415, upload_415_expect);
             add_expect(p, "DELETE", NULL, "", 405, upload_405_expect);
+        } else if (strcmp(p->name, "session") == 0) {
+            add_expect(p, "GET", NULL, "", 200, session_new_expect);
+            add_expect(p, "GET", NULL, "", 200, session_next_expect);
+            dcases[n_dcases - 1].cookie = SESSION_COOKIE;
+            /* A changed name breaks the signature: a new session. */
+            add_expect(p, "GET", NULL, "", 200, session_new_expect);
+            dcases[n_dcases - 1].cookie = "session=4.eve.257f573f5f976aae";
+            add_expect(p, "POST", "name=bob", "/name", 303, empty_expect);
+            dcases[n_dcases - 1].cookie = SESSION_COOKIE;
+            dcases[n_dcases - 1].ctype = "application/x-www-form-urlencoded";
+            add_expect(p, "POST", "name=b%21d", "/name", 400, empty_expect);
+            dcases[n_dcases - 1].ctype = "application/x-www-form-urlencoded";
+            add_expect(p, "POST", NULL, "/clear", 204, empty_expect);
+            add_case(p, "HEAD", "HTTP/1.1", "", NULL);
+            add_case(p, "GET", "HTTP/1.1", "/nope", NULL);
         } else if (strcmp(p->name, "old_v1") == 0) {
             ADD_PATHS(p, old_paths);
             add_case(p, "POST", "HTTP/1.1", "/env", "an uploaded body\n");
@@ -325,6 +349,8 @@ config_value(const struct dplugin *p, const char *who, char *out, size_t cap)
 {
     if (strcmp(p->config_key, "db") == 0)
         snprintf(out, cap, "%s/%s-%s.db", srv.dir, who, p->name);
+    else if (strcmp(p->config_key, "key") == 0)
+        snprintf(out, cap, "%s", SESSION_KEY);
     else
         snprintf(out, cap, "%s", srv.dir);
 }
@@ -503,7 +529,7 @@ static struct csgi_test_response *
 run_testclient(const struct dcase *dc, struct answer *a, struct diffs *d, int *refused)
 {
     const struct dplugin *p = dc->plugin;
-    struct csgi_header headers[4] = {
+    struct csgi_header headers[5] = {
         {CSGI_STR_INIT("Host"), CSGI_STR_INIT("127.0.0.1")},
         {CSGI_STR_INIT("X-Case-Tag"), {dc->tag, strlen(dc->tag)}},
     };
@@ -539,6 +565,9 @@ run_testclient(const struct dcase *dc, struct answer *a, struct diffs *d, int *r
         rq.body = dc->body;
         rq.body_len = strlen(dc->body);
     }
+    if (dc->cookie)
+        headers[rq.n_headers++] =
+            (struct csgi_header){CSGI_STR_INIT("Cookie"), csgi_str_c(dc->cookie)};
     log_start = csgi_test_client_log_count(client);
     rc = csgi_test_client_request(client, &rq, &resp);
     *refused = rc;
@@ -605,6 +634,8 @@ run_server(const struct dcase *dc, struct answer *a, struct wire_resp *r, char *
         n += snprintf(req + n, sizeof(req) - (size_t)n,
                       "Content-Type: %s\r\nContent-Length: %zu\r\n",
                       dc->ctype ? dc->ctype : "text/plain", strlen(dc->body));
+    if (dc->cookie)
+        n += snprintf(req + n, sizeof(req) - (size_t)n, "Cookie: %s\r\n", dc->cookie);
     n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n%s", dc->body ? dc->body : "");
     ck_assert_int_eq(wire_connect(&c, srv.port, 0), 0);
     ck_assert_int_eq(wire_send(&c, req, (size_t)n), 0);

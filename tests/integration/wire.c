@@ -369,12 +369,17 @@ wire_read(struct wire_conn *c, const char *method, int timeout_ms, struct wire_r
         }
     } while (r->status >= 100 && r->status < 200);
 
-    if (wire_header(r, "Transfer-Encoding", val, sizeof(val)) && has_token(val, "chunked"))
+    if (wire_header(r, "Transfer-Encoding", val, sizeof(val)) && has_token(val, "chunked")) {
         r->framing = WIRE_FRAMING_CHUNKED;
-    else if (wire_header(r, "Content-Length", val, sizeof(val)))
+    } else if (wire_header(r, "Content-Length", val, sizeof(val))) {
         r->framing = WIRE_FRAMING_LENGTH;
-    else
+    } else if (r->status == 204 || r->status == 304) {
+        /* RFC 9112 6.3: no body by its status, not delimited by closing the connection. */
+        r->framing = WIRE_FRAMING_LENGTH;
+        snprintf(val, sizeof(val), "0");
+    } else {
         r->framing = WIRE_FRAMING_CLOSE;
+    }
     if (r->framing == WIRE_FRAMING_LENGTH) {
         char *endp;
 

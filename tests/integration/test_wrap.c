@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -193,6 +196,58 @@ START_TEST(wrap_validator_reports_and_fails_fast)
 }
 END_TEST
 
+/*
+ * Send a request tagged @p tag through gzip and read until @p keep bytes came
+ * (0: until the server closes or 3 s pass), then close the connection.
+ */
+static void
+tagged_request(const struct hserver *s, const char *path, const char *tag, size_t keep)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+    struct timeval tv = {3, 0};
+    char req[512], buf[4096];
+    size_t got = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), n;
+
+    ck_assert_int_ge(fd, 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    n = snprintf(req, sizeof(req),
+                 "GET %s HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nX-Case-Tag: %s\r\n"
+                 "Connection: close\r\n\r\n",
+                 path, tag);
+    ck_assert_int_eq(write(fd, req, (size_t)n), n);
+    while ((keep == 0 || got < keep) && (n = (int)read(fd, buf, sizeof(buf))) > 0)
+        got += (size_t)n;
+    ck_assert_uint_gt(got, 0);
+    close(fd);
+}
+
+/* Through gzip in csgi-server the inner body is closed once: at its end, and when the client goes.
+ */
+START_TEST(wrap_gzip_closes_inner_once)
+{
+    struct hserver s;
+    char tmpdir[400];
+
+    h_init(&s);
+    h_add_plugin(&s, "cases.so", NULL);
+    h_add_plugin(&s, "examples/gzip.so", "gzip.so");
+    snprintf(tmpdir, sizeof(tmpdir), "cases.tmpdir=%s", s.dir);
+    h_start(&s, 1,
+            (const char *[]){"--workers", "1", "--wrap", "cases=gzip", "--set", tmpdir, NULL});
+    tagged_request(&s, "/cases/chunks?n=20&size=100", "done1", 0);
+    ck_assert(h_wait_log(&s, "cases[done1] finished reason=0", 1, 5000));
+    ck_assert_int_eq(h_log_count(&s, "cases[done1] close after 20 chunks"), 1);
+    /* 400 chunks 10 ms apart; the client leaves after the first bytes. */
+    tagged_request(&s, "/cases/chunks?n=400&size=100&delay_ms=10", "gone1", 300);
+    ck_assert(h_wait_log(&s, "cases[gone1] finished reason=2", 1, 10000));
+    ck_assert_int_eq(h_log_count(&s, "cases[gone1] close after"), 1);
+    stop(&s);
+}
+END_TEST
+
 /* A wrap list in the configuration file, changed and applied by SIGHUP. */
 START_TEST(wrap_config_file_and_reload)
 {
@@ -243,6 +298,7 @@ wrap_suite(void)
     tcase_add_test(tc, wrap_check_config_reports);
     tcase_add_test(tc, wrap_serves_gzip_and_isolates_a_missing_middleware);
     tcase_add_test(tc, wrap_validator_reports_and_fails_fast);
+    tcase_add_test(tc, wrap_gzip_closes_inner_once);
     tcase_add_test(tc, wrap_config_file_and_reload);
     suite_add_tcase(s, tc);
     return s;

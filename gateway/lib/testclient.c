@@ -5,6 +5,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <csgi/testclient.h>
 
 #include "core.h"
+#include "forwarded.h"
 #include "head.h"
 #include "plugin_check.h"
 #include "csgi_internal.h"
@@ -92,6 +94,9 @@ struct csgi_test_client {
     size_t n_config_strings;
 
     struct csgi_request *active;
+    /* csgi_test_client_trust_proxy(): the networks of trusted proxies. */
+    struct csgi__cidr *trusted;
+    size_t n_trusted;
     /* Request ids, as csgi-server makes them: a random prefix per client, then a counter. */
     char id_prefix[16];
     uint64_t next_id;
@@ -568,7 +573,7 @@ tc_fill_environ(struct csgi_request *req, const struct csgi_test_request *rq,
         {&env->server_port, env->flags & CSGI_ENV_TLS ? "443" : "80", 0},
         {&env->server_protocol, rq->protocol ? rq->protocol : "HTTP/1.1", 0},
         {&env->url_scheme, env->flags & CSGI_ENV_TLS ? "https" : "http", 0},
-        {&env->remote_addr, "127.0.0.1", 0},
+        {&env->remote_addr, rq->remote_addr ? rq->remote_addr : "127.0.0.1", 0},
     };
 
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -579,7 +584,7 @@ tc_fill_environ(struct csgi_request *req, const struct csgi_test_request *rq,
     }
     env->path_info.ptr = facts->target.path + mount_len;
     env->path_info.len = facts->target.path_len - mount_len;
-    env->remote_port = CSGI_TEST_REMOTE_PORT;
+    env->remote_port = env->remote_addr.len ? CSGI_TEST_REMOTE_PORT : 0;
     env->content_length = facts->content_length;
     env->content_type = facts->content_type;
     env->config = c->config;
@@ -590,7 +595,22 @@ tc_fill_environ(struct csgi_request *req, const struct csgi_test_request *rq,
     env->request_id.len = CSGI__REQUEST_ID_LEN;
     /* The client holds the whole body, as csgi-server does: its length is known. */
     env->input_length = (int64_t)rq->body_len;
+    if (c->n_trusted) {
+        struct csgi__fwd_buf *buf = tc_arena_alloc(req, sizeof(*buf));
+        if (!buf)
+            return CSGI_ENOMEM;
+        csgi__forwarded_apply(c->trusted, c->n_trusted, env, buf);
+    }
     return CSGI_OK;
+}
+
+/* A peer address as a server would see it: "" (unix) or an IPv4/IPv6 address. */
+static int
+tc_peer_valid(const char *addr)
+{
+    unsigned char a[16];
+
+    return !addr || !*addr || inet_pton(AF_INET, addr, a) == 1 || inet_pton(AF_INET6, addr, a) == 1;
 }
 
 static int
@@ -609,7 +629,8 @@ tc_build_environ(struct csgi_request *req, const struct csgi_test_request *rq)
         req->env.flags |= CSGI_ENV_TLS;
     else if (strcmp(scheme, "http") != 0)
         return CSGI_EINVAL;
-    if ((rq->body_len && !rq->body) || (rq->n_headers && !rq->headers))
+    if ((rq->body_len && !rq->body) || (rq->n_headers && !rq->headers) ||
+        !tc_peer_valid(rq->remote_addr))
         return CSGI_EINVAL;
     rc = tc_check_head(req, rq, &facts);
     if (rc < 0)
@@ -1382,10 +1403,26 @@ csgi_test_client_free(struct csgi_test_client *client)
     for (size_t i = 0; i < client->n_config_strings; i++)
         free(client->config_strings[i]);
     free(client->config_strings);
+    free(client->trusted);
     free(client->config);
     free(client->mount);
     pthread_mutex_destroy(&client->log_lock);
     free(client);
+}
+
+int
+csgi_test_client_trust_proxy(struct csgi_test_client *client, const char *cidr)
+{
+    struct csgi__cidr c, *grown;
+
+    if (!client || !cidr || csgi__cidr_parse(cidr, &c) < 0)
+        return CSGI_EINVAL;
+    grown = realloc(client->trusted, (client->n_trusted + 1) * sizeof(*grown));
+    if (!grown)
+        return CSGI_ENOMEM;
+    grown[client->n_trusted++] = c;
+    client->trusted = grown;
+    return CSGI_OK;
 }
 
 const struct csgi_host_api *

@@ -16,6 +16,7 @@
  * the connections in the backlog while every worker slept.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -26,11 +27,13 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "acceptor.h"
 #include "clock.h"
 #include "log.h"
+#include "proxy_proto.h"
 #include "scoreboard.h"
 
 /* Connections accepted per wake-up and listener before the balance is checked again. */
@@ -61,8 +64,35 @@
  */
 #define PEER_SCAN_MS 100
 
-/* epoll data of the wake-up eventfd; listeners use their index. */
-#define WAKE_TAG UINT32_MAX
+/* epoll data of the wake-up eventfd; listeners use their index, PROXY waits PENDING_TAG + slot. */
+#define WAKE_TAG    UINT32_MAX
+#define PENDING_TAG 0x80000000u
+
+/*
+ * The time a connection on a PROXY listener has to send its whole header,
+ * at most (--header-timeout when shorter). A balancer sends it with its
+ * first segment; one that sends half a header and waits costs one
+ * descriptor this long, never the accept thread.
+ */
+#define PROXY_WAIT_MS 3000
+
+/*
+ * A connection on a PROXY listener whose header is not read whole yet: it
+ * is in the epoll set (tag PENDING_TAG + its index) until it is.
+ */
+struct pending {
+    int fd; /* -1: free */
+    size_t listener;
+    long long deadline_ms;
+    /* TLV bytes of a version 2 header still to read past (header longer than the peek). */
+    size_t skip;
+    struct sockaddr_storage peer; /* the balancer's address, from accept() */
+    socklen_t peer_len;
+    struct sockaddr_storage client; /* the header's client (client_len 0: the peer stands) */
+    socklen_t client_len;
+    int parsed;  /* the header is read, but for p->skip TLV bytes */
+    int watched; /* in the epoll set */
+};
 
 struct srv_acceptor {
     const struct srv_config *cfg;
@@ -84,6 +114,11 @@ struct srv_acceptor {
     int started;
     int epfd;
     int wakefd;
+    /* Connections reading their PROXY header (allocated when a listener has the flag). */
+    struct pending *pending;
+    size_t pending_cap;
+    size_t n_pending;
+    long long proxy_wait_ms;
 };
 
 static void
@@ -209,6 +244,204 @@ park(struct srv_acceptor *a)
     drain_wake(a);
 }
 
+/* ------------------------------------------------------------------ */
+/* PROXY listeners: the header is read before the hand-over            */
+/* ------------------------------------------------------------------ */
+
+/* An address as text for a log line ("unix:" for a unix socket's peer). */
+static const char *
+addr_text(const struct sockaddr_storage *ss, char *buf, size_t size)
+{
+    const void *a = NULL;
+
+    if (ss->ss_family == AF_INET)
+        a = &((const struct sockaddr_in *)(const void *)ss)->sin_addr;
+    else if (ss->ss_family == AF_INET6)
+        a = &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr;
+    else
+        return "unix:";
+    return inet_ntop(ss->ss_family, a, buf, (socklen_t)size) ? buf : "-";
+}
+
+/* Close a connection whose header did not come (why: logged with its listener and peer). */
+static void
+pending_close(struct srv_acceptor *a, struct pending *p, int level, const char *why)
+{
+    char text[INET6_ADDRSTRLEN];
+
+    srv_log(level, "connection on \"%s\" from %s closed: %s", a->listeners[p->listener].spec,
+            addr_text(&p->peer, text, sizeof(text)), why);
+    close(p->fd);
+    p->fd = -1;
+    a->n_pending--;
+}
+
+/*
+ * The header is read: hand the connection over with the client's address
+ * when the header named one (libmicrohttpd's per-IP limit, the environ and
+ * the logs then see the client), else with the balancer's own.
+ */
+static void
+pending_hand(struct srv_acceptor *a, struct pending *p)
+{
+    const struct sockaddr_storage *ss = p->client_len ? &p->client : &p->peer;
+    socklen_t sl = p->client_len ? p->client_len : p->peer_len;
+
+    if (p->watched)
+        epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+    if (a->hand(a->cls, p->listener, p->fd, (const struct sockaddr *)ss, sl) == 0)
+        publish_conns(a, atomic_fetch_add(&a->conn_count, 1) + 1);
+    p->fd = -1;
+    a->n_pending--;
+}
+
+/*
+ * Peek at what there is of the header and, once its addresses are in, read
+ * exactly the header (never a byte of the request after it). Returns 0 when
+ * the header is read (p->skip may still count TLV bytes), 1 to wait for
+ * more, -1 when the connection was closed.
+ */
+static int
+pending_peek(struct srv_acceptor *a, struct pending *p)
+{
+    uint8_t buf[SRV_PROXY_ADDR_MAX];
+    struct srv_proxy_header hdr;
+    const char *why = "";
+    ssize_t n = recv(p->fd, buf, sizeof(buf), MSG_PEEK);
+    int rc;
+
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 1;
+    if (n <= 0) {
+        pending_close(a, p, SRV_LOG_INFO,
+                      n == 0 ? "the peer left before its proxy protocol header" : strerror(errno));
+        return -1;
+    }
+    rc = srv_proxy_parse(buf, (size_t)n, &hdr, &why);
+    if (rc == SRV_PROXY_MORE)
+        return 1;
+    if (rc < 0) {
+        pending_close(a, p, SRV_LOG_WARN, why);
+        return -1;
+    }
+    if (!hdr.local) {
+        memcpy(&p->client, &hdr.src, sizeof(hdr.src));
+        p->client_len = hdr.src_len;
+    }
+    /* The peeked bytes are there: this read takes them at once. */
+    n = recv(p->fd, buf, (size_t)rc < (size_t)n ? (size_t)rc : (size_t)n, 0);
+    if (n <= 0) {
+        pending_close(a, p, SRV_LOG_INFO, "read error in the proxy protocol header");
+        return -1;
+    }
+    p->skip = (size_t)rc - (size_t)n;
+    p->parsed = 1;
+    return 0;
+}
+
+/*
+ * Go on with a connection on a PROXY listener: read what has come of its
+ * header; hand it over once the header is read whole. Returns 1 when the
+ * connection is done with (handed over or closed), 0 while it waits.
+ */
+static int
+pending_read(struct srv_acceptor *a, struct pending *p)
+{
+    uint8_t skip[512];
+
+    if (!p->parsed) {
+        int rc = pending_peek(a, p);
+        if (rc != 0)
+            return rc < 0;
+    }
+    while (p->skip) {
+        ssize_t n = recv(p->fd, skip, p->skip < sizeof(skip) ? p->skip : sizeof(skip), 0);
+        if (n > 0) {
+            p->skip -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        pending_close(a, p, SRV_LOG_INFO, "the peer left within its proxy protocol header");
+        return 1;
+    }
+    pending_hand(a, p);
+    return 1;
+}
+
+/*
+ * A connection accepted on a PROXY listener: read its header now (it
+ * usually came with the first segment), else wait for it in the epoll set.
+ */
+static void
+pending_start(struct srv_acceptor *a, size_t index, int fd, const struct sockaddr_storage *ss,
+              socklen_t sl)
+{
+    struct pending *p = NULL;
+    struct epoll_event ev;
+
+    for (size_t i = 0; i < a->pending_cap && a->n_pending < a->pending_cap; i++) {
+        if (a->pending[i].fd < 0) {
+            p = &a->pending[i];
+            break;
+        }
+    }
+    if (!p) {
+        srv_log(SRV_LOG_WARN,
+                "connection on \"%s\" closed: %zu connections wait for their "
+                "proxy protocol header (--max-connections)",
+                a->listeners[index].spec, a->n_pending);
+        close(fd);
+        return;
+    }
+    memset(p, 0, sizeof(*p));
+    p->fd = fd;
+    p->listener = index;
+    memcpy(&p->peer, ss, sizeof(*ss));
+    p->peer_len = sl;
+    p->deadline_ms = srv_clock_coarse_ms() + a->proxy_wait_ms;
+    a->n_pending++;
+    if (pending_read(a, p))
+        return;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u32 = PENDING_TAG + (uint32_t)(p - a->pending);
+    if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        pending_close(a, p, SRV_LOG_WARN, strerror(errno));
+        return;
+    }
+    p->watched = 1;
+}
+
+/* Close the connections whose header is late (the time they had: PROXY_WAIT_MS). */
+static void
+pending_expire(struct srv_acceptor *a)
+{
+    long long now = srv_clock_coarse_ms();
+
+    for (size_t i = 0; i < a->pending_cap && a->n_pending; i++) {
+        struct pending *p = &a->pending[i];
+        if (p->fd >= 0 && now > p->deadline_ms)
+            pending_close(a, p, SRV_LOG_INFO, "no whole proxy protocol header in time");
+    }
+}
+
+/*
+ * The accept thread stops (a drain): hand over what has its header by now,
+ * close the rest, as connections this worker never accepted would be.
+ */
+static void
+pending_flush(struct srv_acceptor *a)
+{
+    for (size_t i = 0; i < a->pending_cap && a->n_pending; i++) {
+        struct pending *p = &a->pending[i];
+        if (p->fd >= 0 && !pending_read(a, p))
+            pending_close(a, p, SRV_LOG_INFO, "stopping before its proxy protocol header came");
+    }
+}
+
 static void
 accept_burst(struct srv_acceptor *a, size_t index)
 {
@@ -227,6 +460,10 @@ accept_burst(struct srv_acceptor *a, size_t index)
                 usleep(10 * 1000);
             }
             return;
+        }
+        if (l->proxy) {
+            pending_start(a, index, fd, &ss, sl);
+            continue;
         }
         /*
          * Count the connection now, not when the daemon thread reports it
@@ -254,12 +491,18 @@ acceptor_main(void *arg)
         }
         n = epoll_wait(a->epfd, ev, 8, ARMED_WAIT_MS);
         for (int i = 0; i < n && !atomic_load(&a->stop); i++) {
-            if (ev[i].data.u32 == WAKE_TAG)
+            uint32_t tag = ev[i].data.u32;
+            if (tag == WAKE_TAG)
                 drain_wake(a);
+            else if (tag >= PENDING_TAG)
+                pending_read(a, &a->pending[tag - PENDING_TAG]);
             else if (!over_share(a))
-                accept_burst(a, ev[i].data.u32);
+                accept_burst(a, tag);
         }
+        if (a->n_pending)
+            pending_expire(a);
     }
+    pending_flush(a);
     return NULL;
 }
 
@@ -310,6 +553,30 @@ watch(struct srv_acceptor *a, int fd, uint32_t tag)
     return 0;
 }
 
+/* With a PROXY listener: room for --max-connections connections waiting for their header. */
+static int
+pending_wanted(struct srv_acceptor *a)
+{
+    int any = 0;
+
+    for (size_t i = 0; i < a->n_listeners; i++)
+        any |= a->listeners[i].proxy;
+    if (!any)
+        return 0;
+    a->pending_cap = a->cfg->max_connections;
+    a->pending = calloc(a->pending_cap, sizeof(*a->pending));
+    if (!a->pending) {
+        srv_log(SRV_LOG_ERROR, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < a->pending_cap; i++)
+        a->pending[i].fd = -1;
+    a->proxy_wait_ms = (long long)a->cfg->header_timeout * 1000;
+    if (a->proxy_wait_ms > PROXY_WAIT_MS)
+        a->proxy_wait_ms = PROXY_WAIT_MS;
+    return 0;
+}
+
 int
 srv_acceptor_start(struct srv_acceptor *a)
 {
@@ -318,6 +585,8 @@ srv_acceptor_start(struct srv_acceptor *a)
         /* accept4() must not block: the socket is shared, another worker may win. */
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     }
+    if (!a->pending && pending_wanted(a) < 0)
+        return -1;
     if (a->epfd < 0) {
         a->epfd = epoll_create1(EPOLL_CLOEXEC);
         if (a->epfd < 0) {
@@ -381,5 +650,6 @@ srv_acceptor_free(struct srv_acceptor *a)
         close(a->epfd);
     if (a->wakefd >= 0)
         close(a->wakefd);
+    free(a->pending);
     free(a);
 }

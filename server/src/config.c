@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "forwarded.h"
 #include "listener.h"
 #include "log.h"
 #include "srv_limits.h"
@@ -29,6 +30,7 @@ enum opt_type {
     OPT_WRAP,   /* repeatable plugin=middleware[,middleware] */
     OPT_LEVEL,  /* log level name */
     OPT_CONFIG, /* --config FILE (handled first) */
+    OPT_TRUST,  /* repeatable --trusted-proxy */
 };
 
 struct opt {
@@ -45,7 +47,11 @@ struct opt {
 static const struct opt opts[] = {
     {"bind", OPT_BIND, OFF(binds), 0, "ADDR",
      "listen on host:port, [v6]:port, :port (every interface) or unix:/path (repeatable; "
-     "default 127.0.0.1:8000)"},
+     "default 127.0.0.1:8000); ADDR,proxy: each connection starts with a PROXY protocol "
+     "header (v1 or v2)"},
+    {"trusted-proxy", OPT_TRUST, OFF(trusted_proxies), 0, "CIDR",
+     "honour Forwarded and X-Forwarded-For/-Proto/-Host from peers in CIDR (an address, "
+     "10.0.0.0/8, ::1, or unix for unix-socket peers; repeatable; default none)"},
     {"plugins", OPT_STR, OFF(plugin_dir), 0, "DIR", "load every *.so in DIR (sorted order)"},
     {"mount", OPT_MOUNT, OFF(mounts), 0, "/PREFIX=NAME",
      "mount plugin NAME at /PREFIX (repeatable; default: the plugin's own mount)"},
@@ -150,6 +156,16 @@ free_binds(struct srv_config *cfg)
 }
 
 static void
+free_trusted(struct srv_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
+        free(cfg->trusted_proxies[i]);
+    free(cfg->trusted_proxies);
+    cfg->trusted_proxies = NULL;
+    cfg->n_trusted_proxies = 0;
+}
+
+static void
 free_mounts(struct srv_config *cfg)
 {
     for (size_t i = 0; i < cfg->n_mounts; i++) {
@@ -192,6 +208,7 @@ void
 srv_config_free(struct srv_config *cfg)
 {
     free_binds(cfg);
+    free_trusted(cfg);
     free_mounts(cfg);
     free_settings(cfg);
     free_wraps(cfg);
@@ -465,6 +482,17 @@ apply(struct srv_config *cfg, const struct opt *o, const char *val, char *err, s
         cfg->binds = xgrow(cfg->binds, cfg->n_binds + 1, sizeof(*cfg->binds));
         cfg->binds[cfg->n_binds++] = xstrdup(val);
         return 0;
+    case OPT_TRUST: {
+        struct csgi__cidr c;
+        if (csgi__cidr_parse(val, &c) < 0)
+            return errf(err, err_len,
+                        "option --%s: \"%s\" is not an address, a network (10.0.0.0/8) or unix",
+                        o->name, val);
+        cfg->trusted_proxies =
+            xgrow(cfg->trusted_proxies, cfg->n_trusted_proxies + 1, sizeof(*cfg->trusted_proxies));
+        cfg->trusted_proxies[cfg->n_trusted_proxies++] = xstrdup(val);
+        return 0;
+    }
     case OPT_MOUNT: {
         const char *eq = strchr(val, '=');
         if (!eq)
@@ -635,8 +663,8 @@ json_key(struct srv_config *cfg, const cJSON *item, char *err, size_t err_len)
         return json_settings(cfg, item, err, err_len);
     if (o->type == OPT_WRAP && cJSON_IsObject(item))
         return json_wraps(cfg, item, err, err_len);
-    if (cJSON_IsArray(item) &&
-        (o->type == OPT_BIND || o->type == OPT_MOUNT || o->type == OPT_SET || o->type == OPT_WRAP))
+    if (cJSON_IsArray(item) && (o->type == OPT_BIND || o->type == OPT_MOUNT || o->type == OPT_SET ||
+                                o->type == OPT_WRAP || o->type == OPT_TRUST))
         return json_list(cfg, o, item, err, err_len);
     if (json_scalar(item, num, sizeof(num), &s) < 0)
         return errf(err, err_len, "config: key \"%s\" has a value of the wrong type", o->name);
@@ -749,7 +777,7 @@ load_config_file(struct srv_config *cfg, const char *path, char *err, size_t err
 int
 srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err, size_t err_len)
 {
-    int cli_binds = 0, cli_mounts = 0, cli_sets = 0, cli_wraps = 0;
+    int cli_binds = 0, cli_mounts = 0, cli_sets = 0, cli_wraps = 0, cli_trusted = 0;
 
     /*
      * --config first, so that every other option overrides the file. Walk the
@@ -815,6 +843,8 @@ srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err, 
             free_settings(cfg);
         if (o->type == OPT_WRAP && !cli_wraps++)
             free_wraps(cfg);
+        if (o->type == OPT_TRUST && !cli_trusted++)
+            free_trusted(cfg);
         if (apply(cfg, o, val, err, err_len) < 0)
             return -1;
     }
@@ -830,8 +860,16 @@ srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err, 
 static int
 check_addr(const char *opt, const char *spec, char *err, size_t err_len)
 {
-    char host[256], why[256];
+    char host[256], why[256], addr[512];
     const char *port;
+    int proxy;
+
+    /* --bind takes flags after the address (srv_bind_flags()); --stats none. */
+    if (strcmp(opt, "--bind") == 0) {
+        if (srv_bind_flags(spec, addr, sizeof(addr), &proxy, why, sizeof(why)) < 0)
+            return errf(err, err_len, "option %s: %s", opt, why);
+        spec = addr;
+    }
 
     if (strncmp(spec, "unix:", 5) == 0) {
         if (!spec[5])

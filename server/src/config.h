@@ -32,6 +32,9 @@ struct srv_wrap {
 struct srv_config {
     char **binds;
     size_t n_binds;
+    /* --trusted-proxy: networks whose Forwarded / X-Forwarded-* are honoured. */
+    char **trusted_proxies;
+    size_t n_trusted_proxies;
     char *plugin_dir;
     struct srv_mount_override *mounts;
     size_t n_mounts;

@@ -897,6 +897,24 @@ server_name(struct csgi_request *r)
     return arena_str(r, f->host, f->host_len);
 }
 
+/*
+ * A trusted proxy's word on the client (--trusted-proxy): the host core's
+ * rule. The client's address goes into the request's remote_addr too, so
+ * that the logs and a crash report name the client, not the proxy.
+ */
+static void
+forwarded(struct csgi_request *r)
+{
+    struct csgi_environ *e = &r->env;
+
+    if (!csgi__forwarded_apply(r->h->trusted, r->h->n_trusted, e, &r->fwd))
+        return;
+    if (e->remote_addr.ptr == r->fwd.addr) {
+        memcpy(r->remote_addr, r->fwd.addr, sizeof(r->fwd.addr));
+        e->remote_addr = cstr(r->remote_addr, e->remote_addr.len);
+    }
+}
+
 static void
 build_environ(struct csgi_request *r)
 {
@@ -940,6 +958,8 @@ build_environ(struct csgi_request *r)
     }
     e->headers = r->headers;
     e->n_headers = r->n_headers;
+    if (h->n_trusted)
+        forwarded(r);
     e->host = &h->api;
     e->request_id = cstr(r->request_id, CSGI__REQUEST_ID_LEN);
     /* The whole body is in hand (a chunked one too): its length is known (SPEC 4.2). */
@@ -1192,6 +1212,19 @@ srv_http_new(const struct srv_config *cfg, struct srv_listener *listeners, size_
         free(h);
         return NULL;
     }
+    if (cfg->n_trusted_proxies) {
+        h->trusted = calloc(cfg->n_trusted_proxies, sizeof(*h->trusted));
+        if (!h->trusted) {
+            srv_acceptor_free(h->acceptor);
+            free(h->slots);
+            free(h);
+            return NULL;
+        }
+        /* Each one parsed already when the configuration was read (config.c). */
+        for (size_t i = 0; i < cfg->n_trusted_proxies; i++)
+            h->n_trusted +=
+                csgi__cidr_parse(cfg->trusted_proxies[i], &h->trusted[h->n_trusted]) == 0;
+    }
     pthread_mutex_init(&h->conn_lock, NULL);
     h->conns.next = h->conns.prev = &h->conns;
     tmp = cfg->tmp_dir ? cfg->tmp_dir : getenv("TMPDIR");
@@ -1242,8 +1275,9 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
          */
         unsigned limit = cfg->max_connections < UINT_MAX ? cfg->max_connections + 1 : UINT_MAX;
         /* The per-IP limit is libmicrohttpd's to keep, per daemon: split it. */
-        unsigned per_ip =
-            s->l->family == AF_UNIX ? 0 : (cfg->max_conn_per_ip + threads - 1) / threads;
+        unsigned per_ip = s->l->family == AF_UNIX && !s->l->proxy
+                              ? 0
+                              : (cfg->max_conn_per_ip + threads - 1) / threads;
         struct MHD_OptionItem ops[] = {
             {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, s},
             {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)limit, NULL},
@@ -1323,6 +1357,7 @@ srv_http_free(struct srv_http *h)
     }
     srv_acceptor_free(h->acceptor);
     pthread_mutex_destroy(&h->conn_lock);
+    free(h->trusted);
     free(h->slots);
     free(h);
 }

@@ -146,6 +146,36 @@ srv_addr_split(const char *spec, char *host, size_t host_size, const char **port
 }
 
 int
+srv_bind_flags(const char *spec, char *addr, size_t addr_size, int *proxy, char *err,
+               size_t err_len)
+{
+    const char *comma = strchr(spec, ',');
+    size_t n = comma ? (size_t)(comma - spec) : strlen(spec);
+
+    *proxy = 0;
+    if (n >= addr_size) {
+        snprintf(err, err_len, "address \"%.64s...\" is too long", spec);
+        return -EINVAL;
+    }
+    memcpy(addr, spec, n);
+    addr[n] = '\0';
+    while (comma) {
+        const char *flag = comma + 1;
+        size_t len;
+        comma = strchr(flag, ',');
+        len = comma ? (size_t)(comma - flag) : strlen(flag);
+        if (len == 5 && memcmp(flag, "proxy", 5) == 0) {
+            *proxy = 1;
+            continue;
+        }
+        snprintf(err, err_len, "address \"%s\": unknown flag \"%.*s\" (known: proxy)", spec,
+                 (int)len, flag);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int
 srv_listener_open(struct srv_listener *l, const char *spec, char *err, size_t err_len)
 {
     return srv_listener_open_mode(l, spec, SRV_SOCKET_MODE_DEFAULT, err, err_len);
@@ -155,7 +185,7 @@ int
 srv_listener_open_mode(struct srv_listener *l, const char *spec, int mode, char *err,
                        size_t err_len)
 {
-    char host[256];
+    char host[256], addr[512];
     const char *port;
     struct addrinfo hints, *res = NULL, *ai;
     int rc, e = 0;
@@ -165,9 +195,12 @@ srv_listener_open_mode(struct srv_listener *l, const char *spec, int mode, char 
     l->spec = strdup(spec);
     if (!l->spec)
         return -ENOMEM;
-    if (strncmp(spec, "unix:", 5) == 0)
-        return open_unix(l, spec + 5, mode, err, err_len);
-    rc = srv_addr_split(spec, host, sizeof(host), &port, err, err_len);
+    rc = srv_bind_flags(spec, addr, sizeof(addr), &l->proxy, err, err_len);
+    if (rc < 0)
+        return rc;
+    if (strncmp(addr, "unix:", 5) == 0)
+        return open_unix(l, addr + 5, mode, err, err_len);
+    rc = srv_addr_split(addr, host, sizeof(host), &port, err, err_len);
     if (rc < 0)
         return rc;
     memset(&hints, 0, sizeof(hints));

@@ -14,6 +14,7 @@ struct srv_listener {
     char host[256]; /* address text ("127.0.0.1", "::1", unix path) */
     char port[8];   /* actual port after bind ("0" for unix) */
     int inherited;  /* from LISTEN_FDS */
+    int proxy;      /* ",proxy": each connection starts with a PROXY protocol header */
 };
 
 /*
@@ -30,7 +31,18 @@ int srv_port_valid(const char *port);
 int srv_addr_split(const char *spec, char *host, size_t host_size, const char **port, char *err,
                    size_t err_len);
 /*
- * Create and bind a listening socket for spec; a unix socket's file gets
+ * Split a --bind value into its address and its flags: "ADDR" or
+ * "ADDR,FLAG[,FLAG]...", where the one flag is "proxy" (a PROXY protocol
+ * header starts every connection). A unix path with a comma cannot be
+ * bound. Copies the address into addr and sets *proxy. Returns 0 or -EINVAL
+ * with err set.
+ */
+int srv_bind_flags(const char *spec, char *addr, size_t addr_size, int *proxy, char *err,
+                   size_t err_len);
+
+/*
+ * Create and bind a listening socket for spec (with its flags, see
+ * srv_bind_flags()); a unix socket's file gets
  * mode (srv_listener_open(): SRV_SOCKET_MODE_DEFAULT, 0660) and is removed
  * by srv_listener_close() or srv_listener_shut(). Returns 0 or -errno (err
  * set).

@@ -1031,12 +1031,13 @@ static void
 log_listeners(const struct srv_listener *ls, size_t n_ls)
 {
     for (size_t i = 0; i < n_ls; i++) {
+        const char *proxy = ls[i].proxy ? " (proxy protocol)" : "";
         if (ls[i].family == AF_UNIX)
-            srv_log(SRV_LOG_INFO, "listening on unix:%s", ls[i].host);
+            srv_log(SRV_LOG_INFO, "listening on unix:%s%s", ls[i].host, proxy);
         else if (ls[i].family == AF_INET6)
-            srv_log(SRV_LOG_INFO, "listening on http://[%s]:%s/", ls[i].host, ls[i].port);
+            srv_log(SRV_LOG_INFO, "listening on http://[%s]:%s/%s", ls[i].host, ls[i].port, proxy);
         else
-            srv_log(SRV_LOG_INFO, "listening on http://%s:%s/", ls[i].host, ls[i].port);
+            srv_log(SRV_LOG_INFO, "listening on http://%s:%s/%s", ls[i].host, ls[i].port, proxy);
     }
 }
 

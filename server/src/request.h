@@ -16,6 +16,7 @@
 #include "arena.h"
 #include "config.h"
 #include "core.h"
+#include "forwarded.h"
 #include "head.h"
 #include "http.h"
 #include "listener.h"
@@ -91,6 +92,9 @@ struct srv_http {
     atomic_int thread_seq;
     struct srv_acceptor *acceptor;
     char tmp_dir[512];
+    /* --trusted-proxy, parsed (the environ's rule: gateway/core/forwarded.h). */
+    struct csgi__cidr *trusted;
+    size_t n_trusted;
 };
 
 struct csgi_request {
@@ -159,6 +163,8 @@ struct csgi_request {
     char remote_addr[SRV_INFLIGHT_ADDR_SIZE];
     /* The environ's server_name when the connection's Host memo held (build_environ()). */
     char server_name[sizeof(((struct srv_conn *)0)->host) + 1];
+    /* What a trusted proxy's headers set in the environ (build_environ(), --trusted-proxy). */
+    struct csgi__fwd_buf fwd;
     /*
      * What the head check learned (check_head(): the target, framing, Host);
      * set by csgi__head_check() in place, read only once it accepted the head.

@@ -197,6 +197,9 @@ struct dcase {
     /* When set: the status and the substrings both bodies must hold. */
     int expect_status;
     const char *const *expect;
+    /* Header lines both transports send too (a proxy's), or NULL. */
+    const struct csgi_header *extra;
+    size_t n_extra;
 };
 
 static struct dcase *dcases;
@@ -243,6 +246,45 @@ add_expect(const struct dplugin *p, const char *method, const char *body, const 
 
 #define ADD_PATHS(p, paths) add_paths((p), (paths), sizeof(paths) / sizeof(*(paths)))
 
+/*
+ * Through a trusted proxy (the server runs with --trusted-proxy 127.0.0.1,
+ * the test client trusts its default peer 127.0.0.1): the client's address,
+ * scheme and host the proxy forwarded reach echo's environ on both.
+ */
+static const struct csgi_header fwd_xff[] = {
+    {CSGI_STR_INIT("X-Forwarded-For"), CSGI_STR_INIT("203.0.113.9, 198.51.100.1")},
+    {CSGI_STR_INIT("X-Forwarded-Proto"), CSGI_STR_INIT("https")},
+    {CSGI_STR_INIT("X-Forwarded-Host"), CSGI_STR_INIT("shop.example")},
+};
+static const char *const fwd_xff_expect[] = {"\"remote_addr\":\"198.51.100.1\"",
+                                             "\"url_scheme\":\"https\"",
+                                             "\"server_name\":\"shop.example\"", NULL};
+static const struct csgi_header fwd_rfc[] = {
+    {CSGI_STR_INIT("Forwarded"),
+     CSGI_STR_INIT("for=\"[2001:db8::7]:4711\";proto=https, for=127.0.0.1;proto=http")},
+    {CSGI_STR_INIT("X-Forwarded-For"), CSGI_STR_INIT("192.0.2.1")},
+};
+static const char *const fwd_rfc_expect[] = {"\"remote_addr\":\"2001:db8::7\"",
+                                             "\"url_scheme\":\"https\"", NULL};
+/* An element that is no address ends the walk: the peer stands, and so does the scheme. */
+static const struct csgi_header fwd_bad[] = {
+    {CSGI_STR_INIT("X-Forwarded-For"), CSGI_STR_INIT("198.51.100.1, unknown")},
+    {CSGI_STR_INIT("X-Forwarded-Proto"), CSGI_STR_INIT("https, https")},
+};
+static const char *const fwd_bad_expect[] = {"\"remote_addr\":\"127.0.0.1\"",
+                                             "\"url_scheme\":\"http\"", NULL};
+
+static void
+add_forwarded(const struct dplugin *p, const struct csgi_header *h, size_t n,
+              const char *const *expect)
+{
+    add_expect(p, "GET", NULL, "/fwd", 200, expect);
+    dcases[n_dcases - 1].extra = h;
+    dcases[n_dcases - 1].n_extra = n;
+}
+
+#define ADD_FORWARDED(p, h, expect) add_forwarded((p), (h), sizeof(h) / sizeof(*(h)), (expect))
+
 static void
 build_cases(void)
 {
@@ -270,6 +312,9 @@ build_cases(void)
             add_expect(p, "POST", "an uploaded body\n", "?k=v%20w", 200, echo_post_expect);
             add_expect(p, "DELETE", NULL, "", 405, echo_405_expect);
             add_expect(p, "GET", NULL, "?a=%00", 400, echo_400_expect);
+            ADD_FORWARDED(p, fwd_xff, fwd_xff_expect);
+            ADD_FORWARDED(p, fwd_rfc, fwd_rfc_expect);
+            ADD_FORWARDED(p, fwd_bad, fwd_bad_expect);
         } else if (strcmp(p->name, "upload") == 0) {
             add_case(p, "GET", "HTTP/1.1", "", NULL);
             add_expect(p, "POST", upload_multipart, "", 200, upload_multipart_expect);
@@ -359,12 +404,14 @@ static void
 diff_setup(void)
 {
     static char sets[N_PLUGINS][700];
-    const char *extra[4 + 2 * N_PLUGINS + 1];
+    const char *extra[6 + 2 * N_PLUGINS + 1];
     int n = 0;
 
     h_init(&srv);
     extra[n++] = "--workers";
     extra[n++] = "1";
+    extra[n++] = "--trusted-proxy";
+    extra[n++] = "127.0.0.1";
     extra[n++] = "--log-level";
     extra[n++] = "info";
     for (size_t i = 0; i < N_PLUGINS; i++) {
@@ -529,7 +576,7 @@ static struct csgi_test_response *
 run_testclient(const struct dcase *dc, struct answer *a, struct diffs *d, int *refused)
 {
     const struct dplugin *p = dc->plugin;
-    struct csgi_header headers[5] = {
+    struct csgi_header headers[8] = {
         {CSGI_STR_INIT("Host"), CSGI_STR_INIT("127.0.0.1")},
         {CSGI_STR_INIT("X-Case-Tag"), {dc->tag, strlen(dc->tag)}},
     };
@@ -556,6 +603,8 @@ run_testclient(const struct dcase *dc, struct answer *a, struct diffs *d, int *r
     }
     client = csgi_test_client_open(path, NULL, cfg, p->config_key ? 1 : 0, err, sizeof(err));
     ck_assert_msg(client != NULL, "%s: csgi_test_client_open: %s", path, err);
+    /* As the server's --trusted-proxy 127.0.0.1 (diff_setup()). */
+    ck_assert_int_eq(csgi_test_client_trust_proxy(client, "127.0.0.1"), 0);
     if (dc->body) {
         snprintf(clen, sizeof(clen), "%zu", strlen(dc->body));
         headers[2] = (struct csgi_header){CSGI_STR_INIT("Content-Type"),
@@ -568,6 +617,9 @@ run_testclient(const struct dcase *dc, struct answer *a, struct diffs *d, int *r
     if (dc->cookie)
         headers[rq.n_headers++] =
             (struct csgi_header){CSGI_STR_INIT("Cookie"), csgi_str_c(dc->cookie)};
+    ck_assert_uint_le(rq.n_headers + dc->n_extra, sizeof(headers) / sizeof(*headers));
+    for (size_t i = 0; i < dc->n_extra; i++)
+        headers[rq.n_headers++] = dc->extra[i];
     log_start = csgi_test_client_log_count(client);
     rc = csgi_test_client_request(client, &rq, &resp);
     *refused = rc;
@@ -636,6 +688,9 @@ run_server(const struct dcase *dc, struct answer *a, struct wire_resp *r, char *
                       dc->ctype ? dc->ctype : "text/plain", strlen(dc->body));
     if (dc->cookie)
         n += snprintf(req + n, sizeof(req) - (size_t)n, "Cookie: %s\r\n", dc->cookie);
+    for (size_t i = 0; i < dc->n_extra; i++)
+        n += snprintf(req + n, sizeof(req) - (size_t)n, "%s: %s\r\n", dc->extra[i].name.ptr,
+                      dc->extra[i].value.ptr);
     n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n%s", dc->body ? dc->body : "");
     ck_assert_int_eq(wire_connect(&c, srv.port, 0), 0);
     ck_assert_int_eq(wire_send(&c, req, (size_t)n), 0);

@@ -298,6 +298,28 @@ START_TEST(config_args_bind_empty)
 }
 END_TEST
 
+/* --trusted-proxy: repeatable, each value parsed at once; the command line replaces the file's. */
+START_TEST(config_args_trusted_proxy)
+{
+    const char *path = write_json("{\"trusted-proxy\": [\"10.0.0.0/8\", \"unix\"]}");
+
+    ck_assert_int_eq(parse("--config", path, NULL), 0);
+    ck_assert_uint_eq(cfg.n_trusted_proxies, 2);
+    ck_assert_str_eq(cfg.trusted_proxies[1], "unix");
+    srv_config_free(&cfg);
+    srv_config_init(&cfg);
+    ck_assert_msg(
+        parse("--config", path, "--trusted-proxy", "::1", "--trusted-proxy=192.0.2.7", NULL) == 0,
+        "%s", err);
+    ck_assert_uint_eq(cfg.n_trusted_proxies, 2);
+    ck_assert_str_eq(cfg.trusted_proxies[0], "::1");
+    ck_assert_str_eq(cfg.trusted_proxies[1], "192.0.2.7");
+    ck_assert_int_eq(parse("--trusted-proxy", "10.0.0.1/8", NULL), -1);
+    ck_assert_msg(strstr(err, "--trusted-proxy: \"10.0.0.1/8\" is not"), "%s", err);
+    ck_assert_int_eq(parse("--trusted-proxy", "localhost", NULL), -1);
+}
+END_TEST
+
 START_TEST(config_args_mount)
 {
     ck_assert_int_eq(parse("--mount", "/a=hello", "--mount=/=root", "--mount", "/x/y=deep", NULL),
@@ -699,6 +721,11 @@ static const struct {
      "--max-connections-per-ip (11) is larger than --max-connections (10)"},
     {{"--plugins", "/p", "--max-connections", "10", "--max-connections-per-ip", "10"}, NULL},
     {{"--plugins", "/p", "--max-connections", "10", "--max-connections-per-ip", "0"}, NULL},
+    {{"--plugins", "/p", "--bind", "127.0.0.1:1,proxy", "--bind", "unix:/run/x.sock,proxy"}, NULL},
+    {{"--plugins", "/p", "--bind", "127.0.0.1:1,tls"}, "unknown flag \"tls\""},
+    {{"--plugins", "/p", "--bind", "127.0.0.1:1,"}, "unknown flag \"\""},
+    {{"--plugins", "/p", "--bind", "127.0.0.1:x,proxy"}, "invalid port"},
+    {{"--threads", "65"}, "--plugins is required"},
     {{"--plugins", "/p", "--threads", "65"}, "--threads"},
     {{"--plugins", "/p", "--threads", "64"}, NULL},
     {{"--plugins", "/p", "--workers", "257"}, "--workers"},
@@ -957,6 +984,7 @@ config_suite(void)
     tcase_add_loop_test(tc, config_args_options, 0, (int)N_OF(arg_cases));
     tcase_add_test(tc, config_args_bind_repeat);
     tcase_add_test(tc, config_args_bind_empty);
+    tcase_add_test(tc, config_args_trusted_proxy);
     tcase_add_test(tc, config_args_mount);
     tcase_add_loop_test(tc, config_args_mount_errors, 0, (int)N_OF(mount_errors));
     tcase_add_test(tc, config_args_set);

@@ -66,6 +66,13 @@ struct csgi_test_request {
     const char *url_scheme;
     /** "HTTP/1.1" (the default when NULL) or "HTTP/1.0". */
     const char *protocol;
+    /**
+     * The peer's address, as a server sees the connection's: NULL means
+     * "127.0.0.1"; "" a unix-domain peer (remote_port 0); otherwise an IPv4
+     * or IPv6 address in text. With csgi_test_client_trust_proxy(), a
+     * trusted peer's Forwarded or X-Forwarded-* headers are honoured.
+     */
+    const char *remote_addr;
 };
 
 /** One captured log line. */
@@ -235,6 +242,18 @@ const struct csgi_host_api *csgi_test_client_host_api(const struct csgi_test_cli
  * @param state out: its state. Borrowed: valid until csgi_test_client_free().
  */
 void csgi_test_client_app(const struct csgi_test_client *client, csgi_app_fn *app, void **state);
+
+/**
+ * Trust a proxy, as csgi-server's --trusted-proxy does: requests whose
+ * remote_addr is in @p cidr have their Forwarded or X-Forwarded-For,
+ * -Proto and -Host headers honoured (the environ's remote_addr,
+ * remote_port, url_scheme, server_name and server_port), by the same rule
+ * as the server's. May be called several times; each adds a network.
+ * @param cidr "10.0.0.0/8", "2001:db8::/32", an address alone, or "unix";
+ *             borrowed, parsed at once.
+ * @return 0, CSGI_EINVAL for a bad @p cidr, CSGI_ENOMEM.
+ */
+int csgi_test_client_trust_proxy(struct csgi_test_client *client, const char *cidr);
 
 /**
  * Run one request against the client's application.

@@ -4,7 +4,8 @@
  *
  *   GET|HEAD|POST /echo[/...][?query] -> 200 {"method", "script_name",
  *     "path_info", "query": [[key, value], ...] (decoded, in order),
- *     "headers": [[name, value], ...], "request_id", "body", "body_length"}
+ *     "headers": [[name, value], ...], "request_id", "body", "body_length",
+ *     "remote_addr", "url_scheme", "server_name"}
  *
  * No init_worker(): environ version 2 carries the host api (env->host).
  * The body is read whole, up to ECHO_BODY_MAX bytes (413 beyond), and shown
@@ -65,7 +66,10 @@ echo_fill(cJSON *root, const struct csgi_environ *env, struct csgi_str body)
                     !cJSON_AddStringToObject(root, "path_info", env->path_info.ptr) ||
                     !cJSON_AddStringToObject(root, "request_id", env->request_id.ptr) ||
                     !cJSON_AddStringToObject(root, "body", body.ptr) ||
-                    !cJSON_AddNumberToObject(root, "body_length", (double)body.len)))
+                    !cJSON_AddNumberToObject(root, "body_length", (double)body.len) ||
+                    !cJSON_AddStringToObject(root, "remote_addr", env->remote_addr.ptr) ||
+                    !cJSON_AddStringToObject(root, "url_scheme", env->url_scheme.ptr) ||
+                    !cJSON_AddStringToObject(root, "server_name", env->server_name.ptr)))
         rc = CSGI_ENOMEM;
     return rc;
 }

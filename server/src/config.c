@@ -92,6 +92,12 @@ static const struct opt opts[] = {
     {"error-log", OPT_STR, OFF(error_log), 0, "FILE", "error log (default '-' = stderr)"},
     {"log-level", OPT_LEVEL, OFF(log_level), 0, "LEVEL",
      "error, warn, info, debug or trace (default info)"},
+    {"health", OPT_STR, OFF(health), 0, "PATH",
+     "answer PATH on every listener, before any plugin: 200 while serving, 503 once "
+     "stopping (default off)"},
+    {"drain-delay", OPT_UINT, OFF(drain_delay), 0, "SEC",
+     "on SIGTERM, fail --health (and close each connection after its response) for SEC "
+     "seconds while serving, then stop gracefully (default 0)"},
     {"graceful-timeout", OPT_UINT, OFF(graceful_timeout), 0, "SEC",
      "on reload/stop, wait this long for in-flight requests (default 30)"},
     {"timeout", OPT_UINT, OFF(timeout), 0, "SEC",
@@ -917,6 +923,14 @@ srv_config_validate(const struct srv_config *cfg, char *err, size_t err_len)
     if (cfg->socket_mode && srv_config_socket_mode(cfg) < 0)
         return errf(err, err_len, "option --socket-mode: \"%s\" is not an octal mode 0..0777",
                     cfg->socket_mode);
+    if (cfg->health && (cfg->health[0] != '/' || strpbrk(cfg->health, "?# ") ||
+                        strlen(cfg->health) > SRV_HEALTH_PATH_MAX))
+        return errf(err, err_len,
+                    "option --health: \"%s\" is not a path (/..., no query, at most %d bytes)",
+                    cfg->health, SRV_HEALTH_PATH_MAX);
+    if (cfg->drain_delay > SRV_DRAIN_DELAY_MAX)
+        return errf(err, err_len, "option --drain-delay: %u is above the maximum %d",
+                    cfg->drain_delay, SRV_DRAIN_DELAY_MAX);
     if (cfg->access_json && !cfg->access_log)
         return errf(err, err_len, "option --access-log-json needs --access-log");
     /* setgid() alone would leave the process root: say so rather than half-drop. */

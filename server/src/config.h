@@ -62,6 +62,8 @@ struct srv_config {
     int access_json;
     int log_level;
 
+    char *health;         /* --health: the path answered 200, or 503 once draining */
+    unsigned drain_delay; /* --drain-delay: seconds of failing health before a stop drains */
     unsigned graceful_timeout;
     unsigned timeout;
     unsigned max_requests;

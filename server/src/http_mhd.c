@@ -558,6 +558,17 @@ srv_http_tick(struct srv_http *h)
 /* Responses                                                           */
 /* ------------------------------------------------------------------ */
 
+/*
+ * True once the master fails health checks (SIGTERM with --drain-delay):
+ * each response then closes its connection, so that a balancer's idle
+ * keep-alive connections are gone before the drain closes them under it.
+ */
+static inline int
+health_failing(const struct srv_http *h)
+{
+    return h->board && atomic_load_explicit(&h->board->health_failing, memory_order_relaxed);
+}
+
 static void
 add_common_headers(struct csgi_request *r, struct MHD_Response *resp)
 {
@@ -566,7 +577,7 @@ add_common_headers(struct csgi_request *r, struct MHD_Response *resp)
      * a copy (about 1,400 instructions per response, measured); applications
      * that want one add it.
      */
-    if (r->close_conn || atomic_load(&r->h->draining))
+    if (r->close_conn || atomic_load(&r->h->draining) || health_failing(r->h))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
@@ -981,12 +992,48 @@ build_environ(struct csgi_request *r)
 /* Dispatch                                                            */
 /* ------------------------------------------------------------------ */
 
+/*
+ * --health: answered here, before any plugin, for any method (HAProxy
+ * checks with OPTIONS by default): 200 "ok" while serving, 503 "draining"
+ * once the instance fails health (SIGTERM with --drain-delay) or this
+ * worker drains.
+ */
+static enum MHD_Result
+answer_health(struct csgi_request *r)
+{
+    int failing = atomic_load(&r->h->draining) || health_failing(r->h);
+    static const char ok[] = "ok\n", draining[] = "draining\n";
+    const char *text = failing ? draining : ok;
+    size_t len = failing ? sizeof(draining) - 1 : sizeof(ok) - 1;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_PERSISTENT);
+
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    r->sent_bytes = r->facts.head_request ? 0 : len;
+    return queue(r, failing ? 503 : 200, resp);
+}
+
+static int
+is_health(const struct csgi_request *r)
+{
+    const struct csgi__target *t = &r->facts.target;
+
+    return r->h->health_len && t->path_len == r->h->health_len &&
+           memcmp(t->path, r->h->cfg->health, t->path_len) == 0;
+}
+
 static enum MHD_Result
 dispatch(struct csgi_request *r)
 {
     struct srv_http *h = r->h;
     size_t iter = 0;
     struct srv_plugin *p;
+
+    if (is_health(r))
+        return answer_health(r);
 
     if (r->facts.target.asterisk) {
         struct MHD_Response *resp =
@@ -1229,6 +1276,7 @@ srv_http_new(const struct srv_config *cfg, struct srv_listener *listeners, size_
     h->conns.next = h->conns.prev = &h->conns;
     tmp = cfg->tmp_dir ? cfg->tmp_dir : getenv("TMPDIR");
     snprintf(h->tmp_dir, sizeof(h->tmp_dir), "%s", tmp && *tmp ? tmp : "/tmp");
+    h->health_len = cfg->health ? strlen(cfg->health) : 0;
     h->env_flags = CSGI_ENV_INPUT_TERMINATED | CSGI_ENV_INPUT_BUFFERED;
     if (cfg->threads > 1)
         h->env_flags |= CSGI_ENV_MULTITHREAD;
@@ -1330,6 +1378,7 @@ void
 srv_http_set_score(struct srv_http *h, struct srv_score *sc, struct srv_scoreboard *board)
 {
     h->score = sc;
+    h->board = board;
     srv_acceptor_set_score(h->acceptor, sc, board);
 }
 

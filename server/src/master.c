@@ -103,6 +103,7 @@ struct master {
     struct srv_events events; /* recent reloads and crashes, for the stats */
     int sfd;
     unsigned long long retired_requests;
+    long long drain_at;  /* SIGTERM with --drain-delay: the graceful stop starts then (0: none) */
     int listeners_shut;  /* stopping: the master closed its listening sockets */
     int refusing_logged; /* stopping: "new connections are refused" was logged */
 };
@@ -1082,7 +1083,23 @@ note_refusing(struct master *m)
     srv_log(SRV_LOG_INFO, "stopping: listening sockets closed, new connections are refused");
 }
 
-/* SIGTERM: the first stops gracefully, a second one stops now. */
+/* The graceful stop: every worker drains, the listening sockets close. */
+static void
+graceful_stop(struct master *m)
+{
+    srv_log(SRV_LOG_INFO, "graceful stop (up to %u s)", m->cfg->graceful_timeout);
+    m->stopping = 1;
+    stop_others(m, 0, SIGTERM, m->cfg->graceful_timeout);
+    shut_listeners(m);
+}
+
+/*
+ * SIGTERM: the first stops gracefully; with --drain-delay, after failing
+ * health checks (and closing each connection after its response) for that
+ * long while still serving, so that a balancer stops sending first. A
+ * SIGTERM during the delay starts the graceful stop at once; one during the
+ * stop stops now.
+ */
 static void
 on_sigterm(struct master *m)
 {
@@ -1092,11 +1109,23 @@ on_sigterm(struct master *m)
         signal_all(m, SIGKILL);
         return;
     }
-    srv_log(SRV_LOG_INFO, "SIGTERM: graceful stop (up to %u s)", m->cfg->graceful_timeout);
+    if (m->drain_at) {
+        srv_log(SRV_LOG_INFO, "SIGTERM again: not waiting out --drain-delay");
+        graceful_stop(m);
+        return;
+    }
     sd_notify("STOPPING=1");
-    m->stopping = 1;
-    stop_others(m, 0, SIGTERM, m->cfg->graceful_timeout);
-    shut_listeners(m);
+    atomic_store(&m->sb->health_failing, 1);
+    if (m->cfg->drain_delay) {
+        srv_log(SRV_LOG_INFO,
+                "SIGTERM: failing health checks for %u s (--drain-delay), then a "
+                "graceful stop",
+                m->cfg->drain_delay);
+        m->drain_at = srv_clock_ms() + (long long)m->cfg->drain_delay * 1000;
+        return;
+    }
+    srv_log(SRV_LOG_INFO, "SIGTERM");
+    graceful_stop(m);
 }
 
 /* Act on one signal taken from the signalfd (gunicorn's mapping; see the top of this file). */
@@ -1105,7 +1134,7 @@ on_signal(struct master *m, int sig)
 {
     switch (sig) {
     case SIGHUP:
-        if (!m->stopping) {
+        if (!m->stopping && !m->drain_at) {
             srv_log(SRV_LOG_INFO, "SIGHUP: reload requested");
             sd_notify("RELOADING=1");
             m->notified_ready = 0;
@@ -1179,6 +1208,8 @@ master_step(struct master *m)
     /* Never blocks, and does a bounded amount of work per turn (stats.h). */
     if (m->stats.fd >= 0 && (stats_ready || srv_stats_busy(&m->stats)))
         serve_stats(m);
+    if (m->drain_at && !m->stopping && srv_clock_ms() >= m->drain_at)
+        graceful_stop(m);
     if (m->stopping) {
         if (all_gone(m))
             return 0;

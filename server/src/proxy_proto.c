@@ -130,8 +130,7 @@ v1_parse(const uint8_t *buf, size_t len, struct srv_proxy_header *out, const cha
     count = v1_tokens(line, n, tok, tok_len, 5);
     if (count < 0)
         return fail(why, "proxy v1 header: fields not one space apart, or too many");
-    if (tok_len[0] != 4 ||
-        (memcmp(tok[0], "TCP4", 4) != 0 && memcmp(tok[0], "TCP6", 4) != 0))
+    if (tok_len[0] != 4 || (memcmp(tok[0], "TCP4", 4) != 0 && memcmp(tok[0], "TCP6", 4) != 0))
         return fail(why, "proxy v1 header: the protocol is not TCP4, TCP6 or UNKNOWN");
     if (count != 5)
         return fail(why, "proxy v1 header: want source, destination and two ports");

@@ -89,6 +89,9 @@ struct srv_http {
     pthread_mutex_t conn_lock;
     struct srv_conn conns; /* list head */
     struct srv_score *score;
+    /* The master's board (NULL in --check-config): health_failing. */
+    struct srv_scoreboard *board;
+    size_t health_len; /* strlen(cfg->health), 0: no --health */
     atomic_int thread_seq;
     struct srv_acceptor *acceptor;
     char tmp_dir[512];

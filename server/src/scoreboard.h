@@ -80,6 +80,11 @@ struct srv_score {
 
 struct srv_scoreboard {
     atomic_uint generation;
+    /*
+     * Set by the master on SIGTERM with --drain-delay: --health answers 503
+     * and responses close their connection while the instance still serves.
+     */
+    atomic_int health_failing;
     struct srv_score slots[SRV_MAX_SLOTS];
 };
 

@@ -51,4 +51,8 @@
 /* The default --max-spill: request body bytes a worker keeps in --tmp-dir at once. */
 #define SRV_MAX_SPILL_DEFAULT ((size_t)256 * 1024 * 1024)
 
+/* The longest --health path, and the longest --drain-delay (seconds). */
+#define SRV_HEALTH_PATH_MAX 256
+#define SRV_DRAIN_DELAY_MAX 3600
+
 #endif /* SRV_LIMITS_H */

@@ -356,11 +356,141 @@ START_TEST(proxy_per_ip_limit_counts_the_client)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* --health and --drain-delay                                          */
+/* ------------------------------------------------------------------ */
+
+/* One request on a new connection to port (HTTP/1.1, keep-alive unless said). */
+static char *
+ask(int port, const char *method, const char *path)
+{
+    char req[256];
+    int fd = dial(port), closed;
+    char *out;
+
+    snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: x\r\n\r\n", method, path);
+    send_all(fd, req, strlen(req));
+    out = read_all(fd, 300, &closed);
+    close(fd);
+    return out;
+}
+
+/* True when a connection to port is refused now. */
+static int
+refused(int port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc;
+
+    ck_assert_int_ge(fd, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+    close(fd);
+    return rc < 0 && errno == ECONNREFUSED;
+}
+
+static void
+start_health(struct hserver *s)
+{
+    static const char *const extra[] = {"--health", "/healthz", "--drain-delay", "2", NULL};
+
+    start(s, extra);
+}
+
+START_TEST(health_answers_before_plugins)
+{
+    struct hserver s;
+    char *out;
+
+    start_health(&s);
+    out = ask(s.port, "GET", "/healthz");
+    ck_assert_msg(h_has(out, "HTTP/1.1 200") && h_has(out, "\r\n\r\nok\n"), "%s", out);
+    ck_assert_msg(h_has(out, "Cache-Control: no-store"), "%s", out);
+    free(out);
+    /* Any method (HAProxy checks with OPTIONS), a query ignored, on the PROXY listener too. */
+    out = ask(s.port, "OPTIONS", "/healthz?from=lb");
+    ck_assert_msg(h_has(out, "HTTP/1.1 200"), "%s", out);
+    free(out);
+    {
+        uint8_t hdr[96];
+        int closed;
+        size_t n = v2(hdr, 0x20, 0x00, NULL, 0);
+        static const char req[] = "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        int fd = dial(proxy_port(&s));
+        memcpy(hdr + n, req, sizeof(req) - 1);
+        send_all(fd, hdr, n + sizeof(req) - 1);
+        out = read_all(fd, 300, &closed);
+        close(fd);
+        ck_assert_msg(h_has(out, "HTTP/1.1 200") && !h_has(out, "ok\n"), "%s", out);
+        free(out);
+    }
+    /* Other paths still reach the plugins. */
+    out = ask(s.port, "GET", "/healthz/x");
+    ck_assert_msg(h_has(out, "HTTP/1.1 404"), "%s", out);
+    free(out);
+    ck_assert_int_eq(h_stop(&s, SIGTERM, 10000), 0);
+    h_cleanup(&s);
+}
+END_TEST
+
+START_TEST(health_fails_first_on_sigterm)
+{
+    struct hserver s;
+    long long t0, refused_ms = -1;
+    int status = -1;
+    char *out;
+
+    start_health(&s);
+    t0 = h_ms_now();
+    kill(s.pid, SIGTERM);
+    ck_assert(h_wait_log(&s, "failing health checks for 2 s", 1, 2000));
+    /* Within the delay: health fails, requests are served, each on a closing connection. */
+    out = ask(s.port, "GET", "/healthz");
+    ck_assert_msg(h_has(out, "HTTP/1.1 503") && h_has(out, "draining\n"), "%s", out);
+    free(out);
+    out = ask(s.port, "GET", "/probe/env");
+    ck_assert_msg(h_has(out, "HTTP/1.1 200") && h_has(out, "Connection: close"), "%s", out);
+    free(out);
+    ck_assert_msg(h_ms_now() - t0 < 1500, "the checks took too long to be meaningful");
+    /* Then the drain as before: new connections are refused, the master exits. */
+    while (h_ms_now() - t0 < 6000) {
+        if (refused(s.port)) {
+            refused_ms = h_ms_now() - t0;
+            break;
+        }
+        h_sleep_ms(20);
+    }
+    ck_assert_msg(refused_ms >= 1900 && refused_ms < 4000, "refused after %lld ms", refused_ms);
+    status = h_stop(&s, 0, 10000);
+    ck_assert_int_eq(status, 0);
+    h_cleanup(&s);
+}
+END_TEST
+
+START_TEST(health_second_sigterm_skips_the_delay)
+{
+    struct hserver s;
+    long long t0;
+
+    start_health(&s);
+    kill(s.pid, SIGTERM);
+    ck_assert(h_wait_log(&s, "failing health checks", 1, 2000));
+    t0 = h_ms_now();
+    ck_assert_int_eq(h_stop(&s, SIGTERM, 10000), 0);
+    ck_assert_msg(h_ms_now() - t0 < 1500, "stopped after %lld ms", h_ms_now() - t0);
+    ck_assert_int_eq(h_log_count(&s, "not waiting out --drain-delay"), 1);
+    h_cleanup(&s);
+}
+END_TEST
+
 static Suite *
 proxy_suite(void)
 {
     Suite *s = suite_create("proxy");
-    TCase *tc = tcase_create("proxy");
+    TCase *tc = tcase_create("proxy"), *health;
 
     tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
@@ -372,6 +502,12 @@ proxy_suite(void)
     tcase_add_test(tc, proxy_peer_decides_trust);
     tcase_add_test(tc, proxy_per_ip_limit_counts_the_client);
     suite_add_tcase(s, tc);
+    health = tcase_create("health");
+    tcase_set_timeout(health, 60);
+    tcase_add_test(health, health_answers_before_plugins);
+    tcase_add_test(health, health_fails_first_on_sigterm);
+    tcase_add_test(health, health_second_sigterm_skips_the_delay);
+    suite_add_tcase(s, health);
     return s;
 }
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Check the shipped systemd units and logrotate file: systemd-analyze verify
 # on the units (with ExecStart pointed at the built server, since verify
-# wants the binary to exist), and the logrotate file parsed by logrotate
+# wants the binary to exist; csgi@.service as its instance csgi@a), the
+# instances' JSON configurations (--check-config), and the logrotate file parsed by logrotate
 # --debug (with its paths moved into a temporary directory). A tool that is
 # not installed skips its check, saying so.
 # Usage: install_test.sh SOURCE_DIR SERVER
@@ -27,12 +28,25 @@ if grep -E "^#? *ListenStream=/run/$rtdir/" "$sock" >/dev/null; then
     exit 1
 fi
 
+# The instances of csgi@.service: their JSON configurations pass --check-config.
+mkdir -p "$tmp/plugins"
+for inst in a b; do
+    "$server" --config "$src/contrib/systemd/$inst.json" --plugins "$tmp/plugins" --check-config \
+        --error-log "$tmp/check.log" >/dev/null ||
+        { echo "contrib/systemd/$inst.json fails --check-config:"; cat "$tmp/check.log"; exit 1; }
+done
+grep -qxF 'ExecStart=/usr/local/bin/csgi-server $CSGI_ARGS' "$src/contrib/systemd/csgi@.service" ||
+    { echo "csgi@.service lacks its ExecStart"; exit 1; }
+
 if command -v systemd-analyze >/dev/null 2>&1; then
     mkdir -p "$tmp/units"
     sed "s|/usr/local/bin/csgi-server|$server|g" "$svc" >"$tmp/units/csgi.service"
+    sed "s|/usr/local/bin/csgi-server|$server|g" "$src/contrib/systemd/csgi@.service" \
+        >"$tmp/units/csgi@.service"
     cp "$sock" "$tmp/units/csgi.socket"
     # verify prints its findings on stderr and exits non-zero on errors.
-    if ! out=$(cd "$tmp/units" && systemd-analyze verify --man=no ./csgi.socket ./csgi.service 2>&1); then
+    if ! out=$(cd "$tmp/units" &&
+        systemd-analyze verify --man=no ./csgi.socket ./csgi.service ./csgi@a.service 2>&1); then
         echo "systemd-analyze verify failed:"
         echo "$out"
         exit 1

@@ -140,7 +140,7 @@ def start_nginx(root, a, b, front):
     fe = {"keepalive": free_port(), "http10": free_port()}
     site = substitute(slurp(os.path.join(SRC, "contrib/nginx/csgi.conf")),
                       {"127.0.0.1:8080": fe["keepalive"], "127.0.0.1:8090": fe["http10"],
-                       "127.0.0.1:8001": a.port, "127.0.0.1:8002": b.port})
+                       "127.0.0.1:8011": a.port, "127.0.0.1:8012": b.port})
     site_path = os.path.join(root, "csgi.conf")
     with open(site_path, "w") as f:
         f.write(site)

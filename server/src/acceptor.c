@@ -461,15 +461,14 @@ accept_burst(struct srv_acceptor *a, size_t index)
             }
             return;
         }
-        if (l->proxy) {
-            pending_start(a, index, fd, &ss, sl);
-            continue;
-        }
         /*
          * Count the connection now, not when the daemon thread reports it
-         * started: the balance check needs to see a burst as it happens.
+         * started: the balance check needs to see a burst as it happens. A
+         * PROXY listener's is counted once its header is read (pending_hand()).
          */
-        if (a->hand(a->cls, index, fd, (const struct sockaddr *)&ss, sl) == 0)
+        if (l->proxy)
+            pending_start(a, index, fd, &ss, sl);
+        else if (a->hand(a->cls, index, fd, (const struct sockaddr *)&ss, sl) == 0)
             publish_conns(a, atomic_fetch_add(&a->conn_count, 1) + 1);
         if (over_share(a))
             return;

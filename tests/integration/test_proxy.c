@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -27,23 +28,31 @@
 static struct hserver a;
 static int a_proxy_port;
 
-/* The port of the listener whose "listening on" line says "(proxy protocol)". */
+/* The port of the TCP listener whose "listening on" line says "(proxy protocol)". */
 static int
 proxy_port(const struct hserver *s)
 {
     char *log = h_slurp(s->log, NULL);
-    char *at = strstr(log, "(proxy protocol)");
+    const char *tcp = "listening on http://127.0.0.1:";
     int port = 0;
 
-    while (at && at > log && at[-1] != '\n')
-        at--;
-    at = at ? strstr(at, "127.0.0.1:") : NULL;
-    if (at)
-        port = atoi(at + strlen("127.0.0.1:"));
+    for (char *line = log; line && *line && !port;) {
+        char *eol = strchr(line, '\n'), *at;
+        if (eol)
+            *eol = '\0';
+        at = strstr(line, tcp);
+        if (at && strstr(line, "(proxy protocol)"))
+            port = atoi(at + strlen(tcp));
+        line = eol ? eol + 1 : NULL;
+    }
     free(log);
     ck_assert_msg(port > 0, "no proxy listener in %s", s->log);
     return port;
 }
+
+/* unix:DIR/proxy.sock,proxy of server a (its private dir), and the socket's path. */
+static char a_unix_bind[400];
+static char a_unix_path[400];
 
 static void
 start(struct hserver *s, const char *const *extra)
@@ -53,6 +62,14 @@ start(struct hserver *s, const char *const *extra)
 
     h_init(s);
     h_add_plugin(s, "probe.so", NULL);
+    if (s == &a) {
+        /* A unix socket's path has 107 bytes at most: the private dir is short. */
+        ck_assert_int_lt(snprintf(a_unix_path, sizeof(a_unix_path), "%s/proxy.sock", s->dir), 108);
+        ck_assert_int_lt(snprintf(a_unix_bind, sizeof(a_unix_bind), "unix:%s,proxy", a_unix_path),
+                         (int)sizeof(a_unix_bind));
+        args[n++] = "--bind";
+        args[n++] = a_unix_bind;
+    }
     args[n++] = "--bind";
     args[n++] = "127.0.0.1:0,proxy";
     args[n++] = "--workers";
@@ -241,6 +258,31 @@ START_TEST(proxy_v2_header_in_pieces)
     ck_assert_msg(h_has(out, "remote_port=12345\n"), "%s", out);
     ck_assert(access_names(&a, "2001:db8::42"));
     free(out);
+}
+END_TEST
+
+/* A unix socket with the flag: the header's client is the peer (not "" as for unix peers). */
+START_TEST(proxy_on_a_unix_socket)
+{
+    static const char in[] = "PROXY TCP4 192.0.2.77 10.0.0.1 40000 80\r\n"
+                             "GET /probe/env HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    struct sockaddr_un sa;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), closed;
+    char *out;
+
+    ck_assert_int_ge(fd, 0);
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    ck_assert_int_lt(snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", a_unix_path),
+                     (int)sizeof(sa.sun_path));
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    send_all(fd, in, sizeof(in) - 1);
+    out = read_all(fd, 5000, &closed);
+    close(fd);
+    ck_assert_msg(h_has(out, "remote_addr=192.0.2.77\n"), "%s", out);
+    ck_assert_msg(h_has(out, "remote_port=40000\n"), "%s", out);
+    free(out);
+    ck_assert(access_names(&a, "192.0.2.77"));
 }
 END_TEST
 
@@ -495,6 +537,7 @@ proxy_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, proxy_v1_client_reaches_app_and_log);
     tcase_add_test(tc, proxy_v2_header_in_pieces);
+    tcase_add_test(tc, proxy_on_a_unix_socket);
     tcase_add_test(tc, proxy_local_and_unknown_keep_the_peer);
     tcase_add_test(tc, proxy_malformed_closes_and_logs);
     tcase_add_test(tc, proxy_slow_header_costs_one_descriptor);

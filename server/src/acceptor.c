@@ -349,6 +349,9 @@ pending_read(struct srv_acceptor *a, struct pending *p)
 {
     uint8_t skip[512];
 
+    /* An event fetched in the same batch as the one that closed it: nothing to do. */
+    if (p->fd < 0)
+        return 1;
     if (!p->parsed) {
         int rc = pending_peek(a, p);
         if (rc != 0)

@@ -366,14 +366,26 @@ single_value(const struct csgi_environ *env, const char *name)
     return v;
 }
 
-static int
-any_line(const struct csgi_environ *env, const char *name)
+/* Which of the fields the rule reads the request has (one pass, by length first). */
+enum { HAS_FORWARDED = 1, HAS_XFF = 2, HAS_XFP = 4, HAS_XFH = 8 };
+
+static unsigned
+fields_present(const struct csgi_environ *env)
 {
+    unsigned has = 0;
+
     for (size_t i = 0; i < env->n_headers; i++) {
-        if (csgi__str_ieq(env->headers[i].name.ptr, env->headers[i].name.len, name))
-            return 1;
+        const struct csgi_str *n = &env->headers[i].name;
+        if (n->len == 9 && csgi__str_ieq(n->ptr, n->len, "forwarded"))
+            has |= HAS_FORWARDED;
+        else if (n->len == 15 && csgi__str_ieq(n->ptr, n->len, "x-forwarded-for"))
+            has |= HAS_XFF;
+        else if (n->len == 17 && csgi__str_ieq(n->ptr, n->len, "x-forwarded-proto"))
+            has |= HAS_XFP;
+        else if (n->len == 16 && csgi__str_ieq(n->ptr, n->len, "x-forwarded-host"))
+            has |= HAS_XFH;
     }
-    return 0;
+    return has;
 }
 
 static int
@@ -421,12 +433,16 @@ csgi__forwarded_apply(const struct csgi__cidr *trusted, size_t n_trusted, struct
                       struct csgi__fwd_buf *buf)
 {
     int forwarded, changed = 0;
+    unsigned has;
     struct walk w;
 
-    if (!n_trusted ||
-        !csgi__cidr_match(trusted, n_trusted, env->remote_addr.ptr, env->remote_addr.len))
+    if (!n_trusted)
         return 0;
-    forwarded = any_line(env, "forwarded");
+    /* The headers first: most requests have none, and that costs one pass over the names. */
+    has = fields_present(env);
+    if (!has || !csgi__cidr_match(trusted, n_trusted, env->remote_addr.ptr, env->remote_addr.len))
+        return 0;
+    forwarded = (has & HAS_FORWARDED) != 0;
     walk_list(trusted, n_trusted, env, forwarded, &w);
     if (w.found && inet_ntop(w.client.family == 4 ? AF_INET : AF_INET6, w.client.addr, buf->addr,
                              sizeof(buf->addr))) {
@@ -435,8 +451,8 @@ csgi__forwarded_apply(const struct csgi__cidr *trusted, size_t n_trusted, struct
         changed = 1;
     }
     if (!forwarded) {
-        w.proto = single_value(env, "x-forwarded-proto");
-        w.host = single_value(env, "x-forwarded-host");
+        w.proto = has & HAS_XFP ? single_value(env, "x-forwarded-proto") : (struct csgi_str){0};
+        w.host = has & HAS_XFH ? single_value(env, "x-forwarded-host") : (struct csgi_str){0};
     }
     /* The scheme first: a host without a port takes the scheme's. */
     if (w.proto.ptr)

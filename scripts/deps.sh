@@ -38,9 +38,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-pkgs="gcc pkg-config meson ninja-build libmicrohttpd-dev libcjson-dev libsqlite3-dev zlib1g-dev"
+pkgs="gcc pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-dev libcjson-dev libsqlite3-dev zlib1g-dev"
 if [ "$want_test" = yes ]; then
-    pkgs="$pkgs check libcurl4-openssl-dev clang libclang-rt-14-dev clang-format binutils python3 g++ curl valgrind wrk haproxy nginx-light"
+    pkgs="$pkgs check libcurl4-openssl-dev clang libclang-rt-14-dev clang-format binutils python3 g++ curl valgrind wrk haproxy nginx-light openssl"
     # The status page's browser test (tests/browser): headless Chromium, about 120 MB to
     # fetch and 410 MB installed (17 s on the development machine).
     pkgs="$pkgs chromium"
@@ -122,11 +122,16 @@ pc_version() {
     fi
 }
 
-# prefix_ok DIR: DIR/libmicrohttpd.pc is 1.0.x, with its run path (see add_rpath), and the
-# library it names is there: a complete install, not one cut short.
+# prefix_ok DIR: DIR/libmicrohttpd.pc is 1.0.x, built with HTTPS (it requires gnutls), with
+# its run path (see add_rpath), and the library it names is there: a complete install, not
+# one cut short. A prefix built before csgi-server had TLS (--disable-https) is rebuilt.
 prefix_ok() {
     case $(pc_version "$1") in
-    1.0.*) grep -q 'rpath' "$1/libmicrohttpd.pc" && [ -e "$1/../libmicrohttpd.so" ] ;;
+    1.0.*)
+        grep -q 'rpath' "$1/libmicrohttpd.pc" &&
+            grep -q '^Requires.private:.*gnutls' "$1/libmicrohttpd.pc" &&
+            [ -e "$1/../libmicrohttpd.so" ]
+        ;;
     *) return 1 ;;
     esac
 }
@@ -157,7 +162,7 @@ build_mhd10() {
             apt-get "$@" source libmicrohttpd &&
             cd libmicrohttpd-1.*/ &&
             ./configure --prefix="$dir/prefix" --disable-static --disable-doc \
-                --disable-examples --disable-curl --disable-https --enable-silent-rules &&
+                --disable-examples --disable-curl --enable-https --enable-silent-rules &&
             make -j"$(nproc)" &&
             make install
     ) >"$log" 2>&1 || {

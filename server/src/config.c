@@ -18,6 +18,7 @@
 #include "listener.h"
 #include "log.h"
 #include "srv_limits.h"
+#include "tls.h"
 
 enum opt_type {
     OPT_FLAG,   /* no argument */
@@ -31,6 +32,7 @@ enum opt_type {
     OPT_LEVEL,  /* log level name */
     OPT_CONFIG, /* --config FILE (handled first) */
     OPT_TRUST,  /* repeatable --trusted-proxy */
+    OPT_LIST,   /* repeatable string (struct srv_strlist) */
 };
 
 struct opt {
@@ -47,11 +49,22 @@ struct opt {
 static const struct opt opts[] = {
     {"bind", OPT_BIND, OFF(binds), 0, "ADDR",
      "listen on host:port, [v6]:port, :port (every interface) or unix:/path (repeatable; "
-     "default 127.0.0.1:8000); ADDR,proxy: each connection starts with a PROXY protocol "
-     "header (v1 or v2)"},
+     "default 127.0.0.1:8000); https://host:port serves TLS (needs --tls-cert); ADDR,proxy: "
+     "each connection starts with a PROXY protocol header (v1 or v2)"},
     {"trusted-proxy", OPT_TRUST, OFF(trusted_proxies), 0, "CIDR",
      "honour Forwarded and X-Forwarded-For/-Proto/-Host from peers in CIDR (an address, "
      "10.0.0.0/8, ::1, or unix for unix-socket peers; repeatable; default none)"},
+    {"tls-cert", OPT_LIST, OFF(tls_certs), 0, "FILE",
+     "PEM certificate chain for https:// binds (repeatable: the first is the default, the "
+     "others are chosen by the client's SNI)"},
+    {"tls-key", OPT_LIST, OFF(tls_keys), 0, "FILE",
+     "PEM private key of each --tls-cert, in the same order (read by the master as root)"},
+    {"tls-priorities", OPT_STR, OFF(tls_priorities), 0, "STR",
+     "GnuTLS priority string (default " SRV_TLS_PRIORITIES_DEFAULT ": TLS 1.2 and 1.3)"},
+    {"tls-client-ca", OPT_STR, OFF(tls_client_ca), 0, "FILE",
+     "ask clients for a certificate and verify it against the CAs in this PEM file"},
+    {"tls-client-verify", OPT_STR, OFF(tls_client_verify), 0, "MODE",
+     "with --tls-client-ca: require (no verified certificate: 403; default) or optional"},
     {"plugins", OPT_STR, OFF(plugin_dir), 0, "DIR", "load every *.so in DIR (sorted order)"},
     {"mount", OPT_MOUNT, OFF(mounts), 0, "/PREFIX=NAME",
      "mount plugin NAME at /PREFIX (repeatable; default: the plugin's own mount)"},
@@ -172,6 +185,16 @@ free_trusted(struct srv_config *cfg)
 }
 
 static void
+free_list(struct srv_strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static void
 free_mounts(struct srv_config *cfg)
 {
     for (size_t i = 0; i < cfg->n_mounts; i++) {
@@ -224,7 +247,11 @@ srv_config_free(struct srv_config *cfg)
             free(*slot);
             *slot = NULL;
         }
+        if (o->type == OPT_LIST)
+            free_list((struct srv_strlist *)(void *)((char *)cfg + o->offset));
     }
+    srv_tls_free(cfg->tls);
+    cfg->tls = NULL;
 }
 
 static int __attribute__((format(printf, 3, 4)))
@@ -499,6 +526,14 @@ apply(struct srv_config *cfg, const struct opt *o, const char *val, char *err, s
         cfg->trusted_proxies[cfg->n_trusted_proxies++] = xstrdup(val);
         return 0;
     }
+    case OPT_LIST: {
+        struct srv_strlist *l = slot;
+        if (!*val)
+            return errf(err, err_len, "option --%s: empty value", o->name);
+        l->v = xgrow(l->v, l->n + 1, sizeof(*l->v));
+        l->v[l->n++] = xstrdup(val);
+        return 0;
+    }
     case OPT_MOUNT: {
         const char *eq = strchr(val, '=');
         if (!eq)
@@ -670,7 +705,7 @@ json_key(struct srv_config *cfg, const cJSON *item, char *err, size_t err_len)
     if (o->type == OPT_WRAP && cJSON_IsObject(item))
         return json_wraps(cfg, item, err, err_len);
     if (cJSON_IsArray(item) && (o->type == OPT_BIND || o->type == OPT_MOUNT || o->type == OPT_SET ||
-                                o->type == OPT_WRAP || o->type == OPT_TRUST))
+                                o->type == OPT_WRAP || o->type == OPT_TRUST || o->type == OPT_LIST))
         return json_list(cfg, o, item, err, err_len);
     if (json_scalar(item, num, sizeof(num), &s) < 0)
         return errf(err, err_len, "config: key \"%s\" has a value of the wrong type", o->name);
@@ -784,6 +819,7 @@ int
 srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err, size_t err_len)
 {
     int cli_binds = 0, cli_mounts = 0, cli_sets = 0, cli_wraps = 0, cli_trusted = 0;
+    int cli_certs = 0, cli_keys = 0;
 
     /*
      * --config first, so that every other option overrides the file. Walk the
@@ -851,6 +887,10 @@ srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err, 
             free_wraps(cfg);
         if (o->type == OPT_TRUST && !cli_trusted++)
             free_trusted(cfg);
+        if (o->type == OPT_LIST && o->offset == OFF(tls_certs) && !cli_certs++)
+            free_list(&cfg->tls_certs);
+        if (o->type == OPT_LIST && o->offset == OFF(tls_keys) && !cli_keys++)
+            free_list(&cfg->tls_keys);
         if (apply(cfg, o, val, err, err_len) < 0)
             return -1;
     }
@@ -887,6 +927,26 @@ check_addr(const char *opt, const char *spec, char *err, size_t err_len)
     return 0;
 }
 
+/* The TLS options agree with each other. */
+static int
+validate_tls(const struct srv_config *cfg, char *err, size_t err_len)
+{
+    if (cfg->tls_certs.n != cfg->tls_keys.n)
+        return errf(err, err_len,
+                    "options --tls-cert and --tls-key: %zu certificate(s) but %zu key(s) (give "
+                    "one key per certificate, in the same order)",
+                    cfg->tls_certs.n, cfg->tls_keys.n);
+    if (cfg->tls_client_verify && strcmp(cfg->tls_client_verify, "require") != 0 &&
+        strcmp(cfg->tls_client_verify, "optional") != 0)
+        return errf(err, err_len, "option --tls-client-verify: \"%s\" is not require or optional",
+                    cfg->tls_client_verify);
+    if (cfg->tls_client_verify && !cfg->tls_client_ca)
+        return errf(err, err_len, "option --tls-client-verify needs --tls-client-ca");
+    if ((cfg->tls_client_ca || cfg->tls_priorities) && !cfg->tls_certs.n)
+        return errf(err, err_len, "options --tls-client-ca and --tls-priorities need --tls-cert");
+    return 0;
+}
+
 int
 srv_config_validate(const struct srv_config *cfg, char *err, size_t err_len)
 {
@@ -915,9 +975,15 @@ srv_config_validate(const struct srv_config *cfg, char *err, size_t err_len)
         }
     }
     for (size_t i = 0; i < cfg->n_binds; i++) {
-        if (check_addr("--bind", cfg->binds[i], err, err_len) < 0)
+        int tls;
+        if (check_addr("--bind", srv_bind_address(cfg->binds[i], &tls), err, err_len) < 0)
             return -1;
+        if (tls && !cfg->tls_certs.n)
+            return errf(err, err_len, "option --bind \"%s\" needs --tls-cert and --tls-key",
+                        cfg->binds[i]);
     }
+    if (validate_tls(cfg, err, err_len) < 0)
+        return -1;
     if (cfg->stats && check_addr("--stats", cfg->stats, err, err_len) < 0)
         return -1;
     if (cfg->socket_mode && srv_config_socket_mode(cfg) < 0)
@@ -970,6 +1036,14 @@ srv_config_check_paths(const struct srv_config *cfg, char *err, size_t err_len)
     if (!S_ISDIR(st.st_mode))
         return errf(err, err_len, "option --plugins: \"%s\" is not a directory", cfg->plugin_dir);
     return 0;
+}
+
+int
+srv_config_load_tls(struct srv_config *cfg, char *err, size_t err_len)
+{
+    srv_tls_free(cfg->tls);
+    cfg->tls = NULL;
+    return srv_tls_load(cfg, &cfg->tls, err, err_len);
 }
 
 void

@@ -29,6 +29,14 @@ struct srv_wrap {
     size_t n_middleware;
 };
 
+/* A repeatable string option (--tls-cert, --tls-key). */
+struct srv_strlist {
+    char **v;
+    size_t n;
+};
+
+struct srv_tls;
+
 struct srv_config {
     char **binds;
     size_t n_binds;
@@ -82,6 +90,19 @@ struct srv_config {
     int show_version;
     char *status_addr;
     unsigned status_timeout;
+
+    /* TLS (https:// binds): files and settings as given; see tls.h. */
+    struct srv_strlist tls_certs;
+    struct srv_strlist tls_keys;
+    char *tls_priorities;
+    char *tls_client_ca;
+    char *tls_client_verify; /* "require" (default) or "optional" */
+    /*
+     * What srv_tls_load() read from those files (the master's, at start and
+     * for each reload's configuration; workers inherit it). Freed with the
+     * configuration. NULL: no certificate.
+     */
+    struct srv_tls *tls;
 };
 
 /* Defaults; see the option table in config.c (and README.md). */
@@ -112,6 +133,12 @@ int srv_config_check_paths(const struct srv_config *cfg, char *err, size_t err_l
  * octal mode 0..0777.
  */
 int srv_config_socket_mode(const struct srv_config *cfg);
+
+/*
+ * Load cfg's TLS files into cfg->tls (srv_tls_load()), and check that every
+ * https:// bind has a certificate. Returns 0 or -1 with err set.
+ */
+int srv_config_load_tls(struct srv_config *cfg, char *err, size_t err_len);
 
 /* Print --help (the option table) to f. */
 void srv_config_usage(FILE *f);

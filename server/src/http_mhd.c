@@ -527,6 +527,7 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
     c->next->prev = c->prev;
     pthread_mutex_unlock(&h->conn_lock);
     free(c->head_memo);
+    srv_tls_facts_free(c->tls);
     free(c);
     *socket_context = NULL;
 }
@@ -926,6 +927,50 @@ forwarded(struct csgi_request *r)
     }
 }
 
+/*
+ * A TLS connection's facts, taken at its first request (the handshake is
+ * over once a request line has arrived), kept with the connection.
+ */
+static const struct srv_tls_facts *
+tls_facts(struct csgi_request *r)
+{
+    const union MHD_ConnectionInfo *ci;
+
+    if (!r->sconn)
+        return NULL;
+    if (!r->sconn->tls) {
+        ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        if (ci && ci->tls_session)
+            r->sconn->tls = srv_tls_facts_take(ci->tls_session);
+    }
+    return r->sconn->tls;
+}
+
+/*
+ * The environ of a request on a TLS connection: url_scheme "https", the TLS
+ * flag and the facts, copied into the arena (the request may outlive its
+ * connection, which holds the facts).
+ */
+static void
+tls_environ(struct csgi_request *r)
+{
+    const struct srv_tls_facts *f = tls_facts(r);
+    struct csgi_tls *t = &r->tls;
+
+    r->env.url_scheme = cstr("https", 5);
+    r->env.flags |= CSGI_ENV_TLS;
+    if (!f)
+        return;
+    srv_tls_facts_environ(f, t);
+    t->protocol = arena_str(r, t->protocol.ptr, t->protocol.len);
+    t->cipher = arena_str(r, t->cipher.ptr, t->cipher.len);
+    t->sni = arena_str(r, t->sni.ptr, t->sni.len);
+    t->client_verify = arena_str(r, t->client_verify.ptr, t->client_verify.len);
+    t->client_s_dn = arena_str(r, t->client_s_dn.ptr, t->client_s_dn.len);
+    t->client_i_dn = arena_str(r, t->client_i_dn.ptr, t->client_i_dn.len);
+    r->env.tls = t;
+}
+
 static void
 build_environ(struct csgi_request *r)
 {
@@ -951,6 +996,9 @@ build_environ(struct csgi_request *r)
     e->server_protocol = cstr(r->version, r->version_len);
     e->url_scheme = cstr("http", 4);
     e->reserved = 0;
+    e->tls = NULL;
+    if (r->slot->l->tls)
+        tls_environ(r);
     /*
      * Copied from the connection: a request can outlive its connection (a
      * body closed after the client left), its environ must not. The whole
@@ -1094,6 +1142,28 @@ dispatch_timed(struct csgi_request *r)
     return ret;
 }
 
+/*
+ * With --tls-client-ca and --tls-client-verify require, a request on a
+ * connection without a verified client certificate is refused (nginx's
+ * "ssl_verify_client on" answers such a request with an error too, after the
+ * handshake). True when refused, with r->early_why set.
+ */
+static int
+tls_refused(struct csgi_request *r)
+{
+    const struct srv_tls_facts *f = tls_facts(r);
+
+    if (!f) {
+        r->early_why = "TLS session unknown";
+        return 1;
+    }
+    if (srv_tls_client_required(r->h->cfg->tls) && !srv_tls_facts_verified(f)) {
+        r->early_why = "no verified client certificate (--tls-client-verify require)";
+        return 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -1120,6 +1190,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         status = check_head(r);
         if (status)
             return queue_error(r, status, r->early_why, 1);
+        if (r->slot->l->tls && tls_refused(r))
+            return queue_error(r, 403, r->early_why, 1);
         if (r->facts.content_length > 0 && (uint64_t)r->facts.content_length > cfg->max_body) {
             return queue_error(r, 413, "Content-Length above --max-body", 1);
         }
@@ -1296,6 +1368,37 @@ srv_http_api(struct srv_http *h)
     return &h->api;
 }
 
+/*
+ * The options that make a https:// listener's daemons speak TLS (an empty
+ * list for plain HTTP): the priority string, the certificate callback (SNI)
+ * and, with --tls-client-ca, the CAs whose client certificates are asked
+ * for. libmicrohttpd offers ALPN "http/1.1" (and "http/1.0") itself.
+ */
+static int
+tls_options(const struct srv_http *h, const struct daemon_slot *s, struct MHD_OptionItem *ops,
+            unsigned *flags)
+{
+    const struct srv_tls *t = h->cfg->tls;
+    size_t n = 0;
+
+    if (s->l->tls) {
+        if (!t) {
+            srv_log(SRV_LOG_ERROR, "\"%s\" serves TLS but no certificate was loaded", s->l->spec);
+            return -1;
+        }
+        *flags |= MHD_USE_TLS;
+        ops[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)srv_tls_priorities(t)};
+        ops[n++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0, srv_tls_cert_callback()};
+        if (srv_tls_client_ca(t))
+            ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                                               (void *)srv_tls_client_ca(t)};
+    }
+    ops[n] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    return 0;
+}
+
 int
 srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
 {
@@ -1305,10 +1408,12 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
     if (threads > SRV_MAX_THREADS)
         threads = SRV_MAX_THREADS;
     h->plugins = plugins;
+    srv_tls_use(cfg->tls);
     for (size_t i = 0; i < h->n_slots; i++) {
         struct daemon_slot *s = &h->slots[i];
         unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                          MHD_USE_NO_LISTEN_SOCKET;
+        struct MHD_OptionItem tls_ops[4];
         /*
          * --max-connections is the acceptor's to keep: it hands over no more
          * than that (over_share()), to whichever daemon pick_daemon() likes.
@@ -1353,9 +1458,11 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
             {MHD_OPTION_END, 0, NULL},
         };
 
+        if (tls_options(h, s, tls_ops, &flags) < 0)
+            return -1;
         for (unsigned k = 0; k < threads; k++) {
             s->d[k] = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, ops,
-                                       MHD_OPTION_END);
+                                       MHD_OPTION_ARRAY, tls_ops, MHD_OPTION_END);
             if (!s->d[k]) {
                 srv_log(SRV_LOG_ERROR, "cannot start libmicrohttpd for \"%s\"", s->l->spec);
                 return -1;

@@ -181,26 +181,40 @@ srv_listener_open(struct srv_listener *l, const char *spec, char *err, size_t er
     return srv_listener_open_mode(l, spec, SRV_SOCKET_MODE_DEFAULT, err, err_len);
 }
 
+const char *
+srv_bind_address(const char *spec, int *tls)
+{
+    *tls = 0;
+    if (strncmp(spec, "https://", 8) == 0) {
+        *tls = 1;
+        return spec + 8;
+    }
+    if (strncmp(spec, "http://", 7) == 0)
+        return spec + 7;
+    return spec;
+}
+
 int
-srv_listener_open_mode(struct srv_listener *l, const char *spec, int mode, char *err,
+srv_listener_open_mode(struct srv_listener *l, const char *bind_spec, int mode, char *err,
                        size_t err_len)
 {
     char host[256], addr[512];
-    const char *port;
+    const char *port, *spec;
     struct addrinfo hints, *res = NULL, *ai;
     int rc, e = 0;
 
     memset(l, 0, sizeof(*l));
     l->fd = -1;
-    l->spec = strdup(spec);
+    l->spec = strdup(bind_spec);
     if (!l->spec)
         return -ENOMEM;
-    rc = srv_bind_flags(spec, addr, sizeof(addr), &l->proxy, err, err_len);
+    rc = srv_bind_flags(bind_spec, addr, sizeof(addr), &l->proxy, err, err_len);
     if (rc < 0)
         return rc;
-    if (strncmp(addr, "unix:", 5) == 0)
-        return open_unix(l, addr + 5, mode, err, err_len);
-    rc = srv_addr_split(addr, host, sizeof(host), &port, err, err_len);
+    spec = srv_bind_address(addr, &l->tls);
+    if (strncmp(spec, "unix:", 5) == 0)
+        return open_unix(l, spec + 5, mode, err, err_len);
+    rc = srv_addr_split(spec, host, sizeof(host), &port, err, err_len);
     if (rc < 0)
         return rc;
     memset(&hints, 0, sizeof(hints));

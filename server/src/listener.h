@@ -15,7 +15,14 @@ struct srv_listener {
     char port[8];   /* actual port after bind ("0" for unix) */
     int inherited;  /* from LISTEN_FDS */
     int proxy;      /* ",proxy": each connection starts with a PROXY protocol header */
+    int tls;        /* bound as https://ADDR: connections speak TLS */
 };
+
+/*
+ * The address of a --bind spec without its scheme: "https://ADDR" gives ADDR
+ * and sets *tls, "http://ADDR" gives ADDR; any other spec is returned as is.
+ */
+const char *srv_bind_address(const char *spec, int *tls);
 
 /*
  * True when port is a port number as --bind and --stats take it: 1 to 5

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "master.h"
 #include "plugin_loader.h"
+#include "tls.h"
 
 /* Descriptors a worker needs beside its connections: listeners, log files, plugins. */
 #define FD_HEADROOM 64
@@ -76,14 +77,24 @@ wrap_list(const struct srv_plugin *p, char *buf, size_t size)
  * a database file, for one).
  */
 static int
-check_config(const struct srv_config *cfg)
+check_config(struct srv_config *cfg)
 {
+    char tls_err[512];
+    int tls_failed = 0;
     struct srv_plugin_set set;
     struct srv_plugin_report rep;
     struct srv_http *h;
     int failed;
     char keys[256], wraps[512];
 
+    /* Read as the master reads them: before the switch to --user. */
+    if (srv_config_load_tls(cfg, tls_err, sizeof(tls_err)) < 0) {
+        printf("FAILED  %-31s %s\n", "tls", tls_err);
+        tls_failed = 1;
+    } else if (cfg->tls) {
+        printf("ok      %-20s %zu certificate(s), priorities \"%s\"\n", "tls",
+               srv_tls_cert_count(cfg->tls), srv_tls_priorities(cfg->tls));
+    }
     if (srv_master_drop_privileges(cfg) < 0)
         return 1;
     failed = srv_plugins_load_report(&set, cfg, &rep);
@@ -116,6 +127,7 @@ check_config(const struct srv_config *cfg)
     printf("\n");
     if (rep.n_unknown_settings)
         failed++;
+    failed += tls_failed;
     srv_plugin_report_free(&rep);
     srv_plugins_unload(&set);
     srv_http_free(h);
@@ -464,11 +476,25 @@ main(int argc, char **argv)
         srv_config_free(&cfg);
         return 2;
     }
+    if (cfg.tls_certs.n && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+        fprintf(stderr, "csgi-server: libmicrohttpd %s was built without TLS: no https:// bind\n",
+                MHD_get_version());
+        srv_log_close();
+        srv_config_free(&cfg);
+        return 2;
+    }
     if (cfg.check_config) {
         rc = check_config(&cfg);
         srv_log_close();
         srv_config_free(&cfg);
         return rc;
+    }
+    /* The keys are read here, as the user that started the server (root, with --user). */
+    if (srv_config_load_tls(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "csgi-server: %s\n", err);
+        srv_log_close();
+        srv_config_free(&cfg);
+        return 2;
     }
     raise_fd_limit(&cfg);
     if (srv_listener_adopt_systemd(&ls, &n_ls) <= 0) {

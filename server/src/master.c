@@ -34,6 +34,7 @@
 #include "priv_helper.h"
 #include "scoreboard.h"
 #include "stats.h"
+#include "tls.h"
 #include "worker.h"
 
 /* The longest the loop sleeps between steps: the resolution of the master's timers. */
@@ -681,6 +682,29 @@ apply_stats_addr(struct master *m, const char *old_addr)
     srv_log(SRV_LOG_INFO, "reload: stats now on \"%s\"", addr);
 }
 
+/*
+ * Read the new configuration's certificates and keys again (a renewal is
+ * picked up here), and check that the https:// sockets, which a reload
+ * keeps, still have a certificate. After --user the files are read as that
+ * user. Returns 0 or -1 with err set.
+ */
+static int
+reload_tls(const struct master *m, struct srv_config *ncfg, char *err, size_t err_len)
+{
+    if (srv_config_load_tls(ncfg, err, err_len) < 0)
+        return -1;
+    for (size_t i = 0; i < m->n_ls; i++) {
+        if (m->ls[i].tls && !ncfg->tls) {
+            snprintf(err, err_len, "\"%s\" serves TLS and the new configuration has no --tls-cert",
+                     m->ls[i].spec);
+            return -1;
+        }
+    }
+    if (ncfg->tls)
+        srv_log(SRV_LOG_INFO, "reload: %zu TLS certificate(s) read", srv_tls_cert_count(ncfg->tls));
+    return 0;
+}
+
 static void
 start_reload(struct master *m)
 {
@@ -695,7 +719,8 @@ start_reload(struct master *m)
     srv_config_init(ncfg);
     if (srv_config_parse_args(ncfg, m->argc, m->argv, err, sizeof(err)) < 0 ||
         srv_config_validate(ncfg, err, sizeof(err)) < 0 ||
-        srv_config_check_paths(ncfg, err, sizeof(err)) < 0) {
+        srv_config_check_paths(ncfg, err, sizeof(err)) < 0 ||
+        reload_tls(m, ncfg, err, sizeof(err)) < 0) {
         srv_log(SRV_LOG_ERROR, "reload refused, old workers keep serving: %s", err);
         srv_events_add(&m->events, SRV_EVENT_RELOAD_REFUSED, m->generation, uptime_ms(m), "%s",
                        err);
@@ -1036,9 +1061,11 @@ log_listeners(const struct srv_listener *ls, size_t n_ls)
         if (ls[i].family == AF_UNIX)
             srv_log(SRV_LOG_INFO, "listening on unix:%s%s", ls[i].host, proxy);
         else if (ls[i].family == AF_INET6)
-            srv_log(SRV_LOG_INFO, "listening on http://[%s]:%s/%s", ls[i].host, ls[i].port, proxy);
+            srv_log(SRV_LOG_INFO, "listening on %s://[%s]:%s/%s", ls[i].tls ? "https" : "http",
+                    ls[i].host, ls[i].port, proxy);
         else
-            srv_log(SRV_LOG_INFO, "listening on http://%s:%s/%s", ls[i].host, ls[i].port, proxy);
+            srv_log(SRV_LOG_INFO, "listening on %s://%s:%s/%s", ls[i].tls ? "https" : "http",
+                    ls[i].host, ls[i].port, proxy);
     }
 }
 

@@ -22,6 +22,7 @@
 #include "listener.h"
 #include "plugin_loader.h"
 #include "scoreboard.h"
+#include "tls.h"
 
 #define READER_BLOCK   (32 * 1024)
 #define FIRST_ARENA    4096
@@ -59,6 +60,8 @@ struct srv_conn {
      */
     struct csgi__head_memo *head_memo;
     unsigned long requests;
+    /* A TLS connection's facts, taken at its first request (tls_facts()); NULL before. */
+    struct srv_tls_facts *tls;
 };
 
 /*
@@ -179,6 +182,8 @@ struct csgi_request {
      * env_built is set.
      */
     struct csgi_environ env;
+    /* The environ's tls on a TLS connection, its strings in the arena (build_environ()). */
+    struct csgi_tls tls;
     /* The host core's response state (on_uri()), and what it planned (respond()). */
     struct csgi__response core;
     struct csgi__plan plan;

@@ -27,7 +27,8 @@
     X(csgi_chunk, 16)                                                                              \
     X(csgi_input, 40)                                                                              \
     X(csgi_errors, 40)                                                                             \
-    X(csgi_environ, 288)                                                                           \
+    X(csgi_environ, 296)                                                                           \
+    X(csgi_tls, 104)                                                                               \
     X(csgi_exc_info, 24)                                                                           \
     X(csgi_responder, 32)                                                                          \
     X(csgi_body, 40)                                                                               \
@@ -81,6 +82,15 @@
     X(csgi_environ, host, 256)                                                                     \
     X(csgi_environ, request_id, 264)                                                               \
     X(csgi_environ, input_length, 280)                                                             \
+    X(csgi_environ, tls, 288)                                                                      \
+    X(csgi_tls, version, 0)                                                                        \
+    X(csgi_tls, reserved, 4)                                                                       \
+    X(csgi_tls, protocol, 8)                                                                       \
+    X(csgi_tls, cipher, 24)                                                                        \
+    X(csgi_tls, sni, 40)                                                                           \
+    X(csgi_tls, client_verify, 56)                                                                 \
+    X(csgi_tls, client_s_dn, 72)                                                                   \
+    X(csgi_tls, client_i_dn, 88)                                                                   \
     X(csgi_exc_info, version, 0)                                                                   \
     X(csgi_exc_info, code, 4)                                                                      \
     X(csgi_exc_info, message, 8)                                                                   \
@@ -198,11 +208,12 @@
     X(CSGI_VERSION_HEX, 0x010200)                                                                  \
     X(CSGI_PLUGIN_VERSION, 2)                                                                      \
     X(CSGI_HOST_API_VERSION, 2)                                                                    \
-    X(CSGI_ENVIRON_VERSION, 2)                                                                     \
+    X(CSGI_ENVIRON_VERSION, 3)                                                                     \
     X(CSGI_INPUT_VERSION, 1)                                                                       \
     X(CSGI_ERRORS_VERSION, 1)                                                                      \
     X(CSGI_RESPONDER_VERSION, 1)                                                                   \
     X(CSGI_BODY_VERSION, 1)                                                                        \
+    X(CSGI_TLS_VERSION, 1)                                                                         \
     X(CSGI_EXC_INFO_VERSION, 1)
 
 #endif /* CSGI_TEST_ABI_PINS_H */

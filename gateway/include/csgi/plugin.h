@@ -237,6 +237,34 @@ struct csgi_errors {
 /* ------------------------------------------------------------------ */
 
 /**
+ * The TLS facts of a request's connection (environ version 3, @c tls): the
+ * C form of the CGI/WSGI servers' HTTPS and SSL_* variables (SPEC.md 4.2.1).
+ * Every string is valid until the request is finished, never NULL ("" when
+ * the fact is absent).
+ */
+struct csgi_tls {
+#define CSGI_TLS_VERSION 1
+    uint32_t version;
+    uint32_t reserved;
+    /** "TLSv1.2" or "TLSv1.3" (SSL_PROTOCOL). */
+    struct csgi_str protocol;
+    /** The cipher suite's IANA name, "TLS_AES_128_GCM_SHA256" (SSL_CIPHER). */
+    struct csgi_str cipher;
+    /** The server name the client asked for (SNI), "" when it sent none (SSL_TLS_SNI). */
+    struct csgi_str sni;
+    /**
+     * The client certificate: "NONE" (none presented, or none asked for),
+     * "SUCCESS" (verified against the server's client CAs) or "FAILED:"
+     * followed by the reason (SSL_CLIENT_VERIFY).
+     */
+    struct csgi_str client_verify;
+    /** The client certificate's subject DN (RFC 4514), "" without one (SSL_CLIENT_S_DN). */
+    struct csgi_str client_s_dn;
+    /** The client certificate's issuer DN (RFC 4514), "" without one (SSL_CLIENT_I_DN). */
+    struct csgi_str client_i_dn;
+};
+
+/**
  * Everything the server knows about one request: the C form of the WSGI
  * environ. The server fills it; the application may change any field (new
  * strings must then come from csgi_host_api.alloc()); middleware passes a
@@ -244,7 +272,7 @@ struct csgi_errors {
  * request is finished.
  */
 struct csgi_environ {
-#define CSGI_ENVIRON_VERSION 2
+#define CSGI_ENVIRON_VERSION 3
     uint32_t version;
     /** enum csgi_environ_flags. */
     uint32_t flags;
@@ -317,6 +345,14 @@ struct csgi_environ {
      * length it received, while content_length stays -1 (SPEC.md 4.2).
      */
     int64_t input_length;
+
+    /* Since version 3: read only when CSGI_HAS(env, 3). */
+
+    /**
+     * The connection's TLS facts when it is TLS (CSGI_ENV_TLS), else NULL.
+     * Borrowed; valid until the request is finished (SPEC.md 4.2.1).
+     */
+    const struct csgi_tls *tls;
 };
 
 /* ------------------------------------------------------------------ */

@@ -151,6 +151,9 @@ do_env(struct probe *st, struct csgi_environ *env, const struct csgi_responder *
         cap += env->headers[i].name.len + env->headers[i].value.len + 16;
     for (size_t i = 0; i < env->n_config; i++)
         cap += strlen(env->config[i].key) + strlen(env->config[i].value) + 16;
+    if (CSGI_HAS(env, 3) && env->tls)
+        cap += 128 + env->tls->protocol.len + env->tls->cipher.len + env->tls->sni.len +
+               env->tls->client_verify.len + env->tls->client_s_dn.len + env->tls->client_i_dn.len;
     p = st->api->alloc(env->request, cap);
     if (!p)
         return CSGI_ENOMEM;
@@ -174,6 +177,17 @@ do_env(struct probe *st, struct csgi_environ *env, const struct csgi_responder *
     n += (size_t)snprintf(p + n, cap - n, "query_string_null=%d\n", env->query_string.ptr == NULL);
     if (st->api->header_get(env, "host", 0, &host) == 0)
         n += (size_t)snprintf(p + n, cap - n, "host_lookup=%.*s\n", (int)host.len, host.ptr);
+    if (CSGI_HAS(env, 3) && env->tls) {
+#define T(name, f)                                                                                 \
+    n += (size_t)snprintf(p + n, cap - n, name "=%.*s\n", (int)env->tls->f.len, env->tls->f.ptr)
+        T("ssl_protocol", protocol);
+        T("ssl_cipher", cipher);
+        T("ssl_tls_sni", sni);
+        T("ssl_client_verify", client_verify);
+        T("ssl_client_s_dn", client_s_dn);
+        T("ssl_client_i_dn", client_i_dn);
+#undef T
+    }
     for (size_t i = 0; i < env->n_headers; i++)
         n += (size_t)snprintf(p + n, cap - n, "header=%.*s: %.*s\n", (int)env->headers[i].name.len,
                               env->headers[i].name.ptr, (int)env->headers[i].value.len,

@@ -119,6 +119,7 @@ struct csgi_request {
     struct tc_block *arena;
 
     struct csgi_environ env;
+    struct csgi_tls tls;
     struct csgi_input input;
     struct csgi_errors errors;
     struct csgi__input input_state;
@@ -613,6 +614,34 @@ tc_peer_valid(const char *addr)
     return !addr || !*addr || inet_pton(AF_INET, addr, a) == 1 || inet_pton(AF_INET6, addr, a) == 1;
 }
 
+/*
+ * env->tls for an https request: the caller's facts, copied, or a TLS 1.3
+ * connection without SNI or client certificate.
+ */
+static int
+tc_fill_tls(struct csgi_request *req, const struct csgi_tls *from)
+{
+    static const struct csgi_tls defaults = {
+        CSGI_TLS_VERSION, 0,           {"TLSv1.3", 7}, {"TLS_AES_128_GCM_SHA256", 22},
+        {"", 0},          {"NONE", 4}, {"", 0},        {"", 0},
+    };
+    const struct csgi_tls *src = from ? from : &defaults;
+    struct csgi_tls *t = &req->tls;
+    const struct csgi_str *in[] = {&src->protocol,      &src->cipher,      &src->sni,
+                                   &src->client_verify, &src->client_s_dn, &src->client_i_dn};
+    struct csgi_str *out[] = {&t->protocol,      &t->cipher,      &t->sni,
+                              &t->client_verify, &t->client_s_dn, &t->client_i_dn};
+
+    memset(t, 0, sizeof(*t));
+    t->version = CSGI_TLS_VERSION;
+    for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+        if (tc_set_str(req, out[i], in[i]->ptr ? in[i]->ptr : "", in[i]->ptr ? in[i]->len : 0) < 0)
+            return CSGI_ENOMEM;
+    }
+    req->env.tls = t;
+    return CSGI_OK;
+}
+
 static int
 tc_build_environ(struct csgi_request *req, const struct csgi_test_request *rq)
 {
@@ -627,8 +656,11 @@ tc_build_environ(struct csgi_request *req, const struct csgi_test_request *rq)
     req->env.request = req;
     if (strcmp(scheme, "https") == 0)
         req->env.flags |= CSGI_ENV_TLS;
-    else if (strcmp(scheme, "http") != 0)
+    else if (strcmp(scheme, "http") != 0 || rq->tls)
         return CSGI_EINVAL;
+    req->env.tls = NULL;
+    if ((req->env.flags & CSGI_ENV_TLS) && tc_fill_tls(req, rq->tls) < 0)
+        return CSGI_ENOMEM;
     if ((rq->body_len && !rq->body) || (rq->n_headers && !rq->headers) ||
         !tc_peer_valid(rq->remote_addr))
         return CSGI_EINVAL;

@@ -42,6 +42,7 @@ enum val_rule {
     R_ENV_FLAGS,
     R_ENV_CONFIG,
     R_ENV_V2,
+    R_ENV_V3,
     R_SRV_CALL_ARGS,
     R_SRV_RESPONDER,
     R_SRV_BODY_INIT,
@@ -139,6 +140,9 @@ static const struct csgi_validator_rule val_rules[R__COUNT] = {
                   "environ version 2: host is NULL or older than version 2, request_id is "
                   "empty or not printable, or input_length is below -1 or differs from "
                   "content_length"},
+    [R_ENV_V3] = {"env.v3", "-", 0,
+                  "environ version 3: tls is NULL with url_scheme https or set without it, or "
+                  "one of its strings is missing (SPEC 4.2.1)"},
     [R_SRV_CALL_ARGS] = {"srv.call_args", "16", 0,
                          "call() or next() got a NULL environ, responder, body or chunk"},
     [R_SRV_RESPONDER] = {"srv.responder", "18", 0,
@@ -723,12 +727,34 @@ val_check_env_v2(struct csgi_validator *v, struct val_req *rq, const struct csgi
     return count;
 }
 
+/* The field of environ version 3 (SPEC 4.2.1): the TLS facts, exactly on TLS. */
+static int
+val_check_env_v3(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env)
+{
+    int count = 0;
+    const struct csgi_tls *t = env->tls;
+
+    if (!CSGI_HAS(env, 3))
+        return 0;
+    /* Against url_scheme: a flag that disagrees with it is env.flags's report. */
+    if (!t != !val_eq(env->url_scheme, "https")) {
+        VAL_ENV(R_ENV_V3, "tls is %s but url_scheme is \"%.*s\"", t ? "set" : "NULL",
+                val_fmt_len(env->url_scheme), val_fmt_ptr(env->url_scheme));
+        return count;
+    }
+    if (t && (t->version < 1 || !t->protocol.ptr || !t->cipher.ptr || !t->sni.ptr ||
+              !t->client_verify.ptr || !t->client_s_dn.ptr || !t->client_i_dn.ptr))
+        VAL_ENV(R_ENV_V3, "tls (version %u) has a missing string", (unsigned)t->version);
+    return count;
+}
+
 /* Check everything the server put in the environ; returns the number of violations. */
 static int
 val_check_env(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env)
 {
     return val_check_env_line(v, rq, env) + val_check_env_server(v, rq, env) +
-           val_check_env_streams(v, rq, env) + val_check_env_v2(v, rq, env);
+           val_check_env_streams(v, rq, env) + val_check_env_v2(v, rq, env) +
+           val_check_env_v3(v, rq, env);
 }
 
 #undef VAL_ENV

@@ -235,6 +235,11 @@ static struct {
     char config0[64];
     int terminated;
     int streams;
+    int tls_set;
+    char tls_protocol[32];
+    char tls_sni[64];
+    char tls_verify[64];
+    char tls_s_dn[128];
 } g_env;
 
 static int
@@ -268,6 +273,13 @@ env_app(void *state, struct csgi_environ *env, const struct csgi_responder *resp
     copy_str(g_env.scheme, sizeof(g_env.scheme), env->url_scheme);
     copy_str(g_env.remote, sizeof(g_env.remote), env->remote_addr);
     g_env.remote_port = env->remote_port;
+    if (CSGI_HAS(env, 3) && env->tls) {
+        g_env.tls_set = 1;
+        copy_str(g_env.tls_protocol, sizeof(g_env.tls_protocol), env->tls->protocol);
+        copy_str(g_env.tls_sni, sizeof(g_env.tls_sni), env->tls->sni);
+        copy_str(g_env.tls_verify, sizeof(g_env.tls_verify), env->tls->client_verify);
+        copy_str(g_env.tls_s_dn, sizeof(g_env.tls_s_dn), env->tls->client_s_dn);
+    }
     g_env.n_headers = env->n_headers;
     g_env.n_config = env->n_config;
     if (env->n_config)
@@ -366,7 +378,43 @@ START_TEST(testclient_environ_https_and_protocol)
     ck_assert_str_eq(g_env.port, "443");
     ck_assert_str_eq(g_env.protocol, "HTTP/1.0");
     ck_assert(g_env.flags & CSGI_ENV_TLS);
+    /* The default TLS facts: TLS 1.3, no SNI, no client certificate. */
+    ck_assert(g_env.tls_set);
+    ck_assert_str_eq(g_env.tls_protocol, "TLSv1.3");
+    ck_assert_str_eq(g_env.tls_sni, "");
+    ck_assert_str_eq(g_env.tls_verify, "NONE");
     csgi_test_response_free(resp);
+    csgi_test_client_free(c);
+}
+END_TEST
+
+START_TEST(testclient_environ_tls_facts)
+{
+    struct csgi_test_client *c = app_client(env_app, "");
+    struct csgi_tls tls = {.version = CSGI_TLS_VERSION,
+                           .protocol = CSGI_STR_INIT("TLSv1.2"),
+                           .sni = CSGI_STR_INIT("example.org"),
+                           .client_verify = CSGI_STR_INIT("SUCCESS"),
+                           .client_s_dn = CSGI_STR_INIT("CN=alice")};
+    struct csgi_test_request rq = {.target = "/", .url_scheme = "https", .tls = &tls};
+    struct csgi_test_response *resp = run(c, &rq);
+
+    ck_assert(g_env.tls_set);
+    ck_assert_str_eq(g_env.tls_protocol, "TLSv1.2");
+    ck_assert_str_eq(g_env.tls_sni, "example.org");
+    ck_assert_str_eq(g_env.tls_verify, "SUCCESS");
+    ck_assert_str_eq(g_env.tls_s_dn, "CN=alice");
+    csgi_test_response_free(resp);
+    /* Plain HTTP: no facts, and facts without https are refused. */
+    rq.url_scheme = NULL;
+    rq.tls = NULL;
+    resp = run(c, &rq);
+    ck_assert(!g_env.tls_set);
+    csgi_test_response_free(resp);
+    rq.tls = &tls;
+    resp = NULL;
+    ck_assert_int_eq(csgi_test_client_request(c, &rq, &resp), CSGI_EINVAL);
+    ck_assert_ptr_null(resp);
     csgi_test_client_free(c);
 }
 END_TEST
@@ -2087,6 +2135,7 @@ testclient_suite(void)
     tcase_add_test(tc, testclient_environ_fields);
     tcase_add_test(tc, testclient_environ_defaults);
     tcase_add_test(tc, testclient_environ_https_and_protocol);
+    tcase_add_test(tc, testclient_environ_tls_facts);
     tcase_add_test(tc, testclient_environ_server_name_from_host);
     tcase_add_test(tc, testclient_environ_config_visible);
     tcase_add_test(tc, testclient_query_split_at_first_question_mark);

@@ -1157,6 +1157,16 @@ m_v2_host(struct csgi_environ *e)
     e->host = NULL;
 }
 
+static void
+m_v3_tls_missing(struct csgi_environ *e)
+{
+    /* An https request whose facts are gone. */
+    e->flags |= CSGI_ENV_TLS;
+    e->url_scheme.ptr = "https";
+    e->url_scheme.len = 5;
+    e->tls = NULL;
+}
+
 #define STRICT_CT CSGI_VALIDATOR_STRICT_CONTENT_TYPE
 #define STRICT_H  CSGI_VALIDATOR_STRICT_HEADERS
 
@@ -1194,6 +1204,7 @@ static const struct vcase bad_cases[] = {
     {"env.v2", NULL, good_stream, 0, NULL, 0, SRV_NONE, m_v2_request_id, 0},
     {"env.v2", NULL, good_stream, 0, NULL, 1, SRV_NONE, m_v2_input_length, 0},
     {"env.v2", NULL, good_stream, 0, NULL, 0, SRV_NONE, m_v2_host, 0},
+    {"env.v3", NULL, good_stream, 0, NULL, 0, SRV_NONE, m_v3_tls_missing, 0},
     /* The server's behaviour. */
     {"srv.call_args", NULL, good_stream, 0, NULL, 0, SRV_CALL_NULL_ENV, NULL, 0},
     {"srv.responder", NULL, good_stream, 0, NULL, 0, SRV_NO_WRITE, NULL, 0},

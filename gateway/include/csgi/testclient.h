@@ -73,6 +73,13 @@ struct csgi_test_request {
      * trusted peer's Forwarded or X-Forwarded-* headers are honoured.
      */
     const char *remote_addr;
+    /**
+     * The environ's TLS facts (env->tls, SPEC.md 4.2.1) for an "https"
+     * request; NULL gives TLSv1.3, TLS_AES_128_GCM_SHA256, no SNI and no
+     * client certificate ("NONE"). Its strings are copied; a NULL string
+     * reads as "". Only with url_scheme "https" (CSGI_EINVAL otherwise).
+     */
+    const struct csgi_tls *tls;
 };
 
 /** One captured log line. */

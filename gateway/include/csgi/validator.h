@@ -100,7 +100,8 @@
  *
  * Rules beyond wsgiref (PEP 3333 requirements, Rack::Lint, the CSGI ABI):
  * env.request, env.raw_target, env.server_protocol, env.config, env.v2 (the
- * fields of environ version 2, SPEC 4.2 invariants 12 and 16), srv.body_init,
+ * fields of environ version 2, SPEC 4.2 invariants 12 and 16), env.v3 (the TLS
+ * facts of environ version 3, SPEC 4.2.1), srv.body_init,
  * srv.input_rewind, srv.state_not_enforced, srv.next_after_done,
  * app.declined_late, app.start_response_twice, app.hop_by_hop,
  * app.content_length_header, app.headers_sent_ignored, app.write_before_start,

@@ -117,7 +117,8 @@ srv_addr_split(const char *spec, char *host, size_t host_size, const char **port
 
     if (scheme) {
         snprintf(err, err_len,
-                 "address \"%s\": give host:port, not a URL (e.g. 127.0.0.1:8000, [::1]:8000)",
+                 "address \"%s\": give host:port, not a URL (e.g. 127.0.0.1:8000, [::1]:8000; "
+                 "https://host:port for TLS)",
                  spec);
         return -EINVAL;
     }
@@ -189,8 +190,6 @@ srv_bind_address(const char *spec, int *tls)
         *tls = 1;
         return spec + 8;
     }
-    if (strncmp(spec, "http://", 7) == 0)
-        return spec + 7;
     return spec;
 }
 

@@ -19,8 +19,8 @@ struct srv_listener {
 };
 
 /*
- * The address of a --bind spec without its scheme: "https://ADDR" gives ADDR
- * and sets *tls, "http://ADDR" gives ADDR; any other spec is returned as is.
+ * The address of a --bind spec: "https://ADDR" gives ADDR and sets *tls;
+ * any other spec is returned as is (and clears *tls).
  */
 const char *srv_bind_address(const char *spec, int *tls);
 

@@ -707,7 +707,7 @@ END_TEST
 /* ------------------------------------------------------------------ */
 
 static const struct {
-    const char *args[10];
+    const char *args[14];
     /* NULL: valid; else a fragment of the error. */
     const char *frag;
 } validate_cases[] = {
@@ -753,6 +753,21 @@ static const struct {
     /* A group without a user would keep uid 0: refused. */
     {{"--plugins", "/p", "--group", "nogroup"}, "--group needs --user"},
     {{"--plugins", "/p", "--group", "nogroup", "--user", "nobody"}, NULL},
+    /* TLS: https:// binds need a certificate; keys pair with certificates in order. */
+    {{"--plugins", "/p", "--bind", "https://127.0.0.1:8443"}, "needs --tls-cert and --tls-key"},
+    {{"--plugins", "/p", "--bind", "https://127.0.0.1:8443", "--tls-cert", "c", "--tls-key", "k"},
+     NULL},
+    {{"--plugins", "/p", "--bind", "https://127.0.0.1:x", "--tls-cert", "c", "--tls-key", "k"},
+     "invalid port \"x\""},
+    {{"--plugins", "/p", "--bind", "http://127.0.0.1:8000"}, "not a URL"},
+    {{"--plugins", "/p", "--tls-cert", "c", "--tls-key", "k", "--tls-cert", "c2"},
+     "2 certificate(s) but 1 key(s)"},
+    {{"--plugins", "/p", "--tls-cert", "c", "--tls-key", "k", "--tls-client-verify", "optional"},
+     "--tls-client-verify needs --tls-client-ca"},
+    {{"--plugins", "/p", "--tls-cert", "c", "--tls-key", "k", "--tls-client-ca", "ca",
+      "--tls-client-verify", "sometimes"},
+     "\"sometimes\" is not require or optional"},
+    {{"--plugins", "/p", "--tls-client-ca", "ca"}, "need --tls-cert"},
 };
 
 static const struct {

@@ -507,6 +507,12 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
             return;
         c->fd = ci ? ci->connect_fd : -1;
         conn_remote_addr(conn, c);
+        if (slot->l->tls) {
+            /* Before the handshake: libmicrohttpd reads nothing before this call. */
+            ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+            if (ci && ci->tls_session)
+                srv_tls_session_start(ci->tls_session);
+        }
         atomic_store(&c->deadline_ms,
                      srv_clock_coarse_ms() + (long long)h->cfg->header_timeout * 1000);
         pthread_mutex_lock(&h->conn_lock);

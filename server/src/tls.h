@@ -61,6 +61,12 @@ void srv_tls_use(const struct srv_tls *t);
 void *srv_tls_cert_callback(void);
 
 /*
+ * Prepare a new connection's GnuTLS session (a gnutls_session_t) before its
+ * handshake: session tickets (resumption), with this process's key.
+ */
+void srv_tls_session_start(void *session);
+
+/*
  * The TLS facts of one connection, taken once (at its first request) from its
  * GnuTLS session (a gnutls_session_t): protocol, cipher suite, SNI and, with
  * --tls-client-ca, the client certificate's verification and names. Returns

@@ -321,6 +321,50 @@ START_TEST(tls_alpn_and_key_hygiene)
 }
 END_TEST
 
+/*
+ * Session tickets: a client that kept the first connection's ticket resumes
+ * (python3's ssl module, OpenSSL), and the resumed connection still knows its
+ * client certificate.
+ */
+START_TEST(tls_session_resumed)
+{
+    char cmd[2400], out[400], *text;
+    const char *py =
+        "import socket, ssl, sys\n"
+        "d = sys.argv[1]\n"
+        "ctx = ssl.create_default_context(cafile=d + '/ca.pem')\n"
+        "ctx.load_cert_chain(d + '/client.pem', d + '/client.key')\n"
+        "sess = None\n"
+        "for i in range(2):\n"
+        "    s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[2]))),\n"
+        "                        server_hostname='a.test', session=sess)\n"
+        "    s.sendall(b'GET /probe/env HTTP/1.1\\r\\nHost: a.test\\r\\n"
+        "Connection: close\\r\\n\\r\\n')\n"
+        "    body = b''\n"
+        "    while True:\n"
+        "        b = s.recv(65536)\n"
+        "        if not b: break\n"
+        "        body += b\n"
+        "    print('reused=%d' % s.session_reused)\n"
+        "    print(body.decode())\n"
+        "    sess = s.session\n"
+        "    s.close()\n";
+
+    snprintf(out, sizeof(out), "%s/resume.out", srv.dir);
+    snprintf(cmd, sizeof(cmd), "timeout 20 python3 -c \"$PY\" '%s' %d >'%s' 2>&1", certs, tls_port,
+             out);
+    setenv("PY", py, 1);
+    ck_assert_int_eq(system(cmd), 0);
+    text = h_slurp(out, NULL);
+    ck_assert_msg(h_has(text, "reused=0\n") && h_has(text, "reused=1\n"), "%s", text);
+    /* Both connections: the client certificate verified, on the resumed one too. */
+    ck_assert_msg(strstr(text, "ssl_client_verify=SUCCESS\n") &&
+                      strstr(strstr(text, "reused=1\n"), "ssl_client_verify=SUCCESS\n"),
+                  "%s", text);
+    free(text);
+}
+END_TEST
+
 /* Last in its case: it changes the server's certificate files. */
 START_TEST(tls_reload_swaps_certificate)
 {
@@ -466,6 +510,7 @@ tls_suite(void)
     tcase_add_test(tc, tls_sni_picks_certificate);
     tcase_add_test(tc, tls_client_certificate_optional);
     tcase_add_test(tc, tls_alpn_and_key_hygiene);
+    tcase_add_test(tc, tls_session_resumed);
     tcase_add_test(tc, tls_strict);
     tcase_add_test(tc, tls_check_config);
     tcase_add_test(tc, tls_reload_swaps_certificate);

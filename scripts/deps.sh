@@ -40,7 +40,7 @@ done
 
 pkgs="gcc pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-dev libcjson-dev libsqlite3-dev zlib1g-dev"
 if [ "$want_test" = yes ]; then
-    pkgs="$pkgs check libcurl4-openssl-dev clang libclang-rt-14-dev clang-format binutils python3 g++ curl valgrind wrk haproxy nginx-light openssl"
+    pkgs="$pkgs check libcurl4-openssl-dev clang libclang-rt-14-dev clang-format binutils python3 g++ curl valgrind wrk haproxy nginx nginx-light openssl"
     # The status page's browser test (tests/browser): headless Chromium, about 120 MB to
     # fetch and 410 MB installed (17 s on the development machine).
     pkgs="$pkgs chromium"

@@ -5,7 +5,8 @@ Modules, in the order a run uses them:
 - common: endpoints, targets and their order, load shapes, what each target is, logging
 - build: set-up (tools, the release build, what it built)
 - targets: discovering and selecting targets
-- server: one server process, /proc readings, HTTP checks and the keep-alive client
+- server: one server process, /proc readings, HTTP(S) checks and the keep-alive client
+- tls: --tls, the certificate and TLS settings csgi-server and nginx share
 - load: wrk runs (load mode)
 - instructions: instructions per request (--instructions)
 - stats: summaries of the runs (pure)

@@ -19,6 +19,7 @@ from .load import load_mode
 from . import readme
 from .output import render, write_outputs
 from .stats import aggregate
+from .tls import CIPHER, GROUP, make_cert
 from .targets import discover, prepare, select
 
 
@@ -86,6 +87,10 @@ def main():
     ap.add_argument("--shape", choices=["keepalive", "close", "both"], default="keepalive",
                     help="keepalive: many requests per connection; close: \"Connection: close\" "
                     "on every request, so one connection per request; both: a table for each")
+    ap.add_argument("--tls", action="store_true",
+                    help="serve over HTTPS: csgi-server targets and nginx with one certificate "
+                    "(ECDSA P-256), TLS 1.3, TLS_AES_128_GCM_SHA256 and X25519; with --shape "
+                    "close every request is a new handshake; other targets are skipped")
     ap.add_argument("-t", "--threads-load", type=int, default=1, help="wrk threads")
     ap.add_argument("-w", "--workers", type=int, default=NCPU, help="server worker processes")
     ap.add_argument("--threads", type=int, default=1, help="server threads per worker")
@@ -171,6 +176,8 @@ def main():
     args.shapes = SHAPES if args.shape == "both" else [args.shape]
     if args.instructions and args.shapes != ["keepalive"]:
         die("--instructions counts requests on one keep-alive connection: no --shape")
+    if args.instructions and args.tls:
+        die("--instructions counts plain HTTP requests: no --tls")
     if len(args.instr_requests) != 2 or args.instr_requests[0] >= args.instr_requests[1]:
         die("--instr-requests wants two increasing counts, e.g. 500,2000")
     args.build_dir = os.path.abspath(args.build_dir)
@@ -186,7 +193,12 @@ def main():
     out_dir = os.path.abspath(args.out or os.path.join(BENCH, "results", stamp))
     args.tmp = tempfile.mkdtemp(prefix="csgi-bench-")
     try:
+        args.tls_files = make_cert(args.tmp) if args.tls else None
         targets = discover(args, args.tmp)
+        if args.tls:
+            for t in targets:
+                if t.kind not in ("csgi", "nginx") and t.available:
+                    t.note = "no TLS mode (--tls measures csgi-server and nginx)"
         if args.list:
             for t in targets:
                 print("%-10s %-6s %-8s %s%s" % (t.name, t.role, t.kind,
@@ -260,6 +272,9 @@ def main():
             doc = {"meta": meta, "mode": "instructions", "runs": runs, "instructions": results}
         else:
             meta["settings"]["shapes"] = args.shapes
+            if args.tls:
+                meta["settings"]["tls"] = "TLS 1.3, %s, %s, ECDSA P-256 certificate" % (
+                    CIPHER, GROUP)
             runs = load_mode(args, targets, endpoints, meta)
             meta["targets"] = {t.name: t.describe() for t in targets}
             summary = aggregate(runs, targets, endpoints, args.shapes)

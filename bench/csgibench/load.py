@@ -87,7 +87,7 @@ def measure_one(t, ep, args, rnd, base_tmp, script, shape="keepalive"):
         if rec["precheck"]["status"] is None:
             rec["dead"] = "no answer on port %d: %s" % (server.port, rec["precheck"]["error"])
             return rec
-        url = "http://127.0.0.1:%d%s" % (server.port, path)
+        url = "%s://127.0.0.1:%d%s" % ("https" if server.cafile else "http", server.port, path)
         if args.warmup > 0:
             w, err = run_wrk(args, url, args.warmup, script, workdir, "warmup", shape)
             if err:

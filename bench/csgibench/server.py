@@ -9,6 +9,7 @@ import subprocess
 import time
 
 from .common import BENCH, CLK_TCK, log
+from . import tls as tlsmod
 
 
 def free_port():
@@ -205,7 +206,10 @@ def csgi_argv(t, args, port, workdir, workers, threads):
         dst = os.path.join(pdir, os.path.basename(so))
         if not os.path.exists(dst):
             os.symlink(os.path.abspath(so), dst)
-    argv = [t.spec["server"], "--bind", "127.0.0.1:%d" % port, "--plugins", pdir,
+    bind = "127.0.0.1:%d" % port
+    if getattr(args, "tls_files", None):
+        bind = "https://" + bind
+    argv = [t.spec["server"], "--bind", bind, "--plugins", pdir,
             "--workers", str(workers), "--threads", str(threads),
             "--error-log", os.path.join(workdir, "error.log"), "--tmp-dir", workdir,
             "--max-connections-per-ip", "0", "--graceful-timeout", "5"]
@@ -213,6 +217,9 @@ def csgi_argv(t, args, port, workdir, workers, threads):
         argv += ["--mount", "%s=%s" % (prefix, name)]
     for k, v in t.spec["sets"].items():
         argv += ["--set", "%s=%s" % (k, v.format(workdir=workdir))]
+    if getattr(args, "tls_files", None):
+        argv += ["--tls-cert", args.tls_files[0], "--tls-key", args.tls_files[1],
+                 "--tls-priorities", tlsmod.GNUTLS_PRIORITIES]
     return argv + list(args.server_arg or [])
 
 
@@ -229,8 +236,8 @@ http {{
     keepalive_timeout 15s;
     client_body_temp_path {workdir}/body;
     server {{
-        listen 127.0.0.1:{port};
-        location = /plaintext {{ default_type text/plain; return 200 "Hello, World!"; }}
+        listen 127.0.0.1:{port}{ssl};
+{ssl_conf}        location = /plaintext {{ default_type text/plain; return 200 "Hello, World!"; }}
         location = /json {{ default_type application/json;
                             return 200 '{{"message":"Hello, World!"}}'; }}
     }}
@@ -258,8 +265,11 @@ def start_server(t, args, workdir, workers, threads, wrapper=None, env_extra=Non
     elif t.kind == "nginx":
         conf = os.path.join(workdir, "nginx.conf")
         with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(workdir=workdir, port=port, workers=workers,
-                                      master="off" if single_process else "on"))
+            tls = getattr(args, "tls_files", None)
+            f.write(NGINX_CONF.format(
+                workdir=workdir, port=port, workers=workers,
+                master="off" if single_process else "on", ssl=" ssl" if tls else "",
+                ssl_conf=tlsmod.NGINX_SSL.format(cert=tls[0], key=tls[1]) if tls else ""))
         argv = [t.spec["binary"], "-p", workdir, "-c", conf, "-e", log_path]
     elif t.kind == "gunicorn":
         argv = [t.spec["binary"], "--bind", "127.0.0.1:%d" % port, "--workers", str(workers),
@@ -273,16 +283,26 @@ def start_server(t, args, workdir, workers, threads, wrapper=None, env_extra=Non
             ready = (t.spec["ready_log"], 1)
     if wrapper:
         argv = wrapper + argv
-    return Server(t, argv, env, workdir, port, log_path, ready, cpus=args.server_cpus)
+    server = Server(t, argv, env, workdir, port, log_path, ready, cpus=args.server_cpus)
+    # --tls: the CA file (the certificate itself) the precheck verifies the server with.
+    server.cafile = args.tls_files[0] if getattr(args, "tls_files", None) else None
+    return server
 
 
-def http_get(port, path, timeout):
-    """One GET; (status, content-type, body bytes) or raises OSError."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def http_get(port, path, timeout, cafile=None, tls_info=None):
+    """One GET (over TLS, verified against cafile, when given); (status, content-type, body
+    bytes) or raises OSError. tls_info (a dict) gets the TLS version and cipher suite."""
+    if cafile:
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout,
+                                        context=tlsmod.client_context(cafile))
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         c.request("GET", path)
         r = c.getresponse()
         body = r.read()
+        if cafile and tls_info is not None and c.sock is not None:
+            tls_info["tls"] = "%s %s" % (c.sock.version(), c.sock.cipher()[0])
         return r.status, r.getheader("Content-Type"), body
     finally:
         c.close()
@@ -294,9 +314,12 @@ def precheck(server, path, timeout):
     last = None
     while time.monotonic() < deadline:
         try:
-            status, ctype, body = http_get(server.port, path, max(1.0, deadline - time.monotonic()))
-            return {"status": status, "content_type": ctype, "bytes": len(body),
-                    "ok": 200 <= status < 300, "sample": body[:80].decode("utf-8", "replace")}
+            info = {}
+            status, ctype, body = http_get(server.port, path, max(1.0, deadline - time.monotonic()),
+                                           getattr(server, "cafile", None), info)
+            return dict({"status": status, "content_type": ctype, "bytes": len(body),
+                         "ok": 200 <= status < 300,
+                         "sample": body[:80].decode("utf-8", "replace")}, **info)
         except (OSError, http.client.HTTPException) as e:
             last = e
             if not server.alive():

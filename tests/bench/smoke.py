@@ -8,7 +8,8 @@
                            Markdown, SVG and HTML it writes, then --compare. Then
                            one round of --shape both on hello with two
                            workers: a keep-alive and a connection-per-request
-                           table, and --compare across the two files.
+                           table, and --compare across the two files. Then
+                           --tls on hello and nginx (one handshake per request).
     smoke.py instructions  --instructions on hello with small request counts.
 
 Environment (set by tests/bench/meson.build): CSGI_BENCH (the script),
@@ -188,6 +189,39 @@ def test_load(tmp):
     check("| hello |" in md and "**hello**: csgi-server" in md,
           "results.md says what the targets are")
     test_shapes(tmp, res)
+    test_tls(tmp)
+
+
+def test_tls(tmp):
+    """--tls: hello and nginx over HTTPS with the same certificate, version and cipher suite,
+    one new handshake per request."""
+    out = os.path.join(tmp, "tls")
+    p, dt = run_bench(["--tls", "--targets", "hello,nginx", "--endpoints", "plaintext",
+                       "--shape", "close", "--rounds", "1", "--duration", "1", "--warmup", "0",
+                       "--connections", "4", "--workers", "1", "--start-timeout", "10",
+                       "--stop-timeout", "5", "-o", out], 60)
+    check(p.returncode == 0, "--tls exits 0 (took %.1f s)" % dt)
+    try:
+        with open(os.path.join(out, "results.json")) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        check(False, "--tls: results.json readable: %s" % e)
+        return
+    check("TLS_AES_128_GCM_SHA256" in doc.get("meta", {}).get("settings", {}).get("tls", ""),
+          "--tls: the TLS settings recorded")
+    # nginx is in scripts/deps.sh --test: both are checked.
+    names = ["hello", "nginx"]
+    runs = {r.get("target"): r for r in doc.get("runs", [])}
+    for name in names:
+        r = runs.get(name, {})
+        check(r.get("precheck", {}).get("tls") == "TLSv1.3 TLS_AES_128_GCM_SHA256",
+              "--tls: %s answered over TLS 1.3 with TLS_AES_128_GCM_SHA256 (%s)"
+              % (name, r.get("precheck", {}).get("tls")))
+        url = (r.get("wrk", {}).get("argv") or [""])[-1]
+        check(url.startswith("https://127.0.0.1:"), "--tls: wrk loaded %s over https (%s)"
+              % (name, url))
+        check(r.get("wrk", {}).get("requests", 0) > 0 and r.get("errors") == 0,
+              "--tls: %s served requests without errors (%s)" % (name, r.get("errors")))
 
 
 def test_shapes(tmp, keepalive_json):

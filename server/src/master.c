@@ -685,13 +685,29 @@ apply_stats_addr(struct master *m, const char *old_addr)
 /*
  * Read the new configuration's certificates and keys again (a renewal is
  * picked up here), and check that the https:// sockets, which a reload
- * keeps, still have a certificate. After --user the files are read as that
- * user. Returns 0 or -1 with err set.
+ * keeps, still have a certificate. After --user the privileged helper opens
+ * the files when they are the ones given at start; other files are read as
+ * the user. Returns 0 or -1 with err set.
  */
 static int
 reload_tls(const struct master *m, struct srv_config *ncfg, char *err, size_t err_len)
 {
-    if (srv_config_load_tls(ncfg, err, err_len) < 0)
+    int fds[64], n = srv_priv_helper_tls_files(ncfg, fds, sizeof(fds) / sizeof(fds[0]));
+    int rc;
+
+    /* After --user, the root helper opens the files given at start (a 0600 root key). */
+    if (n > 0) {
+        srv_tls_free(ncfg->tls);
+        ncfg->tls = NULL;
+        rc = srv_tls_load_fds(ncfg, fds, &ncfg->tls, err, err_len);
+        for (int i = 0; i < n; i++) {
+            if (fds[i] >= 0)
+                close(fds[i]);
+        }
+    } else {
+        rc = srv_config_load_tls(ncfg, err, err_len);
+    }
+    if (rc < 0)
         return -1;
     for (size_t i = 0; i < m->n_ls; i++) {
         if (m->ls[i].tls && !ncfg->tls) {

@@ -46,6 +46,10 @@
 
 /* The request: make the log files reopenable. */
 #define HELPER_LOGS 'L'
+/* The request: open the TLS files given at start, for a reload (passed back with SCM_RIGHTS). */
+#define HELPER_TLS 'T'
+/* TLS files the helper opens at most: SCM_RIGHTS carries up to 253 descriptors. */
+#define HELPER_TLS_MAX 64
 
 /* What the helper works on, fixed at start (copies: a reload frees the configuration). */
 static struct {
@@ -55,6 +59,10 @@ static struct {
     char *user;
     uid_t uid;
     pid_t master;
+    /* The TLS files at start: --tls-cert..., --tls-key..., --tls-client-ca (srv_tls_load_fds()). */
+    char *tls_paths[HELPER_TLS_MAX];
+    size_t n_tls;
+    size_t n_tls_certs;
 } ph = {.fd = -1};
 
 /*
@@ -106,6 +114,48 @@ pid_in_file(const char *path)
     return (pid_t)strtol(buf, NULL, 10);
 }
 
+/*
+ * Open the TLS files given at start and send them to the master: one message
+ * with an errno value per file (0: opened) and the opened descriptors, in
+ * order, as SCM_RIGHTS. Returns 0, or -1 when the message could not be sent.
+ */
+static int
+send_tls_files(int fd)
+{
+    int errs[HELPER_TLS_MAX], fds[HELPER_TLS_MAX];
+    size_t n_fds = 0;
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * HELPER_TLS_MAX)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {errs, sizeof(int) * (ph.n_tls ? ph.n_tls : 1)};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    int rc;
+
+    errs[0] = 0;
+    for (size_t i = 0; i < ph.n_tls; i++) {
+        int f = open(ph.tls_paths[i], O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        errs[i] = f < 0 ? errno : 0;
+        if (f >= 0)
+            fds[n_fds++] = f;
+    }
+    if (n_fds) {
+        struct cmsghdr *c;
+        memset(&ctl, 0, sizeof(ctl));
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+        c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+    }
+    rc = sendmsg(fd, &msg, MSG_NOSIGNAL) < 0 ? -1 : 0;
+    for (size_t i = 0; i < n_fds; i++)
+        close(fds[i]);
+    return rc;
+}
+
 /* The helper process: answer requests until the master is gone. */
 static void __attribute__((noreturn)) helper_main(int fd)
 {
@@ -133,6 +183,11 @@ static void __attribute__((noreturn)) helper_main(int fd)
             continue;
         if (n <= 0)
             break;
+        if (req == HELPER_TLS) {
+            if (send_tls_files(fd) < 0)
+                break;
+            continue;
+        }
         if (req != HELPER_LOGS)
             continue;
         rc[0] = give_file(ph.paths[0], ph.uid);
@@ -162,6 +217,24 @@ log_give_failures(const char *why, const int rc[2])
     }
 }
 
+/* The TLS files of the start configuration, in srv_tls_load_fds() order. */
+static void
+keep_tls_paths(const struct srv_config *cfg)
+{
+    size_t n = cfg->tls_certs.n;
+
+    if (!n || 2 * n + 1 > HELPER_TLS_MAX)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        ph.tls_paths[i] = strdup(cfg->tls_certs.v[i]);
+        ph.tls_paths[n + i] = strdup(cfg->tls_keys.v[i]);
+    }
+    ph.n_tls = 2 * n;
+    if (cfg->tls_client_ca)
+        ph.tls_paths[ph.n_tls++] = strdup(cfg->tls_client_ca);
+    ph.n_tls_certs = n;
+}
+
 int
 srv_priv_helper_start(const struct srv_config *cfg)
 {
@@ -180,6 +253,7 @@ srv_priv_helper_start(const struct srv_config *cfg)
     ph.paths[1] = log_path(cfg->access_log);
     ph.pid_file = cfg->pid_file ? strdup(cfg->pid_file) : NULL;
     ph.master = getpid();
+    keep_tls_paths(cfg);
     /* The files opened as root: the user reopens them by name on SIGUSR1. */
     rc[0] = give_file(ph.paths[0], ph.uid);
     rc[1] = give_file(ph.paths[1], ph.uid);
@@ -232,4 +306,85 @@ srv_priv_helper_forget(void)
     if (ph.fd >= 0)
         close(ph.fd);
     ph.fd = -1;
+}
+
+/* True when cfg names the same TLS files, in the same order, as the start configuration. */
+static int
+same_tls_paths(const struct srv_config *cfg)
+{
+    size_t n = cfg->tls_certs.n, k = 0;
+
+    if (n != ph.n_tls_certs || !n || cfg->tls_keys.n != n ||
+        ph.n_tls != 2 * n + (cfg->tls_client_ca ? 1 : 0))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!ph.tls_paths[k] || strcmp(ph.tls_paths[k++], cfg->tls_certs.v[i]) != 0)
+            return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!ph.tls_paths[k] || strcmp(ph.tls_paths[k++], cfg->tls_keys.v[i]) != 0)
+            return 0;
+    }
+    return !cfg->tls_client_ca ||
+           (ph.tls_paths[k] && strcmp(ph.tls_paths[k], cfg->tls_client_ca) == 0);
+}
+
+/* Receive the helper's answer to HELPER_TLS into fds (-1 for a file it could not open). */
+static int
+recv_tls_files(int *fds)
+{
+    int errs[HELPER_TLS_MAX], got[HELPER_TLS_MAX];
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * HELPER_TLS_MAX)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {errs, sizeof(int) * ph.n_tls};
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = ctl.buf,
+                         .msg_controllen = sizeof(ctl.buf)};
+    struct cmsghdr *c;
+    size_t n_got = 0, k = 0;
+
+    if (recvmsg(ph.fd, &msg, MSG_CMSG_CLOEXEC) != (ssize_t)(sizeof(int) * ph.n_tls))
+        return -1;
+    for (c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            n_got = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            memcpy(got, CMSG_DATA(c), sizeof(int) * n_got);
+        }
+    }
+    for (size_t i = 0; i < ph.n_tls; i++) {
+        fds[i] = -1;
+        if (!errs[i] && k < n_got)
+            fds[i] = got[k++];
+        else if (errs[i])
+            srv_log(SRV_LOG_WARN, "reload: the privileged helper cannot open \"%s\": %s",
+                    ph.tls_paths[i], strerror(errs[i]));
+    }
+    /* Descriptors beyond what the errno values announced: none expected, closed. */
+    while (k < n_got)
+        close(got[k++]);
+    return 0;
+}
+
+int
+srv_priv_helper_tls_files(const struct srv_config *cfg, int *fds, size_t n)
+{
+    char req = HELPER_TLS;
+    struct pollfd p = {.fd = ph.fd, .events = POLLIN};
+    char junk[64];
+
+    if (ph.fd < 0 || !same_tls_paths(cfg) || n < ph.n_tls)
+        return 0;
+    /* A late answer to an earlier request that timed out. */
+    while (recv(ph.fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+        ;
+    if (send(ph.fd, &req, 1, MSG_NOSIGNAL) != 1 || poll(&p, 1, HELPER_WAIT_MS) != 1 ||
+        recv_tls_files(fds) < 0) {
+        srv_log(SRV_LOG_ERROR, "reload: the privileged helper does not answer: the TLS files "
+                               "are read as the user");
+        return -1;
+    }
+    return (int)ph.n_tls;
 }

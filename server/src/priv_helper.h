@@ -24,6 +24,17 @@ int srv_priv_helper_start(const struct srv_config *cfg);
  */
 void srv_priv_helper_logs(void);
 
+/*
+ * For a reload after --user: when cfg names the same TLS files as the start
+ * configuration (the helper opens nothing else), have the helper open them
+ * as root and pass the descriptors back, into fds (n slots) in
+ * srv_tls_load_fds() order, -1 for a file it could not open (logged).
+ * Returns how many slots it filled (the caller closes the descriptors), 0
+ * without a helper or when the files differ, -1 when the helper did not
+ * answer (logged). Waits at most a second.
+ */
+int srv_priv_helper_tls_files(const struct srv_config *cfg, int *fds, size_t n);
+
 /* In a worker after fork: close the master's end of the helper's socket. */
 void srv_priv_helper_forget(void);
 

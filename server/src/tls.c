@@ -77,14 +77,29 @@ wipe(void *p, size_t n)
         explicit_bzero(p, n);
 }
 
+/* A key file others may read: warned about, not refused (a group such as ssl-cert may be meant). */
+static void
+warn_key_mode(const char *path, const struct stat *st)
+{
+    if (st->st_mode & (S_IRGRP | S_IROTH))
+        srv_log(SRV_LOG_WARN,
+                "--tls-key \"%s\" is readable by its %s (mode %04o): only its owner should read "
+                "a private key (chmod 600)",
+                path, (st->st_mode & S_IROTH) ? "group and others" : "group",
+                (unsigned)(st->st_mode & 07777));
+}
+
 /*
- * Read a whole PEM file into a NUL-terminated buffer. Returns 0, or -1 with
- * err set (naming the option and the path, never the contents).
+ * Read a whole PEM file into a NUL-terminated buffer: from given_fd when it
+ * is not -1 (a descriptor the privileged helper opened, read from its start;
+ * the caller keeps it), else from path. Returns 0, or -1 with err set (naming
+ * the option and the path, never the contents).
  */
 static int
-read_pem(const char *opt, const char *path, gnutls_datum_t *out, char *err, size_t err_len)
+read_pem(const char *opt, const char *path, int given_fd, gnutls_datum_t *out, char *err,
+         size_t err_len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = given_fd >= 0 ? dup(given_fd) : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     struct stat st;
     char *buf = NULL;
     size_t len = 0;
@@ -98,13 +113,15 @@ read_pem(const char *opt, const char *path, gnutls_datum_t *out, char *err, size
                  path);
         goto error_close;
     }
+    if (strcmp(opt, "tls-key") == 0)
+        warn_key_mode(path, &st);
     buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
         snprintf(err, err_len, "option --%s: out of memory", opt);
         goto error_close;
     }
     while (len < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + len, (size_t)st.st_size - len);
+        ssize_t n = pread(fd, buf + len, (size_t)st.st_size - len, (off_t)len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -134,20 +151,6 @@ free_pem(gnutls_datum_t *d)
     free(d->data);
     d->data = NULL;
     d->size = 0;
-}
-
-/* A key file others may read: warned about, not refused (a group such as ssl-cert may be meant). */
-static void
-warn_key_mode(const char *path)
-{
-    struct stat st;
-
-    if (stat(path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
-        srv_log(SRV_LOG_WARN,
-                "--tls-key \"%s\" is readable by its %s (mode %04o): only its owner should read "
-                "a private key (chmod 600)",
-                path, (st.st_mode & S_IROTH) ? "group and others" : "group",
-                (unsigned)(st.st_mode & 07777));
 }
 
 /* ------------------------------------------------------------------ */
@@ -247,13 +250,13 @@ key_matches(struct tls_cert *c)
 
 /* Import one --tls-cert chain and its --tls-key. Returns 0 or -1 with err set. */
 static int
-cert_load(struct tls_cert *c, const char *cert_path, const char *key_path, char *err,
-          size_t err_len)
+cert_load(struct tls_cert *c, const char *cert_path, const char *key_path, const int fds[2],
+          char *err, size_t err_len)
 {
     gnutls_datum_t pem = {NULL, 0};
     int rc;
 
-    if (read_pem("tls-cert", cert_path, &pem, err, err_len) < 0)
+    if (read_pem("tls-cert", cert_path, fds[0], &pem, err, err_len) < 0)
         return -1;
     c->n_chain = TLS_CHAIN_MAX;
     rc = gnutls_pcert_list_import_x509_raw(c->chain, &c->n_chain, &pem, GNUTLS_X509_FMT_PEM, 0);
@@ -266,8 +269,7 @@ cert_load(struct tls_cert *c, const char *cert_path, const char *key_path, char 
     }
     if (cert_names(c, cert_path, err, err_len) < 0)
         return -1;
-    warn_key_mode(key_path);
-    if (read_pem("tls-key", key_path, &pem, err, err_len) < 0)
+    if (read_pem("tls-key", key_path, fds[1], &pem, err, err_len) < 0)
         return -1;
     rc = gnutls_privkey_init(&c->key);
     if (rc == 0)
@@ -287,14 +289,14 @@ cert_load(struct tls_cert *c, const char *cert_path, const char *key_path, char 
 
 /* The client CAs: read, and checked to hold at least one certificate. */
 static int
-client_ca_load(struct srv_tls *t, const char *path, char *err, size_t err_len)
+client_ca_load(struct srv_tls *t, const char *path, int fd, char *err, size_t err_len)
 {
     gnutls_datum_t pem = {NULL, 0};
     gnutls_x509_crt_t *list = NULL;
     unsigned n = 0;
     int rc;
 
-    if (read_pem("tls-client-ca", path, &pem, err, err_len) < 0)
+    if (read_pem("tls-client-ca", path, fd, &pem, err, err_len) < 0)
         return -1;
     rc = gnutls_x509_crt_list_import2(&list, &n, &pem, GNUTLS_X509_FMT_PEM, 0);
     for (unsigned i = 0; rc >= 0 && i < n; i++)
@@ -329,7 +331,15 @@ priorities_check(const char *prio, char *err, size_t err_len)
 int
 srv_tls_load(const struct srv_config *cfg, struct srv_tls **out, char *err, size_t err_len)
 {
+    return srv_tls_load_fds(cfg, NULL, out, err, err_len);
+}
+
+int
+srv_tls_load_fds(const struct srv_config *cfg, const int *fds, struct srv_tls **out, char *err,
+                 size_t err_len)
+{
     struct srv_tls *t;
+    size_t n = cfg->tls_certs.n;
 
     *out = NULL;
     if (!cfg->tls_certs.n)
@@ -345,13 +355,16 @@ srv_tls_load(const struct srv_config *cfg, struct srv_tls **out, char *err, size
     }
     if (priorities_check(t->priorities, err, err_len) < 0)
         goto error_free;
-    for (size_t i = 0; i < cfg->tls_certs.n; i++) {
-        int rc = cert_load(&t->certs[i], cfg->tls_certs.v[i], cfg->tls_keys.v[i], err, err_len);
+    for (size_t i = 0; i < n; i++) {
+        int pair[2] = {fds ? fds[i] : -1, fds ? fds[n + i] : -1};
+        int rc =
+            cert_load(&t->certs[i], cfg->tls_certs.v[i], cfg->tls_keys.v[i], pair, err, err_len);
         t->n_certs = i + 1;
         if (rc < 0)
             goto error_free;
     }
-    if (cfg->tls_client_ca && client_ca_load(t, cfg->tls_client_ca, err, err_len) < 0)
+    if (cfg->tls_client_ca &&
+        client_ca_load(t, cfg->tls_client_ca, fds ? fds[2 * n] : -1, err, err_len) < 0)
         goto error_free;
     if (gnutls_session_ticket_key_generate(&t->ticket_key) < 0) {
         snprintf(err, err_len, "no random bytes for the TLS session ticket key");

@@ -30,6 +30,16 @@ struct srv_tls;
  */
 int srv_tls_load(const struct srv_config *cfg, struct srv_tls **out, char *err, size_t err_len);
 
+/*
+ * srv_tls_load() with the files already open: fds holds a descriptor (or -1:
+ * open by path) for each --tls-cert, then each --tls-key, then the
+ * --tls-client-ca when given, in cfg's order (the privileged helper opens
+ * them as root for a reload after --user). The caller keeps the descriptors.
+ * fds NULL: every file by path.
+ */
+int srv_tls_load_fds(const struct srv_config *cfg, const int *fds, struct srv_tls **out, char *err,
+                     size_t err_len);
+
 /* Free what srv_tls_load() made. NULL is ignored. */
 void srv_tls_free(struct srv_tls *t);
 

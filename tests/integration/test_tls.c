@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,6 +376,8 @@ START_TEST(tls_reload_swaps_certificate)
     put_file("a2.key", "cur.key");
     kill(srv.pid, SIGHUP);
     ck_assert(h_wait_log(&srv, "reload: generation 2 ready", 1, 20000));
+    /* Until it stops, the old worker may still accept a connection on the shared socket. */
+    ck_assert(h_wait_log(&srv, "(gen 1, pid", 1, 20000));
     r = tls_get(tls_port, "/probe/env", NULL);
     ck_assert_int_eq(r.curl_code, CURLE_OK);
     ck_assert_msg(strstr(r.subject, "second") != NULL, "subject %s", r.subject);
@@ -461,6 +464,78 @@ START_TEST(tls_strict)
 }
 END_TEST
 
+/*
+ * As root with --user nobody: the master can no longer read a 0600 root key
+ * in a 0700 root directory, yet a SIGHUP renewal must take the new pair (the
+ * privileged helper opens the files given at start and hands them over).
+ */
+START_TEST(tls_reload_after_user)
+{
+    struct hserver s;
+    struct passwd *pw = getpwnam("nobody");
+    char keys[300], tmp[300], cert[320], key[320], cmd[2400];
+    struct tls_resp r;
+    int port;
+
+    if (geteuid() != 0 || !pw) {
+        fprintf(stderr, "tls_reload_after_user: skipped (needs root and a \"nobody\" user)\n");
+        return;
+    }
+    h_init(&s);
+    h_add_plugin(&s, "probe.so", NULL);
+    ck_assert_int_eq(chmod(s.dir, 0755), 0);
+    snprintf(keys, sizeof(keys), "%s/keys", s.dir);
+    snprintf(tmp, sizeof(tmp), "%s/tmp", s.dir);
+    ck_assert_int_eq(mkdir(keys, 0700), 0);
+    ck_assert_int_eq(mkdir(tmp, 0700), 0);
+    ck_assert_int_eq(chown(tmp, pw->pw_uid, pw->pw_gid), 0);
+    snprintf(cert, sizeof(cert), "%s/cert.pem", keys);
+    snprintf(key, sizeof(key), "%s/key.pem", keys);
+    snprintf(cmd, sizeof(cmd), "cp '%s/a.pem' '%s' && cp '%s/a.key' '%s' && chmod 600 '%s' '%s'",
+             certs, cert, certs, key, cert, key);
+    sh(cmd);
+    h_spawn(&s,
+            (const char *[]){getenv("CSGI_SERVER"),
+                             "--bind",
+                             "127.0.0.1:0",
+                             "--bind",
+                             "https://127.0.0.1:0",
+                             "--plugins",
+                             s.plugins,
+                             "--workers",
+                             "1",
+                             "--error-log",
+                             s.log,
+                             "--tmp-dir",
+                             tmp,
+                             "--tls-cert",
+                             cert,
+                             "--tls-key",
+                             key,
+                             "--user",
+                             "nobody",
+                             NULL},
+            1);
+    port = https_port(&s);
+    r = tls_get(port, "/probe/env", NULL);
+    ck_assert_msg(strstr(r.subject, "first") != NULL, "subject %s", r.subject);
+    tls_resp_free(&r);
+
+    snprintf(cmd, sizeof(cmd), "cp '%s/a2.pem' '%s' && cp '%s/a2.key' '%s'", certs, cert, certs,
+             key);
+    sh(cmd);
+    kill(s.pid, SIGHUP);
+    ck_assert_msg(h_wait_log(&s, "reload: generation 2 ready", 1, 20000), "see %s", s.log);
+    ck_assert(h_wait_log(&s, "(gen 1, pid", 1, 20000));
+    r = tls_get(port, "/probe/env", NULL);
+    ck_assert_int_eq(r.curl_code, CURLE_OK);
+    ck_assert_msg(strstr(r.subject, "second") != NULL, "subject %s", r.subject);
+    tls_resp_free(&r);
+    h_stop(&s, SIGTERM, 10000);
+    h_cleanup(&s);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* --check-config                                                      */
 /* ------------------------------------------------------------------ */
@@ -512,6 +587,7 @@ tls_suite(void)
     tcase_add_test(tc, tls_alpn_and_key_hygiene);
     tcase_add_test(tc, tls_session_resumed);
     tcase_add_test(tc, tls_strict);
+    tcase_add_test(tc, tls_reload_after_user);
     tcase_add_test(tc, tls_check_config);
     tcase_add_test(tc, tls_reload_swaps_certificate);
     suite_add_tcase(s, tc);

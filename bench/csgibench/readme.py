@@ -12,7 +12,7 @@ import os
 import re
 import sys
 
-from .common import BENCH, ROOT, shape_of
+from .common import BENCH, ROOT, SHAPE_TITLES, shape_of
 from .fmt import k
 from .markdown import instr_table, markdown_table, noise_note, saturation_note
 
@@ -131,6 +131,31 @@ def load_table(doc):
     return "\n".join(L).rstrip("\n")
 
 
+def tls_table(doc):
+    """The --tls run: a table per shape (keep-alive, then a handshake per request), each with
+    its saturation note, then the noise note over both, and the ratios hello/nginx."""
+    L = []
+    shapes = doc["meta"]["settings"].get("shapes", ["keepalive"])
+    for shape in shapes:
+        summary = [s for s in doc["summary"] if shape_of(s) == shape]
+        notes = []
+        L += ["**%s**" % SHAPE_TITLES[shape].split(":")[0].rstrip("."), ""]
+        markdown_table(L, notes, summary, "")
+        note = saturation_note(doc["meta"], summary)
+        if note:
+            L += [note, ""]
+        by = {s["target"]: s for s in summary}
+        if "hello" in by and "nginx" in by:
+            L += ["hello/nginx: %.2fx the req/s, %.2fx the server CPU per request." % (
+                by["hello"]["rps"]["median"] / by["nginx"]["rps"]["median"],
+                by["hello"]["cpu_us_per_req"]["median"] / by["nginx"]["cpu_us_per_req"]["median"]),
+                ""]
+    note = noise_note(doc["summary"])
+    if note:
+        L += [note, ""]
+    return "\n".join(L).rstrip("\n")
+
+
 def balanced(doc):
     """The re-run with csgi-server's acceptor: req/s, CPU and worker balance on plaintext."""
     s = _summ(doc, "plaintext")
@@ -161,6 +186,8 @@ def blocks(baselines):
     for name in ("load", "load-w1"):
         if name in baselines:
             out[name + "-table"] = load_table(baselines[name])
+    if "tls" in baselines:
+        out["tls-table"] = tls_table(baselines["tls"])
     if "load-balanced" in baselines:
         out["load-balanced"] = balanced(baselines["load-balanced"])
     return out

@@ -380,6 +380,23 @@ class Readme(unittest.TestCase):
         self.assertEqual(readme.rewrite(new, {"x": "one\ntwo", "y": "three"})[0], new)
         self.assertEqual(readme.rewrite(text, {"x": "1"})[1], ["y"])
 
+    def test_tls_table(self):
+        ts = [Target("nginx", "nginx", {"plaintext": "/"}, role="peer"),
+              Target("hello", "csgi", {"plaintext": "/"})]
+        runs = [run("nginx", 1, 100.0, 10.0), run("hello", 1, 90.0, 12.0),
+                run("nginx", 1, 10.0, 400.0, shape="close"),
+                run("hello", 1, 4.0, 800.0, shape="close")]
+        doc = {"mode": "load", "meta": {"settings": {"rounds": 1,
+                                                     "shapes": ["keepalive", "close"]}},
+               "summary": stats.aggregate(runs, ts, ["plaintext"], ["keepalive", "close"])}
+        text = readme.tls_table(doc)
+        ka, cl = text.find("**Keep-alive**"), text.find("**Connection per request**")
+        self.assertTrue(0 <= ka < cl, text)
+        self.assertIn("hello/nginx: 0.90x the req/s, 1.20x the server CPU per request.",
+                      text[ka:cl])
+        self.assertIn("hello/nginx: 0.40x the req/s, 2.00x the server CPU per request.",
+                      text[cl:])
+
     def test_readme_matches_the_baselines(self):
         with open(readme.README) as f:
             text = f.read()

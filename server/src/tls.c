@@ -583,6 +583,10 @@ client_facts(struct srv_tls_facts *f, gnutls_session_t s)
         if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why, 0) == 0)
             f->verify_reason = strndup((const char *)why.data, why.size);
         gnutls_free(why.data);
+        /* GnuTLS ends each sentence with ". ": no trailing space in the environ. */
+        for (size_t len = f->verify_reason ? strlen(f->verify_reason) : 0;
+             len && f->verify_reason[len - 1] == ' '; len--)
+            f->verify_reason[len - 1] = '\0';
     }
 }
 

@@ -283,7 +283,9 @@ START_TEST(tls_client_certificate_optional)
     r = tls_get(tls_port, "/probe/env", &rogue);
     ck_assert_int_eq(r.curl_code, CURLE_OK);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_msg(h_has(r.body, "ssl_client_verify=FAILED:"), "%s", r.body);
+    ck_assert_msg(h_has(r.body, "ssl_client_verify=FAILED:") &&
+                      h_has(r.body, "issuer is unknown.\n"),
+                  "%s", r.body);
     ck_assert_msg(h_has(r.body, "ssl_client_s_dn=CN=mallory\n"), "%s", r.body);
     tls_resp_free(&r);
 }

@@ -56,10 +56,12 @@ csgi_mw_environ_copy_to(struct csgi_environ *dst, const struct csgi_environ *src
     if (src->version >= CSGI_ENVIRON_VERSION) {
         *dst = *src;
         dst->version = CSGI_ENVIRON_VERSION;
-    } else {
-        memset(dst, 0, sizeof(*dst));
-        memcpy(dst, src, offsetof(struct csgi_environ, host));
+        return CSGI_OK;
     }
+    memset(dst, 0, sizeof(*dst));
+    memcpy(dst, src,
+           src->version >= 2 ? offsetof(struct csgi_environ, tls)
+                             : offsetof(struct csgi_environ, host));
     return CSGI_OK;
 }
 

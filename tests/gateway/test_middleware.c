@@ -230,10 +230,18 @@ START_TEST(mw_environ_copy_versions)
     /* A version-1 environ has no host field: the copy has it zero, not the 0x5a garbage. */
     ck_assert_ptr_null(dst.host);
     ck_assert_int_eq(dst.input_length, 0);
+    /* Version 2 has host, request_id and input_length, and no tls (version 3). */
+    src.version = 2;
+    ck_assert_int_eq(csgi_mw_environ_copy_to(&dst, &src), CSGI_OK);
+    ck_assert_uint_eq(dst.version, 2);
+    ck_assert_ptr_eq(dst.host, src.host);
+    ck_assert_int_eq(dst.input_length, src.input_length);
+    ck_assert_ptr_null(dst.tls);
     src.version = CSGI_ENVIRON_VERSION + 7; /* a newer server's */
     ck_assert_int_eq(csgi_mw_environ_copy_to(&dst, &src), CSGI_OK);
     ck_assert_uint_eq(dst.version, CSGI_ENVIRON_VERSION);
     ck_assert_ptr_eq(dst.host, src.host);
+    ck_assert_ptr_eq(dst.tls, src.tls);
     src.version = 0;
     ck_assert_int_eq(csgi_mw_environ_copy_to(&dst, &src), CSGI_EINVAL);
     ck_assert_int_eq(csgi_mw_environ_copy_to(NULL, &src), CSGI_EINVAL);

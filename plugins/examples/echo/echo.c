@@ -1,15 +1,11 @@
 /*
- * echo: the request back as JSON, written as an out-of-tree author would:
- * the public headers, libcsgi-util and cJSON, nothing else (issue 15).
- *
- *   GET|HEAD|POST /echo[/...][?query] -> 200 {"method", "script_name",
- *     "path_info", "query": [[key, value], ...] (decoded, in order),
- *     "headers": [[name, value], ...], "request_id", "body", "body_length",
- *     "remote_addr", "url_scheme", "server_name"}
- *
- * No init_worker(): environ version 2 carries the host api (env->host).
- * The body is read whole, up to ECHO_BODY_MAX bytes (413 beyond), and shown
- * as a string: bytes after a NUL are cut, body_length is the true length.
+ * echo: the request back as JSON, written as an out-of-tree author would, on the
+ * public headers, libcsgi-util and cJSON alone. GET|HEAD|POST /echo[/...][?query]
+ * -> 200 {"method", "script_name", "path_info", "query": [[key, value], ...]
+ * (decoded, in order), "headers": [[name, value], ...], "request_id", "body",
+ * "body_length", "remote_addr", "url_scheme", "server_name"}. No init_worker():
+ * env->host (environ version 2) allocates. The body is read whole, up to
+ * ECHO_BODY_MAX bytes (413 beyond); bytes after a NUL are cut from "body".
  */
 #include <cjson/cJSON.h>
 #include <csgi/csgi.h>
@@ -24,7 +20,6 @@ echo_pair(cJSON *arr, const char *a, const char *b)
 {
     const char *const ab[2] = {a, b};
 
-    /* @p arr is never NULL here, so a made pair is never leaked. */
     return cJSON_AddItemToArray(arr, cJSON_CreateStringArray(ab, 2));
 }
 

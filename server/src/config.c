@@ -21,18 +21,19 @@
 #include "tls.h"
 
 enum opt_type {
-    OPT_FLAG,   /* no argument */
-    OPT_UINT,   /* unsigned integer */
-    OPT_SIZE,   /* bytes with k/m/g suffix */
-    OPT_STR,    /* string */
-    OPT_BIND,   /* repeatable --bind */
-    OPT_MOUNT,  /* repeatable /prefix=plugin */
-    OPT_SET,    /* repeatable plugin.key=value */
-    OPT_WRAP,   /* repeatable plugin=middleware[,middleware] */
-    OPT_LEVEL,  /* log level name */
-    OPT_CONFIG, /* --config FILE (handled first) */
-    OPT_TRUST,  /* repeatable --trusted-proxy */
-    OPT_LIST,   /* repeatable string (struct srv_strlist) */
+    OPT_FLAG,     /* no argument */
+    OPT_UINT,     /* unsigned integer */
+    OPT_SIZE,     /* bytes with k/m/g suffix */
+    OPT_STR,      /* string */
+    OPT_BIND,     /* repeatable --bind */
+    OPT_MOUNT,    /* repeatable /prefix=plugin */
+    OPT_SET,      /* repeatable plugin.key=value */
+    OPT_WRAP,     /* repeatable plugin=middleware[,middleware] */
+    OPT_LEVEL,    /* log level name */
+    OPT_CONFIG,   /* --config FILE (handled first) */
+    OPT_TRUST,    /* repeatable --trusted-proxy */
+    OPT_LIST,     /* repeatable string (struct srv_strlist) */
+    OPT_INSTANCE, /* repeatable name=plugin */
 };
 
 struct opt {
@@ -72,6 +73,9 @@ static const struct opt opts[] = {
      "configuration for plugin NAME, passed to its init (repeatable)"},
     {"wrap", OPT_WRAP, OFF(wraps), 0, "NAME=MW[,MW2]",
      "put middleware plugins MW, MW2 (outermost first) in front of plugin NAME (repeatable)"},
+    {"instance", OPT_INSTANCE, OFF(instances), 0, "NAME=PLUGIN",
+     "load plugin PLUGIN's file once more as plugin NAME, with its own mount and --set "
+     "NAME.KEY (repeatable)"},
     {"config", OPT_CONFIG, OFF(config_file), 0, "FILE",
      "read options from a JSON file; the command line overrides it"},
     {"workers", OPT_UINT, OFF(workers), 1, "N", "worker processes (default: number of cores)"},
@@ -233,11 +237,24 @@ free_wraps(struct srv_config *cfg)
     cfg->n_wraps = 0;
 }
 
+static void
+free_instances(struct srv_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_instances; i++) {
+        free(cfg->instances[i].name);
+        free(cfg->instances[i].plugin);
+    }
+    free(cfg->instances);
+    cfg->instances = NULL;
+    cfg->n_instances = 0;
+}
+
 void
 srv_config_free(struct srv_config *cfg)
 {
     free_binds(cfg);
     free_trusted(cfg);
+    free_instances(cfg);
     free_mounts(cfg);
     free_settings(cfg);
     free_wraps(cfg);
@@ -461,6 +478,33 @@ add_wrap(struct srv_config *cfg, const char *val, const char *optname, char *err
     }
 }
 
+/* NAME=PLUGIN; the names' syntax is the loader's check, as for plugin names. */
+static int
+add_instance(struct srv_config *cfg, const char *val, const char *optname, char *err,
+             size_t err_len)
+{
+    const char *eq = strchr(val, '=');
+    struct srv_instance *in;
+
+    if (!eq || eq == val || !eq[1])
+        return errf(err, err_len, "option --%s: \"%s\" is not NAME=PLUGIN", optname, val);
+    for (size_t i = 0; i < cfg->n_instances; i++) {
+        if (strlen(cfg->instances[i].name) == (size_t)(eq - val) &&
+            memcmp(cfg->instances[i].name, val, (size_t)(eq - val)) == 0)
+            return errf(err, err_len, "option --%s: instance \"%.*s\" given twice", optname,
+                        (int)(eq - val), val);
+    }
+    cfg->instances = xgrow(cfg->instances, cfg->n_instances + 1, sizeof(*cfg->instances));
+    in = &cfg->instances[cfg->n_instances++];
+    in->name = strndup(val, (size_t)(eq - val));
+    in->plugin = xstrdup(eq + 1);
+    if (!in->name) {
+        fputs("csgi-server: out of memory\n", stderr);
+        exit(1);
+    }
+    return 0;
+}
+
 /* Apply one option value (from argv or JSON, as a string). */
 static int
 apply(struct srv_config *cfg, const struct opt *o, const char *val, char *err, size_t err_len)
@@ -542,6 +586,8 @@ apply(struct srv_config *cfg, const struct opt *o, const char *val, char *err, s
     }
     case OPT_WRAP:
         return add_wrap(cfg, val, o->name, err, err_len);
+    case OPT_INSTANCE:
+        return add_instance(cfg, val, o->name, err, err_len);
     case OPT_SET: {
         const char *dot = strchr(val, '.'), *eq = strchr(val, '=');
         if (!dot || !eq || dot > eq || dot == val || eq == dot + 1)
@@ -662,6 +708,26 @@ json_wraps(struct srv_config *cfg, const cJSON *item, char *err, size_t err_len)
     return 0;
 }
 
+/* "instance": {"name": "plugin", ...}. Returns 0 or -1 with err set. */
+static int
+json_instances(struct srv_config *cfg, const cJSON *item, char *err, size_t err_len)
+{
+    const cJSON *m;
+    char buf[300];
+
+    cJSON_ArrayForEach(m, item)
+    {
+        int rc;
+        if (!cJSON_IsString(m))
+            return errf(err, err_len, "config: instance \"%s\" must name a plugin", m->string);
+        snprintf(buf, sizeof(buf), "%.140s=%.140s", m->string, m->valuestring);
+        rc = add_instance(cfg, buf, "instance", err, err_len);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* A repeatable option as an array of strings, each applied like one --option. */
 static int
 json_list(struct srv_config *cfg, const struct opt *o, const cJSON *item, char *err, size_t err_len)
@@ -704,8 +770,11 @@ json_key(struct srv_config *cfg, const cJSON *item, char *err, size_t err_len)
         return json_settings(cfg, item, err, err_len);
     if (o->type == OPT_WRAP && cJSON_IsObject(item))
         return json_wraps(cfg, item, err, err_len);
-    if (cJSON_IsArray(item) && (o->type == OPT_BIND || o->type == OPT_MOUNT || o->type == OPT_SET ||
-                                o->type == OPT_WRAP || o->type == OPT_TRUST || o->type == OPT_LIST))
+    if (o->type == OPT_INSTANCE && cJSON_IsObject(item))
+        return json_instances(cfg, item, err, err_len);
+    if (cJSON_IsArray(item) &&
+        (o->type == OPT_BIND || o->type == OPT_MOUNT || o->type == OPT_SET || o->type == OPT_WRAP ||
+         o->type == OPT_TRUST || o->type == OPT_LIST || o->type == OPT_INSTANCE))
         return json_list(cfg, o, item, err, err_len);
     if (json_scalar(item, num, sizeof(num), &s) < 0)
         return errf(err, err_len, "config: key \"%s\" has a value of the wrong type", o->name);
@@ -820,6 +889,7 @@ srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err, 
 {
     int cli_binds = 0, cli_mounts = 0, cli_sets = 0, cli_wraps = 0, cli_trusted = 0;
     int cli_certs = 0, cli_keys = 0;
+    int cli_instances = 0;
 
     /*
      * --config first, so that every other option overrides the file. Walk the
@@ -891,6 +961,8 @@ srv_config_parse_args(struct srv_config *cfg, int argc, char **argv, char *err, 
             free_list(&cfg->tls_certs);
         if (o->type == OPT_LIST && o->offset == OFF(tls_keys) && !cli_keys++)
             free_list(&cfg->tls_keys);
+        if (o->type == OPT_INSTANCE && !cli_instances++)
+            free_instances(cfg);
         if (apply(cfg, o, val, err, err_len) < 0)
             return -1;
     }

@@ -37,6 +37,12 @@ struct srv_strlist {
 
 struct srv_tls;
 
+/* --instance NAME=PLUGIN: the plugin file loaded a second time, under another name. */
+struct srv_instance {
+    char *name;
+    char *plugin;
+};
+
 struct srv_config {
     char **binds;
     size_t n_binds;
@@ -103,6 +109,8 @@ struct srv_config {
      * configuration. NULL: no certificate.
      */
     struct srv_tls *tls;
+    struct srv_instance *instances;
+    size_t n_instances;
 };
 
 /* Defaults; see the option table in config.c (and README.md). */

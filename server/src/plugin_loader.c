@@ -286,6 +286,7 @@ free_plugin(struct srv_plugin *p)
     free(p->layers);
     free(p->mount);
     free(p->file);
+    free(p->instance_name);
     /*
      * The copy's descriptor stays open, as for a plugin that failed to load:
      * glibc finds loaded objects by their name (/proc/self/fd/N), and an
@@ -515,32 +516,21 @@ add_middleware(struct srv_plugin_set *set, const struct srv_config *cfg,
 }
 
 /*
- * Load plugin file @p name into the next free slot of @p set, mount it and
- * attach its configuration (a middleware plugin goes to set->mw). Returns 0 when it joined the set,
- * -1 when it was skipped (logged and noted in @p rep).
+ * Mount the plugin just loaded into the next free slot of @p set and attach
+ * its configuration (a middleware plugin goes to set->mw); @p what names it in
+ * refusals (its file, or "--instance NAME"). Returns 0 when it joined the set,
+ * -1 when it was skipped (logged, noted in @p rep, the slot freed).
  */
 static int
-add_plugin(struct srv_plugin_set *set, const struct srv_config *cfg, struct srv_plugin_report *rep,
-           const char *name)
+place_plugin(struct srv_plugin_set *set, const struct srv_config *cfg,
+             struct srv_plugin_report *rep, const char *what)
 {
     struct srv_plugin *p = &set->v[set->n];
-    struct stat st;
-    char *path = NULL;
     const char *m;
     size_t j;
 
-    if (asprintf(&path, "%s/%s", cfg->plugin_dir, name) < 0)
-        return -1;
-    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
-        skip(rep, name, "not a regular file");
-        free(path);
-        return -1;
-    }
-    free(path);
-    if (load_one(rep, p, cfg->plugin_dir, name, cfg) < 0)
-        return -1;
     if (find_any(set, p->desc.name)) {
-        skip(rep, name, "duplicate plugin name \"%s\" (already loaded from \"%s\")", p->desc.name,
+        skip(rep, what, "duplicate plugin name \"%s\" (already loaded from \"%s\")", p->desc.name,
              find_any(set, p->desc.name)->file);
         goto error_free;
     }
@@ -554,27 +544,89 @@ add_plugin(struct srv_plugin_set *set, const struct srv_config *cfg, struct srv_
     if (p->mount)
         p->mount_len = strlen(p->mount);
     if (!p->mount || !csgi__mount_valid(p->mount)) {
-        skip(rep, name, "invalid mount \"%s\"", m ? m : "(none)");
+        skip(rep, what, "invalid mount \"%s\"", m ? m : "(none)");
         goto error_free;
     }
     j = find_mounted(set, p->mount);
     if (j < set->n) {
-        skip(rep, name, "mount \"%s\" is already used by plugin \"%s\"", p->mount,
+        skip(rep, what, "mount \"%s\" is already used by plugin \"%s\"", p->mount,
              set->v[j].desc.name);
         goto error_free;
     }
     if (attach_config(p, cfg) < 0 || attach_wraps(p, cfg) < 0) {
-        skip(rep, name, "out of memory");
+        skip(rep, what, "out of memory");
         goto error_free;
     }
     srv_log(SRV_LOG_INFO, "plugin \"%s\" loaded from \"%s\" (version %s) at \"%s\"", p->desc.name,
-            name, p->desc.plugin_version ? p->desc.plugin_version : "-", p->mount);
+            p->file, p->desc.plugin_version ? p->desc.plugin_version : "-", p->mount);
     set->n++;
     return 0;
 
 error_free:
     free_plugin(p);
     return -1;
+}
+
+/*
+ * Load plugin file @p name into the next free slot of @p set, mount it and
+ * attach its configuration (a middleware plugin goes to set->mw). Returns 0
+ * when it joined the set, -1 when it was skipped (logged and noted in @p rep).
+ */
+static int
+add_plugin(struct srv_plugin_set *set, const struct srv_config *cfg, struct srv_plugin_report *rep,
+           const char *name)
+{
+    struct srv_plugin *p = &set->v[set->n];
+    struct stat st;
+    char *path = NULL;
+
+    if (asprintf(&path, "%s/%s", cfg->plugin_dir, name) < 0)
+        return -1;
+    if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+        skip(rep, name, "not a regular file");
+        free(path);
+        return -1;
+    }
+    free(path);
+    if (load_one(rep, p, cfg->plugin_dir, name, cfg) < 0)
+        return -1;
+    return place_plugin(set, cfg, rep, name);
+}
+
+/*
+ * --instance NAME=PLUGIN: load the file plugin PLUGIN came from once more, as
+ * its own private copy (own static state, own handle), and call it NAME: it
+ * gets its own mount, --set NAME.KEY configuration, --wrap NAME list and
+ * init_worker() call. Returns 0, or -1 when skipped (logged and noted in @p rep).
+ */
+static int
+add_instance(struct srv_plugin_set *set, const struct srv_config *cfg,
+             struct srv_plugin_report *rep, const struct srv_instance *in)
+{
+    struct srv_plugin *p = &set->v[set->n];
+    const struct srv_plugin *orig;
+    char what[128];
+
+    snprintf(what, sizeof(what), "--instance %.100s", in->name);
+    if (!csgi__plugin_name_valid(in->name)) {
+        skip(rep, what, "invalid instance name (want [a-z0-9_]{1,63})");
+        return -1;
+    }
+    orig = find_any(set, in->plugin);
+    if (!orig || orig->instance_name) {
+        skip(rep, what, "no plugin file named \"%s\" is loaded", in->plugin);
+        return -1;
+    }
+    if (load_one(rep, p, cfg->plugin_dir, orig->file, cfg) < 0)
+        return -1;
+    p->instance_name = strdup(in->name);
+    if (!p->instance_name) {
+        skip(rep, what, "out of memory");
+        free_plugin(p);
+        return -1;
+    }
+    p->desc.name = p->instance_name;
+    return place_plugin(set, cfg, rep, what);
 }
 
 /* Warn about each --mount that names a plugin that did not load. */
@@ -602,8 +654,8 @@ srv_plugins_load_report(struct srv_plugin_set *set, const struct srv_config *cfg
     n = list_plugin_files(cfg->plugin_dir, &names);
     if (n < 0)
         return (int)n;
-    set->v = calloc(n ? (size_t)n : 1, sizeof(*set->v));
-    set->mw = calloc(n ? (size_t)n : 1, sizeof(*set->mw));
+    set->v = calloc((size_t)n + cfg->n_instances + 1, sizeof(*set->v));
+    set->mw = calloc((size_t)n + cfg->n_instances + 1, sizeof(*set->mw));
     if (!set->v || !set->mw) {
         free(set->v);
         free(set->mw);
@@ -613,6 +665,10 @@ srv_plugins_load_report(struct srv_plugin_set *set, const struct srv_config *cfg
     }
     for (long i = 0; i < n; i++) {
         if (add_plugin(set, cfg, rep, names[i]) < 0)
+            failed++;
+    }
+    for (size_t i = 0; i < cfg->n_instances; i++) {
+        if (add_instance(set, cfg, rep, &cfg->instances[i]) < 0)
             failed++;
     }
     warn_unused_mounts(set, cfg);

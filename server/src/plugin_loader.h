@@ -22,6 +22,7 @@ struct srv_wrap_layer {
 
 struct srv_plugin {
     char *file;              /* file name inside the plugin directory */
+    char *instance_name;     /* --instance NAME: desc.name points here, else NULL */
     void *handle;            /* dlopen handle */
     int copy_fd;             /* the private copy it was mapped from (valid with handle) */
     struct csgi_plugin desc; /* zero-extended copy of the plugin's descriptor */

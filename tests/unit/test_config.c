@@ -380,6 +380,52 @@ START_TEST(config_args_set_errors)
 }
 END_TEST
 
+START_TEST(config_args_instance)
+{
+    ck_assert_int_eq(parse("--instance", "flask=wsgi", "--instance=bottle=wsgi", NULL), 0);
+    ck_assert_uint_eq(cfg.n_instances, 2);
+    ck_assert_str_eq(cfg.instances[0].name, "flask");
+    ck_assert_str_eq(cfg.instances[0].plugin, "wsgi");
+    ck_assert_str_eq(cfg.instances[1].name, "bottle");
+    ck_assert_str_eq(cfg.instances[1].plugin, "wsgi");
+}
+END_TEST
+
+static const struct {
+    const char *args[5];
+    const char *frag;
+} instance_errors[] = {
+    {{"--instance", "flask"}, "is not NAME=PLUGIN"},
+    {{"--instance", "=wsgi"}, "is not NAME=PLUGIN"},
+    {{"--instance", "flask="}, "is not NAME=PLUGIN"},
+    {{"--instance", "a=x", "--instance", "a=y"}, "instance \"a\" given twice"},
+};
+
+START_TEST(config_args_instance_errors)
+{
+    ck_assert_int_eq(parse_list(instance_errors[_i].args), -1);
+    ck_assert_msg(strstr(err, instance_errors[_i].frag) && strstr(err, "--instance"),
+                  "error \"%s\" lacks \"%s\"", err, instance_errors[_i].frag);
+}
+END_TEST
+
+START_TEST(config_file_instances)
+{
+    const char *path = write_json("{\"instance\": {\"flask\": \"wsgi\"}}\n");
+
+    ck_assert_msg(parse("--config", path, NULL) == 0, "%s", err);
+    ck_assert_uint_eq(cfg.n_instances, 1);
+    ck_assert_str_eq(cfg.instances[0].name, "flask");
+    ck_assert_str_eq(cfg.instances[0].plugin, "wsgi");
+    /* A list on the command line replaces the file's. */
+    srv_config_free(&cfg);
+    srv_config_init(&cfg);
+    ck_assert_msg(parse("--config", path, "--instance", "b=hello", NULL) == 0, "%s", err);
+    ck_assert_uint_eq(cfg.n_instances, 1);
+    ck_assert_str_eq(cfg.instances[0].name, "b");
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* --config FILE                                                       */
 /* ------------------------------------------------------------------ */
@@ -1008,12 +1054,15 @@ config_suite(void)
     tcase_add_loop_test(tc, config_args_mount_errors, 0, (int)N_OF(mount_errors));
     tcase_add_test(tc, config_args_set);
     tcase_add_loop_test(tc, config_args_set_errors, 0, (int)N_OF(set_errors));
+    tcase_add_test(tc, config_args_instance);
+    tcase_add_loop_test(tc, config_args_instance_errors, 0, (int)N_OF(instance_errors));
     suite_add_tcase(s, tc);
 
     tc = tcase_create("config_file");
     tcase_add_checked_fixture(tc, config_setup, config_teardown);
     tcase_add_test(tc, config_file_applied_then_overridden);
     tcase_add_test(tc, config_file_lists_replaced);
+    tcase_add_test(tc, config_file_instances);
     tcase_add_test(tc, config_file_equals_form);
     tcase_add_test(tc, config_file_missing);
     tcase_add_test(tc, config_file_errors_name_the_file);

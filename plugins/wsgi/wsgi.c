@@ -136,6 +136,88 @@ add_users(long delta)
 }
 
 /* ------------------------------------------------------------------ */
+/* sys.stdout and sys.stderr                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Plugins never write to the server's standard streams: print() and
+ * tracebacks Python writes outside a request go to the host log instead,
+ * one line per write (at INFO for stdout, ERROR for stderr).
+ */
+struct log_stream {
+    PyObject_HEAD const struct csgi_host_api *api;
+    int level;
+};
+
+static PyObject *
+log_stream_write(PyObject *self, PyObject *arg)
+{
+    struct log_stream *ls = (struct log_stream *)self;
+    Py_ssize_t len;
+    const char *s;
+
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "write() takes str");
+        return NULL;
+    }
+    s = PyUnicode_AsUTF8AndSize(arg, &len);
+    if (!s)
+        return NULL;
+    while (len && s[len - 1] == '\n')
+        len--;
+    if (len)
+        ls->api->log(ls->api->ctx, ls->level, "python: %.*s", (int)len, s);
+    return PyLong_FromSsize_t(PyUnicode_GET_LENGTH(arg));
+}
+
+static PyObject *
+log_stream_flush(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef log_stream_methods[] = {
+    {"write", log_stream_write, METH_O, "write(str): log it"},
+    {"flush", log_stream_flush, METH_NOARGS, "flush()"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject log_stream_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "csgi.LogStream",
+    .tp_basicsize = sizeof(struct log_stream),
+    .tp_dealloc = (destructor)PyObject_Free,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_methods = log_stream_methods,
+};
+
+static int
+redirect_std(const struct csgi_host_api *api)
+{
+    static const struct {
+        const char *name;
+        int level;
+    } streams[] = {{"stdout", CSGI_LOG_INFO}, {"stderr", CSGI_LOG_ERROR}};
+
+    if (PyType_Ready(&log_stream_type) < 0)
+        return -1;
+    for (size_t i = 0; i < 2; i++) {
+        struct log_stream *ls = PyObject_New(struct log_stream, &log_stream_type);
+        int rc;
+        if (!ls)
+            return -1;
+        ls->api = api;
+        ls->level = streams[i].level;
+        rc = PySys_SetObject(streams[i].name, (PyObject *)ls);
+        Py_DECREF(ls);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Loading the application                                             */
 /* ------------------------------------------------------------------ */
 
@@ -195,7 +277,7 @@ load_app(struct wsgi_app *a, const char *path, const char *venv, int started_her
         "import glob, site\nfor d in sorted(glob.glob(arg + '/lib/python3*/site-packages')):\n"
         "    site.addsitedir(d)\n";
 
-    if (wsgi_types_init() < 0)
+    if (wsgi_types_init() < 0 || (started_here && redirect_std(a->api) < 0))
         goto error;
     /* A venv is the interpreter's own when this instance started it. */
     if (venv && !started_here && run_with_arg(add_venv, venv) < 0)

@@ -38,12 +38,14 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-pkgs="gcc pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-dev libcjson-dev libsqlite3-dev zlib1g-dev"
+pkgs="gcc pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-dev libcjson-dev libsqlite3-dev zlib1g-dev python3-dev"
 if [ "$want_test" = yes ]; then
     pkgs="$pkgs check libcurl4-openssl-dev clang libclang-rt-14-dev clang-format binutils python3 g++ curl valgrind wrk haproxy nginx nginx-light openssl"
     # The status page's browser test (tests/browser): headless Chromium, about 120 MB to
     # fetch and 410 MB installed (17 s on the development machine).
     pkgs="$pkgs chromium"
+    # The wsgi plugin's comparison with gunicorn, and csgi-bench's Python peers.
+    pkgs="$pkgs python3-falcon python3-bottle python3-flask gunicorn uwsgi uwsgi-plugin-python3"
 fi
 if [ -n "$want_mhd" ]; then
     # apt-get source unpacks with dpkg-source (dpkg-dev); the build needs make.

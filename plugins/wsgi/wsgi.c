@@ -373,14 +373,16 @@ wsgi_exit(void *state)
 
     wsgi_gil_take();
     Py_CLEAR(a->app);
-    if (add_users(-1) <= 0) {
-        /* atexit handlers run, buffered output is flushed. */
-        if (Py_FinalizeEx() < 0)
-            a->api->log(a->api->ctx, CSGI_LOG_WARN, "python finalisation reported an error");
-        wsgi_tstate = NULL;
-    } else {
-        wsgi_gil_drop();
-    }
+    /*
+     * The last instance runs the applications' atexit handlers, as a Python
+     * process does when it ends, but does not finalise the interpreter: the
+     * worker exits right after, finalising would wait for every non-daemon
+     * thread an application started (a stop must not hang on them), and it
+     * frees only part of the heap (the rest then looks leaked to leak checkers).
+     */
+    if (add_users(-1) <= 0 && run_with_arg("import atexit\natexit._run_exitfuncs()\n", "") < 0)
+        wsgi_log_exception(a, NULL);
+    wsgi_gil_drop();
     free_app(a);
 }
 

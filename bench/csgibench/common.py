@@ -34,6 +34,19 @@ FRAMEWORK_TARGETS = {"resource", "route"}
 TARGET_ORDER = ["mhd", "nginx", "hello", "raw", "resource", "route", "falcon"]
 PEERS = {"mhd", "nginx", "falcon"}
 
+# The WSGI races (issue 14): each framework of the article on csgi-server's wsgi plugin and on
+# the article's Python servers, bench/peers/wsgi_apps.py everywhere. Selected only by name
+# or with --targets python (a default run leaves them out).
+WSGI_FRAMEWORKS = ["falcon", "bottle", "flask"]
+WSGI_SERVERS = [
+    ("wsgi", "csgi-server + the wsgi plugin (embedded CPython, plugins/wsgi)"),
+    ("gunicorn", "gunicorn, sync workers (the article's set-up)"),
+    ("gthread", "gunicorn, gthread workers (keep-alive)"),
+    ("uwsgi", "uWSGI with its python3 plugin, --http11-socket (keep-alive)"),
+]
+PYTHON_TARGETS = ["%s-%s" % (srv, fw) for fw in WSGI_FRAMEWORKS for srv, _ in WSGI_SERVERS]
+TARGET_ORDER += PYTHON_TARGETS
+
 # What each target is, for the notes under the tables (and the README's list).
 TARGET_NOTES = {
     "mhd": "raw libmicrohttpd (bench/mhd_hello.c) with csgi-server's threading: the floor",
@@ -44,6 +57,9 @@ TARGET_NOTES = {
     "route": "csgi-server + the World app on the route framework (world_route.so)",
     "falcon": "gunicorn (gthread workers) + Falcon, bench/peers/falcon_app.py",
 }
+TARGET_NOTES.update({"%s-%s" % (srv, fw): "%s; %s from bench/peers/wsgi_apps.py"
+                     % (what, fw.capitalize())
+                     for fw in WSGI_FRAMEWORKS for srv, what in WSGI_SERVERS})
 
 # The acceptors, for the load-balance note: csgi-server's own, and the kernel's for the peers.
 BALANCE_NOTE = (

@@ -273,10 +273,21 @@ def start_server(t, args, workdir, workers, threads, wrapper=None, env_extra=Non
         argv = [t.spec["binary"], "-p", workdir, "-c", conf, "-e", log_path]
     elif t.kind == "gunicorn":
         argv = [t.spec["binary"], "--bind", "127.0.0.1:%d" % port, "--workers", str(workers),
-                "--worker-class", "gthread", "--threads", str(threads),
-                "--chdir", os.path.join(BENCH, "peers"), "--error-logfile", log_path,
-                "--log-level", "info", "--keep-alive", "15", "falcon_app:app"]
+                "--worker-class", t.spec.get("worker_class", "gthread"), "--threads", str(threads),
+                "--chdir", t.spec.get("chdir", os.path.join(BENCH, "peers")),
+                "--error-logfile", log_path, "--log-level", "info", "--keep-alive", "15",
+                t.spec.get("app", "falcon_app:app")]
         ready = ("Booting worker", workers)
+    elif t.kind == "uwsgi":
+        # --http11-socket: keep-alive (--http-socket closes without saying so, which wrk counts
+        # as errors). --die-on-term: SIGTERM stops uWSGI (its default is a reload).
+        argv = [t.spec["binary"], "--plugin", "python3", "--http11-socket", "127.0.0.1:%d" % port,
+                "--master", "--processes", str(workers), "--chdir", t.spec["chdir"],
+                "--module", t.spec["app"], "--die-on-term", "--disable-logging",
+                "--logto", log_path, "--listen", "1024"]
+        if threads > 1:
+            argv += ["--threads", str(threads)]
+        ready = ("spawned uWSGI worker", workers)
     else:
         argv = [a.format(port=port, workdir=workdir) for a in t.spec["argv"]]
         if t.spec.get("ready_log"):

@@ -7,8 +7,8 @@ import shutil
 import subprocess
 
 from .build import find_files, lib_dirs, mhd_hello_binary, mhd_version, python_of
-from .common import (APP_MOUNT, ENDPOINT_NAMES, ENDPOINTS, PEERS, TARGET_ORDER, WORLD_APPS,
-                     die)
+from .common import (APP_MOUNT, BENCH, ENDPOINT_NAMES, ENDPOINTS, PEERS, PYTHON_TARGETS,
+                     TARGET_ORDER, WORLD_APPS, WSGI_FRAMEWORKS, die)
 
 
 class Target:
@@ -80,6 +80,41 @@ def version_targets(args):
     return out
 
 
+PY_ENDPOINTS = {"plaintext": "/plaintext", "json": "/json"}
+DEBIAN_PYTHON = "/usr/bin/python3"
+
+
+def python_targets(build_dir):
+    """The WSGI races: each framework on csgi-server's wsgi plugin, gunicorn (sync, gthread)
+    and uWSGI; Debian's python3 and packages only. Opt-in (--targets python or by name)."""
+    peers = os.path.join(BENCH, "peers")
+    missing = [fw for fw in WSGI_FRAMEWORKS
+               if subprocess.call([DEBIAN_PYTHON, "-c", "import " + fw],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) != 0]
+    gunicorn = "/usr/bin/gunicorn" if os.access("/usr/bin/gunicorn", os.X_OK) else None
+    uwsgi = "/usr/bin/uwsgi" if os.access("/usr/bin/uwsgi", os.X_OK) else None
+    plugin = "/usr/lib/uwsgi/plugins/python3_plugin.so"
+    out = []
+    for fw in WSGI_FRAMEWORKS:
+        app = "wsgi_apps:%s_app" % fw
+        note = "python3-%s not importable by %s" % (fw, DEBIAN_PYTHON) if fw in missing else None
+        t = csgi_target(build_dir, "wsgi-" + fw, "wsgi", dict(PY_ENDPOINTS), mounts={"/": "wsgi"},
+                        sets={"wsgi.app": app, "wsgi.path": peers}, note=note)
+        out.append(t)
+        for cls in ("sync", "gthread"):
+            name = ("gunicorn-" if cls == "sync" else "gthread-") + fw
+            out.append(Target(name, "gunicorn", dict(PY_ENDPOINTS), role="peer",
+                              note=note or (None if gunicorn else "gunicorn not installed"),
+                              binary=gunicorn, app=app, worker_class=cls, chdir=peers))
+        unote = note or (None if uwsgi and os.path.exists(plugin)
+                         else "uwsgi or uwsgi-plugin-python3 not installed")
+        out.append(Target("uwsgi-" + fw, "uwsgi", dict(PY_ENDPOINTS), role="peer", note=unote,
+                          binary=uwsgi, app=app, chdir=peers))
+    for t in out:
+        t.spec["opt_in"] = True
+    return out
+
+
 def discover(args, workdir):
     targets = []
     b = args.build_dir
@@ -122,6 +157,7 @@ def discover(args, workdir):
             note = "python3-falcon not importable by %s" % py
     targets.append(Target("falcon", "gunicorn", {"plaintext": "/plaintext", "json": "/json"},
                           role="peer", note=note, binary=gunicorn))
+    targets += python_targets(b)
 
     for path in args.extra_targets or []:
         with open(path) as f:
@@ -169,6 +205,8 @@ def select(targets, args):
             w = w.strip()
             if w == "peers":
                 wanted |= PEERS
+            elif w == "python":
+                wanted |= set(PYTHON_TARGETS)
             elif w == "apps":
                 wanted |= {n for n, _ in WORLD_APPS} | {"hello"}
             elif w:
@@ -181,6 +219,8 @@ def select(targets, args):
     for t in targets:
         # hello@1.0 and mhd@1.0 come with hello and mhd (--mhd-versions).
         if wanted is not None and t.name not in wanted and base_name(t.name) not in wanted:
+            continue
+        if wanted is None and t.spec.get("opt_in"):
             continue
         if args.no_peers and t.role == "peer":
             continue

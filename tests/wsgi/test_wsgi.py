@@ -416,29 +416,58 @@ class Threads(unittest.TestCase):
 class Reload(unittest.TestCase):
     """SIGHUP: new workers, a fresh interpreter, the code as it is on disk."""
 
+    def setUp(self):
+        self.appdir = tempfile.mkdtemp(prefix="csgi-wsgi-app-")
+        self.mod = os.path.join(self.appdir, "edited.py")
+
+    def tearDown(self):
+        shutil.rmtree(self.appdir, ignore_errors=True)
+
+    def write(self, version):
+        with open(self.mod + ".tmp", "w") as f:
+            f.write("def application(environ, start_response):\n"
+                    "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                    "    return [b'version %d\\n']\n" % version)
+        os.rename(self.mod + ".tmp", self.mod)
+
+    def start(self, workers):
+        self.write(1)
+        return Server(["--mount", "/=wsgi", "--set", "wsgi.app=edited", "--set",
+                       "wsgi.path=" + self.appdir], workers=workers)
+
     def test_sighup_serves_edited_code(self):
-        appdir = tempfile.mkdtemp(prefix="csgi-wsgi-app-")
-        mod = os.path.join(appdir, "edited.py")
-
-        def write(version):
-            with open(mod + ".tmp", "w") as f:
-                f.write("def application(environ, start_response):\n"
-                        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
-                        "    return [b'version %d\\n']\n" % version)
-            os.rename(mod + ".tmp", mod)
-
-        write(1)
-        srv = Server(["--mount", "/=wsgi", "--set", "wsgi.app=edited", "--set",
-                      "wsgi.path=" + appdir])
+        srv = self.start(1)
         try:
             self.assertEqual(srv.get("/")[2], b"version 1\n")
-            write(2)
+            self.write(2)
             srv.proc.send_signal(signal.SIGHUP)
             srv.wait_log("generation 2 ready")
             self.assertEqual(srv.get("/")[2], b"version 2\n")
         finally:
             self.assertEqual(srv.stop(), 0)
-            shutil.rmtree(appdir, ignore_errors=True)
+
+    def test_sighup_under_wrk_load_fails_no_request(self):
+        srv = self.start(2)
+        try:
+            # wrk (Debian's) on 20 keep-alive connections for 4 s; the edit and the
+            # reload happen one second in, and generation 2 must be ready before wrk ends.
+            wrk = subprocess.Popen(["wrk", "-t1", "-c20", "-d4", "--timeout", "3",
+                                    "http://127.0.0.1:%d/" % srv.port],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            time.sleep(1)
+            self.write(2)
+            srv.proc.send_signal(signal.SIGHUP)
+            srv.wait_log("generation 2 ready", timeout=10)
+            self.assertIsNone(wrk.poll(), "wrk ended before the new generation was ready")
+            out = wrk.communicate(timeout=20)[0]
+            self.assertEqual(wrk.returncode, 0, out)
+            self.assertRegex(out, r"\d+ requests in")
+            # wrk prints these lines only when there was such a failure.
+            self.assertNotIn("Socket errors", out)
+            self.assertNotIn("Non-2xx", out)
+            self.assertEqual(srv.get("/")[2], b"version 2\n")
+        finally:
+            self.assertEqual(srv.stop(), 0)
 
 
 GUNICORN = "/usr/bin/gunicorn"

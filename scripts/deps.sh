@@ -45,7 +45,7 @@ if [ "$want_test" = yes ]; then
     # fetch and 410 MB installed (17 s on the development machine).
     pkgs="$pkgs chromium"
     # The wsgi plugin's comparison with gunicorn, and csgi-bench's Python peers.
-    pkgs="$pkgs python3-falcon python3-bottle python3-flask gunicorn uwsgi uwsgi-plugin-python3"
+    pkgs="$pkgs python3-falcon python3-bottle python3-flask python3-venv gunicorn uwsgi uwsgi-plugin-python3"
 fi
 if [ -n "$want_mhd" ]; then
     # apt-get source unpacks with dpkg-source (dpkg-dev); the build needs make.

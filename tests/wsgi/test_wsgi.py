@@ -338,6 +338,30 @@ class Instances(unittest.TestCase):
         finally:
             self.assertEqual(srv.stop(), 0)
 
+    def test_venv(self):
+        base = tempfile.mkdtemp(prefix="csgi-wsgi-venv-")
+        try:
+            venv, appdir = os.path.join(base, "venv"), os.path.join(base, "app")
+            subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", venv], check=True)
+            site = os.path.join(venv, "lib", "python%d.%d" % sys.version_info[:2],
+                                "site-packages")
+            os.makedirs(appdir)
+            with open(os.path.join(site, "venvonly.py"), "w") as f:
+                f.write("MARK = 'only in the venv'\n")
+            with open(os.path.join(appdir, "vapp.py"), "w") as f:
+                f.write("import sys, venvonly\n"
+                        "def application(environ, start_response):\n"
+                        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+                        "    return [('%s|%s' % (venvonly.MARK, sys.prefix)).encode()]\n")
+            srv = Server(["--set", "wsgi.app=vapp", "--set", "wsgi.path=" + appdir,
+                          "--set", "wsgi.venv=" + venv])
+            try:
+                self.assertEqual(srv.get("/wsgi/")[2], ("only in the venv|" + venv).encode())
+            finally:
+                self.assertEqual(srv.stop(), 0)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+
     def test_master_runs_no_python(self):
         srv = Server(["--set", "wsgi.app=plain:failing", "--set", "wsgi.path=" + APPS])
         try:

@@ -6,6 +6,7 @@
  * every byte string of the CSGI environ is decoded as latin-1, and every
  * status and header the application gives must encode as latin-1.
  */
+#define _GNU_SOURCE
 #include <string.h>
 #include <strings.h>
 
@@ -228,6 +229,7 @@ req_write(PyObject *self, PyObject *data)
 {
     struct wsgi_req *req = (struct wsgi_req *)self;
     const struct csgi_responder *resp;
+    PyThreadState *ts;
     int rc;
 
     if (attached(req) < 0)
@@ -237,10 +239,10 @@ req_write(PyObject *self, PyObject *data)
         return NULL;
     }
     resp = req->resp;
-    Py_BEGIN_ALLOW_THREADS rc =
-        resp->write(resp->ctx, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
-    Py_END_ALLOW_THREADS if (rc < 0)
-    {
+    ts = PyEval_SaveThread();
+    rc = resp->write(resp->ctx, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
+    PyEval_RestoreThread(ts);
+    if (rc < 0) {
         if (rc != CSGI_ESTATE && rc != CSGI_EINVAL)
             req->failed = rc;
         PyErr_Format(rc == CSGI_ECONNRESET ? PyExc_ConnectionResetError : PyExc_OSError,
@@ -314,35 +316,43 @@ static PyObject *
 input_read_bytes(struct wsgi_req *req, Py_ssize_t size, int line)
 {
     const struct csgi_input *in;
-    Py_ssize_t cap, len = 0;
+    Py_ssize_t cap, len = 0, limit;
+    int64_t known;
     PyObject *buf;
+    PyThreadState *ts;
 
     if (attached(req) < 0)
         return NULL;
     in = req->env->input;
-    cap = size >= 0 ? size : 8192;
-    if (size < 0 && !line && req->env->content_length > 0 && req->env->content_length < (1 << 30))
-        cap = (Py_ssize_t)req->env->content_length;
+    /* The body's length bounds every buffer: read(10**9) allocates no gigabyte. */
+    known = CSGI_HAS(req->env, 2) ? req->env->input_length : req->env->content_length;
+    limit = size >= 0 ? size : PY_SSIZE_T_MAX;
+    if (known >= 0 && known < limit)
+        limit = (Py_ssize_t)known;
+    cap = limit < 65536 ? limit : 65536;
+    if (!line && known >= 0 && limit < (1 << 30))
+        cap = limit;
     buf = PyBytes_FromStringAndSize(NULL, cap);
     if (!buf)
         return NULL;
     for (;;) {
         int64_t r;
-        char *at = PyBytes_AS_STRING(buf) + len;
+        char *at;
         size_t want = (size_t)(cap - len);
 
         if (want == 0) {
-            if (size >= 0)
+            if (cap >= limit)
                 break;
-            cap *= 2;
+            cap = cap > limit / 2 ? limit : cap * 2;
             if (_PyBytes_Resize(&buf, cap) < 0)
                 return NULL;
             continue;
         }
-        Py_BEGIN_ALLOW_THREADS r =
-            line ? in->readline(in->ctx, at, want) : in->read(in->ctx, at, want);
-        Py_END_ALLOW_THREADS if (r < 0)
-        {
+        at = PyBytes_AS_STRING(buf) + len;
+        ts = PyEval_SaveThread();
+        r = line ? in->readline(in->ctx, at, want) : in->read(in->ctx, at, want);
+        PyEval_RestoreThread(ts);
+        if (r < 0) {
             Py_DECREF(buf);
             return PyErr_Format(PyExc_OSError, "wsgi.input: %s", csgi_strerror((int)r));
         }

@@ -197,6 +197,7 @@ class Conformance(unittest.TestCase):
                          b"one\n|two\n|\n|three")
         self.assertEqual(self.srv.request("POST", "/upload?readline", body=data)[2],
                          b"one\n<two>\n\nthree")
+        self.assertEqual(self.srv.request("POST", "/upload?huge", body=data)[2], data)
 
     def test_write_then_iterable(self):
         self.assertEqual(self.srv.get("/write")[2], b"written, then returned\n")

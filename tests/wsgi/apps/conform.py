@@ -54,6 +54,8 @@ def upload(environ, start_response):
         body = b"%d lines\n" % len(lines) + b"".join(lines)
     elif how == "iter":
         body = b"|".join(line for line in inp)
+    elif how == "huge":
+        body = inp.read(1 << 40)  # bounded by the body, not allocated
     elif how == "readline":
         first = inp.readline()
         part = inp.readline(3)

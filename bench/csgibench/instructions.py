@@ -109,7 +109,7 @@ def instructions_mode(args, targets, endpoints):
     for t, ep in combos:
         counts = []
         # Python under callgrind is ~100x slower per request: fewer requests, same method.
-        scale = 5 if t.kind == "gunicorn" else 1
+        scale = 5 if t.kind in ("gunicorn", "uwsgi") or t.spec.get("python") else 1
         ns = (max(1, n1 // scale), max(2, n2 // scale))
         for n in ns:
             if t.dead:

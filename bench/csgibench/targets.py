@@ -112,6 +112,7 @@ def python_targets(build_dir):
                           binary=uwsgi, app=app, chdir=peers))
     for t in out:
         t.spec["opt_in"] = True
+        t.spec["python"] = True
     return out
 
 

@@ -183,7 +183,7 @@ def blocks(baselines):
         out["performance"] = performance(ins)
         out["instructions-table"] = "\n".join(instr_table(ins["instructions"])[0])
         out["instructions-bullets"] = instructions_bullets(ins)
-    for name in ("load", "load-w1"):
+    for name in ("load", "load-w1", "wsgi"):
         if name in baselines:
             out[name + "-table"] = load_table(baselines[name])
     if "tls" in baselines:

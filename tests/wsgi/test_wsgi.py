@@ -25,11 +25,12 @@ APPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps")
 class Server:
     """A csgi-server with the wsgi plugin, on an ephemeral loopback port."""
 
-    def __init__(self, args, workers=1, extra_path=None):
+    def __init__(self, args, workers=1, extra_plugins=()):
         self.dir = tempfile.mkdtemp(prefix="csgi-wsgi-test-")
         plugins = os.path.join(self.dir, "plugins")
         os.mkdir(plugins)
-        shutil.copy(PLUGIN, os.path.join(plugins, "wsgi.so"))
+        for so in (PLUGIN,) + tuple(extra_plugins):
+            shutil.copy(so, os.path.join(plugins, os.path.basename(so)))
         self.log = os.path.join(self.dir, "error.log")
         self.workers = workers
         cmd = [SERVER, "--plugins", plugins, "--bind", "127.0.0.1:0", "--workers",
@@ -362,6 +363,27 @@ class Instances(unittest.TestCase):
                 self.assertEqual(srv.stop(), 0)
         finally:
             shutil.rmtree(base, ignore_errors=True)
+
+    def test_csgi_validator_wraps_the_plugin(self):
+        # The gateway's own validator (validator.so, --wrap) checks the plugin's CSGI side:
+        # start_response, write, bodies of every kind, close, the input stream.
+        srv = Server(["--wrap", "wsgi=validator", "--set", "wsgi.app=conform", "--set",
+                      "wsgi.path=" + APPS], extra_plugins=[os.environ["CSGI_VALIDATOR_PLUGIN"]])
+        try:
+            data = b"x" * 70000
+            for method, path, body, status, want in [
+                    ("GET", "/wsgi/hello", None, 200, b"Hello, world!\n"),
+                    ("GET", "/wsgi/write", None, 200, b"written, then returned\n"),
+                    ("GET", "/wsgi/generator?2", None, 200, b"chunk 0\nchunk 1\n"),
+                    ("POST", "/wsgi/upload", data, 200, data),
+                    ("GET", "/wsgi/exc-before", None, 503, b"replaced by exc_info\n"),
+                    ("HEAD", "/wsgi/closing?v", None, 200, b"")]:
+                st, _, got = srv.request(method, path, body=body)
+                self.assertEqual((st, got), (status, want), path)
+            self.assertIn('served through 1 middleware', srv.text())
+            self.assertNotIn("csgi validator:", srv.text())
+        finally:
+            self.assertEqual(srv.stop(), 0)
 
     def test_master_runs_no_python(self):
         srv = Server(["--set", "wsgi.app=plain:failing", "--set", "wsgi.path=" + APPS])

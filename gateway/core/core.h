@@ -70,7 +70,13 @@ enum csgi__plan_kind {
     /* A file range for sendfile(): plan.fd from plan.offset, plan.length bytes. */
     CSGI__PLAN_FILE,
     /* Pull with csgi__response_read(): plan.length bytes, or -1 when unknown. */
-    CSGI__PLAN_STREAM
+    CSGI__PLAN_STREAM,
+    /*
+     * Nothing to send yet: call() or the first next() returned CSGI_PENDING
+     * (SPEC 4.14). The transport parks the request (csgi__response_park())
+     * and, once woken, asks for the plan again.
+     */
+    CSGI__PLAN_WAIT
 };
 
 struct csgi__plan {
@@ -126,6 +132,10 @@ struct csgi__response {
     uint64_t delivered;
     /* The length the wire announces (Content-Length), or -1. */
     int64_t length;
+    /* call() returned CSGI_PENDING and no resume() has come since. */
+    int wait_call;
+    /* resume() and the wait it ends: enum csgi__wake bits, changed from any thread. */
+    _Atomic unsigned wake;
     const char *plugin;
     /*
      * Set by csgi__response_init() and kept by csgi__response_reset(), except
@@ -250,7 +260,8 @@ csgi__response_called(struct csgi__response *r, int rc)
  * Decide what goes out: pulls the first chunk (and one more, to see whether
  * a body of unknown length is a single chunk), checks lengths and builds
  * @p plan. When no mount answered, @p declined is 1 and the plan is a 404.
- * Call once, after the last call().
+ * Call once, after the last call(), and again after each CSGI__PLAN_WAIT
+ * once the request is woken.
  */
 void csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *plan);
 
@@ -259,8 +270,9 @@ void csgi__response_plan(struct csgi__response *r, int declined, struct csgi__pl
  * next(). Never waits for more once it has a byte, so each chunk goes out
  * when the application produces it.
  * Returns the byte count (> 0), 0 at the end of a body that matched its
- * length, or a negative CSGI_E* code when the response failed (logged): the
- * transport then aborts the connection.
+ * length, CSGI__READ_PENDING when next() said CSGI_PENDING, or a negative
+ * CSGI_E* code when the response failed (logged): the transport then aborts
+ * the connection.
  */
 int64_t csgi__response_read(struct csgi__response *r, void *buf, size_t max);
 
@@ -269,6 +281,44 @@ int64_t csgi__response_read(struct csgi__response *r, void *buf, size_t max);
  * length) and discard them. Returns 0 or the response's error.
  */
 int csgi__response_drain(struct csgi__response *r, uint64_t max);
+
+/*
+ * csgi__response_read()'s result when the body's next() returned
+ * CSGI_PENDING and nothing is in hand: park the request (SPEC 4.14).
+ */
+#define CSGI__READ_PENDING (-3000)
+
+/* The bits of csgi__response.wake. */
+enum csgi__wake {
+    CSGI__WAKE_WOKEN = 1u << 0,  /* resume() came since the last next() began */
+    CSGI__WAKE_PARKED = 1u << 1, /* the transport parked the request: resume() wakes it */
+    CSGI__WAKE_CLOSED = 1u << 2  /* the body is closed: resume() is refused */
+};
+
+/*
+ * The transport is about to wait for resume() (after CSGI__PLAN_WAIT or
+ * CSGI__READ_PENDING). Returns 1: parked, and the resume() that ends the
+ * wait returns 1 to its caller, which wakes the transport; 0: a resume()
+ * came already, go on at once. Call it and the transport's own suspend under
+ * the lock csgi__response_resume()'s caller holds while it wakes the
+ * transport, so that a wake never comes before the suspend.
+ */
+int csgi__response_park(struct csgi__response *r);
+
+/*
+ * csgi_host_api.resume(), from any thread. Returns 1 when the request was
+ * parked (the caller wakes its transport; the request is no longer
+ * parked), 0 when it was not (the next wait ends at once), CSGI_ESTATE once
+ * the body is closed.
+ */
+int csgi__response_resume(struct csgi__response *r);
+
+/*
+ * The host ends a body that waits (its worker stops): one of unknown length
+ * ends here (returns 0, the transport ends the response as complete), one
+ * of known length cannot (returns CSGI_ECONNRESET, the transport aborts).
+ */
+int csgi__response_stop(struct csgi__response *r);
 
 /* csgi__response_close() when the body is still open. */
 void csgi__response_close_body(struct csgi__response *r);

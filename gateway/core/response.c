@@ -4,6 +4,7 @@
  * checks and the exactly-once close().
  */
 #define _GNU_SOURCE
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -428,6 +429,14 @@ csgi__response_called_other(struct csgi__response *r, int rc)
     } else if (rc < 0) {
         core_log(r, CSGI_LOG_ERROR, "call() failed: %s (%s)", csgi_strerror(rc), csgi_err_name(rc));
         fail(r, rc);
+    } else if (rc == CSGI_PENDING) {
+        /* As CSGI_OK, but the body waits for resume() before its first next(). */
+        r->body_open = 1;
+        r->wait_call = 1;
+        if (r->body.total_length < -1) {
+            fail_log(r, CSGI_EAPP, "body total_length %lld is invalid",
+                     (long long)r->body.total_length);
+        }
     } else if (rc != CSGI_OK) {
         fail_log(r, CSGI_EAPP, "call() returned %d, not a CSGI result", rc);
     } else {
@@ -459,11 +468,18 @@ pull(struct csgi__response *r)
             r->body_done = 1;
             return CSGI_DONE;
         }
+        /* A resume() from now on is for this next(): it is not lost if next() says pending. */
+        if (atomic_load_explicit(&r->wake, memory_order_relaxed) & CSGI__WAKE_WOKEN)
+            atomic_fetch_and(&r->wake, ~(unsigned)CSGI__WAKE_WOKEN);
         r->in_next = 1;
         app_enter(r, 1);
         rc = r->body.next(r->body.ctx, &r->pending);
         app_enter(r, 0);
         r->in_next = 0;
+        if (rc == CSGI_PENDING) {
+            r->pending.len = 0;
+            return CSGI_PENDING;
+        }
         if (rc == CSGI_DONE) {
             r->pending.len = 0;
             r->body_done = 1;
@@ -670,6 +686,13 @@ csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *p
         plan_error(r, plan, 500);
         return;
     }
+    if (r->wait_call) {
+        if (!(atomic_load(&r->wake) & CSGI__WAKE_WOKEN)) {
+            plan->kind = CSGI__PLAN_WAIT;
+            return;
+        }
+        r->wait_call = 0;
+    }
     if (r->state != CSGI__RESP_ABORTED && plan_file(r, plan))
         return;
     if (r->state == CSGI__RESP_ABORTED) {
@@ -679,6 +702,11 @@ csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *p
         return;
     }
     rc = pull(r);
+    if (rc == CSGI_PENDING) {
+        /* Nothing to plan with yet, not even a status, perhaps: wait for resume(). */
+        plan->kind = CSGI__PLAN_WAIT;
+        return;
+    }
     if (r->state == CSGI__RESP_FAILED || r->state == CSGI__RESP_NEW) {
         if (r->state == CSGI__RESP_NEW) {
             fail_log(r, CSGI_ESTATE, "body ended without start_response()");
@@ -749,7 +777,8 @@ csgi__response_read(struct csgi__response *r, void *out, size_t max)
             break;
         if (r->length >= 0 && r->delivered == (uint64_t)r->length)
             break;
-        pull(r);
+        if (pull(r) == CSGI_PENDING)
+            return CSGI__READ_PENDING;
     }
     r->delivered += n;
     if (n > 0)
@@ -774,16 +803,58 @@ csgi__response_drain(struct csgi__response *r, uint64_t max)
     r->pending_off = r->pending.len;
     while (!failed(r) && !r->body_done && r->produced - start < max &&
            (r->length < 0 || r->produced < (uint64_t)r->length)) {
-        if (pull(r) == CSGI_OK)
+        int rc = pull(r);
+
+        if (rc == CSGI_PENDING)
+            break; /* a body that waits is cut off here, as one too long */
+        if (rc == CSGI_OK)
             r->pending_off = r->pending.len;
     }
     return failed(r) ? r->error : CSGI_OK;
 }
 
 /* The body is open: close it (see csgi__response_close() in core.h). */
+int
+csgi__response_stop(struct csgi__response *r)
+{
+    if (r->length >= 0)
+        return CSGI_ECONNRESET;
+    r->body_done = 1;
+    r->state = CSGI__RESP_ENDED;
+    return 0;
+}
+
+int
+csgi__response_park(struct csgi__response *r)
+{
+    unsigned v = atomic_load(&r->wake);
+
+    for (;;) {
+        if (v & CSGI__WAKE_WOKEN)
+            return 0;
+        if (atomic_compare_exchange_weak(&r->wake, &v, v | CSGI__WAKE_PARKED))
+            return 1;
+    }
+}
+
+int
+csgi__response_resume(struct csgi__response *r)
+{
+    unsigned v = atomic_load(&r->wake);
+
+    for (;;) {
+        if (v & CSGI__WAKE_CLOSED)
+            return CSGI_ESTATE;
+        if (atomic_compare_exchange_weak(&r->wake, &v,
+                                         (v | CSGI__WAKE_WOKEN) & ~(unsigned)CSGI__WAKE_PARKED))
+            return (v & CSGI__WAKE_PARKED) ? 1 : 0;
+    }
+}
+
 void
 csgi__response_close_body(struct csgi__response *r)
 {
+    atomic_fetch_or(&r->wake, CSGI__WAKE_CLOSED);
     r->body_open = 0;
     if (r->body.close) {
         app_enter(r, 1);

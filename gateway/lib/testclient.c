@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <csgi/testclient.h>
@@ -97,6 +98,12 @@ struct csgi_test_client {
     /* csgi_test_client_trust_proxy(): the networks of trusted proxies. */
     struct csgi__cidr *trusted;
     size_t n_trusted;
+    /*
+     * resume() from any thread: the lock orders it against a park, and the
+     * condition wakes csgi_test_call_run() waiting for it (SPEC 4.14).
+     */
+    pthread_mutex_t wake_lock;
+    pthread_cond_t wake_cond;
     /* Request ids, as csgi-server makes them: a random prefix per client, then a counter. */
     char id_prefix[16];
     uint64_t next_id;
@@ -140,6 +147,17 @@ struct csgi_request {
     size_t out_cap;
 
     size_t log_start;
+
+    /* A request in progress (struct csgi_test_call is this struct). */
+    csgi_app_fn app;
+    void *app_state;
+    int declined;
+    /* The plan is made (not CSGI__PLAN_WAIT), the response has ended, the request parks. */
+    int planned;
+    int ended;
+    int parked;
+    /* The transport's reason for on_finished (CSGI_FINISH_OK until the client leaves). */
+    int end_reason;
 };
 
 struct tc_response {
@@ -420,6 +438,25 @@ tc_host_body_from_buffer(struct csgi_request *req, const void *data, size_t len,
     if (!req)
         return CSGI_EINVAL;
     return csgi__body_from_buffer(tc_core_alloc, req, data, len, flags, out);
+}
+
+static int
+tc_host_resume(struct csgi_request *req)
+{
+    struct csgi_test_client *c;
+    int rc;
+
+    if (!req)
+        return CSGI_EINVAL;
+    c = req->client;
+    pthread_mutex_lock(&c->wake_lock);
+    rc = csgi__response_resume(&req->core);
+    if (rc == 1) {
+        req->parked = 0;
+        pthread_cond_broadcast(&c->wake_cond);
+    }
+    pthread_mutex_unlock(&c->wake_lock);
+    return rc < 0 ? rc : CSGI_OK;
 }
 
 static const void *
@@ -732,7 +769,9 @@ tc_make_response(struct csgi_request *req, int declined)
               : req->client_error ? req->client_error
               : declined          ? CSGI_EDECLINED
                                   : CSGI_OK;
-    pub->finish_reason = csgi__response_finish_reason(&req->core, CSGI_FINISH_OK);
+    pub->finish_reason = csgi__response_finish_reason(&req->core, req->end_reason);
+    if (req->end_reason != CSGI_FINISH_OK && !req->core.error && !req->client_error)
+        pub->rc = req->end_reason == CSGI_FINISH_TIMEOUT ? CSGI_ETIMEDOUT : CSGI_ECONNRESET;
     pub->headers_sent = plan->kind != CSGI__PLAN_ERROR;
     memcpy(r->request_id, req->request_id, sizeof(r->request_id));
     pub->request_id = r->request_id;
@@ -887,6 +926,7 @@ tc_emit(struct csgi_request *req, const void *data, size_t len)
     if (len)
         memcpy(req->out + req->out_len, data, len);
     req->out_len += len;
+    req->out[req->out_len] = '\0'; /* csgi_test_call_body() gives it as text too */
     return req->client_error;
 }
 
@@ -916,8 +956,6 @@ tc_deliver(struct csgi_request *req)
 {
     const struct csgi__plan *plan = &req->plan;
     int head = (req->core.flags & CSGI__RESP_HEAD) != 0;
-    char buf[TC_FILE_CHUNK];
-    int64_t n;
 
     switch (plan->kind) {
     case CSGI__PLAN_ERROR:
@@ -931,15 +969,84 @@ tc_deliver(struct csgi_request *req)
         close(plan->fd);
         break;
     case CSGI__PLAN_STREAM:
-        while ((n = csgi__response_read(&req->core, buf, sizeof(buf))) > 0) {
-            if (tc_emit(req, buf, (size_t)n) < 0)
-                break;
-        }
-        req->aborted = n != 0;
-        if (plan->framing == CSGI__FRAMING_CLOSE && !req->client_error)
-            req->aborted = n < 0; /* the close ends this body */
+    case CSGI__PLAN_WAIT:
         break;
     }
+}
+
+/*
+ * Pull a streamed body into req->out. Returns 1 when next() said
+ * CSGI_PENDING (nothing is in hand), 0 when the response ended.
+ */
+static int
+tc_stream(struct csgi_request *req)
+{
+    char buf[TC_FILE_CHUNK];
+    int64_t n;
+
+    while ((n = csgi__response_read(&req->core, buf, sizeof(buf))) > 0) {
+        if (tc_emit(req, buf, (size_t)n) < 0)
+            break;
+    }
+    if (n == CSGI__READ_PENDING)
+        return 1;
+    req->aborted = n != 0;
+    if (req->plan.framing == CSGI__FRAMING_CLOSE && !req->client_error)
+        req->aborted = n < 0; /* the close ends this body */
+    return 0;
+}
+
+/* Park @p req under the client's wake lock: 1 parked, 0 a resume() came already. */
+static int
+tc_park(struct csgi_request *req)
+{
+    struct csgi_test_client *c = req->client;
+    int parked;
+
+    pthread_mutex_lock(&c->wake_lock);
+    parked = csgi__response_park(&req->core);
+    req->parked = parked;
+    pthread_mutex_unlock(&c->wake_lock);
+    return parked;
+}
+
+/*
+ * Drive the response as far as it goes: plan it (again, after a wait),
+ * send it, pull a stream. Returns 1 when it waits for resume(), 0 when it
+ * ended.
+ */
+static int
+tc_advance(struct csgi_request *req)
+{
+    struct csgi_test_client *c = req->client;
+    int waits = 0;
+
+    c->active = req;
+    for (;;) {
+        if (!req->planned) {
+            csgi__response_plan(&req->core, req->declined, &req->plan);
+            if (req->plan.kind == CSGI__PLAN_WAIT) {
+                if (tc_park(req)) {
+                    waits = 1;
+                    break;
+                }
+                continue;
+            }
+            req->planned = 1;
+            tc_deliver(req);
+        }
+        if (req->plan.kind == CSGI__PLAN_STREAM && tc_stream(req)) {
+            if (tc_park(req)) {
+                waits = 1;
+                break;
+            }
+            continue;
+        }
+        req->ended = 1;
+        break;
+    }
+    c->active = NULL;
+    return waits;
 }
 
 static const char *
@@ -948,19 +1055,28 @@ tc_app_name(const struct csgi_test_client *client)
     return client->plugin && client->plugin->name ? client->plugin->name : "app";
 }
 
+/* Free a request and what it holds (not its response). */
+static void
+tc_request_free(struct csgi_request *req)
+{
+    csgi__response_free(&req->core);
+    tc_arena_free(req);
+    free(req->out);
+    free(req);
+}
+
 int
-csgi_test_client_request_app(struct csgi_test_client *client, csgi_app_fn app, void *state,
-                             const struct csgi_test_request *rq, struct csgi_test_response **out)
+csgi_test_client_start_app(struct csgi_test_client *client, csgi_app_fn app, void *state,
+                           const struct csgi_test_request *rq, struct csgi_test_call **call)
 {
     static const struct csgi_test_request get_root = {0};
     struct csgi_request *req;
     struct csgi_body *body;
-    int declined;
     int rc;
 
-    if (out)
-        *out = NULL;
-    if (!client || !app || !out)
+    if (call)
+        *call = NULL;
+    if (!client || !app || !call)
         return CSGI_EINVAL;
     if (client->active)
         return CSGI_ESTATE;
@@ -970,9 +1086,14 @@ csgi_test_client_request_app(struct csgi_test_client *client, csgi_app_fn app, v
     if (!req)
         return CSGI_ENOMEM;
     req->client = client;
+    req->app = app;
+    req->app_state = state;
+    req->end_reason = CSGI_FINISH_OK;
     rc = tc_build_environ(req, rq);
-    if (rc < 0)
-        goto free_request;
+    if (rc < 0) {
+        tc_request_free(req);
+        return rc;
+    }
 
     pthread_mutex_lock(&client->log_lock);
     req->log_start = client->n_logs;
@@ -980,23 +1101,141 @@ csgi_test_client_request_app(struct csgi_test_client *client, csgi_app_fn app, v
 
     client->active = req;
     body = csgi__response_begin(&req->core, tc_app_name(client));
-    declined = csgi__response_called(&req->core, app(state, &req->env, &req->core.responder, body));
-    csgi__response_plan(&req->core, declined, &req->plan);
-    tc_deliver(req);
+    req->declined =
+        csgi__response_called(&req->core, app(state, &req->env, &req->core.responder, body));
+    client->active = NULL;
+    tc_advance(req);
+    *call = (struct csgi_test_call *)req;
+    return CSGI_OK;
+}
+
+int
+csgi_test_client_start(struct csgi_test_client *client, const struct csgi_test_request *rq,
+                       struct csgi_test_call **call)
+{
+    if (call)
+        *call = NULL;
+    if (!client)
+        return CSGI_EINVAL;
+    return csgi_test_client_start_app(client, client->app, client->app_state, rq, call);
+}
+
+int
+csgi_test_call_pending(const struct csgi_test_call *call)
+{
+    const struct csgi_request *req = (const struct csgi_request *)call;
+
+    return req && !req->ended;
+}
+
+/* Wait up to @p timeout_ms for a resume() of a parked @p req. Returns 1 when woken. */
+static int
+tc_wait_woken(struct csgi_request *req, int timeout_ms)
+{
+    struct csgi_test_client *c = req->client;
+    struct timespec until;
+    int woken;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->wake_lock);
+    while (req->parked && timeout_ms > 0) {
+        if (pthread_cond_timedwait(&c->wake_cond, &c->wake_lock, &until) == ETIMEDOUT)
+            break;
+    }
+    woken = !req->parked;
+    pthread_mutex_unlock(&c->wake_lock);
+    return woken;
+}
+
+int
+csgi_test_call_run(struct csgi_test_call *call, int timeout_ms)
+{
+    struct csgi_request *req = (struct csgi_request *)call;
+
+    if (!req)
+        return CSGI_EINVAL;
+    if (req->ended)
+        return 0;
+    if (req->client->active)
+        return CSGI_ESTATE;
+    if (!tc_wait_woken(req, timeout_ms))
+        return 1;
+    return tc_advance(req);
+}
+
+const char *
+csgi_test_call_body(const struct csgi_test_call *call, size_t *len)
+{
+    const struct csgi_request *req = (const struct csgi_request *)call;
+
+    if (len)
+        *len = req ? req->out_len : 0;
+    return req && req->out ? req->out : "";
+}
+
+int
+csgi_test_call_end(struct csgi_test_call *call, int reason, struct csgi_test_response **out)
+{
+    struct csgi_request *req = (struct csgi_request *)call;
+    struct csgi_test_client *client;
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (!req || !out)
+        return CSGI_EINVAL;
+    client = req->client;
+    if (client->active)
+        return CSGI_ESTATE;
+    if (!req->ended) {
+        /* The client leaves (or gives up) while the response waits. */
+        if (reason != CSGI_FINISH_CLIENT_ABORT && reason != CSGI_FINISH_TIMEOUT &&
+            reason != CSGI_FINISH_SHUTDOWN)
+            return CSGI_EINVAL;
+        req->end_reason = reason;
+        req->aborted = 1;
+        if (!req->planned)
+            req->plan.kind = CSGI__PLAN_ERROR; /* nothing was sent: no status line */
+    }
+    client->active = req;
     csgi__response_close(&req->core);
     csgi__errors_flush(&req->errors_state);
-    tc_finish_request(req, csgi__response_finish_reason(&req->core, CSGI_FINISH_OK));
+    tc_finish_request(req, csgi__response_finish_reason(&req->core, req->end_reason));
     client->active = NULL;
 
-    *out = tc_make_response(req, declined);
+    *out = tc_make_response(req, req->declined);
     rc = *out ? CSGI_OK : CSGI_ENOMEM;
-
-free_request:
-    csgi__response_free(&req->core);
-    tc_arena_free(req);
-    free(req->out);
-    free(req);
+    tc_request_free(req);
     return rc;
+}
+
+int
+csgi_test_client_request_app(struct csgi_test_client *client, csgi_app_fn app, void *state,
+                             const struct csgi_test_request *rq, struct csgi_test_response **out)
+{
+    struct csgi_test_call *call;
+    int rc;
+
+    if (out)
+        *out = NULL;
+    if (!client || !app || !out)
+        return CSGI_EINVAL;
+    rc = csgi_test_client_start_app(client, app, state, rq, &call);
+    if (rc < 0)
+        return rc;
+    /* A response that waits: for a resume() from another thread, CSGI_TEST_WAIT_MS at most. */
+    if (csgi_test_call_pending(call) && csgi_test_call_run(call, CSGI_TEST_WAIT_MS) != 0) {
+        tc_logf(client, CSGI_LOG_ERROR, "no resume() within %d ms: the client gives up",
+                CSGI_TEST_WAIT_MS);
+        return csgi_test_call_end(call, CSGI_FINISH_TIMEOUT, out);
+    }
+    return csgi_test_call_end(call, CSGI_FINISH_OK, out);
 }
 
 int
@@ -1049,9 +1288,13 @@ tc_client_alloc(const char *mount, char *err, size_t err_len)
         free(c);
         return NULL;
     }
+    pthread_mutex_init(&c->wake_lock, NULL);
+    pthread_cond_init(&c->wake_cond, NULL);
     c->mount = tc_mount_dup(mount);
     if (!c->mount) {
         tc_errf(err, err_len, "mount \"%s\" is invalid (want \"\" or \"/prefix\")", mount);
+        pthread_cond_destroy(&c->wake_cond);
+        pthread_mutex_destroy(&c->wake_lock);
         pthread_mutex_destroy(&c->log_lock);
         free(c);
         return NULL;
@@ -1071,6 +1314,7 @@ tc_client_alloc(const char *mount, char *err, size_t err_len)
     c->api.request_url = tc_host_request_url;
     c->api.get_extension = tc_host_get_extension;
     c->api.body_from_buffer = tc_host_body_from_buffer;
+    c->api.resume = tc_host_resume;
     csgi__request_id_prefix(c->id_prefix);
     return c;
 }
@@ -1438,6 +1682,8 @@ csgi_test_client_free(struct csgi_test_client *client)
     free(client->trusted);
     free(client->config);
     free(client->mount);
+    pthread_cond_destroy(&client->wake_cond);
+    pthread_mutex_destroy(&client->wake_lock);
     pthread_mutex_destroy(&client->log_lock);
     free(client);
 }

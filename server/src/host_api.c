@@ -11,6 +11,7 @@
 #include "host_api.h"
 #include "log.h"
 #include "request.h"
+#include "wait.h"
 
 /* ------------------------------------------------------------------ */
 /* Host API                                                            */
@@ -170,4 +171,5 @@ srv_host_api_init(struct csgi_host_api *api, void *ctx)
     api->request_url = api_request_url;
     api->get_extension = api_get_extension;
     api->body_from_buffer = api_body_from_buffer;
+    api->resume = srv_wait_resume;
 }

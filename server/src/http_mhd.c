@@ -42,6 +42,7 @@
 #include "host_api.h"
 #include "log.h"
 #include "request.h"
+#include "wait.h"
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
@@ -132,8 +133,10 @@ r_state_sent(const struct csgi__response *core)
 
 /* How libmicrohttpd says the request ended, as a CSGI finish reason. */
 static int
-finish_reason(int toe, const struct csgi__response *core)
+finish_reason(const struct csgi_request *r, int toe, const struct csgi__response *core)
 {
+    if (r->stopped)
+        return CSGI_FINISH_SHUTDOWN;
     /*
      * libmicrohttpd reports a failed send (the client left mid-response) as
      * an error, like a body that failed; only the core knows the latter.
@@ -319,7 +322,7 @@ req_finish(struct csgi_request *r)
     if (r->errors_state.line_len)
         csgi__errors_flush(&r->errors_state);
     for (struct finished_cb *cb = r->finished; cb; cb = cb->next)
-        cb->fn(cb->arg, csgi__response_finish_reason(&r->core, finish_reason(r->toe, &r->core)));
+        cb->fn(cb->arg, csgi__response_finish_reason(&r->core, finish_reason(r, r->toe, &r->core)));
     if (r->plugin && r->counted) {
         struct timespec t1 = *req_end_time(r);
         atomic_fetch_add(&r->plugin->requests, 1);
@@ -636,7 +639,26 @@ reader(void *cls, uint64_t pos, char *buf, size_t max)
     (void)pos;
     busy_enter(r->h);
     publish_inflight(r);
-    n = csgi__response_read(&r->core, buf, max);
+    for (;;) {
+        n = csgi__response_read(&r->core, buf, max);
+        if (n != CSGI__READ_PENDING)
+            break;
+        if (!r->stopped) {
+            int parked = srv_wait_park(r);
+
+            if (parked == 1) {
+                /* Suspended: nothing now; libmicrohttpd asks again once resume() woke it. */
+                busy_leave(r->h);
+                return 0;
+            }
+            if (parked == 0)
+                continue;
+            r->stopped = 1;
+        }
+        /* The worker stops: a body of unknown length ends here, a shorter one aborts. */
+        n = csgi__response_stop(&r->core);
+        break;
+    }
     busy_leave(r->h);
     if (n < 0)
         return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -688,6 +710,7 @@ planned_response(struct csgi_request *r, const struct csgi__plan *plan)
 
     switch (plan->kind) {
     case CSGI__PLAN_ERROR:
+    case CSGI__PLAN_WAIT:
         return NULL;
     case CSGI__PLAN_BUFFER:
         if (head)
@@ -720,7 +743,24 @@ respond(struct csgi_request *r, int declined)
     struct csgi__plan *plan = &r->plan;
     struct MHD_Response *resp;
 
-    csgi__response_plan(&r->core, declined, plan);
+    for (;;) {
+        int parked;
+
+        csgi__response_plan(&r->core, declined, plan);
+        if (plan->kind != CSGI__PLAN_WAIT)
+            break;
+        /* No status yet (CSGI_PENDING): park, without a response; resume() comes back here. */
+        parked = srv_wait_park(r);
+        if (parked == 1) {
+            r->state = REQ_WAIT;
+            return MHD_YES;
+        }
+        if (parked < 0) {
+            r->stopped = 1;
+            csgi__response_close(&r->core);
+            return queue_error(r, 503, NULL, 1);
+        }
+    }
     if (plan->kind == CSGI__PLAN_ERROR)
         return queue_error(r, plan->status, NULL, 0);
     resp = planned_response(r, plan);
@@ -1208,6 +1248,16 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (r->state == REQ_WAIT) {
+        /* Woken (resume(), or the worker's stop): plan again. */
+        enum MHD_Result ret;
+
+        busy_enter(r->h);
+        publish_inflight(r);
+        ret = respond(r, 0);
+        busy_leave(r->h);
+        return ret;
+    }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
@@ -1351,6 +1401,7 @@ srv_http_new(const struct srv_config *cfg, struct srv_listener *listeners, size_
                 csgi__cidr_parse(cfg->trusted_proxies[i], &h->trusted[h->n_trusted]) == 0;
     }
     pthread_mutex_init(&h->conn_lock, NULL);
+    pthread_mutex_init(&h->wake_lock, NULL);
     h->conns.next = h->conns.prev = &h->conns;
     tmp = cfg->tmp_dir ? cfg->tmp_dir : getenv("TMPDIR");
     snprintf(h->tmp_dir, sizeof(h->tmp_dir), "%s", tmp && *tmp ? tmp : "/tmp");
@@ -1418,7 +1469,7 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
     for (size_t i = 0; i < h->n_slots; i++) {
         struct daemon_slot *s = &h->slots[i];
         unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                         MHD_USE_NO_LISTEN_SOCKET;
+                         MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME;
         struct MHD_OptionItem tls_ops[4];
         /*
          * --max-connections is the acceptor's to keep: it hands over no more
@@ -1485,6 +1536,8 @@ srv_http_drain(struct srv_http *h)
     atomic_store(&h->draining, 1);
     /* Stop accepting; the shared sockets stay open for the other workers. */
     srv_acceptor_stop(h->acceptor);
+    /* Requests that wait for resume() end now: they could wait past any graceful timeout. */
+    srv_wait_stop(h);
 }
 
 void
@@ -1513,11 +1566,14 @@ srv_http_free(struct srv_http *h)
     if (!h)
         return;
     srv_acceptor_stop(h->acceptor);
+    /* libmicrohttpd must not stop with a connection suspended (parked ones end first). */
+    srv_wait_stop(h);
     for (size_t i = 0; i < h->n_slots; i++) {
         for (unsigned k = 0; k < h->slots[i].n_d; k++)
             MHD_stop_daemon(h->slots[i].d[k]);
     }
     srv_acceptor_free(h->acceptor);
+    pthread_mutex_destroy(&h->wake_lock);
     pthread_mutex_destroy(&h->conn_lock);
     free(h->trusted);
     free(h->slots);

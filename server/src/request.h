@@ -31,7 +31,8 @@
 enum req_state {
     REQ_NEW = 0, /* URI seen, head not yet checked */
     REQ_HEAD,    /* head checked; body may be arriving */
-    REQ_DONE     /* response queued */
+    REQ_DONE,    /* response queued */
+    REQ_WAIT     /* parked before its response could be queued (CSGI_PENDING, wait.c) */
 };
 
 struct finished_cb {
@@ -101,6 +102,15 @@ struct srv_http {
     /* --trusted-proxy, parsed (the environ's rule: gateway/core/forwarded.h). */
     struct csgi__cidr *trusted;
     size_t n_trusted;
+    /*
+     * Requests parked for resume() (wait.c). The lock orders a park (and its
+     * MHD_suspend_connection()) before the resume() that wakes it; stopping
+     * is set once the worker drains: nothing parks any more.
+     */
+    pthread_mutex_t wake_lock;
+    struct csgi_request *parked;
+    unsigned n_parked;
+    int stopping;
 };
 
 struct csgi_request {
@@ -155,6 +165,11 @@ struct csgi_request {
     struct csgi__file_body *file_bodies;
     int toe;
     int counted;
+    /* In srv_http.parked (wait.c), and that list's links: under srv_http.wake_lock. */
+    int parked;
+    struct csgi_request *park_prev, *park_next;
+    /* Ended by the worker's stop while it waited: on_finished() says SHUTDOWN. */
+    int stopped;
 
     /*
      * Not cleared per request (t1_set to here is): each of

@@ -32,7 +32,7 @@
     X(csgi_exc_info, 24)                                                                           \
     X(csgi_responder, 32)                                                                          \
     X(csgi_body, 40)                                                                               \
-    X(csgi_host_api, 104)                                                                          \
+    X(csgi_host_api, 112)                                                                          \
     X(csgi_plugin, 96)
 
 #define ABI_FIELD_OFFSETS(X)                                                                       \
@@ -120,6 +120,7 @@
     X(csgi_host_api, request_url, 80)                                                              \
     X(csgi_host_api, get_extension, 88)                                                            \
     X(csgi_host_api, body_from_buffer, 96)                                                         \
+    X(csgi_host_api, resume, 104)                                                                  \
     X(csgi_plugin, magic, 0)                                                                       \
     X(csgi_plugin, abi_version, 4)                                                                 \
     X(csgi_plugin, version, 8)                                                                     \
@@ -161,6 +162,7 @@
 #define ABI_CONSTANTS(X)                                                                           \
     X(CSGI_OK, 0)                                                                                  \
     X(CSGI_DONE, 1)                                                                                \
+    X(CSGI_PENDING, 2)                                                                             \
     X(CSGI_EPERM, -1)                                                                              \
     X(CSGI_ENOENT, -2)                                                                             \
     X(CSGI_EIO, -5)                                                                                \
@@ -207,7 +209,7 @@
     X(CSGI_VERSION_PATCH, 0)                                                                       \
     X(CSGI_VERSION_HEX, 0x010200)                                                                  \
     X(CSGI_PLUGIN_VERSION, 2)                                                                      \
-    X(CSGI_HOST_API_VERSION, 2)                                                                    \
+    X(CSGI_HOST_API_VERSION, 3)                                                                    \
     X(CSGI_ENVIRON_VERSION, 3)                                                                     \
     X(CSGI_INPUT_VERSION, 1)                                                                       \
     X(CSGI_ERRORS_VERSION, 1)                                                                      \

@@ -214,7 +214,9 @@ START_TEST(abi_error_names_and_messages)
     ck_assert_str_eq(csgi_strerror(-4), "unknown error");
     ck_assert_str_eq(csgi_err_name(-4), "UNKNOWN");
     ck_assert_str_eq(csgi_strerror(-1999), "unknown error");
-    ck_assert_str_eq(csgi_strerror(2), "unknown error");
+    ck_assert_str_eq(csgi_strerror(CSGI_PENDING), "pending: waits for resume()");
+    ck_assert_str_eq(csgi_err_name(CSGI_PENDING), "PENDING");
+    ck_assert_str_eq(csgi_strerror(3), "unknown error");
 }
 END_TEST
 

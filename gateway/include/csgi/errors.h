@@ -4,7 +4,8 @@
  * An int result of 0 (CSGI_OK) means success; a negative CSGI_E* value means
  * failure. The values are fixed by this header on every platform (they were
  * taken from Linux errno numbers); compare codes by name, not with -errno. Positive results are
- * documented per function (CSGI_DONE ends a body). The list is append-only:
+ * documented per function (CSGI_DONE ends a body; CSGI_PENDING, since 1.2,
+ * says that a body or a response waits for csgi_host_api.resume()). The list is append-only:
  * codes are never renumbered; a retired code stays as CSGI_E_OBSOLETE_<n>.
  */
 #ifndef CSGI_ERRORS_H
@@ -36,10 +37,16 @@ extern "C" {
     XX(ETOOBIG, -1007, "request entity too large")                                                 \
     XX(EAPP, -1008, "application error")
 
-/** Error codes. CSGI_OK and CSGI_DONE are not errors. */
+/** Error codes. CSGI_OK, CSGI_DONE and CSGI_PENDING are not errors. */
 enum csgi_error_code {
     CSGI_OK = 0,
     CSGI_DONE = 1,
+    /**
+     * Since 1.2 (host API version 3): from next(), "no chunk yet"; from
+     * call(), "the response comes later". The server waits for
+     * csgi_host_api.resume() without holding a thread (SPEC.md 4.14).
+     */
+    CSGI_PENDING = 2,
 #define CSGI__XX_ENUM(name, value, msg) CSGI_##name = (value),
     CSGI_ERRNO_MAP(CSGI__XX_ENUM)
 #undef CSGI__XX_ENUM
@@ -49,7 +56,8 @@ enum csgi_error_code {
 /**
  * A static, human-readable message for an error code.
  * Borrowed: the string is static; never free it.
- * @return the message, "success" for CSGI_OK, "end of body" for CSGI_DONE and
+ * @return the message, "success" for CSGI_OK, "end of body" for CSGI_DONE,
+ *         "pending: waits for resume()" for CSGI_PENDING and
  *         "unknown error" for a code not in the map.
  */
 static inline const char *
@@ -60,6 +68,8 @@ csgi_strerror(int code)
         return "success";
     case CSGI_DONE:
         return "end of body";
+    case CSGI_PENDING:
+        return "pending: waits for resume()";
 #define CSGI__XX_STR(name, value, msg)                                                             \
     case (value):                                                                                  \
         return (msg);
@@ -82,6 +92,8 @@ csgi_err_name(int code)
         return "OK";
     case CSGI_DONE:
         return "DONE";
+    case CSGI_PENDING:
+        return "PENDING";
 #define CSGI__XX_NAME(name, value, msg)                                                            \
     case (value):                                                                                  \
         return #name;

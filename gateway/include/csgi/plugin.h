@@ -440,6 +440,9 @@ struct csgi_body {
      * NULL means an empty body.
      * @return 0 with a chunk, CSGI_DONE at the end (out is ignored), or a
      *         negative CSGI_E* code (the response fails, SPEC.md 4.10).
+     *         Since host API version 3 also CSGI_PENDING: no chunk yet (out
+     *         is ignored); the server calls next() again after
+     *         csgi_host_api.resume() (SPEC.md 4.14).
      */
     int (*next)(void *ctx, struct csgi_chunk *out);
     /** Release the iterator. May be NULL. Called exactly once. */
@@ -456,7 +459,7 @@ struct csgi_body {
  * "Since version N".
  */
 struct csgi_host_api {
-#define CSGI_HOST_API_VERSION 2
+#define CSGI_HOST_API_VERSION 3
     uint32_t version;
     /** sizeof(struct csgi_host_api) as the server was built. */
     uint32_t size;
@@ -560,6 +563,24 @@ struct csgi_host_api {
      */
     int (*body_from_buffer)(struct csgi_request *req, const void *data, size_t len, uint32_t flags,
                             struct csgi_body *out);
+
+    /* Since version 3: call only when CSGI_HAS(api, 3). */
+
+    /**
+     * Wake a request that waits: its call() returned CSGI_PENDING, or its
+     * body's next() did (SPEC.md 4.14). The server then calls next() again
+     * (after a pending call(), next() for the first time; start_response()
+     * may come from there) on the request's own thread. Thread-safe: call it
+     * from any thread, also from a callback of another request. A resume()
+     * that comes while next() runs is not lost: next() is called again at
+     * once. Waking a request that does not wait is harmless.
+     * @param req the request; Borrowed. It MUST still exist: stop calling
+     *            resume() for it in the body's close() (or an on_finished()
+     *            callback), under the lock that guards your list of waiters.
+     * @return 0; CSGI_ESTATE once the body is closed (the request ends, the
+     *         call has no effect); CSGI_EINVAL for a NULL @p req.
+     */
+    int (*resume)(struct csgi_request *req);
 };
 
 /* ------------------------------------------------------------------ */
@@ -575,7 +596,10 @@ struct csgi_host_api {
  * @param out   the body to fill in, preset by the server to version
  *              CSGI_BODY_VERSION, total_length -1 (unknown), everything else
  *              zero; left untouched it is an empty body.
- * @return CSGI_OK; CSGI_EDECLINED to let the next mount try (before calling
+ * @return CSGI_OK; CSGI_PENDING (host API version 3) when the response
+ *         comes later: the body in @p out is the server's as after CSGI_OK,
+ *         but next() is first called after csgi_host_api.resume();
+ *         CSGI_EDECLINED to let the next mount try (before calling
  *         start_response only); any other negative code fails the request (500
  *         if the headers do not count as sent yet, else what was produced
  *         goes out and the connection is aborted). On failure @p out is

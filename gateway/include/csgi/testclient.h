@@ -12,8 +12,10 @@
  * application Content-Length is enforced. What a client would have received
  * comes back as a struct csgi_test_response.
  *
- * A client serves one request at a time, from the thread that created it; only
- * the host api's log()/vlog() may be called from other threads.
+ * A client runs one callback at a time, from the thread that created it; only
+ * the host api's log()/vlog() and resume() may be called from other threads.
+ * Several requests may be in progress while their responses wait for
+ * resume() (csgi_test_client_start()).
  *
  * Part of libcsgi-util, a static library: this header is not part of the
  * plugin ABI, and its structs may grow between releases (initialise them with
@@ -321,6 +323,77 @@ const char *csgi_test_response_find_log(const struct csgi_test_response *resp, c
 
 /** Free a response. NULL is a no-op. */
 void csgi_test_response_free(struct csgi_test_response *resp);
+
+/* ------------------------------------------------------------------ */
+/* Requests that wait (CSGI_PENDING and resume(), SPEC.md 4.14)        */
+/* ------------------------------------------------------------------ */
+
+/**
+ * How long csgi_test_client_request() waits for a resume() from another
+ * thread when the response waits; then the client gives up: the response
+ * ends with rc CSGI_ETIMEDOUT and finish_reason CSGI_FINISH_TIMEOUT.
+ */
+#define CSGI_TEST_WAIT_MS 10000
+
+/**
+ * A request in progress: started, perhaps waiting for resume(). Other
+ * requests of the same client may run while it waits (a publisher while a
+ * subscriber waits, say). Opaque; end it with csgi_test_call_end().
+ */
+struct csgi_test_call;
+
+/**
+ * Start a request: call the application and drive its response as far as it
+ * goes without a resume(). Parameters as csgi_test_client_request().
+ * @param call out: the request in progress. Caller owns; release with
+ *             csgi_test_call_end().
+ * @return 0, or the refusals of csgi_test_client_request() (*call is then NULL);
+ *         CSGI_ESTATE when called from inside a callback of the client.
+ */
+int csgi_test_client_start(struct csgi_test_client *client, const struct csgi_test_request *rq,
+                           struct csgi_test_call **call);
+
+/** As csgi_test_client_start() with another application (see csgi_test_client_request_app()). */
+int csgi_test_client_start_app(struct csgi_test_client *client, csgi_app_fn app, void *state,
+                               const struct csgi_test_request *rq, struct csgi_test_call **call);
+
+/** 1 while the response waits for resume(), 0 once it ended. */
+int csgi_test_call_pending(const struct csgi_test_call *call);
+
+/**
+ * Go on with a response that was resumed: next() is called again, and the
+ * response is driven until it waits again or ends. When no resume() has come
+ * yet, wait for one (from another thread) up to @p timeout_ms (0: do not wait).
+ * @return 1 when it (still or again) waits, 0 when it ended, CSGI_ESTATE from
+ *         inside a callback of the client, CSGI_EINVAL for a NULL @p call.
+ */
+int csgi_test_call_run(struct csgi_test_call *call, int timeout_ms);
+
+/**
+ * The body bytes a client has received so far (HEAD: none).
+ * @param len out: their number. May be NULL.
+ * @return the bytes; Valid until the next csgi_test_call_run() or
+ *         csgi_test_call_end() of @p call.
+ */
+const char *csgi_test_call_body(const struct csgi_test_call *call, size_t *len);
+
+/**
+ * End a request and free @p call. One that ended gives its response; one
+ * that still waits ends as the client leaving (@p reason
+ * CSGI_FINISH_CLIENT_ABORT: rc CSGI_ECONNRESET), giving up
+ * (CSGI_FINISH_TIMEOUT: rc CSGI_ETIMEDOUT) or a server stopping
+ * (CSGI_FINISH_SHUTDOWN: rc CSGI_ECONNRESET): the body is closed once and
+ * on_finished() callbacks get that reason; the response is marked aborted
+ * and holds what was sent (no status line when nothing was).
+ * @param reason for a request that still waits, as above; otherwise ignored
+ *               (pass CSGI_FINISH_OK).
+ * @param out    out: the response. Caller owns; release with
+ *               csgi_test_response_free().
+ * @return 0; CSGI_EINVAL for NULL arguments or another @p reason while the
+ *         request waits (@p call is then not freed); CSGI_ESTATE from inside
+ *         a callback; CSGI_ENOMEM (@p call is freed).
+ */
+int csgi_test_call_end(struct csgi_test_call *call, int reason, struct csgi_test_response **out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,321 @@
+/*
+ * Responses that wait (CSGI_PENDING and resume(), SPEC.md 4.14) through the
+ * in-process test client: the waits fixture plugin loaded with dlopen() (its
+ * path is argv[1]), and small applications for the host's refusals.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <csgi/testclient.h>
+
+static const char *waits_path;
+
+static struct csgi_test_client *
+open_waits(void)
+{
+    char err[256];
+    struct csgi_test_client *c = csgi_test_client_open(waits_path, NULL, NULL, 0, err, sizeof(err));
+
+    ck_assert_msg(c != NULL, "%s", err);
+    return c;
+}
+
+/* GET @p target and return its body (malloc'ed). */
+static char *
+get_body(struct csgi_test_client *c, const char *target)
+{
+    struct csgi_test_request rq = {.target = target};
+    struct csgi_test_response *r;
+    char *body;
+
+    ck_assert_int_eq(csgi_test_client_request(c, &rq, &r), 0);
+    ck_assert_int_eq(r->rc, CSGI_OK);
+    body = strdup(r->body);
+    csgi_test_response_free(r);
+    return body;
+}
+
+static void
+expect_body(struct csgi_test_client *c, const char *target, const char *want)
+{
+    char *body = get_body(c, target);
+
+    ck_assert_str_eq(body, want);
+    free(body);
+}
+
+static struct csgi_test_call *
+start(struct csgi_test_client *c, const char *target, const char *method)
+{
+    struct csgi_test_request rq = {.target = target, .method = method};
+    struct csgi_test_call *call;
+
+    ck_assert_int_eq(csgi_test_client_start(c, &rq, &call), 0);
+    ck_assert_ptr_nonnull(call);
+    return call;
+}
+
+/* A stream waits between messages; other requests of the client run meanwhile. */
+START_TEST(wait_stream_gets_each_message)
+{
+    struct csgi_test_client *c = open_waits();
+    struct csgi_test_call *call = start(c, "/waits/stream?n=2", NULL);
+    struct csgi_test_response *r;
+    size_t len;
+
+    ck_assert_int_eq(csgi_test_call_pending(call), 1);
+    ck_assert_str_eq(csgi_test_call_body(call, &len), "ready\n");
+    /* Not resumed: running it again does not call next() into a busy loop. */
+    ck_assert_int_eq(csgi_test_call_run(call, 0), 1);
+    expect_body(c, "/waits/stats", "waiting=1 closed=0 aborted=0 finished=0 refused=0\n");
+    expect_body(c, "/waits/publish?msg=one", "woken=1\n");
+    ck_assert_int_eq(csgi_test_call_run(call, 0), 1);
+    ck_assert_str_eq(csgi_test_call_body(call, &len), "ready\none\n");
+    expect_body(c, "/waits/publish?msg=two", "woken=1\n");
+    ck_assert_int_eq(csgi_test_call_run(call, 0), 0);
+    ck_assert_int_eq(csgi_test_call_pending(call), 0);
+    ck_assert_int_eq(csgi_test_call_end(call, CSGI_FINISH_OK, &r), 0);
+    ck_assert_int_eq(r->rc, CSGI_OK);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_int_eq(r->framing, CSGI_TEST_FRAMING_CHUNKED);
+    ck_assert_int_eq(r->finish_reason, CSGI_FINISH_OK);
+    ck_assert_str_eq(r->body, "ready\none\ntwo\n");
+    csgi_test_response_free(r);
+    expect_body(c, "/waits/stats", "waiting=0 closed=1 aborted=0 finished=1 refused=0\n");
+    csgi_test_client_free(c);
+}
+END_TEST
+
+/* A long poll: call() says pending, the status comes with the first message. */
+START_TEST(wait_poll_delayed_start)
+{
+    struct csgi_test_client *c = open_waits();
+    struct csgi_test_call *call = start(c, "/waits/poll", NULL);
+    struct csgi_test_response *r;
+    size_t len;
+
+    ck_assert_int_eq(csgi_test_call_pending(call), 1);
+    csgi_test_call_body(call, &len);
+    ck_assert_uint_eq(len, 0);
+    expect_body(c, "/waits/publish?msg=hello", "woken=1\n");
+    ck_assert_int_eq(csgi_test_call_run(call, 0), 0);
+    ck_assert_int_eq(csgi_test_call_end(call, CSGI_FINISH_OK, &r), 0);
+    ck_assert_int_eq(r->rc, CSGI_OK);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_str_eq(csgi_test_response_header(r, "Content-Type"), "text/plain");
+    ck_assert_str_eq(r->body, "hello\n");
+    csgi_test_response_free(r);
+    csgi_test_client_free(c);
+}
+END_TEST
+
+/* HTTP/1.0: a waiting stream of unknown length is close-delimited. */
+START_TEST(wait_stream_http10_close)
+{
+    struct csgi_test_client *c = open_waits();
+    struct csgi_test_request rq = {.target = "/waits/stream?n=1", .protocol = "HTTP/1.0"};
+    struct csgi_test_call *call;
+    struct csgi_test_response *r;
+
+    ck_assert_int_eq(csgi_test_client_start(c, &rq, &call), 0);
+    expect_body(c, "/waits/publish?msg=m", "woken=1\n");
+    ck_assert_int_eq(csgi_test_call_run(call, 0), 0);
+    ck_assert_int_eq(csgi_test_call_end(call, CSGI_FINISH_OK, &r), 0);
+    ck_assert_int_eq(r->framing, CSGI_TEST_FRAMING_CLOSE);
+    ck_assert_int_eq(r->aborted, 0);
+    ck_assert_str_eq(r->body, "ready\nm\n");
+    csgi_test_response_free(r);
+    csgi_test_client_free(c);
+}
+END_TEST
+
+/* HEAD of a stream that waits: the count stops at the wait; no wait for resume(). */
+START_TEST(wait_head_is_cut_off)
+{
+    struct csgi_test_client *c = open_waits();
+    struct csgi_test_call *call = start(c, "/waits/stream", "HEAD");
+    struct csgi_test_response *r;
+
+    ck_assert_int_eq(csgi_test_call_pending(call), 0);
+    ck_assert_int_eq(csgi_test_call_end(call, CSGI_FINISH_OK, &r), 0);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_int_eq(r->framing, CSGI_TEST_FRAMING_CLOSE);
+    ck_assert_uint_eq(r->body_len, 0);
+    ck_assert_uint_eq(r->body_produced, 6);
+    csgi_test_response_free(r);
+    expect_body(c, "/waits/stats", "waiting=0 closed=1 aborted=0 finished=1 refused=0\n");
+    csgi_test_client_free(c);
+}
+END_TEST
+
+/* The client leaves while the response waits: close() once, on_finished(CLIENT_ABORT) once. */
+START_TEST(wait_client_leaves)
+{
+    struct csgi_test_client *c = open_waits();
+    struct csgi_test_call *stream = start(c, "/waits/stream", NULL);
+    struct csgi_test_call *poll = start(c, "/waits/poll", NULL);
+    struct csgi_test_response *r;
+
+    ck_assert_int_eq(csgi_test_call_end(stream, CSGI_FINISH_OK, &r), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_test_call_end(stream, CSGI_FINISH_CLIENT_ABORT, &r), 0);
+    ck_assert_int_eq(r->rc, CSGI_ECONNRESET);
+    ck_assert_int_eq(r->finish_reason, CSGI_FINISH_CLIENT_ABORT);
+    ck_assert_int_eq(r->aborted, 1);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_str_eq(r->body, "ready\n");
+    csgi_test_response_free(r);
+    ck_assert_int_eq(csgi_test_call_end(poll, CSGI_FINISH_CLIENT_ABORT, &r), 0);
+    ck_assert_int_eq(r->status, 0); /* no status line was sent */
+    ck_assert_int_eq(r->framing, CSGI_TEST_FRAMING_NONE);
+    ck_assert_int_eq(r->finish_reason, CSGI_FINISH_CLIENT_ABORT);
+    csgi_test_response_free(r);
+    expect_body(c, "/waits/stats", "waiting=0 closed=2 aborted=2 finished=2 refused=0\n");
+    /* Nobody waits any more: a publish wakes no one. */
+    expect_body(c, "/waits/publish?msg=late", "woken=0\n");
+    csgi_test_client_free(c);
+}
+END_TEST
+
+/* A synchronous request waits for a resume() from the plugin's own thread. */
+START_TEST(wait_resume_from_thread)
+{
+    struct csgi_test_client *c = open_waits();
+
+    expect_body(c, "/waits/later?ms=30", "ready\nlate\n");
+    expect_body(c, "/waits/stats", "waiting=0 closed=1 aborted=0 finished=1 refused=0\n");
+    csgi_test_client_free(c);
+}
+END_TEST
+
+/* A resume() from another thread races the client leaving: each body is closed once. */
+START_TEST(wait_resume_races_leaving)
+{
+    struct csgi_test_client *c = open_waits();
+    char target[64], want[128];
+    int rounds = 40, aborted = 0;
+
+    for (int i = 0; i < rounds; i++) {
+        struct csgi_test_call *call;
+        struct csgi_test_response *r;
+        int pending;
+
+        snprintf(target, sizeof(target), "/waits/later?ms=%d", i % 3);
+        call = start(c, target, NULL);
+        if (i % 2) {
+            struct timespec ts = {0, (i % 5) * 300000L};
+            nanosleep(&ts, NULL);
+        }
+        /* A resume() during start may have let the response end already. */
+        pending = csgi_test_call_pending(call);
+        aborted += pending;
+        ck_assert_int_eq(csgi_test_call_end(call, CSGI_FINISH_CLIENT_ABORT, &r), 0);
+        ck_assert_int_eq(r->finish_reason, pending ? CSGI_FINISH_CLIENT_ABORT : CSGI_FINISH_OK);
+        ck_assert_str_eq(r->body, pending ? "ready\n" : "ready\nlate\n");
+        csgi_test_response_free(r);
+    }
+    ck_assert_int_gt(aborted, 0);
+    snprintf(want, sizeof(want), "waiting=0 closed=%d aborted=%d finished=%d refused=0\n", rounds,
+             aborted, rounds);
+    expect_body(c, "/waits/stats", want);
+    csgi_test_client_free(c);
+}
+END_TEST
+
+/* An application that keeps its request and resumes it after its body closed. */
+struct late_app {
+    const struct csgi_host_api *api;
+    struct csgi_request *req;
+    int rc_in_finished;
+};
+
+static int
+late_next(void *ctx, struct csgi_chunk *out)
+{
+    (void)ctx;
+    (void)out;
+    return CSGI_DONE;
+}
+
+static void
+late_finished(void *arg, int reason)
+{
+    struct late_app *a = arg;
+
+    (void)reason;
+    /* The body is closed: the request still exists, and resume() refuses it. */
+    a->rc_in_finished = a->api->resume(a->req);
+}
+
+static int
+late_call(void *state, struct csgi_environ *env, const struct csgi_responder *resp,
+          struct csgi_body *out)
+{
+    struct late_app *a = state;
+    struct csgi_str reason = {NULL, 0};
+
+    a->req = env->request;
+    ck_assert_int_eq(a->api->on_finished(env->request, late_finished, a), 0);
+    ck_assert_int_eq(a->api->resume(env->request), 0); /* not waiting: harmless */
+    out->next = late_next;
+    return resp->start_response(resp->ctx, 204, reason, NULL, 0, NULL);
+}
+
+START_TEST(wait_resume_after_close_refused)
+{
+    struct late_app a = {0};
+    char err[256];
+    struct csgi_test_client *c = csgi_test_client_new_app(late_call, &a, "", err, sizeof(err));
+    struct csgi_test_response *r;
+
+    ck_assert_ptr_nonnull(c);
+    a.api = csgi_test_client_host_api(c);
+    ck_assert_int_ge(a.api->version, 3);
+    ck_assert_int_eq(a.api->resume(NULL), CSGI_EINVAL);
+    ck_assert_int_eq(csgi_test_client_request(c, NULL, &r), 0);
+    ck_assert_int_eq(r->status, 204);
+    ck_assert_int_eq(a.rc_in_finished, CSGI_ESTATE);
+    csgi_test_response_free(r);
+    csgi_test_client_free(c);
+}
+END_TEST
+
+static Suite *
+wait_suite(void)
+{
+    Suite *s = suite_create("wait");
+    TCase *tc = tcase_create("pending");
+
+    tcase_add_test(tc, wait_stream_gets_each_message);
+    tcase_add_test(tc, wait_poll_delayed_start);
+    tcase_add_test(tc, wait_stream_http10_close);
+    tcase_add_test(tc, wait_head_is_cut_off);
+    tcase_add_test(tc, wait_client_leaves);
+    tcase_add_test(tc, wait_resume_from_thread);
+    tcase_add_test(tc, wait_resume_races_leaving);
+    tcase_add_test(tc, wait_resume_after_close_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(int argc, char **argv)
+{
+    SRunner *sr;
+    int failed;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_wait WAITS_SO\n");
+        return 1;
+    }
+    waits_path = argv[1];
+    sr = srunner_create(wait_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

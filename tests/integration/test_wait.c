@@ -1,0 +1,301 @@
+/*
+ * Responses that wait without holding a thread (CSGI_PENDING and resume(),
+ * SPEC.md 4.14) through a real csgi-server with --threads 1 and the waits
+ * fixture: waiting streams and long polls do not block the worker's only
+ * thread; each publish reaches every waiter; keep-alive, a pipelined
+ * request behind a waiting one, HTTP/1.0; a client that leaves while its
+ * response waits; a stop while responses wait. Raw sockets (wire.c).
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+#include "wire.h"
+
+#define N_STREAMS 4
+#define WAIT_MS   5000
+
+static struct hserver srv;
+
+static void
+setup(void)
+{
+    const char *extra[] = {"--workers", "1", "--threads", "1", NULL};
+
+    h_init(&srv);
+    h_add_plugin(&srv, "waits.so", NULL);
+    h_start(&srv, 1, extra);
+}
+
+static void
+teardown(void)
+{
+    h_stop(&srv, SIGTERM, 10000);
+    h_cleanup(&srv);
+}
+
+/* Receive into c->buf (without consuming) until it holds @p needle. Returns 1 when it does. */
+static int
+recv_until(struct wire_conn *c, const char *needle, int timeout_ms)
+{
+    long long end = wire_now_ms() + timeout_ms;
+
+    for (;;) {
+        struct pollfd p = {c->fd, POLLIN, 0};
+        long long left = end - wire_now_ms();
+        ssize_t n;
+
+        if (c->buf && memmem(c->buf, c->len, needle, strlen(needle)))
+            return 1;
+        if (left <= 0 || c->eof || poll(&p, 1, (int)left) <= 0)
+            return 0;
+        if (c->len + 4096 + 1 > c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : 8192;
+            char *b = realloc(c->buf, cap);
+
+            ck_assert_ptr_nonnull(b);
+            c->buf = b;
+            c->cap = cap;
+        }
+        n = recv(c->fd, c->buf + c->len, 4096, 0);
+        if (n <= 0) {
+            c->eof = 1;
+            continue;
+        }
+        c->len += (size_t)n;
+        c->buf[c->len] = '\0';
+    }
+}
+
+static void
+connect_send(struct wire_conn *c, const char *req)
+{
+    memset(c, 0, sizeof(*c));
+    ck_assert_int_eq(wire_connect(c, srv.port, 0), 0);
+    ck_assert_int_eq(wire_send(c, req, strlen(req)), 0);
+}
+
+/* GET @p path on a connection of its own; its body must contain @p want. */
+static void
+expect_get(const char *path, const char *want)
+{
+    struct hresp r = h_get(&srv, path);
+
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(h_has(r.body, want), "GET %s: \"%s\" lacks \"%s\"", path, r.body, want);
+    h_resp_free(&r);
+}
+
+/* Wait until /waits/stats contains @p want. */
+static int
+stats_reach(const char *want, int timeout_ms)
+{
+    long long end = h_ms_now() + timeout_ms;
+
+    do {
+        struct hresp r = h_get(&srv, "/waits/stats");
+        int ok = r.status == 200 && h_has(r.body, want);
+
+        h_resp_free(&r);
+        if (ok)
+            return 1;
+        h_sleep_ms(20);
+    } while (h_ms_now() < end);
+    return 0;
+}
+
+/* Waiting streams hold no thread: the only thread answers others, and each publish reaches all. */
+START_TEST(wait_streams_share_one_thread)
+{
+    struct wire_conn c[N_STREAMS];
+    long long t0;
+
+    for (int i = 0; i < N_STREAMS; i++) {
+        connect_send(&c[i], "GET /waits/stream?n=2 HTTP/1.1\r\nHost: x\r\n\r\n");
+        ck_assert_msg(recv_until(&c[i], "ready\n", WAIT_MS), "stream %d: no first chunk", i);
+    }
+    t0 = h_ms_now();
+    expect_get("/waits/stats", "waiting=4 ");
+    /* Answered at once, not after the streams: the thread is free. */
+    ck_assert_int_lt(h_ms_now() - t0, 2000);
+    expect_get("/waits/publish?msg=alpha", "woken=4\n");
+    for (int i = 0; i < N_STREAMS; i++)
+        ck_assert_msg(recv_until(&c[i], "alpha\n", WAIT_MS), "stream %d: no alpha", i);
+    expect_get("/waits/publish?msg=beta", "woken=4\n");
+    for (int i = 0; i < N_STREAMS; i++) {
+        struct wire_resp r;
+
+        ck_assert_int_eq(wire_read(&c[i], "GET", WAIT_MS, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_int_eq(r.framing, WIRE_FRAMING_CHUNKED);
+        ck_assert_str_eq(r.body, "ready\nalpha\nbeta\n");
+        wire_resp_free(&r);
+        /* Keep-alive: the connection serves the next request. */
+        ck_assert_int_eq(wire_send(&c[i], "GET /waits/stats HTTP/1.1\r\nHost: x\r\n\r\n", 38), 0);
+        ck_assert_int_eq(wire_read(&c[i], "GET", WAIT_MS, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        wire_resp_free(&r);
+        wire_close(&c[i]);
+    }
+    ck_assert(stats_reach("waiting=0 closed=4 aborted=0 finished=4 ", WAIT_MS));
+}
+END_TEST
+
+/* A long poll (status only once resumed), with a pipelined request waiting its turn behind it. */
+START_TEST(wait_poll_pipelined)
+{
+    static const char reqs[] = "GET /waits/poll HTTP/1.1\r\nHost: x\r\n\r\n"
+                               "GET /waits/stats HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct wire_conn c;
+    struct wire_resp r;
+
+    connect_send(&c, reqs);
+    ck_assert(stats_reach("waiting=1 ", WAIT_MS));
+    /* Nothing goes out while the poll waits, not even the pipelined answer. */
+    ck_assert_int_eq(recv_until(&c, "HTTP/1.1", 300), 0);
+    ck_assert_uint_eq(c.len, 0);
+    expect_get("/waits/publish?msg=news", "woken=1\n");
+    ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "news\n");
+    wire_resp_free(&r);
+    ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(h_has(r.body, "waiting=0 closed=1 "), "%s", r.body);
+    wire_resp_free(&r);
+    wire_close(&c);
+}
+END_TEST
+
+/* HTTP/1.0: a waiting stream of unknown length ends with the connection. */
+START_TEST(wait_http10_stream)
+{
+    struct wire_conn c;
+    struct wire_resp r;
+
+    connect_send(&c, "GET /waits/stream?n=1 HTTP/1.0\r\n\r\n");
+    ck_assert(recv_until(&c, "ready\n", WAIT_MS));
+    expect_get("/waits/publish?msg=m10", "woken=1\n");
+    ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(r.framing, WIRE_FRAMING_CLOSE);
+    ck_assert_str_eq(r.body, "ready\nm10\n");
+    ck_assert_int_eq(r.closed, 1);
+    wire_resp_free(&r);
+    wire_close(&c);
+}
+END_TEST
+
+/* A client that leaves while its stream waits: found at the next publish, closed once. */
+START_TEST(wait_client_leaves)
+{
+    struct wire_conn c;
+    int found = 0;
+
+    connect_send(&c, "GET /waits/stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(recv_until(&c, "ready\n", WAIT_MS));
+    wire_close(&c);
+    /* The first write after the close may still be accepted by the kernel; a later one fails. */
+    for (int i = 0; i < 50 && !found; i++) {
+        struct hresp r = h_get(&srv, "/waits/publish?msg=anyone");
+
+        h_resp_free(&r);
+        found = stats_reach("waiting=0 closed=1 aborted=1 finished=1 ", 100);
+    }
+    ck_assert_msg(found, "the stream of a client that left was not closed as aborted");
+    expect_get("/waits/publish?msg=nobody", "woken=0\n");
+}
+END_TEST
+
+/* Resumes from the plugin's thread racing clients that leave: no crash, each closed once. */
+START_TEST(wait_resume_races_leaving)
+{
+    char req[128];
+    int rounds = 20;
+
+    for (int i = 0; i < rounds; i++) {
+        struct wire_conn c;
+
+        snprintf(req, sizeof(req), "GET /waits/later?ms=%d HTTP/1.1\r\nHost: x\r\n\r\n", i % 4);
+        connect_send(&c, req);
+        if (i % 2)
+            recv_until(&c, "ready\n", 50);
+        wire_close(&c);
+    }
+    ck_assert(stats_reach("waiting=0 ", WAIT_MS));
+    ck_assert(stats_reach(" closed=20 ", WAIT_MS));
+    ck_assert(stats_reach(" finished=20 ", WAIT_MS));
+    ck_assert_int_eq(h_log_count(&srv, "AddressSanitizer"), 0);
+}
+END_TEST
+
+/* A stop while responses wait: the stream ends complete, the poll gets 503, the worker exits. */
+START_TEST(wait_stop_ends_waiters)
+{
+    struct wire_conn s, p;
+    struct wire_resp r;
+    int status;
+
+    connect_send(&s, "GET /waits/stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    connect_send(&p, "GET /waits/poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(recv_until(&s, "ready\n", WAIT_MS));
+    ck_assert(stats_reach("waiting=2 ", WAIT_MS));
+    kill(srv.pid, SIGTERM);
+    ck_assert_int_eq(wire_read(&s, "GET", WAIT_MS, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(r.complete, 1);
+    ck_assert_str_eq(r.body, "ready\n");
+    wire_resp_free(&r);
+    ck_assert_int_eq(wire_read(&p, "GET", WAIT_MS, &r), 0);
+    ck_assert_int_eq(r.status, 503);
+    wire_resp_free(&r);
+    wire_close(&s);
+    wire_close(&p);
+    /* Signal 0: the SIGTERM above was the stop; only wait for it. */
+    status = h_stop(&srv, 0, 10000);
+    ck_assert_msg(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the server did not exit cleanly: %d", status);
+    /* The worker left through its clean path, with nothing in flight. */
+    ck_assert_int_eq(h_log_count(&srv, "worker exiting"), 1);
+    ck_assert_int_eq(h_log_count(&srv, "exiting with"), 0);
+    ck_assert_int_eq(h_log_count(&srv, "killed by signal"), 0);
+}
+END_TEST
+
+static Suite *
+wait_suite(void)
+{
+    Suite *s = suite_create("wait");
+    TCase *tc = tcase_create("threads1");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, wait_streams_share_one_thread);
+    tcase_add_test(tc, wait_poll_pipelined);
+    tcase_add_test(tc, wait_http10_stream);
+    tcase_add_test(tc, wait_client_leaves);
+    tcase_add_test(tc, wait_resume_races_leaving);
+    tcase_add_test(tc, wait_stop_ends_waiters);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(wait_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

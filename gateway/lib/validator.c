@@ -89,10 +89,18 @@ enum val_rule {
     R_APP_INPUT_LATE,
     R_APP_ERRORS_ARGS,
     R_APP_FILE_RANGE,
+    R_SRV_NEXT_REENTERED,
+    R_APP_PENDING_UNSUPPORTED,
     R__COUNT
 };
 
 static const struct csgi_validator_rule val_rules[R__COUNT] = {
+    [R_SRV_NEXT_REENTERED] = {"srv.next_reentered", "-", 0,
+                              "the server called next() or close() while next() of the same body "
+                              "ran (a resume() must not re-enter it, SPEC 4.14)"},
+    [R_APP_PENDING_UNSUPPORTED] = {"app.pending_unsupported", "-", 0,
+                                   "CSGI_PENDING from call() or next() on a host without resume() "
+                                   "(host API below version 3)"},
     [R_ENV_VERSION] = {"env.version", "1, 2, 6", 0,
                        "the environ's version is 0 (the server did not fill it)"},
     [R_ENV_REQUEST] = {"env.request", "-", 0, "env->request is NULL"},
@@ -1185,6 +1193,15 @@ val_body_done(struct val_req *rq)
     }
 }
 
+/* CSGI_PENDING (SPEC 4.14): passed through, on a host that has resume(). */
+static void
+val_pending(struct val_req *rq, const char *from)
+{
+    if (!CSGI_HAS(rq->v->api, 3))
+        val_report(rq, R_APP_PENDING_UNSUPPORTED, "%s returned CSGI_PENDING on host API %u", from,
+                   (unsigned)rq->v->api->version);
+}
+
 static int
 val_next(void *ctx, struct csgi_chunk *out)
 {
@@ -1193,6 +1210,10 @@ val_next(void *ctx, struct csgi_chunk *out)
     int r;
 
     val_callback_begins(rq);
+    if (rq->in_next) {
+        val_report(rq, R_SRV_NEXT_REENTERED, "next() called again while next() runs");
+        return rq->failed ? CSGI_EAPP : CSGI_ESTATE;
+    }
     if (rq->closed) {
         val_report(rq, R_SRV_NEXT_AFTER_CLOSE, "next() after close()");
         return rq->failed ? CSGI_EAPP : CSGI_ESTATE;
@@ -1247,6 +1268,8 @@ val_next(void *ctx, struct csgi_chunk *out)
         val_file_short(rq, "the file body failed with CSGI_ELENGTH");
     } else if (r == CSGI_EDECLINED) {
         val_report(rq, R_APP_DECLINED_LATE, "next() returned CSGI_EDECLINED");
+    } else if (r == CSGI_PENDING) {
+        val_pending(rq, "next()");
     } else if (r > 0) {
         val_report(rq, R_APP_NEXT_RESULT, "next() returned %d", r);
     }
@@ -1259,6 +1282,8 @@ val_close(void *ctx)
     struct val_req *rq = ctx;
 
     val_callback_begins(rq);
+    if (rq->in_next)
+        val_report(rq, R_SRV_NEXT_REENTERED, "close() called while next() runs");
     if (rq->closed_at_finish)
         return; /* the late close of a stack's outer layer: body_not_closed said it */
     if (rq->closed) {
@@ -1416,14 +1441,16 @@ val_called(struct val_req *rq, int rc, struct csgi_body *out)
     }
     if (rc == CSGI_EDECLINED && rq->started)
         val_report(rq, R_APP_DECLINED_LATE, "call() declined after start_response()");
-    if (rc > 0)
+    if (rc == CSGI_PENDING)
+        val_pending(rq, "call()"); /* then as CSGI_OK: the body is the server's */
+    else if (rc > 0)
         val_report(rq, R_APP_CALL_RESULT, "call() returned %d", rc);
-    if (rc == CSGI_OK && rq->inner.total_length < -1)
+    if ((rc == CSGI_OK || rc == CSGI_PENDING) && rq->inner.total_length < -1)
         val_report(rq, R_APP_TOTAL_LENGTH, "total_length is %lld",
                    (long long)rq->inner.total_length);
     if (rc == CSGI_OK && (rq->inner.flags & CSGI_BODY_FILE))
         val_check_file_body(rq);
-    if (rc != CSGI_OK) {
+    if (rc != CSGI_OK && rc != CSGI_PENDING) {
         rq->call_failed = 1;
         return rq->failed ? CSGI_EAPP : rc;
     }
@@ -1438,7 +1465,7 @@ val_called(struct val_req *rq, int rc, struct csgi_body *out)
     out->next = val_next;
     out->close = val_close;
     rq->body_installed = 1;
-    return CSGI_OK;
+    return rc;
 }
 
 struct csgi_validator *

@@ -97,14 +97,20 @@ enum vb_mode {
     VB_READ_IN_CLOSE,  /* close() reads the input */
     VB_FAIL_SECOND,    /* second next() fails with CSGI_EIO */
     VB_LAZY_START,     /* first next() calls start_response() */
-    VB_EXC_IN_NEXT     /* second next(): start_response(exc) and return its code */
+    VB_EXC_IN_NEXT,    /* second next(): start_response(exc) and return its code */
+    VB_PENDING_FIRST,  /* first next(): resume() itself, then CSGI_PENDING (SPEC 4.14) */
+    VB_REENTER         /* first next(): call next() of g_reenter (the outer body) again */
 };
+
+/* The validator's body that VB_REENTER calls back into (SRV_NEXT_REENTER). */
+static const struct csgi_body *g_reenter;
 
 struct vbody {
     const char *chunks[4];
     size_t n;
     size_t i;
     enum vb_mode mode;
+    int waited;
     const struct csgi_responder *resp;
     const struct csgi_environ *env;
 };
@@ -138,6 +144,22 @@ vbody_next(void *ctx, struct csgi_chunk *out)
             int rc = b->resp->start_response(b->resp->ctx, 200, no_reason, ct_plain, 1, NULL);
             if (rc < 0)
                 return rc;
+        }
+        break;
+    case VB_PENDING_FIRST:
+        if (i == 0 && !b->waited) {
+            b->waited = 1;
+            g_rc[2] = g_api->resume(b->env->request);
+            return CSGI_PENDING;
+        }
+        break;
+    case VB_REENTER:
+        if (i == 0 && g_reenter) {
+            struct csgi_chunk again;
+            const struct csgi_body *outer = g_reenter;
+
+            g_reenter = NULL;
+            g_rc[2] = outer->next(outer->ctx, &again);
         }
         break;
     case VB_EXC_IN_NEXT:
@@ -385,6 +407,34 @@ APP(good_lengths)
 /* ------------------------------------------------------------------ */
 /* Bad applications: one per app.* rule                                */
 /* ------------------------------------------------------------------ */
+
+/* A long poll whose data is there at once: resume() before CSGI_PENDING, the start in next(). */
+APP(pending_call)
+{
+    (void)state;
+    g_calls++;
+    vbody_make(env, resp, out, VB_LAZY_START, "p", NULL, NULL);
+    g_rc[3] = g_api->resume(env->request);
+    return CSGI_PENDING;
+}
+
+/* A stream that waits once (and wakes itself) before its first chunk. */
+APP(pending_next)
+{
+    (void)state;
+    g_calls++;
+    START_OR_RETURN(start(resp, 200, ct_plain, 1));
+    vbody_make(env, resp, out, VB_PENDING_FIRST, "a", "b", NULL);
+    return CSGI_OK;
+}
+
+APP(reenter_stream)
+{
+    (void)state;
+    START_OR_RETURN(start(resp, 200, ct_plain, 1));
+    vbody_make(env, resp, out, VB_REENTER, "a", NULL, NULL);
+    return CSGI_OK;
+}
 
 APP(bad_call_result)
 {
@@ -866,7 +916,9 @@ enum srv_mode {
     SRV_NEXT_AFTER_CLOSE,
     SRV_CLOSE_TWICE,
     SRV_NO_CLOSE,
-    SRV_SHRINK_FILE /* the file of the application's file body shrinks after call() */
+    SRV_SHRINK_FILE,  /* the file of the application's file body shrinks after call() */
+    SRV_NEXT_REENTER, /* the application's next() gets the validator's next() called again */
+    SRV_OLD_HOST      /* the validator sees host API version 2 (no resume()) */
 };
 
 struct fake_input {
@@ -1281,6 +1333,8 @@ static const struct vcase bad_cases[] = {
     {"app.errors_args", NULL, bad_errors_write, 0, NULL, 0, SRV_NONE, NULL, 0},
     {"app.file_range", NULL, bad_file_range, 0, NULL, 0, SRV_NONE, NULL, 0},
     {"app.file_range", NULL, file_whole, 0, NULL, 0, SRV_SHRINK_FILE, NULL, 0},
+    {"srv.next_reentered", NULL, reenter_stream, 0, NULL, 0, SRV_NEXT_REENTER, NULL, 0},
+    {"app.pending_unsupported", NULL, pending_call, 0, NULL, 0, SRV_OLD_HOST, NULL, 0},
 };
 
 static const struct vcase good_cases[] = {
@@ -1300,6 +1354,9 @@ static const struct vcase good_cases[] = {
     {NULL, NULL, good_lengths, 0, NULL, 0, SRV_NONE, NULL, CSGI_OK},
     /* A server passing through everything unchanged, and OPTIONS *. */
     {NULL, NULL, good_stream, 0, NULL, 0, SRV_NONE, m_options_star, CSGI_OK},
+    /* Responses that wait (SPEC 4.14): CSGI_PENDING from call() and from next(). */
+    {NULL, NULL, pending_call, 0, NULL, 0, SRV_NONE, NULL, CSGI_OK},
+    {NULL, NULL, pending_next, 0, NULL, 0, SRV_NONE, NULL, CSGI_OK},
 };
 /* clang-format on */
 
@@ -1380,9 +1437,14 @@ bad_server_call(void *state, struct csgi_environ *env, const struct csgi_respond
     }
 
     rc = csgi_validator_call(bs->v, e, r, b);
-    if (rc != CSGI_OK)
+    if (rc != CSGI_OK && rc != CSGI_PENDING)
         return rc;
     switch (c->server) {
+    case SRV_NEXT_REENTER:
+        g_reenter = b;
+        drain(b);
+        b->close(b->ctx);
+        return CSGI_OK;
     case SRV_NEXT_AFTER_DONE:
         drain(b);
         b->next(b->ctx, &chunk);
@@ -1406,7 +1468,7 @@ bad_server_call(void *state, struct csgi_environ *env, const struct csgi_respond
         return CSGI_OK;
     default:
         *out = *b;
-        return CSGI_OK;
+        return rc;
     }
 }
 
@@ -1478,6 +1540,9 @@ run_stacked(const struct vcase *c, uint32_t flags, uint64_t *violations, enum st
     struct csgi_test_response *resp = NULL;
     struct csgi_test_client *client;
     struct csgi_validator *v, *inner = NULL;
+    /* SRV_OLD_HOST: what the validator is told the host is. */
+    static struct csgi_host_api old_api;
+    const struct csgi_host_api *vapi;
     struct bad_server bs;
     char err[256] = "";
 
@@ -1490,13 +1555,19 @@ run_stacked(const struct vcase *c, uint32_t flags, uint64_t *violations, enum st
     client = csgi_test_client_new_app(c->app, NULL, "", err, sizeof(err));
     ck_assert_msg(client != NULL, "%s", err);
     g_api = csgi_test_client_host_api(client);
+    vapi = g_api;
+    if (c->server == SRV_OLD_HOST) {
+        old_api = *g_api;
+        old_api.version = 2;
+        vapi = &old_api;
+    }
     if (stack == STACK_NONE) {
-        v = csgi_validator_new(g_api, c->app, NULL, &opts);
+        v = csgi_validator_new(vapi, c->app, NULL, &opts);
     } else {
-        inner = csgi_validator_new(g_api, c->app, NULL, &opts);
+        inner = csgi_validator_new(vapi, c->app, NULL, &opts);
         ck_assert_ptr_nonnull(inner);
-        v = csgi_validator_new(g_api, stack == STACK_RELAY ? relay_call : csgi_validator_call,
-                               inner, &opts);
+        v = csgi_validator_new(vapi, stack == STACK_RELAY ? relay_call : csgi_validator_call, inner,
+                               &opts);
     }
     ck_assert_ptr_nonnull(v);
     if (needs_bad_server(c)) {

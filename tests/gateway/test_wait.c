@@ -215,7 +215,8 @@ START_TEST(wait_resume_races_leaving)
         aborted += pending;
         ck_assert_int_eq(csgi_test_call_end(call, CSGI_FINISH_CLIENT_ABORT, &r), 0);
         ck_assert_int_eq(r->finish_reason, pending ? CSGI_FINISH_CLIENT_ABORT : CSGI_FINISH_OK);
-        ck_assert_str_eq(r->body, pending ? "ready\n" : "ready\nlate\n");
+        ck_assert_msg(strcmp(r->body, pending ? "ready\n" : "ready\nlate\n") == 0,
+                      "pending %d, rc %d, body [%s]", pending, r->rc, r->body);
         csgi_test_response_free(r);
     }
     ck_assert_int_gt(aborted, 0);

@@ -40,6 +40,8 @@ enum waiter_kind { W_STREAM, W_POLL };
 struct waiter {
     struct waiter *prev, *next;
     struct state *st;
+    /* Which request this is: the memory of a finished one may hold the next one. */
+    unsigned long serial;
     struct csgi_request *req;
     enum waiter_kind kind;
     const struct csgi_responder *resp;
@@ -57,6 +59,7 @@ struct state {
     pthread_mutex_t lock;
     struct waiter head; /* list head */
     long waiting, closed, aborted, finished, refused;
+    unsigned long serials;
     atomic_int threads;
 };
 
@@ -188,7 +191,7 @@ on_finished(void *arg, int reason)
 
 struct later {
     struct state *st;
-    struct waiter *w;
+    unsigned long serial;
     long ms;
 };
 
@@ -203,7 +206,7 @@ later_main(void *arg)
     nanosleep(&ts, NULL);
     pthread_mutex_lock(&st->lock);
     for (struct waiter *w = st->head.next; w != &st->head; w = w->next) {
-        if (w == l->w) {
+        if (w->serial == l->serial) {
             if (enqueue(w, "late") == 0)
                 wake(st, w);
             break;
@@ -226,7 +229,7 @@ start_later(struct state *st, struct waiter *w, long ms)
     if (!l)
         return CSGI_ENOMEM;
     l->st = st;
-    l->w = w;
+    l->serial = w->serial;
     l->ms = ms;
     atomic_fetch_add(&st->threads, 1);
     pthread_attr_init(&attr);
@@ -269,6 +272,7 @@ serve_waiter(struct state *st, struct csgi_environ *env, const struct csgi_respo
     out->next = waiter_next;
     out->close = waiter_close;
     pthread_mutex_lock(&st->lock);
+    w->serial = ++st->serials;
     w->next = &st->head;
     w->prev = st->head.prev;
     st->head.prev->next = w;

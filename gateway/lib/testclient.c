@@ -9,7 +9,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,6 +63,15 @@ struct tc_block {
 struct tc_logline {
     struct csgi_test_log pub;
     char text[];
+};
+
+/* A host timer or descriptor watch of a request (SPEC 4.14): wakes it once. */
+struct tc_watch {
+    struct tc_watch *next;
+    long long due_ms; /* a timer: CLOCK_MONOTONIC ms; -1 for a descriptor */
+    int fd;
+    short events;
+    int armed;
 };
 
 struct tc_finish {
@@ -158,6 +169,8 @@ struct csgi_request {
     int parked;
     /* The transport's reason for on_finished (CSGI_FINISH_OK until the client leaves). */
     int end_reason;
+    /* Its host timers and descriptor watches, in arena memory. */
+    struct tc_watch *watches;
 };
 
 struct tc_response {
@@ -438,6 +451,68 @@ tc_host_body_from_buffer(struct csgi_request *req, const void *data, size_t len,
     if (!req)
         return CSGI_EINVAL;
     return csgi__body_from_buffer(tc_core_alloc, req, data, len, flags, out);
+}
+
+static long long
+tc_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A watch for @p req, or an error; the body must be open. */
+static int
+tc_watch_add(struct csgi_request *req, long long due_ms, int fd, short events)
+{
+    struct tc_watch *w;
+
+    if (atomic_load(&req->core.wake) & CSGI__WAKE_CLOSED)
+        return CSGI_ESTATE;
+    w = tc_arena_alloc(req, sizeof(*w));
+    if (!w)
+        return CSGI_ENOMEM;
+    w->due_ms = due_ms;
+    w->fd = fd;
+    w->events = events;
+    w->armed = 1;
+    w->next = req->watches;
+    req->watches = w;
+    return CSGI_OK;
+}
+
+static int
+tc_host_timer(struct csgi_request *req, uint64_t ms)
+{
+    if (!req)
+        return CSGI_EINVAL;
+    if (ms > (uint64_t)INT32_MAX * 1000)
+        ms = (uint64_t)INT32_MAX * 1000;
+    return tc_watch_add(req, tc_now_ms() + (long long)ms, -1, 0);
+}
+
+static int
+tc_host_watch_fd(struct csgi_request *req, int fd, uint32_t events)
+{
+    short ev = 0;
+
+    if (!req || fd < 0 || !events || (events & ~(uint32_t)(CSGI_WATCH_READ | CSGI_WATCH_WRITE)))
+        return CSGI_EINVAL;
+    if (fcntl(fd, F_GETFD) < 0)
+        return CSGI_EBADF;
+    if (events & CSGI_WATCH_READ)
+        ev |= POLLIN;
+    if (events & CSGI_WATCH_WRITE)
+        ev |= POLLOUT;
+    return tc_watch_add(req, -1, fd, ev);
+}
+
+static int
+tc_host_stopping(struct csgi_request *req)
+{
+    (void)req;
+    return 0; /* a test client never stops under a request */
 }
 
 static int
@@ -1128,29 +1203,77 @@ csgi_test_call_pending(const struct csgi_test_call *call)
     return req && !req->ended;
 }
 
-/* Wait up to @p timeout_ms for a resume() of a parked @p req. Returns 1 when woken. */
+/*
+ * Fire what is due of @p req's timers and watches, waiting for them at most
+ * @p wait_ms (0: only look). Each fired one wakes the request as resume() does.
+ */
+static void
+tc_watches_run(struct csgi_request *req, int wait_ms)
+{
+    struct pollfd fds[16];
+    struct tc_watch *by_fd[16];
+    long long now = tc_now_ms();
+    nfds_t n = 0;
+    int fired = 0;
+
+    for (struct tc_watch *w = req->watches; w; w = w->next) {
+        if (!w->armed)
+            continue;
+        if (w->fd < 0 && w->due_ms <= now) {
+            w->armed = 0;
+            fired = 1;
+        } else if (w->fd < 0 && w->due_ms - now < wait_ms) {
+            wait_ms = (int)(w->due_ms - now);
+        } else if (w->fd >= 0 && n < 16) {
+            fds[n].fd = w->fd;
+            fds[n].events = w->events;
+            fds[n].revents = 0;
+            by_fd[n++] = w;
+        }
+    }
+    if (fired)
+        wait_ms = 0;
+    if ((n || wait_ms > 0) && poll(fds, n, wait_ms) > 0) {
+        for (nfds_t k = 0; k < n; k++) {
+            if (fds[k].revents) {
+                by_fd[k]->armed = 0;
+                fired = 1;
+            }
+        }
+    }
+    for (struct tc_watch *w = req->watches; w && !fired; w = w->next) {
+        if (w->armed && w->fd < 0 && w->due_ms <= tc_now_ms()) {
+            w->armed = 0;
+            fired = 1;
+        }
+    }
+    if (fired)
+        tc_host_resume(req);
+}
+
+/*
+ * Wait up to @p timeout_ms for @p req, parked, to be woken: by a resume()
+ * from another thread or by its own timers and watches. Returns 1 when woken.
+ */
 static int
 tc_wait_woken(struct csgi_request *req, int timeout_ms)
 {
     struct csgi_test_client *c = req->client;
-    struct timespec until;
-    int woken;
+    long long end = tc_now_ms() + timeout_ms;
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
+    for (;;) {
+        long long left = end - tc_now_ms();
+        int parked;
+
+        tc_watches_run(req, left <= 0 ? 0 : left > 5 ? 5 : (int)left);
+        pthread_mutex_lock(&c->wake_lock);
+        parked = req->parked;
+        pthread_mutex_unlock(&c->wake_lock);
+        if (!parked)
+            return 1;
+        if (end - tc_now_ms() <= 0)
+            return 0;
     }
-    pthread_mutex_lock(&c->wake_lock);
-    while (req->parked && timeout_ms > 0) {
-        if (pthread_cond_timedwait(&c->wake_cond, &c->wake_lock, &until) == ETIMEDOUT)
-            break;
-    }
-    woken = !req->parked;
-    pthread_mutex_unlock(&c->wake_lock);
-    return woken;
 }
 
 int
@@ -1229,11 +1352,17 @@ csgi_test_client_request_app(struct csgi_test_client *client, csgi_app_fn app, v
     rc = csgi_test_client_start_app(client, app, state, rq, &call);
     if (rc < 0)
         return rc;
-    /* A response that waits: for a resume() from another thread, CSGI_TEST_WAIT_MS at most. */
-    if (csgi_test_call_pending(call) && csgi_test_call_run(call, CSGI_TEST_WAIT_MS) != 0) {
-        tc_logf(client, CSGI_LOG_ERROR, "no resume() within %d ms: the client gives up",
-                CSGI_TEST_WAIT_MS);
-        return csgi_test_call_end(call, CSGI_FINISH_TIMEOUT, out);
+    /* A response that waits: for a resume() (or its timers), CSGI_TEST_WAIT_MS at most each. */
+    while (csgi_test_call_pending(call)) {
+        long long t0 = tc_now_ms();
+
+        if (csgi_test_call_run(call, CSGI_TEST_WAIT_MS) == 0)
+            break;
+        if (tc_now_ms() - t0 >= CSGI_TEST_WAIT_MS) {
+            tc_logf(client, CSGI_LOG_ERROR, "no resume() within %d ms: the client gives up",
+                    CSGI_TEST_WAIT_MS);
+            return csgi_test_call_end(call, CSGI_FINISH_TIMEOUT, out);
+        }
     }
     return csgi_test_call_end(call, CSGI_FINISH_OK, out);
 }
@@ -1315,6 +1444,9 @@ tc_client_alloc(const char *mount, char *err, size_t err_len)
     c->api.get_extension = tc_host_get_extension;
     c->api.body_from_buffer = tc_host_body_from_buffer;
     c->api.resume = tc_host_resume;
+    c->api.timer = tc_host_timer;
+    c->api.watch_fd = tc_host_watch_fd;
+    c->api.stopping = tc_host_stopping;
     csgi__request_id_prefix(c->id_prefix);
     return c;
 }

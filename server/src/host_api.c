@@ -172,4 +172,7 @@ srv_host_api_init(struct csgi_host_api *api, void *ctx)
     api->get_extension = api_get_extension;
     api->body_from_buffer = api_body_from_buffer;
     api->resume = srv_wait_resume;
+    api->timer = srv_wait_timer;
+    api->watch_fd = srv_wait_watch_fd;
+    api->stopping = srv_wait_stopping;
 }

@@ -135,6 +135,8 @@ r_state_sent(const struct csgi__response *core)
 static int
 finish_reason(const struct csgi_request *r, int toe, const struct csgi__response *core)
 {
+    if (r->client_gone)
+        return CSGI_FINISH_CLIENT_ABORT;
     if (r->stopped)
         return CSGI_FINISH_SHUTDOWN;
     /*
@@ -319,6 +321,7 @@ req_finish(struct csgi_request *r)
     struct srv_http *h = r->h;
 
     csgi__response_close(&r->core);
+    srv_wait_request_done(r);
     if (r->errors_state.line_len)
         csgi__errors_flush(&r->errors_state);
     for (struct finished_cb *cb = r->finished; cb; cb = cb->next)
@@ -637,6 +640,8 @@ reader(void *cls, uint64_t pos, char *buf, size_t max)
     int64_t n;
 
     (void)pos;
+    if (r->client_gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR; /* seen while parked (wait.c) */
     busy_enter(r->h);
     publish_inflight(r);
     for (;;) {
@@ -1252,6 +1257,8 @@ on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *
         /* Woken (resume(), or the worker's stop): plan again. */
         enum MHD_Result ret;
 
+        if (r->client_gone)
+            return MHD_NO; /* the client closed the connection while the request waited */
         busy_enter(r->h);
         publish_inflight(r);
         ret = respond(r, 0);
@@ -1416,6 +1423,14 @@ srv_http_new(const struct srv_config *cfg, struct srv_listener *listeners, size_
     if (csgi__request_id_prefix(h->id_prefix) < 0)
         srv_log(SRV_LOG_WARN, "no random bytes for request ids: pid and clock used instead");
     srv_host_api_init(&h->api, h);
+    if (srv_wait_loop_start(h) < 0) {
+        srv_acceptor_free(h->acceptor);
+        pthread_mutex_destroy(&h->wake_lock);
+        pthread_mutex_destroy(&h->conn_lock);
+        free(h->slots);
+        free(h);
+        return NULL;
+    }
     return h;
 }
 
@@ -1573,6 +1588,7 @@ srv_http_free(struct srv_http *h)
             MHD_stop_daemon(h->slots[i].d[k]);
     }
     srv_acceptor_free(h->acceptor);
+    srv_wait_loop_stop(h);
     pthread_mutex_destroy(&h->wake_lock);
     pthread_mutex_destroy(&h->conn_lock);
     free(h->trusted);

@@ -111,6 +111,8 @@ struct srv_http {
     struct csgi_request *parked;
     unsigned n_parked;
     int stopping;
+    /* Host timers and descriptor watches (wait.c), under wake_lock. */
+    struct srv_wait_loop *loop;
 };
 
 struct csgi_request {
@@ -170,6 +172,12 @@ struct csgi_request {
     struct csgi_request *park_prev, *park_next;
     /* Ended by the worker's stop while it waited: on_finished() says SHUTDOWN. */
     int stopped;
+    /* The client closed its side while the request was parked (wait.c's loop saw it). */
+    int client_gone;
+    /* Its timers and descriptor watches (wait.c slots, index + 1; 0: none). */
+    unsigned watches;
+    /* The slot watching the connection while parked (index + 1; 0: none). */
+    unsigned park_slot;
 
     /*
      * Not cleared per request (t1_set to here is): each of

@@ -4,14 +4,197 @@
  * what libmicrohttpd needs: a suspended connection is resumed once, after it
  * was suspended (hence one lock for both), and none is left suspended when
  * the daemon stops (libmicrohttpd forbids MHD_stop_daemon() then).
+ *
+ * It also runs the worker's wake loop, one thread with an epoll set and a
+ * timer heap: host timers and descriptor watches (csgi_host_api.timer() and
+ * watch_fd()) wake their request when they fire, and the connection of a
+ * parked request is watched for the client closing it (libmicrohttpd does
+ * not look at a suspended connection). Every watch is a slot in one table,
+ * named in epoll by index and generation, so that an event read just before
+ * its watch was cancelled is recognised as stale under the lock.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
+#include "clock.h"
+#include "log.h"
 #include "request.h"
 #include "wait.h"
+
+enum slot_kind { SLOT_FREE = 0, SLOT_TIMER, SLOT_FD, SLOT_PARK };
+
+struct slot {
+    enum slot_kind kind;
+    uint32_t gen;
+    struct csgi_request *r;
+    unsigned next;     /* the request's next slot (index + 1; 0: none), or the free list's */
+    int fd;            /* SLOT_FD, SLOT_PARK: the descriptor in the epoll set */
+    long long due_ms;  /* SLOT_TIMER: when it fires */
+    size_t heap_index; /* SLOT_TIMER: its place in the heap */
+};
+
+struct srv_wait_loop {
+    int epfd;
+    int evfd;
+    pthread_t thread;
+    int quit;
+    struct slot *slots;
+    size_t n_slots;
+    unsigned free_list; /* index + 1; 0: none */
+    unsigned *heap;     /* timer slot indexes, earliest due first */
+    size_t heap_len, heap_cap;
+};
+
+/* ------------------------------------------------------------------ */
+/* Slots and the timer heap (all under srv_http.wake_lock)            */
+/* ------------------------------------------------------------------ */
+
+static int
+slot_new(struct srv_wait_loop *L, enum slot_kind kind, struct csgi_request *r, unsigned *index)
+{
+    unsigned i;
+
+    if (!L->free_list) {
+        size_t n = L->n_slots ? L->n_slots * 2 : 64;
+        struct slot *s = realloc(L->slots, n * sizeof(*s));
+
+        if (!s)
+            return CSGI_ENOMEM;
+        for (size_t k = L->n_slots; k < n; k++) {
+            s[k].kind = SLOT_FREE;
+            s[k].gen = 0;
+            s[k].next = k + 1 < n ? (unsigned)(k + 2) : 0;
+        }
+        L->free_list = (unsigned)L->n_slots + 1;
+        L->slots = s;
+        L->n_slots = n;
+    }
+    i = L->free_list - 1;
+    L->free_list = L->slots[i].next;
+    L->slots[i].kind = kind;
+    L->slots[i].r = r;
+    L->slots[i].next = 0;
+    L->slots[i].fd = -1;
+    *index = i;
+    return CSGI_OK;
+}
+
+static void
+heap_swap(struct srv_wait_loop *L, size_t a, size_t b)
+{
+    unsigned t = L->heap[a];
+
+    L->heap[a] = L->heap[b];
+    L->heap[b] = t;
+    L->slots[L->heap[a]].heap_index = a;
+    L->slots[L->heap[b]].heap_index = b;
+}
+
+static long long
+heap_due(const struct srv_wait_loop *L, size_t i)
+{
+    return L->slots[L->heap[i]].due_ms;
+}
+
+static void
+heap_fix(struct srv_wait_loop *L, size_t i)
+{
+    while (i > 0 && heap_due(L, (i - 1) / 2) > heap_due(L, i)) {
+        heap_swap(L, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+    for (;;) {
+        size_t l = 2 * i + 1, m = i;
+
+        if (l < L->heap_len && heap_due(L, l) < heap_due(L, m))
+            m = l;
+        if (l + 1 < L->heap_len && heap_due(L, l + 1) < heap_due(L, m))
+            m = l + 1;
+        if (m == i)
+            return;
+        heap_swap(L, i, m);
+        i = m;
+    }
+}
+
+static int
+heap_push(struct srv_wait_loop *L, unsigned slot)
+{
+    if (L->heap_len == L->heap_cap) {
+        size_t cap = L->heap_cap ? L->heap_cap * 2 : 64;
+        unsigned *h = realloc(L->heap, cap * sizeof(*h));
+
+        if (!h)
+            return CSGI_ENOMEM;
+        L->heap = h;
+        L->heap_cap = cap;
+    }
+    L->heap[L->heap_len] = slot;
+    L->slots[slot].heap_index = L->heap_len++;
+    heap_fix(L, L->heap_len - 1);
+    return CSGI_OK;
+}
+
+static void
+heap_remove(struct srv_wait_loop *L, size_t i)
+{
+    L->heap_len--;
+    if (i != L->heap_len) {
+        L->heap[i] = L->heap[L->heap_len];
+        L->slots[L->heap[i]].heap_index = i;
+        heap_fix(L, i);
+    }
+}
+
+/* Free slot @p i: out of the heap or the epoll set, its generation bumped. */
+static void
+slot_free(struct srv_wait_loop *L, unsigned i)
+{
+    struct slot *s = &L->slots[i];
+
+    if (s->kind == SLOT_TIMER)
+        heap_remove(L, s->heap_index);
+    else if (s->kind == SLOT_FD || s->kind == SLOT_PARK)
+        epoll_ctl(L->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+    s->kind = SLOT_FREE;
+    s->gen++;
+    s->r = NULL;
+    s->next = L->free_list;
+    L->free_list = i + 1;
+}
+
+/* Unlink slot @p i from its request's list and free it. */
+static void
+slot_drop(struct srv_wait_loop *L, unsigned i)
+{
+    struct csgi_request *r = L->slots[i].r;
+
+    for (unsigned *p = &r->watches; *p; p = &L->slots[*p - 1].next) {
+        if (*p == i + 1) {
+            *p = L->slots[i].next;
+            break;
+        }
+    }
+    slot_free(L, i);
+}
+
+static uint64_t
+slot_token(const struct srv_wait_loop *L, unsigned i)
+{
+    return (uint64_t)L->slots[i].gen << 32 | i;
+}
+
+/* ------------------------------------------------------------------ */
+/* Parking and waking                                                  */
+/* ------------------------------------------------------------------ */
 
 static void
 parked_unlink(struct srv_http *h, struct csgi_request *r)
@@ -25,6 +208,32 @@ parked_unlink(struct srv_http *h, struct csgi_request *r)
     r->park_prev = r->park_next = NULL;
     r->parked = 0;
     h->n_parked--;
+    if (r->park_slot) {
+        slot_free(h->loop, r->park_slot - 1);
+        r->park_slot = 0;
+    }
+}
+
+/* Watch a parked request's connection for the client closing it. */
+static void
+park_watch(struct srv_http *h, struct csgi_request *r)
+{
+    struct srv_wait_loop *L = h->loop;
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT};
+    unsigned i;
+
+    if (!L || !r->sconn || r->sconn->fd < 0 || slot_new(L, SLOT_PARK, r, &i) < 0)
+        return;
+    L->slots[i].fd = r->sconn->fd;
+    ev.data.u64 = slot_token(L, i);
+    if (epoll_ctl(L->epfd, EPOLL_CTL_ADD, r->sconn->fd, &ev) < 0) {
+        L->slots[i].kind = SLOT_FREE; /* not in the set: nothing to delete */
+        L->slots[i].gen++;
+        L->slots[i].next = L->free_list;
+        L->free_list = i + 1;
+        return;
+    }
+    r->park_slot = i + 1;
 }
 
 int
@@ -46,11 +255,26 @@ srv_wait_park(struct csgi_request *r)
                 h->parked->park_prev = r;
             h->parked = r;
             h->n_parked++;
+            park_watch(h, r);
             MHD_suspend_connection(r->conn);
         }
     }
     pthread_mutex_unlock(&h->wake_lock);
     return rc;
+}
+
+/* resume() with the lock held. */
+static int
+wake_locked(struct srv_http *h, struct csgi_request *r)
+{
+    int rc = csgi__response_resume(&r->core);
+
+    /* r->parked: not woken already by srv_wait_stop(), which leaves the core's bits alone. */
+    if (rc == 1 && r->parked) {
+        parked_unlink(h, r);
+        MHD_resume_connection(r->conn);
+    }
+    return rc < 0 ? rc : CSGI_OK;
 }
 
 int
@@ -63,14 +287,9 @@ srv_wait_resume(struct csgi_request *r)
         return CSGI_EINVAL;
     h = r->h;
     pthread_mutex_lock(&h->wake_lock);
-    rc = csgi__response_resume(&r->core);
-    /* r->parked: not woken already by srv_wait_stop(), which leaves the core's bits alone. */
-    if (rc == 1 && r->parked) {
-        parked_unlink(h, r);
-        MHD_resume_connection(r->conn);
-    }
+    rc = wake_locked(h, r);
     pthread_mutex_unlock(&h->wake_lock);
-    return rc < 0 ? rc : CSGI_OK;
+    return rc;
 }
 
 void
@@ -98,4 +317,238 @@ srv_wait_parked(struct srv_http *h)
     n = h->n_parked;
     pthread_mutex_unlock(&h->wake_lock);
     return n;
+}
+
+int
+srv_wait_stopping(struct csgi_request *r)
+{
+    int stopping;
+
+    if (!r)
+        return 0;
+    pthread_mutex_lock(&r->h->wake_lock);
+    stopping = r->h->stopping || r->stopped;
+    pthread_mutex_unlock(&r->h->wake_lock);
+    return stopping;
+}
+
+/* ------------------------------------------------------------------ */
+/* Host timers and descriptor watches                                  */
+/* ------------------------------------------------------------------ */
+
+/* Tell the loop thread to look at the heap again. */
+static void
+loop_poke(struct srv_wait_loop *L)
+{
+    uint64_t one = 1;
+
+    if (write(L->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        srv_log(SRV_LOG_WARN, "wake loop: write(eventfd) failed");
+}
+
+int
+srv_wait_timer(struct csgi_request *r, uint64_t ms)
+{
+    struct srv_wait_loop *L;
+    unsigned i;
+    int rc;
+
+    if (!r)
+        return CSGI_EINVAL;
+    if (ms > (uint64_t)INT32_MAX * 1000)
+        ms = (uint64_t)INT32_MAX * 1000;
+    pthread_mutex_lock(&r->h->wake_lock);
+    L = r->h->loop;
+    rc = atomic_load(&r->core.wake) & CSGI__WAKE_CLOSED ? CSGI_ESTATE
+         : !L                                           ? CSGI_ENOSYS
+                                                        : slot_new(L, SLOT_TIMER, r, &i);
+    if (rc == CSGI_OK) {
+        L->slots[i].due_ms = srv_clock_ms() + (long long)ms;
+        rc = heap_push(L, i);
+        if (rc < 0) {
+            L->slots[i].kind = SLOT_FREE;
+            L->slots[i].next = L->free_list;
+            L->free_list = i + 1;
+        } else {
+            L->slots[i].next = r->watches;
+            r->watches = i + 1;
+            if (L->slots[i].heap_index == 0)
+                loop_poke(L); /* the new earliest */
+        }
+    }
+    pthread_mutex_unlock(&r->h->wake_lock);
+    return rc;
+}
+
+int
+srv_wait_watch_fd(struct csgi_request *r, int fd, uint32_t events)
+{
+    struct epoll_event ev = {.events = EPOLLONESHOT};
+    struct srv_wait_loop *L;
+    unsigned i;
+    int rc;
+
+    if (!r || fd < 0 || !events || (events & ~(uint32_t)(CSGI_WATCH_READ | CSGI_WATCH_WRITE)))
+        return CSGI_EINVAL;
+    if (events & CSGI_WATCH_READ)
+        ev.events |= EPOLLIN | EPOLLRDHUP;
+    if (events & CSGI_WATCH_WRITE)
+        ev.events |= EPOLLOUT;
+    pthread_mutex_lock(&r->h->wake_lock);
+    L = r->h->loop;
+    rc = atomic_load(&r->core.wake) & CSGI__WAKE_CLOSED ? CSGI_ESTATE
+         : !L                                           ? CSGI_ENOSYS
+                                                        : slot_new(L, SLOT_FD, r, &i);
+    if (rc == CSGI_OK) {
+        ev.data.u64 = slot_token(L, i);
+        if (epoll_ctl(L->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            rc = errno == ENOMEM ? CSGI_ENOMEM : errno == EEXIST ? CSGI_EINVAL : CSGI_EBADF;
+            L->slots[i].kind = SLOT_FREE;
+            L->slots[i].next = L->free_list;
+            L->free_list = i + 1;
+        } else {
+            L->slots[i].fd = fd;
+            L->slots[i].next = r->watches;
+            r->watches = i + 1;
+        }
+    }
+    pthread_mutex_unlock(&r->h->wake_lock);
+    return rc;
+}
+
+void
+srv_wait_request_done(struct csgi_request *r)
+{
+    struct srv_wait_loop *L = r->h->loop;
+
+    if (!r->watches && !r->park_slot)
+        return;
+    pthread_mutex_lock(&r->h->wake_lock);
+    while (r->watches) {
+        unsigned i = r->watches - 1;
+
+        r->watches = L->slots[i].next;
+        slot_free(L, i);
+    }
+    if (r->parked)
+        parked_unlink(r->h, r);
+    pthread_mutex_unlock(&r->h->wake_lock);
+}
+
+/* One epoll event: wake the slot's request (a parked connection that closed: as gone). */
+static void
+loop_event(struct srv_http *h, uint64_t token)
+{
+    struct srv_wait_loop *L = h->loop;
+    unsigned i = (unsigned)(token & 0xffffffffu);
+    struct csgi_request *r;
+
+    if (i >= L->n_slots || L->slots[i].gen != (uint32_t)(token >> 32))
+        return; /* cancelled since epoll_wait() returned it */
+    r = L->slots[i].r;
+    if (L->slots[i].kind == SLOT_PARK) {
+        r->client_gone = 1;
+        if (r->parked) {
+            parked_unlink(h, r); /* frees the slot */
+            MHD_resume_connection(r->conn);
+        }
+        return;
+    }
+    if (L->slots[i].kind == SLOT_FD) {
+        slot_drop(L, i);
+        wake_locked(h, r);
+    }
+}
+
+static void *
+loop_main(void *arg)
+{
+    struct srv_http *h = arg;
+    struct srv_wait_loop *L = h->loop;
+    struct epoll_event evs[64];
+
+    for (;;) {
+        long long wait_ms = -1;
+        int n;
+
+        pthread_mutex_lock(&h->wake_lock);
+        if (L->quit) {
+            pthread_mutex_unlock(&h->wake_lock);
+            return NULL;
+        }
+        if (L->heap_len) {
+            wait_ms = heap_due(L, 0) - srv_clock_ms();
+            wait_ms = wait_ms < 0 ? 0 : wait_ms > 60000 ? 60000 : wait_ms;
+        }
+        pthread_mutex_unlock(&h->wake_lock);
+        n = epoll_wait(L->epfd, evs, 64, (int)wait_ms);
+        pthread_mutex_lock(&h->wake_lock);
+        for (int k = 0; k < n; k++) {
+            if (evs[k].data.u64 == UINT64_MAX) {
+                uint64_t v;
+
+                if (read(L->evfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                    srv_log(SRV_LOG_WARN, "wake loop: read(eventfd) failed");
+                continue;
+            }
+            loop_event(h, evs[k].data.u64);
+        }
+        while (L->heap_len && heap_due(L, 0) <= srv_clock_ms()) {
+            unsigned i = L->heap[0];
+            struct csgi_request *r = L->slots[i].r;
+
+            slot_drop(L, i);
+            wake_locked(h, r);
+        }
+        pthread_mutex_unlock(&h->wake_lock);
+    }
+}
+
+int
+srv_wait_loop_start(struct srv_http *h)
+{
+    struct srv_wait_loop *L = calloc(1, sizeof(*L));
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
+
+    if (!L)
+        return -1;
+    L->epfd = epoll_create1(EPOLL_CLOEXEC);
+    L->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (L->epfd < 0 || L->evfd < 0 || epoll_ctl(L->epfd, EPOLL_CTL_ADD, L->evfd, &ev) < 0)
+        goto error_close;
+    h->loop = L;
+    if (pthread_create(&L->thread, NULL, loop_main, h) != 0) {
+        h->loop = NULL;
+        goto error_close;
+    }
+    return 0;
+
+error_close:
+    if (L->epfd >= 0)
+        close(L->epfd);
+    if (L->evfd >= 0)
+        close(L->evfd);
+    free(L);
+    srv_log(SRV_LOG_ERROR, "cannot start the wake loop (timers, descriptor watches)");
+    return -1;
+}
+
+void
+srv_wait_loop_stop(struct srv_http *h)
+{
+    struct srv_wait_loop *L = h->loop;
+
+    if (!L)
+        return;
+    pthread_mutex_lock(&h->wake_lock);
+    L->quit = 1;
+    loop_poke(L);
+    pthread_mutex_unlock(&h->wake_lock);
+    pthread_join(L->thread, NULL);
+    close(L->epfd);
+    close(L->evfd);
+    free(L->slots);
+    free(L->heap);
+    free(L);
+    h->loop = NULL;
 }

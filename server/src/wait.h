@@ -2,10 +2,14 @@
  * Requests that wait without holding a thread (SPEC.md 4.14): a call() or a
  * body's next() that returns CSGI_PENDING parks its request, which
  * suspends its libmicrohttpd connection, and csgi_host_api.resume() from any
- * thread wakes it. On a stop, every parked request is woken to end.
+ * thread wakes it. On a stop, every parked request is woken to end. A wake
+ * loop thread per worker runs host timers and descriptor watches, and notices
+ * a client that closes the connection of a parked request.
  */
 #ifndef SRV_WAIT_H
 #define SRV_WAIT_H
+
+#include <stdint.h>
 
 struct csgi_request;
 struct srv_http;
@@ -30,5 +34,24 @@ void srv_wait_stop(struct srv_http *h);
 
 /* Requests parked now. */
 unsigned srv_wait_parked(struct srv_http *h);
+
+/* csgi_host_api.stopping(): thread-safe. */
+int srv_wait_stopping(struct csgi_request *r);
+
+/* csgi_host_api.timer() and watch_fd(): one-shot wakes from the wake loop. */
+int srv_wait_timer(struct csgi_request *r, uint64_t ms);
+int srv_wait_watch_fd(struct csgi_request *r, int fd, uint32_t events);
+
+/* The request is finishing: cancel its timers and watches (before its memory goes). */
+void srv_wait_request_done(struct csgi_request *r);
+
+/*
+ * Start the worker's wake loop thread (timers, descriptor watches, parked
+ * connections closed by their client). Returns 0, or -1 (logged).
+ */
+int srv_wait_loop_start(struct srv_http *h);
+
+/* Stop and free it, once no request can use it any more. */
+void srv_wait_loop_stop(struct srv_http *h);
 
 #endif /* SRV_WAIT_H */

@@ -32,7 +32,7 @@
     X(csgi_exc_info, 24)                                                                           \
     X(csgi_responder, 32)                                                                          \
     X(csgi_body, 40)                                                                               \
-    X(csgi_host_api, 112)                                                                          \
+    X(csgi_host_api, 136)                                                                          \
     X(csgi_plugin, 96)
 
 #define ABI_FIELD_OFFSETS(X)                                                                       \
@@ -121,6 +121,9 @@
     X(csgi_host_api, get_extension, 88)                                                            \
     X(csgi_host_api, body_from_buffer, 96)                                                         \
     X(csgi_host_api, resume, 104)                                                                  \
+    X(csgi_host_api, timer, 112)                                                                   \
+    X(csgi_host_api, watch_fd, 120)                                                                \
+    X(csgi_host_api, stopping, 128)                                                                \
     X(csgi_plugin, magic, 0)                                                                       \
     X(csgi_plugin, abi_version, 4)                                                                 \
     X(csgi_plugin, version, 8)                                                                     \
@@ -196,6 +199,8 @@
     X(CSGI_PLUGIN_THREADSAFE, 0x01)                                                                \
     X(CSGI_BODY_FILE, 0x01)                                                                        \
     X(CSGI_FD_CLOSE, 0x01)                                                                         \
+    X(CSGI_WATCH_READ, 0x01)                                                                       \
+    X(CSGI_WATCH_WRITE, 0x02)                                                                      \
     X(CSGI_BUF_BORROW, 0x01)                                                                       \
     X(CSGI_FINISH_OK, 0)                                                                           \
     X(CSGI_FINISH_ERROR, 1)                                                                        \

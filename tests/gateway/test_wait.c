@@ -181,6 +181,38 @@ START_TEST(wait_client_leaves)
 }
 END_TEST
 
+/* Host timers wake a stream in the test client too (a synchronous request). */
+START_TEST(wait_timer_ticks)
+{
+    struct csgi_test_client *c = open_waits();
+    struct timespec t0, t1;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    expect_body(c, "/waits/tick?ms=25&n=3", "ready\ntick\ntick\ntick\n");
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    ck_assert_int_ge((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000, 75);
+    csgi_test_client_free(c);
+}
+END_TEST
+
+/* A descriptor watch wakes a waiting stream when its pipe is written. */
+START_TEST(wait_fd_watch)
+{
+    struct csgi_test_client *c = open_waits();
+    struct csgi_test_call *call = start(c, "/waits/fdwait", NULL);
+    struct csgi_test_response *r;
+
+    ck_assert_int_eq(csgi_test_call_pending(call), 1);
+    ck_assert_int_eq(csgi_test_call_run(call, 0), 1); /* nothing in the pipe yet */
+    expect_body(c, "/waits/publish?msg=piped", "woken=1\n");
+    ck_assert_int_eq(csgi_test_call_run(call, 1000), 0);
+    ck_assert_int_eq(csgi_test_call_end(call, CSGI_FINISH_OK, &r), 0);
+    ck_assert_str_eq(r->body, "ready\npiped\n");
+    csgi_test_response_free(r);
+    csgi_test_client_free(c);
+}
+END_TEST
+
 /* A synchronous request waits for a resume() from the plugin's own thread. */
 START_TEST(wait_resume_from_thread)
 {
@@ -297,6 +329,8 @@ wait_suite(void)
     tcase_add_test(tc, wait_head_is_cut_off);
     tcase_add_test(tc, wait_client_leaves);
     tcase_add_test(tc, wait_resume_from_thread);
+    tcase_add_test(tc, wait_timer_ticks);
+    tcase_add_test(tc, wait_fd_watch);
     tcase_add_test(tc, wait_resume_races_leaving);
     tcase_add_test(tc, wait_resume_after_close_refused);
     suite_add_tcase(s, tc);

@@ -4,7 +4,8 @@
  * fixture: waiting streams and long polls do not block the worker's only
  * thread; each publish reaches every waiter; keep-alive, a pipelined
  * request behind a waiting one, HTTP/1.0; a client that leaves while its
- * response waits; a stop while responses wait. Raw sockets (wire.c).
+ * response waits; host timers and descriptor watches; a stop while
+ * responses wait. Raw sockets (wire.c).
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -194,24 +195,65 @@ START_TEST(wait_http10_stream)
 }
 END_TEST
 
-/* A client that leaves while its stream waits: found at the next publish, closed once. */
+/*
+ * Clients that leave while their responses wait (a stream, and a long poll
+ * with no status sent yet): the wake loop sees the connection close, and
+ * each body is closed once with CLIENT_ABORT, without any publish.
+ */
 START_TEST(wait_client_leaves)
 {
-    struct wire_conn c;
-    int found = 0;
+    struct wire_conn s, p;
 
-    connect_send(&c, "GET /waits/stream HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert(recv_until(&c, "ready\n", WAIT_MS));
-    wire_close(&c);
-    /* The first write after the close may still be accepted by the kernel; a later one fails. */
-    for (int i = 0; i < 50 && !found; i++) {
-        struct hresp r = h_get(&srv, "/waits/publish?msg=anyone");
-
-        h_resp_free(&r);
-        found = stats_reach("waiting=0 closed=1 aborted=1 finished=1 ", 100);
-    }
-    ck_assert_msg(found, "the stream of a client that left was not closed as aborted");
+    connect_send(&s, "GET /waits/stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    connect_send(&p, "GET /waits/poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(recv_until(&s, "ready\n", WAIT_MS));
+    ck_assert(stats_reach("waiting=2 ", WAIT_MS));
+    wire_close(&s);
+    wire_close(&p);
+    ck_assert_msg(stats_reach("waiting=0 closed=2 aborted=2 finished=2 ", WAIT_MS),
+                  "the responses of clients that left were not closed as aborted");
     expect_get("/waits/publish?msg=nobody", "woken=0\n");
+}
+END_TEST
+
+/* A host timer wakes a stream three times: no thread of the plugin's, the only thread free. */
+START_TEST(wait_timer_ticks)
+{
+    struct wire_conn c;
+    struct wire_resp r;
+    long long t0 = h_ms_now();
+
+    connect_send(&c, "GET /waits/tick?ms=60&n=3 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(recv_until(&c, "ready\n", WAIT_MS));
+    expect_get("/waits/stats", "waiting=1 ");
+    ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "ready\ntick\ntick\ntick\n");
+    ck_assert_uint_eq(r.n_chunks, 4);
+    /* Three intervals of 60 ms passed; each tick went out on its own. */
+    ck_assert_int_ge(h_ms_now() - t0, 180);
+    ck_assert_int_ge(r.chunks[3].at_ms - r.chunks[1].at_ms, 100);
+    wire_resp_free(&r);
+    wire_close(&c);
+}
+END_TEST
+
+/* A descriptor watch wakes a stream when its pipe becomes readable (no resume() call). */
+START_TEST(wait_fd_watch)
+{
+    struct wire_conn c;
+    struct wire_resp r;
+
+    connect_send(&c, "GET /waits/fdwait HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(recv_until(&c, "ready\n", WAIT_MS));
+    ck_assert(stats_reach("waiting=1 ", WAIT_MS));
+    expect_get("/waits/publish?msg=piped", "woken=1\n");
+    ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "ready\npiped\n");
+    wire_resp_free(&r);
+    wire_close(&c);
+    ck_assert(stats_reach("waiting=0 closed=1 aborted=0 finished=1 refused=0", WAIT_MS));
 }
 END_TEST
 
@@ -252,7 +294,8 @@ START_TEST(wait_stop_ends_waiters)
     ck_assert_int_eq(wire_read(&s, "GET", WAIT_MS, &r), 0);
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(r.complete, 1);
-    ck_assert_str_eq(r.body, "ready\n");
+    /* The application was told (stopping()) and said its last word. */
+    ck_assert_str_eq(r.body, "ready\nbye\n");
     wire_resp_free(&r);
     ck_assert_int_eq(wire_read(&p, "GET", WAIT_MS, &r), 0);
     ck_assert_int_eq(r.status, 503);
@@ -282,6 +325,8 @@ wait_suite(void)
     tcase_add_test(tc, wait_poll_pipelined);
     tcase_add_test(tc, wait_http10_stream);
     tcase_add_test(tc, wait_client_leaves);
+    tcase_add_test(tc, wait_timer_ticks);
+    tcase_add_test(tc, wait_fd_watch);
     tcase_add_test(tc, wait_resume_races_leaving);
     tcase_add_test(tc, wait_stop_ends_waiters);
     suite_add_tcase(s, tc);

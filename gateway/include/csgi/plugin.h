@@ -114,6 +114,14 @@ enum csgi_fd_flags {
     CSGI_FD_CLOSE = 1u << 0
 };
 
+/** watch_fd() events (since host API version 3). */
+enum csgi_watch_events {
+    /** Wake when the descriptor is readable (or at its end, or on an error). */
+    CSGI_WATCH_READ = 1u << 0,
+    /** Wake when the descriptor is writable. */
+    CSGI_WATCH_WRITE = 1u << 1
+};
+
 /** Why a request ended, passed to finished callbacks. */
 enum csgi_finish_reason {
     CSGI_FINISH_OK = 0,           /**< the response was sent completely */
@@ -581,6 +589,36 @@ struct csgi_host_api {
      *         call has no effect); CSGI_EINVAL for a NULL @p req.
      */
     int (*resume)(struct csgi_request *req);
+
+    /**
+     * Wake @p req (as resume() does) once @p ms milliseconds have passed:
+     * a one-shot host timer, so that a waiting response needs no thread of
+     * its own for a time-out or a periodic event (re-arm it from next()).
+     * Cancelled when the request finishes. Call it from a callback of @p req.
+     * @return 0; CSGI_EINVAL for a NULL @p req; CSGI_ESTATE once the body is
+     *         closed; CSGI_ENOMEM.
+     */
+    int (*timer)(struct csgi_request *req, uint64_t ms);
+
+    /**
+     * Wake @p req (as resume() does) once @p fd is ready for @p events
+     * (enum csgi_watch_events), for example a backend socket: one-shot, on
+     * the server's event loop, without a thread of the plugin's. The
+     * descriptor stays the caller's; keep it open until the watch fired or
+     * the request finished (the watch is then cancelled). Call it from a
+     * callback of @p req; one watch per descriptor and request.
+     * @return 0; CSGI_EINVAL for a NULL @p req, a negative @p fd or bad
+     *         @p events; CSGI_EBADF when @p fd cannot be watched; CSGI_ESTATE
+     *         once the body is closed; CSGI_ENOMEM.
+     */
+    int (*watch_fd)(struct csgi_request *req, int fd, uint32_t events);
+
+    /**
+     * 1 when the server is stopping or reloading and will end @p req's
+     * waiting response (SPEC.md 4.14): next() may send a last word (an SSE
+     * event, say) and end the body. 0 otherwise. Thread-safe.
+     */
+    int (*stopping)(struct csgi_request *req);
 };
 
 /* ------------------------------------------------------------------ */

@@ -329,9 +329,10 @@ void csgi_test_response_free(struct csgi_test_response *resp);
 /* ------------------------------------------------------------------ */
 
 /**
- * How long csgi_test_client_request() waits for a resume() from another
- * thread when the response waits; then the client gives up: the response
- * ends with rc CSGI_ETIMEDOUT and finish_reason CSGI_FINISH_TIMEOUT.
+ * How long csgi_test_client_request() waits for each wake (a resume() from
+ * another thread, or the request's host timers and descriptor watches) when
+ * the response waits; then the client gives up: the response ends with rc
+ * CSGI_ETIMEDOUT and finish_reason CSGI_FINISH_TIMEOUT.
  */
 #define CSGI_TEST_WAIT_MS 10000
 
@@ -363,7 +364,9 @@ int csgi_test_call_pending(const struct csgi_test_call *call);
 /**
  * Go on with a response that was resumed: next() is called again, and the
  * response is driven until it waits again or ends. When no resume() has come
- * yet, wait for one (from another thread) up to @p timeout_ms (0: do not wait).
+ * yet, wait for one (from another thread, or from the request's host timers
+ * and descriptor watches, which fire here) up to @p timeout_ms (0: do not
+ * wait, only fire what is due).
  * @return 1 when it (still or again) waits, 0 when it ended, CSGI_ESTATE from
  *         inside a callback of the client, CSGI_EINVAL for a NULL @p call.
  */

@@ -15,10 +15,15 @@
  *                 another thread, racing a client that leaves);
  *   /publish?msg=X  append X to every waiting request and resume() it;
  *                 answers "woken=N\n" (N the requests it resumed);
+ *   /tick?ms=N&n=K  "ready\n", then "tick\n" every N ms from a host timer
+ *                 (timer(), no thread of the plugin's), K times;
+ *   /fdwait       "ready\n", then the first message /publish writes into the
+ *                 request's pipe, read when watch_fd() wakes the request;
  *   /stats        "waiting=W closed=C aborted=A finished=F refused=R\n":
  *                 requests waiting now, bodies closed, on_finished() calls
  *                 with CSGI_FINISH_CLIENT_ABORT, all on_finished() calls,
  *                 resume() calls refused with CSGI_ESTATE (after close).
+ * A stream that waits while the server stops says "bye\n" (stopping()) and ends.
  * An older host (host API below 3) makes init_worker() fail with CSGI_ENOSYS.
  */
 #define _GNU_SOURCE
@@ -30,11 +35,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <fcntl.h>
+
 #include <csgi/csgi.h>
 
 struct state;
 
-enum waiter_kind { W_STREAM, W_POLL };
+enum waiter_kind { W_STREAM, W_POLL, W_TICK, W_FD };
 
 /* One waiting request: in the worker's list from call() until its body closes. */
 struct waiter {
@@ -52,6 +60,12 @@ struct waiter {
     int sent_ready;
     long remaining; /* messages until the body ends; -1: never */
     int started;
+    /* W_TICK: the interval and the next tick (CLOCK_MONOTONIC ms; 0: not armed). */
+    long tick_ms;
+    long long tick_due;
+    /* W_FD: a pipe; /publish writes into it, and next() waits on it with watch_fd(). */
+    int pipe_r, pipe_w;
+    char fdbuf[256];
 };
 
 struct state {
@@ -125,6 +139,59 @@ wake(struct state *st, struct waiter *w)
         st->refused++;
 }
 
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* W_TICK: a tick when its time came, else (re-)arm the host timer and wait. */
+static int
+tick_next(struct waiter *w, struct csgi_chunk *out)
+{
+    long long now = now_ms();
+    int rc;
+
+    if (w->remaining == 0)
+        return CSGI_DONE;
+    if (w->tick_due && now >= w->tick_due) {
+        w->tick_due = 0;
+        w->remaining--;
+        out->ptr = "tick\n";
+        out->len = 5;
+        return CSGI_OK;
+    }
+    if (!w->tick_due)
+        w->tick_due = now + w->tick_ms;
+    rc = w->st->api->timer(w->req, (uint64_t)(w->tick_due - now));
+    return rc < 0 ? rc : CSGI_PENDING;
+}
+
+/* W_FD: what the pipe holds, else watch it and wait. */
+static int
+fd_next(struct waiter *w, struct csgi_chunk *out)
+{
+    ssize_t n;
+    int rc;
+
+    if (w->remaining == 0)
+        return CSGI_DONE;
+    n = read(w->pipe_r, w->fdbuf, sizeof(w->fdbuf));
+    if (n > 0) {
+        w->remaining--;
+        out->ptr = w->fdbuf;
+        out->len = (size_t)n;
+        return CSGI_OK;
+    }
+    if (n < 0 && errno != EAGAIN)
+        return CSGI_EIO;
+    rc = w->st->api->watch_fd(w->req, w->pipe_r, CSGI_WATCH_READ);
+    return rc < 0 ? rc : CSGI_PENDING;
+}
+
 static int
 waiter_next(void *ctx, struct csgi_chunk *out)
 {
@@ -133,10 +200,21 @@ waiter_next(void *ctx, struct csgi_chunk *out)
     int rc;
 
     pthread_mutex_lock(&st->lock);
-    if (w->kind == W_STREAM && !w->sent_ready) {
+    if (w->kind != W_POLL && !w->sent_ready) {
         w->sent_ready = 1;
         out->ptr = "ready\n";
         out->len = 6;
+        rc = CSGI_OK;
+    } else if (w->kind == W_TICK) {
+        rc = tick_next(w, out);
+    } else if (w->kind == W_FD) {
+        rc = fd_next(w, out);
+    } else if (w->queue_len == 0 && w->remaining != 0 && w->started != 2 && w->kind == W_STREAM &&
+               st->api->stopping(w->req)) {
+        w->started = 2; /* the last word, once */
+        w->remaining = 0;
+        out->ptr = "bye\n";
+        out->len = 4;
         rc = CSGI_OK;
     } else if (w->remaining == 0) {
         rc = CSGI_DONE;
@@ -174,6 +252,10 @@ waiter_close(void *ctx)
     st->closed++;
     free(w->queue);
     free(w->chunk);
+    if (w->kind == W_FD) {
+        close(w->pipe_r);
+        close(w->pipe_w);
+    }
     pthread_mutex_unlock(&st->lock);
 }
 
@@ -256,6 +338,7 @@ serve_waiter(struct state *st, struct csgi_environ *env, const struct csgi_respo
         return CSGI_ENOMEM;
     memset(w, 0, sizeof(*w));
     w->st = st;
+    w->pipe_r = w->pipe_w = -1;
     w->req = env->request;
     w->kind = kind;
     w->resp = resp;
@@ -263,10 +346,18 @@ serve_waiter(struct state *st, struct csgi_environ *env, const struct csgi_respo
     rc = st->api->on_finished(env->request, on_finished, st);
     if (rc < 0)
         return rc;
-    if (kind == W_STREAM) {
+    if (kind != W_POLL) {
         rc = start_text(resp);
         if (rc < 0)
             return rc;
+    }
+    if (kind == W_FD) {
+        int p[2];
+
+        if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+            return CSGI_EIO;
+        w->pipe_r = p[0];
+        w->pipe_w = p[1];
     }
     out->ctx = w;
     out->next = waiter_next;
@@ -305,6 +396,17 @@ publish(struct state *st, struct csgi_environ *env, const struct csgi_responder 
     query_value(env, "msg", msg, sizeof(msg));
     pthread_mutex_lock(&st->lock);
     for (struct waiter *w = st->head.next; w != &st->head; w = w->next) {
+        if (w->kind == W_TICK)
+            continue;
+        if (w->kind == W_FD) {
+            /* No resume(): the request's own descriptor watch wakes it. */
+            char line[258];
+            int n = snprintf(line, sizeof(line), "%s\n", msg);
+
+            if (n > 0 && write(w->pipe_w, line, (size_t)n) == n)
+                woken++;
+            continue;
+        }
         if (enqueue(w, msg) == 0) {
             wake(st, w);
             woken++;
@@ -321,6 +423,7 @@ waits_call(void *state, struct csgi_environ *env, const struct csgi_responder *r
 {
     struct state *st = state;
     char v[32], text[160];
+    int rc;
 
     if (path_is(env, "/stream")) {
         query_value(env, "n", v, sizeof(v));
@@ -332,6 +435,20 @@ waits_call(void *state, struct csgi_environ *env, const struct csgi_responder *r
         query_value(env, "ms", v, sizeof(v));
         return serve_waiter(st, env, resp, out, W_STREAM, 1, v[0] ? atol(v) : 0);
     }
+    if (path_is(env, "/tick")) {
+        long n, ms;
+
+        query_value(env, "n", v, sizeof(v));
+        n = v[0] ? atol(v) : 3;
+        query_value(env, "ms", v, sizeof(v));
+        ms = v[0] ? atol(v) : 20;
+        rc = serve_waiter(st, env, resp, out, W_TICK, n, -1);
+        if (rc >= 0)
+            ((struct waiter *)out->ctx)->tick_ms = ms;
+        return rc;
+    }
+    if (path_is(env, "/fdwait"))
+        return serve_waiter(st, env, resp, out, W_FD, 1, -1);
     if (path_is(env, "/publish"))
         return publish(st, env, resp, out);
     if (path_is(env, "/stats")) {

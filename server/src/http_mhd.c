@@ -85,6 +85,11 @@ head_deadline_seen(struct srv_conn *c, long long line_deadline_ms)
 }
 
 static _Thread_local int busy_slot = -1;
+/*
+ * Set when the reader ends a response whose client left while it waited:
+ * libmicrohttpd's "application error" warning that follows is not logged.
+ */
+static _Thread_local int quiet_close;
 
 /* Mark this thread as inside plugin code (for the --timeout watchdog). */
 static void
@@ -640,8 +645,12 @@ reader(void *cls, uint64_t pos, char *buf, size_t max)
     int64_t n;
 
     (void)pos;
-    if (r->client_gone)
-        return MHD_CONTENT_READER_END_WITH_ERROR; /* seen while parked (wait.c) */
+    quiet_close = 0;
+    if (r->client_gone) {
+        /* Seen while parked (wait.c): not an application error, whatever libmicrohttpd says. */
+        quiet_close = 1;
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
     busy_enter(r->h);
     publish_inflight(r);
     for (;;) {
@@ -698,8 +707,16 @@ add_app_headers(struct csgi_request *r, struct MHD_Response *resp)
 static struct MHD_Response *
 stream_response(struct csgi_request *r, int64_t size)
 {
+    /*
+     * libmicrohttpd allocates the block with the response, but fills a
+     * chunked body straight into the connection's write buffer: a chunked
+     * stream (often one that waits, SPEC 4.14: thousands of them) gets a
+     * small one. Content-Length and close-delimited bodies read through it.
+     */
+    size_t block =
+        size < 0 && r->plan.framing == CSGI__FRAMING_CHUNKED ? READER_BLOCK_CHUNKED : READER_BLOCK;
     struct MHD_Response *resp = MHD_create_response_from_callback(
-        size >= 0 ? (uint64_t)size : MHD_SIZE_UNKNOWN, READER_BLOCK, reader, r, response_freed);
+        size >= 0 ? (uint64_t)size : MHD_SIZE_UNKNOWN, block, reader, r, response_freed);
 
     if (resp)
         r->refs++;
@@ -1332,6 +1349,10 @@ static void __attribute__((format(printf, 2, 0))) mhd_logger(void *cls, const ch
 
     if (slot && slot->l->family == AF_UNIX && tcp_option_warning(fmt))
         return;
+    if (quiet_close) {
+        quiet_close = 0;
+        return;
+    }
     vsnprintf(buf, sizeof(buf), fmt, ap);
     srv_log(SRV_LOG_WARN, "libmicrohttpd: %s", buf);
 }

@@ -24,9 +24,10 @@
 #include "scoreboard.h"
 #include "tls.h"
 
-#define READER_BLOCK   (32 * 1024)
-#define FIRST_ARENA    4096
-#define INLINE_HEADERS 16
+#define READER_BLOCK         (32 * 1024)
+#define READER_BLOCK_CHUNKED 512
+#define FIRST_ARENA          4096
+#define INLINE_HEADERS       16
 
 enum req_state {
     REQ_NEW = 0, /* URI seen, head not yet checked */

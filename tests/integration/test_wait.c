@@ -313,6 +313,82 @@ START_TEST(wait_stop_ends_waiters)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* plugins/sse: broadcast, heartbeat and a reload                      */
+/* ------------------------------------------------------------------ */
+
+static void
+setup_sse(void)
+{
+    const char *extra[] = {"--workers",
+                           "1",
+                           "--threads",
+                           "1",
+                           "--graceful-timeout",
+                           "5",
+                           "--set",
+                           "sse.heartbeat_ms=200",
+                           NULL};
+
+    h_init(&srv);
+    h_add_plugin(&srv, "sse.so", NULL);
+    h_start(&srv, 1, extra);
+}
+
+static void
+publish_sse(const char *data, const char *want)
+{
+    struct hresp r = h_request(&srv, "POST", "/sse/publish", data, strlen(data), NULL);
+
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(h_has(r.body, want), "publish: \"%s\", want \"%s\"", r.body, want);
+    h_resp_free(&r);
+}
+
+/*
+ * Three subscribers get each event and the heartbeat; a reload tells them
+ * (event: shutdown) and ends their streams, the old worker exits, and a new
+ * subscriber is served by the new generation.
+ */
+START_TEST(sse_broadcast_and_reload)
+{
+    struct wire_conn c[3], n;
+    struct wire_resp r;
+
+    for (int i = 0; i < 3; i++) {
+        connect_send(&c[i], "GET /sse/ HTTP/1.1\r\nHost: x\r\n\r\n");
+        ck_assert_msg(recv_until(&c[i], ": subscribed\n\n", WAIT_MS), "subscriber %d", i);
+    }
+    publish_sse("hi\nthere", "subscribers=3\n");
+    for (int i = 0; i < 3; i++) {
+        ck_assert(recv_until(&c[i], "id: 1\ndata: hi\ndata: there\n\n", WAIT_MS));
+        ck_assert(recv_until(&c[i], ": ping\n\n", WAIT_MS)); /* from a host timer */
+    }
+    ck_assert_int_eq(kill(srv.pid, SIGHUP), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(wire_read(&c[i], "GET", WAIT_MS, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_int_eq(r.framing, WIRE_FRAMING_CHUNKED);
+        ck_assert_int_eq(r.complete, 1);
+        ck_assert_msg(h_has(r.body, "event: shutdown\ndata: the server restarts\n\n"), "%s",
+                      r.body);
+        wire_resp_free(&r);
+        wire_close(&c[i]);
+    }
+    ck_assert(h_wait_log(&srv, "worker ready", 2, WAIT_MS));
+    ck_assert(h_wait_log(&srv, "(gen 1, pid", 1, WAIT_MS));
+    ck_assert_int_eq(h_log_count(&srv, "(gen 1, pid"), h_log_count(&srv, ") stopped"));
+    /* The client reconnects: the new generation serves it, with a channel of its own. */
+    connect_send(&n, "GET /sse/ HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(recv_until(&n, ": subscribed\n\n", WAIT_MS));
+    publish_sse("again", "subscribers=1\n");
+    ck_assert(recv_until(&n, "id: 1\ndata: again\n\n", WAIT_MS));
+    wire_close(&n);
+    ck_assert_int_eq(h_log_count(&srv, "killed by signal"), 0);
+    ck_assert_int_eq(h_log_count(&srv, "exiting with"), 0);
+}
+END_TEST
+
 static Suite *
 wait_suite(void)
 {
@@ -329,6 +405,11 @@ wait_suite(void)
     tcase_add_test(tc, wait_fd_watch);
     tcase_add_test(tc, wait_resume_races_leaving);
     tcase_add_test(tc, wait_stop_ends_waiters);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("sse");
+    tcase_add_checked_fixture(tc, setup_sse, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, sse_broadcast_and_reload);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,305 @@
+/*
+ * sse_bench: N server-sent-event subscribers and one publisher against the
+ * sse plugin (plugins/sse) on 127.0.0.1, in one epoll loop. It subscribes N
+ * connections, waits until every one has its first bytes, then publishes E
+ * events, one every I ms, each carrying its send time; it measures when each
+ * event reaches each subscriber, and prints one JSON object: delivered and
+ * expected counts, delivery latency percentiles, and, with --pid, the
+ * server worker's RSS and thread count while the subscribers wait.
+ *
+ *   sse_bench --port P [--subscribers N] [--events E] [--interval-ms I]
+ *             [--pid WORKER] [--prefix /sse] [--timeout-s S]
+ *
+ * Bounded: every phase gives up after --timeout-s (default 60).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct sub {
+    int fd;
+    int hello;      /* its first bytes arrived */
+    long events;    /* events received */
+    char line[256]; /* the current partial line */
+    size_t line_len;
+};
+
+static struct {
+    int port;
+    long n;
+    long events;
+    long interval_ms;
+    int pid;
+    const char *prefix;
+    long timeout_s;
+} opt = {0, 1000, 10, 100, 0, "/sse", 60};
+
+static double *lat_ms;
+static size_t n_lat, cap_lat;
+static long hellos, delivered;
+
+static long long
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int
+connect_nb(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* One complete line of a subscriber's stream. */
+static void
+on_line(struct sub *s, const char *line, size_t len)
+{
+    long long sent;
+
+    if (len > 8 && memcmp(line, "data: t=", 8) == 0 && sscanf(line + 8, "%lld", &sent) == 1) {
+        double ms = (double)(now_ns() - sent) / 1e6;
+
+        if (n_lat == cap_lat) {
+            cap_lat = cap_lat ? cap_lat * 2 : 65536;
+            lat_ms = realloc(lat_ms, cap_lat * sizeof(*lat_ms));
+            if (!lat_ms) {
+                perror("realloc");
+                exit(2);
+            }
+        }
+        lat_ms[n_lat++] = ms;
+        s->events++;
+        delivered++;
+    }
+}
+
+static void
+on_data(struct sub *s, const char *buf, size_t n)
+{
+    if (!s->hello) {
+        s->hello = 1;
+        hellos++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\n') {
+            on_line(s, s->line, s->line_len);
+            s->line_len = 0;
+        } else if (s->line_len < sizeof(s->line) - 1) {
+            s->line[s->line_len++] = buf[i];
+        }
+    }
+}
+
+/* Read what the sockets have, for up to @p ms. */
+static void
+pump(int ep, struct sub *subs, int ms)
+{
+    struct epoll_event evs[256];
+    char buf[16384];
+    int k = epoll_wait(ep, evs, 256, ms);
+
+    for (int i = 0; i < k; i++) {
+        struct sub *s = &subs[evs[i].data.u32];
+        ssize_t n;
+
+        if (evs[i].events & EPOLLOUT) {
+            char req[128];
+            int len =
+                snprintf(req, sizeof(req), "GET %s/ HTTP/1.1\r\nHost: bench\r\n\r\n", opt.prefix);
+            struct epoll_event ev = {.events = EPOLLIN, .data.u32 = evs[i].data.u32};
+
+            if (write(s->fd, req, (size_t)len) != len) {
+                fprintf(stderr, "subscribe write failed: %s\n", strerror(errno));
+                exit(2);
+            }
+            epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &ev);
+            continue;
+        }
+        while ((n = read(s->fd, buf, sizeof(buf))) > 0)
+            on_data(s, buf, (size_t)n);
+    }
+}
+
+/* POST one event over a fresh blocking connection; returns 0 on a 200. */
+static int
+publish(long seq)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+    char body[64], req[256], resp[512];
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), len, blen, one = 1;
+    size_t got = 0;
+    ssize_t n;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        return -1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    blen = snprintf(body, sizeof(body), "t=%lld seq=%ld", now_ns(), seq);
+    len = snprintf(req, sizeof(req),
+                   "POST %s/publish HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\n"
+                   "Connection: close\r\n\r\n%s",
+                   opt.prefix, blen, body);
+    if (write(fd, req, (size_t)len) != len) {
+        close(fd);
+        return -1;
+    }
+    while (got < sizeof(resp) - 1 && (n = read(fd, resp + got, sizeof(resp) - 1 - got)) > 0)
+        got += (size_t)n;
+    resp[got] = '\0';
+    close(fd);
+    return strncmp(resp, "HTTP/1.1 200", 12) == 0 ? 0 : -1;
+}
+
+/* A field of /proc/PID/status, as a number (kB for VmRSS), or -1. */
+static long
+proc_status(int pid, const char *field)
+{
+    char path[64], line[256];
+    size_t fl = strlen(field);
+    long v = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, field, fl) == 0 && line[fl] == ':') {
+            v = atol(line + fl + 1);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double
+pct(double p)
+{
+    size_t i;
+
+    if (!n_lat)
+        return -1;
+    i = (size_t)(p * (double)(n_lat - 1) + 0.5);
+    return lat_ms[i];
+}
+
+static void
+parse_args(int argc, char **argv)
+{
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--port"))
+            opt.port = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--subscribers"))
+            opt.n = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--events"))
+            opt.events = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--interval-ms"))
+            opt.interval_ms = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--pid"))
+            opt.pid = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--prefix"))
+            opt.prefix = argv[i + 1];
+        else if (!strcmp(argv[i], "--timeout-s"))
+            opt.timeout_s = atol(argv[i + 1]);
+        else {
+            fprintf(stderr, "sse_bench: unknown option %s\n", argv[i]);
+            exit(2);
+        }
+    }
+    if (!opt.port || opt.n < 1 || opt.events < 1) {
+        fprintf(stderr, "usage: sse_bench --port P [--subscribers N] [--events E] "
+                        "[--interval-ms I] [--pid WORKER] [--prefix /sse] [--timeout-s S]\n");
+        exit(2);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    struct sub *subs;
+    long long t0, deadline, subscribed_ms;
+    long rss_kb = -1, threads = -1, failed_publish = 0;
+    int ep;
+
+    parse_args(argc, argv);
+    subs = calloc((size_t)opt.n, sizeof(*subs));
+    ep = epoll_create1(EPOLL_CLOEXEC);
+    if (!subs || ep < 0)
+        return 2;
+    t0 = now_ns();
+    deadline = t0 + opt.timeout_s * 1000000000LL;
+    for (long i = 0; i < opt.n; i++) {
+        struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)i};
+
+        subs[i].fd = connect_nb();
+        if (subs[i].fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, subs[i].fd, &ev) < 0) {
+            fprintf(stderr, "connection %ld: %s\n", i, strerror(errno));
+            return 2;
+        }
+        /* At most 500 subscriptions unanswered: a full listen backlog costs SYN retries of 1 s. */
+        while (i + 1 - hellos >= 500 && now_ns() < deadline)
+            pump(ep, subs, 10);
+    }
+    while (hellos < opt.n && now_ns() < deadline)
+        pump(ep, subs, 100);
+    subscribed_ms = (now_ns() - t0) / 1000000;
+    if (opt.pid) {
+        rss_kb = proc_status(opt.pid, "VmRSS");
+        threads = proc_status(opt.pid, "Threads");
+    }
+    for (long e = 0; e < opt.events && now_ns() < deadline; e++) {
+        long long next = now_ns() + opt.interval_ms * 1000000LL;
+
+        if (publish(e) < 0)
+            failed_publish++;
+        while (now_ns() < next)
+            pump(ep, subs, (int)((next - now_ns()) / 1000000) + 1);
+    }
+    while (delivered < opt.n * opt.events && now_ns() < deadline)
+        pump(ep, subs, 100);
+    qsort(lat_ms, n_lat, sizeof(*lat_ms), cmp_double);
+    printf("{\"subscribers\": %ld, \"subscribed\": %ld, \"subscribe_ms\": %lld, \"events\": %ld, "
+           "\"publish_failed\": %ld, \"expected\": %ld, \"delivered\": %ld, "
+           "\"p50_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f, "
+           "\"worker_rss_kib\": %ld, \"worker_threads\": %ld}\n",
+           opt.n, hellos, subscribed_ms, opt.events, failed_publish, opt.n * opt.events, delivered,
+           pct(0.5), pct(0.99), n_lat ? lat_ms[n_lat - 1] : -1.0, rss_kb, threads);
+    for (long i = 0; i < opt.n; i++)
+        close(subs[i].fd);
+    free(subs);
+    free(lat_ms);
+    close(ep);
+    return delivered == opt.n * opt.events && hellos == opt.n ? 0 : 1;
+}

@@ -18,6 +18,7 @@ from .instructions import instructions_mode
 from .load import load_mode
 from . import readme
 from .output import render, write_outputs
+from .sse import run_sse
 from .stats import aggregate
 from .tls import CIPHER, GROUP, make_cert
 from .targets import discover, prepare, select
@@ -151,6 +152,12 @@ def main():
                     help="write results.md, results.svg and results.html again from a "
                     "results.json (into -o, default: beside it)")
     ap.add_argument("--list", action="store_true", help="list targets and endpoints, then exit")
+    ap.add_argument("--sse", type=int, metavar="N",
+                    help="instead of the targets: N server-sent-event subscribers on one "
+                    "csgi-server worker (plugins/sse, bench/sse_bench): delivery, latency, RSS")
+    ap.add_argument("--sse-events", type=int, default=5, help="--sse: events to publish")
+    ap.add_argument("--sse-interval-ms", type=int, default=2000,
+                    help="--sse: milliseconds between events")
     args = ap.parse_args()
 
     if args.compare:
@@ -183,6 +190,14 @@ def main():
     args.build_dir = os.path.abspath(args.build_dir)
     if not args.no_build:
         build(args.build_dir)
+    if args.sse:
+        args.tmp = tempfile.mkdtemp(prefix="csgi-bench-")
+        try:
+            stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+            return run_sse(args, os.path.abspath(args.out or
+                                                 os.path.join(BENCH, "results", stamp)))
+        finally:
+            shutil.rmtree(args.tmp, ignore_errors=True)
     args.mhd_trees = mhd_trees(args)
     if not args.instructions:
         args.wrk = ensure_tool("wrk", "wrk")

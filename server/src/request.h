@@ -179,6 +179,12 @@ struct csgi_request {
     unsigned watches;
     /* The slot watching the connection while parked (index + 1; 0: none). */
     unsigned park_slot;
+    /*
+     * Set on the request's own thread when it parks or arms a timer or watch
+     * (the loop thread changes watches and park_slot): the end of a request
+     * that never did needs no lock (srv_wait_request_done()).
+     */
+    int used_wait;
 
     /*
      * Not cleared per request (t1_set to here is): each of

@@ -242,6 +242,7 @@ srv_wait_park(struct csgi_request *r)
     struct srv_http *h = r->h;
     int rc;
 
+    r->used_wait = 1;
     pthread_mutex_lock(&h->wake_lock);
     if (h->stopping) {
         rc = -1;
@@ -357,6 +358,7 @@ srv_wait_timer(struct csgi_request *r, uint64_t ms)
         return CSGI_EINVAL;
     if (ms > (uint64_t)INT32_MAX * 1000)
         ms = (uint64_t)INT32_MAX * 1000;
+    r->used_wait = 1;
     pthread_mutex_lock(&r->h->wake_lock);
     L = r->h->loop;
     rc = atomic_load(&r->core.wake) & CSGI__WAKE_CLOSED ? CSGI_ESTATE
@@ -394,6 +396,7 @@ srv_wait_watch_fd(struct csgi_request *r, int fd, uint32_t events)
         ev.events |= EPOLLIN | EPOLLRDHUP;
     if (events & CSGI_WATCH_WRITE)
         ev.events |= EPOLLOUT;
+    r->used_wait = 1;
     pthread_mutex_lock(&r->h->wake_lock);
     L = r->h->loop;
     rc = atomic_load(&r->core.wake) & CSGI__WAKE_CLOSED ? CSGI_ESTATE
@@ -421,7 +424,7 @@ srv_wait_request_done(struct csgi_request *r)
 {
     struct srv_wait_loop *L = r->h->loop;
 
-    if (!r->watches && !r->park_slot)
+    if (!r->used_wait)
         return;
     pthread_mutex_lock(&r->h->wake_lock);
     while (r->watches) {

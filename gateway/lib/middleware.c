@@ -432,7 +432,8 @@ csgi_mw_run(struct csgi_mw *m, csgi_app_fn inner, void *inner_state)
     m->in_call = 1;
     rc = inner(inner_state, &m->env, &m->self, &m->inner);
     m->in_call = 0;
-    if (rc != CSGI_OK) {
+    /* CSGI_PENDING (SPEC 4.14): as CSGI_OK, and passed on; the body waits for resume(). */
+    if (rc != CSGI_OK && rc != CSGI_PENDING) {
         /* The inner application released its body (4.1); a waiting response never started. */
         m->body = MW_BODY_CLOSED;
         m->has_pending = 0;
@@ -451,7 +452,7 @@ csgi_mw_run(struct csgi_mw *m, csgi_app_fn inner, void *inner_state)
         /* Nothing changes the bytes: the server gets the inner body as it is (4.7 rule 6). */
         *m->out = m->inner;
         m->body = MW_BODY_FORWARDED;
-        return CSGI_OK;
+        return rc;
     }
     m->body = MW_BODY_WRAPPED;
     m->out->flags = 0;
@@ -459,7 +460,7 @@ csgi_mw_run(struct csgi_mw *m, csgi_app_fn inner, void *inner_state)
     m->out->ctx = m;
     m->out->next = mw_next;
     m->out->close = mw_close;
-    return CSGI_OK;
+    return rc;
 }
 
 struct csgi_environ *

@@ -14,6 +14,8 @@
 #include <csgi/testclient.h>
 
 static const char *waits_path;
+/* The gzip middleware plugin (built with the examples), or NULL. */
+static const char *gzip_path;
 
 static struct csgi_test_client *
 open_waits(void)
@@ -260,6 +262,47 @@ START_TEST(wait_resume_races_leaving)
 }
 END_TEST
 
+/*
+ * Through the gzip middleware plugin (the middleware kit, csgi/middleware.h):
+ * CSGI_PENDING from call() and from next() passes through it, and a client
+ * asking for gzip gets the waiting stream compressed chunk by chunk.
+ */
+START_TEST(wait_through_middleware)
+{
+    static const struct csgi_header gz[] = {
+        {CSGI_STR_INIT("Accept-Encoding"), CSGI_STR_INIT("gzip")},
+    };
+    struct csgi_test_client *c = open_waits();
+    struct csgi_test_request rq = {.target = "/waits/stream?n=1", .headers = gz, .n_headers = 1};
+    struct csgi_test_call *poll, *stream;
+    struct csgi_test_response *r;
+    char err[256];
+
+    ck_assert_msg(csgi_test_client_wrap_open(c, gzip_path, NULL, 0, err, sizeof(err)) == 0, "%s",
+                  err);
+    poll = start(c, "/waits/poll", NULL);
+    ck_assert_int_eq(csgi_test_client_start(c, &rq, &stream), 0);
+    ck_assert_int_eq(csgi_test_call_pending(poll), 1);
+    ck_assert_int_eq(csgi_test_call_pending(stream), 1);
+    expect_body(c, "/waits/publish?msg=through", "woken=2\n");
+    ck_assert_int_eq(csgi_test_call_run(poll, 0), 0);
+    ck_assert_int_eq(csgi_test_call_end(poll, CSGI_FINISH_OK, &r), 0);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_str_eq(r->body, "through\n");
+    csgi_test_response_free(r);
+    ck_assert_int_eq(csgi_test_call_run(stream, 0), 0);
+    ck_assert_int_eq(csgi_test_call_end(stream, CSGI_FINISH_OK, &r), 0);
+    ck_assert_int_eq(r->rc, CSGI_OK);
+    ck_assert_str_eq(csgi_test_response_header(r, "Content-Encoding"), "gzip");
+    ck_assert_uint_ge(r->body_len, 18); /* a gzip member: header, data, trailer */
+    ck_assert_int_eq((unsigned char)r->body[0], 0x1f);
+    ck_assert_int_eq((unsigned char)r->body[1], 0x8b);
+    csgi_test_response_free(r);
+    expect_body(c, "/waits/stats", "waiting=0 closed=2 aborted=0 finished=2 refused=0\n");
+    csgi_test_client_free(c);
+}
+END_TEST
+
 /* An application that keeps its request and resumes it after its body closed. */
 struct late_app {
     const struct csgi_host_api *api;
@@ -334,6 +377,8 @@ wait_suite(void)
     tcase_add_test(tc, wait_fd_watch);
     tcase_add_test(tc, wait_resume_races_leaving);
     tcase_add_test(tc, wait_resume_after_close_refused);
+    if (gzip_path)
+        tcase_add_test(tc, wait_through_middleware);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -349,6 +394,10 @@ main(int argc, char **argv)
         return 1;
     }
     waits_path = argv[1];
+    gzip_path = argc > 2 ? argv[2] : NULL;
+    if (!gzip_path)
+        printf("test_wait: no gzip.so given (built without the examples): "
+               "wait_through_middleware left out\n");
     sr = srunner_create(wait_suite());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -188,7 +188,9 @@ int csgi_mw_begin(const struct csgi_host_api *api, const struct csgi_mw_ops *ops
  * a body initialised as a server does, then fill the outer body: the inner
  * body unchanged when nothing is transformed and the headers are known,
  * otherwise the kit's wrapper. Call it at most once per request.
- * @return what the inner application returned (CSGI_EDECLINED included), or
+ * @return what the inner application returned (CSGI_EDECLINED included; and
+ *         CSGI_PENDING, SPEC.md 4.14, after which the body is filled as for
+ *         CSGI_OK and waits for resume()), or
  *         the code the middleware failed with (a hook's); on failure the
  *         inner body is closed. Return it from call().
  */

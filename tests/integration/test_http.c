@@ -86,6 +86,48 @@ START_TEST(http_hello_keepalive)
 }
 END_TEST
 
+/*
+ * The per-connection head memo (gateway/core/head.h) on one pipelined
+ * connection: a head repeated byte for byte is answered from the memo (from
+ * the third request on), and every change (the Host, the target, a header
+ * value with a control byte) is checked again and answered as such.
+ */
+START_TEST(http_head_memo_pipelined)
+{
+    static char out[65536];
+    int closed;
+#define MEMO_REQ(target, host, xa)                                                                 \
+    "GET /probe/env" target " HTTP/1.1\r\nHost: " host "\r\nX-A: " xa "\r\n\r\n"
+    const char req[] = MEMO_REQ("?q=1", "a.test:1", "1") MEMO_REQ("?q=1", "a.test:1", "1")
+        MEMO_REQ("?q=1", "a.test:1", "1") MEMO_REQ("?q=1", "b.test:2", "1")
+            MEMO_REQ("?q=2", "b.test:2", "1") MEMO_REQ("?q=2", "b.test:2", "1")
+                MEMO_REQ("?q=2", "b.test:2", "\x01");
+#undef MEMO_REQ
+    static const char *const want[] = {"a.test q=1", "a.test q=1", "a.test q=1",
+                                       "b.test q=1", "b.test q=2", "b.test q=2"};
+    const char *at = out;
+    size_t n = h_raw(srv.port, req, sizeof(req) - 1, out, sizeof(out) - 1, 2000, &closed);
+
+    ck_assert_uint_gt(n, 0);
+    out[n] = '\0';
+    for (size_t i = 0; i < sizeof(want) / sizeof(*want); i++) {
+        /* The probe prints query_string before server_name. */
+        const char *q = strstr(at, "query_string="), *sn = q ? strstr(q, "server_name=") : NULL;
+        char got[64];
+
+        ck_assert_msg(sn && q, "response %zu missing: %s", i, out);
+        snprintf(got, sizeof(got), "%.*s %.*s", (int)strcspn(sn + 12, "\n"), sn + 12,
+                 (int)strcspn(q + 13, "\n"), q + 13);
+        ck_assert_msg(strcmp(got, want[i]) == 0, "response %zu: \"%s\", want \"%s\"", i, got,
+                      want[i]);
+        at = sn + 12;
+    }
+    /* The seventh: its X-A value has a control byte, so the memo's head does not answer it. */
+    ck_assert_msg(strstr(at, "HTTP/1.1 400") != NULL, "no 400 after the six: %s", at);
+    ck_assert_ptr_null(strstr(at, "server_name="));
+}
+END_TEST
+
 START_TEST(http_curl_reuses_connection)
 {
     CURL *c = curl_easy_init();
@@ -1251,6 +1293,7 @@ http_suite(void)
     tcase_add_unchecked_fixture(tc, main_setup, main_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, http_hello_keepalive);
+    tcase_add_test(tc, http_head_memo_pipelined);
     tcase_add_test(tc, http_curl_reuses_connection);
     tcase_add_test(tc, http_head_has_length_no_body);
     tcase_add_test(tc, http_environ_fields);

@@ -134,6 +134,8 @@ struct csgi__response {
     int64_t length;
     /* call() returned CSGI_PENDING and no resume() has come since. */
     int wait_call;
+    /* The plugin declared CSGI_PLUGIN_WAITS: CSGI_PENDING is a result, else a failure. */
+    int may_wait;
     /* resume() and the wait it ends: enum csgi__wake bits, changed from any thread. */
     _Atomic unsigned wake;
     const char *plugin;
@@ -225,13 +227,16 @@ csgi__response_reset(struct csgi__response *r, unsigned flags)
 
 /*
  * Before each call() (one per mount tried): name the plugin for log lines
- * and reset the body the application fills. Returns the body to pass.
- * Inline, as csgi__response_called() below: both run on every request.
+ * and reset the body the application fills; @p plugin_flags are the
+ * plugin's descriptor flags as mounted (csgi__wrapped_flags(), plugin_check.h). Returns the
+ * body to pass. Inline, as csgi__response_called() below: both run on every
+ * request.
  */
 static inline struct csgi_body *
-csgi__response_begin(struct csgi__response *r, const char *plugin)
+csgi__response_begin(struct csgi__response *r, const char *plugin, uint32_t plugin_flags)
 {
     r->plugin = plugin;
+    r->may_wait = (plugin_flags & CSGI_PLUGIN_WAITS) != 0;
     memset(&r->body, 0, sizeof(r->body));
     r->body.version = CSGI_BODY_VERSION;
     r->body.total_length = -1;

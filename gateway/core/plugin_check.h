@@ -41,6 +41,17 @@ int csgi__plugin_is_middleware(const struct csgi_plugin *d);
 int csgi__wrap(const struct csgi_plugin *mw, void *mw_state, const char *inner_name,
                csgi_app_fn *app, void **state, void **instance, char *why, size_t why_len);
 
+/*
+ * The descriptor flags of a plugin as mounted: its own, and for
+ * CSGI_PLUGIN_WAITS those of each middleware wrapped around it (a wrapped
+ * app may wait when the app or a middleware does; SPEC 4.14).
+ */
+static inline uint32_t
+csgi__wrapped_flags(uint32_t app_flags, uint32_t middleware_flags)
+{
+    return app_flags | (middleware_flags & CSGI_PLUGIN_WAITS);
+}
+
 /* Undo csgi__wrap(): unwrap() when the middleware has one. */
 void csgi__unwrap(const struct csgi_plugin *mw, void *mw_state, void *instance);
 

@@ -429,6 +429,11 @@ csgi__response_called_other(struct csgi__response *r, int rc)
     } else if (rc < 0) {
         core_log(r, CSGI_LOG_ERROR, "call() failed: %s (%s)", csgi_strerror(rc), csgi_err_name(rc));
         fail(r, rc);
+    } else if (rc == CSGI_PENDING && !r->may_wait) {
+        r->body_open = 1; /* the body is the server's to close, as after CSGI_OK */
+        fail_log(r, CSGI_EAPP,
+                 "call() returned CSGI_PENDING, but the plugin does not declare "
+                 "CSGI_PLUGIN_WAITS");
     } else if (rc == CSGI_PENDING) {
         /* As CSGI_OK, but the body waits for resume() before its first next(). */
         r->body_open = 1;
@@ -476,9 +481,18 @@ pull(struct csgi__response *r)
         rc = r->body.next(r->body.ctx, &r->pending);
         app_enter(r, 0);
         r->in_next = 0;
-        if (rc == CSGI_PENDING) {
+        if (rc == CSGI_PENDING && r->may_wait) {
             r->pending.len = 0;
             return CSGI_PENDING;
+        }
+        if (rc == CSGI_PENDING) {
+            r->pending.len = 0;
+            core_log(r, CSGI_LOG_ERROR,
+                     "body next() returned CSGI_PENDING after %llu bytes, but the plugin does not "
+                     "declare CSGI_PLUGIN_WAITS",
+                     (unsigned long long)r->produced);
+            fail(r, CSGI_EAPP);
+            return CSGI_EAPP;
         }
         if (rc == CSGI_DONE) {
             r->pending.len = 0;

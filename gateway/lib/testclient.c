@@ -89,6 +89,8 @@ struct csgi_test_client {
 
     void *dl;
     const struct csgi_plugin *plugin;
+    /* The descriptor flags as mounted (csgi__wrapped_flags()); a bare app may wait. */
+    uint32_t flags;
     int worker_started;
     csgi_app_fn app;
     void *app_state;
@@ -1175,7 +1177,7 @@ csgi_test_client_start_app(struct csgi_test_client *client, csgi_app_fn app, voi
     pthread_mutex_unlock(&client->log_lock);
 
     client->active = req;
-    body = csgi__response_begin(&req->core, tc_app_name(client));
+    body = csgi__response_begin(&req->core, tc_app_name(client), client->flags);
     req->declined =
         csgi__response_called(&req->core, app(state, &req->env, &req->core.responder, body));
     client->active = NULL;
@@ -1525,6 +1527,7 @@ tc_client_start(const struct csgi_plugin *plugin, void *dl, const char *mount,
         return NULL;
     c->dl = dl;
     c->plugin = plugin;
+    c->flags = plugin->flags;
     c->app = plugin->call;
     rc = tc_client_set_config(c, config, n_config, err, err_len);
     if (rc < 0)
@@ -1639,6 +1642,7 @@ csgi_test_client_new_app(csgi_app_fn app, void *state, const char *mount, char *
         return NULL;
     c->app = app;
     c->app_state = state;
+    c->flags = CSGI_PLUGIN_THREADSAFE | CSGI_PLUGIN_WAITS;
     return c;
 }
 
@@ -1727,6 +1731,7 @@ tc_layer_start(struct csgi_test_client *c, struct tc_layer *l, const struct csgi
         l->mw_state = NULL;
         return rc;
     }
+    c->flags = csgi__wrapped_flags(c->flags, mw->flags);
     l->wrapped = 1;
     return CSGI_OK;
 }

@@ -1178,7 +1178,7 @@ dispatch(struct csgi_request *r)
         r->input_state.pos = 0;
         /* The core takes the plugin's lock around next() and close() only when it has one. */
         r->core.ops = p->serialize ? &srv_core_ops : &srv_core_ops_threadsafe;
-        body = csgi__response_begin(&r->core, p->desc.name);
+        body = csgi__response_begin(&r->core, p->desc.name, p->flags);
         publish_inflight(r);
         plugin_lock(p);
         rc = p->app(p->app_state, &r->env, &r->core.responder, body);
@@ -1500,12 +1500,19 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
 
     if (threads > SRV_MAX_THREADS)
         threads = SRV_MAX_THREADS;
+    /*
+     * Suspension only when a plugin may wait (CSGI_PLUGIN_WAITS): with
+     * MHD_ALLOW_SUSPEND_RESUME, libmicrohttpd 0.9.75 takes a mutex in every
+     * round of its loop (about 80 instructions per keep-alive request).
+     */
+    int may_wait = srv_plugins_wait(plugins);
+
     h->plugins = plugins;
     srv_tls_use(cfg->tls);
     for (size_t i = 0; i < h->n_slots; i++) {
         struct daemon_slot *s = &h->slots[i];
         unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                         MHD_USE_NO_LISTEN_SOCKET | MHD_ALLOW_SUSPEND_RESUME;
+                         MHD_USE_NO_LISTEN_SOCKET | (may_wait ? MHD_ALLOW_SUSPEND_RESUME : 0);
         struct MHD_OptionItem tls_ops[4];
         /*
          * --max-connections is the acceptor's to keep: it hands over no more

@@ -219,6 +219,7 @@ load_one(struct srv_plugin_report *rep, struct srv_plugin *p, const char *dir, c
     /* Newer plugin: read our part; older plugin: missing fields stay NULL. */
     n = d->size < sizeof(p->desc) ? d->size : sizeof(p->desc);
     memcpy(&p->desc, d, n);
+    p->flags = p->desc.flags;
     p->file = strdup(file);
     p->handle = h;
     p->copy_fd = fd;
@@ -743,6 +744,7 @@ unwrap_all(struct srv_plugin *p)
     }
     p->app = p->desc.call;
     p->app_state = p->state;
+    p->flags = p->desc.flags;
 }
 
 /*
@@ -779,9 +781,19 @@ wrap_one(struct srv_plugin_set *set, struct srv_plugin *p, char *why, size_t why
             return rc;
         }
         p->layers[p->n_layers++] = (struct srv_wrap_layer){.middleware = mw, .instance = instance};
+        p->flags = csgi__wrapped_flags(p->flags, mw->desc.flags);
         if (!(mw->desc.flags & CSGI_PLUGIN_THREADSAFE))
             p->serialize = 1;
     }
+    return 0;
+}
+
+int
+srv_plugins_wait(const struct srv_plugin_set *set)
+{
+    for (size_t i = 0; set && i < set->n; i++)
+        if (set->v[i].flags & CSGI_PLUGIN_WAITS)
+            return 1;
     return 0;
 }
 

@@ -40,6 +40,8 @@ struct srv_plugin {
     size_t n_layers;
     int initialized;
     int serialize; /* call()/next()/close() under lock */
+    /* desc.flags as mounted: with each --wrap middleware's CSGI_PLUGIN_WAITS (wrap_one()). */
+    uint32_t flags;
     pthread_mutex_t lock;
 
     /* Statistics, updated by request threads. */
@@ -57,6 +59,12 @@ struct srv_plugin_set {
     /* Mount indexes sorted by prefix length, longest first. */
     size_t *by_len;
 };
+
+/*
+ * 1 when a mounted plugin (or a middleware wrapped around one) declares
+ * CSGI_PLUGIN_WAITS: the server then prepares its connections for waiting.
+ */
+int srv_plugins_wait(const struct srv_plugin_set *set);
 
 /* A plugin file that failed to load or init, or a --set naming no loaded plugin. */
 struct srv_plugin_failure {

@@ -197,6 +197,7 @@
     X(CSGI_ENV_INPUT_BUFFERED, 0x10)                                                               \
     X(CSGI_ENV_TLS, 0x20)                                                                          \
     X(CSGI_PLUGIN_THREADSAFE, 0x01)                                                                \
+    X(CSGI_PLUGIN_WAITS, 0x02)                                                                     \
     X(CSGI_BODY_FILE, 0x01)                                                                        \
     X(CSGI_FD_CLOSE, 0x01)                                                                         \
     X(CSGI_WATCH_READ, 0x01)                                                                       \

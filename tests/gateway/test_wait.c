@@ -378,6 +378,133 @@ START_TEST(wait_resume_after_close_refused)
 }
 END_TEST
 
+/*
+ * CSGI_PENDING from a plugin that does not declare CSGI_PLUGIN_WAITS: the
+ * host fails the response (SPEC 4.14), closes the body once and says why;
+ * a middleware that declares it makes the wrapped plugin one that may wait.
+ */
+struct undeclared {
+    int pend_in_call; /* 1: call() pends after start_response(); 0: next() after a chunk */
+    int nexts;
+    int closes;
+};
+
+static int
+undeclared_next(void *ctx, struct csgi_chunk *out)
+{
+    struct undeclared *u = ctx;
+
+    if (u->nexts++ == 0 && !u->pend_in_call) {
+        out->ptr = "good\n";
+        out->len = 5;
+        return CSGI_OK;
+    }
+    return CSGI_PENDING;
+}
+
+static struct undeclared undeclared_state;
+
+static void
+undeclared_close(void *ctx)
+{
+    struct undeclared *u = ctx;
+
+    u->closes++;
+}
+
+static int
+undeclared_init(const struct csgi_host_api *api, const struct csgi_kv *config, size_t n,
+                void **state)
+{
+    (void)api;
+    (void)config;
+    (void)n;
+    memset(&undeclared_state, 0, sizeof(undeclared_state));
+    *state = &undeclared_state;
+    return CSGI_OK;
+}
+
+static int
+undeclared_call(void *state, struct csgi_environ *env, const struct csgi_responder *resp,
+                struct csgi_body *out)
+{
+    struct undeclared *u = state;
+    struct csgi_str reason = {NULL, 0};
+    int rc = resp->start_response(resp->ctx, 200, reason, NULL, 0, NULL);
+
+    u->pend_in_call = env->query_string.len > 0; /* "?call" */
+    u->nexts = 0;
+    out->ctx = u;
+    out->next = undeclared_next;
+    out->close = undeclared_close;
+    return rc < 0 ? rc : u->pend_in_call ? CSGI_PENDING : CSGI_OK;
+}
+
+static const struct csgi_plugin undeclared_plugin = {
+    CSGI_PLUGIN_HEADER,
+    .name = "undeclared",
+    .flags = CSGI_PLUGIN_THREADSAFE,
+    .init_worker = undeclared_init,
+    .call = undeclared_call,
+};
+
+static int
+pass_wrap(void *state, csgi_app_fn inner, void *inner_state, const char *inner_name,
+          csgi_app_fn *app, void **app_state)
+{
+    (void)state;
+    (void)inner_name;
+    *app = inner;
+    *app_state = inner_state;
+    return CSGI_OK;
+}
+
+/* A middleware that only declares CSGI_PLUGIN_WAITS for what it wraps. */
+static const struct csgi_plugin waiting_mw = {
+    CSGI_PLUGIN_HEADER,
+    .name = "waiting_mw",
+    .flags = CSGI_PLUGIN_THREADSAFE | CSGI_PLUGIN_WAITS,
+    .wrap = pass_wrap,
+};
+
+START_TEST(wait_undeclared_plugin_fails)
+{
+    char err[256];
+    struct csgi_test_client *c =
+        csgi_test_client_new(&undeclared_plugin, "", NULL, 0, err, sizeof(err));
+    struct csgi_test_request call_rq = {.target = "/x?call"}, next_rq = {.target = "/x"};
+    struct csgi_test_response *r;
+    struct csgi_test_call *call;
+
+    ck_assert_msg(c != NULL, "%s", err);
+    /* call() pends: nothing was sent yet, so a 500. */
+    ck_assert_int_eq(csgi_test_client_request(c, &call_rq, &r), 0);
+    ck_assert_int_eq(r->status, 500);
+    ck_assert_int_eq(undeclared_state.closes, 1);
+    ck_assert_ptr_nonnull(csgi_test_response_find_log(r, "does not declare CSGI_PLUGIN_WAITS"));
+    csgi_test_response_free(r);
+    /* next() pends after a chunk: the chunk went out, then the response is aborted. */
+    ck_assert_int_eq(csgi_test_client_request(c, &next_rq, &r), 0);
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_int_ne(r->rc, CSGI_OK);
+    ck_assert_str_eq(r->body, "good\n");
+    ck_assert_int_eq(undeclared_state.closes, 2);
+    ck_assert_ptr_nonnull(csgi_test_response_find_log(r, "does not declare CSGI_PLUGIN_WAITS"));
+    csgi_test_response_free(r);
+    csgi_test_client_free(c);
+
+    /* The same plugin behind a middleware that declares it: the response waits. */
+    c = csgi_test_client_new(&undeclared_plugin, "", NULL, 0, err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(csgi_test_client_wrap(c, &waiting_mw, NULL, 0, err, sizeof(err)), 0);
+    ck_assert_int_eq(csgi_test_client_start(c, &call_rq, &call), 0);
+    ck_assert_int_eq(csgi_test_call_pending(call), 1);
+    ck_assert_int_eq(csgi_test_call_end(call, CSGI_FINISH_CLIENT_ABORT, &r), 0);
+    csgi_test_response_free(r);
+    csgi_test_client_free(c);
+}
+END_TEST
+
 static Suite *
 wait_suite(void)
 {
@@ -394,6 +521,7 @@ wait_suite(void)
     tcase_add_test(tc, wait_fd_watch);
     tcase_add_test(tc, wait_resume_races_leaving);
     tcase_add_test(tc, wait_resume_after_close_refused);
+    tcase_add_test(tc, wait_undeclared_plugin_fails);
     if (gzip_path)
         tcase_add_test(tc, wait_through_middleware);
     suite_add_tcase(s, tc);

@@ -98,6 +98,8 @@ static const char *const case_paths[] = {
     "/lookahead-fail",
     "/fail-first",
     "/call-fail",
+    "/pending-call",
+    "/pending-next",
     "/overrun-write",
     "/overrun-chunk",
     "/underrun",

@@ -89,7 +89,14 @@ enum csgi_environ_flags {
 /** struct csgi_plugin.flags. */
 enum csgi_plugin_flags {
     /** call() and body callbacks may run concurrently on several threads. */
-    CSGI_PLUGIN_THREADSAFE = 1u << 0
+    CSGI_PLUGIN_THREADSAFE = 1u << 0,
+    /**
+     * Since 1.2: call() or next() may return CSGI_PENDING (SPEC 4.14). A
+     * server prepares its connections for waiting only when a loaded plugin
+     * declares it (that costs every request), and fails the response of a
+     * plugin that returns CSGI_PENDING without it.
+     */
+    CSGI_PLUGIN_WAITS = 1u << 1
 };
 
 /** struct csgi_body.flags. */

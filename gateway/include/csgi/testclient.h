@@ -194,7 +194,8 @@ struct csgi_test_client *csgi_test_client_open(const char *path, const char *mou
 
 /**
  * Create a client around a bare application (csgi_app_fn and its state), e.g.
- * the validator middleware wrapping an app. No init_worker/exit_worker.
+ * the validator middleware wrapping an app. No init_worker/exit_worker. The
+ * app counts as a plugin with CSGI_PLUGIN_THREADSAFE and CSGI_PLUGIN_WAITS.
  * @param state borrowed; passed to @p app.
  * @param mount as csgi_test_client_new(); NULL means "".
  * @return the client, or NULL. Caller owns; release with csgi_test_client_free().

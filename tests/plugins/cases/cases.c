@@ -222,6 +222,9 @@ struct case_body {
     int fail_at;
     /* next() calls start_response() with exc_info when produced == exc_at; -1: never. */
     int exc_at;
+    /* next() returns CSGI_PENDING when produced == pend_at; -1: never (this plugin does not
+     * declare CSGI_PLUGIN_WAITS: the host fails the response). */
+    int pend_at;
     /* /big: bytes still to produce, and the offset of the next one. */
     int64_t remaining;
     int64_t offset;
@@ -246,6 +249,10 @@ lines_next(void *ctx, struct csgi_chunk *out)
     if (b->produced == b->fail_at) {
         log_tag(rq->st, CSGI_LOG_INFO, rq->tag, "next fails after %d chunks", b->produced);
         return CSGI_EIO;
+    }
+    if (b->produced == b->pend_at) {
+        log_tag(rq->st, CSGI_LOG_INFO, rq->tag, "next pends after %d chunks", b->produced);
+        return CSGI_PENDING;
     }
     if (b->produced == b->exc_at) {
         const struct csgi_header h[] = {
@@ -361,6 +368,7 @@ body_new(struct case_req *rq, int n, const char *const *texts, size_t cap)
     b->n = n;
     b->texts = texts;
     b->fail_at = -1;
+    b->pend_at = -1;
     b->exc_at = -1;
     b->buf = (char *)(b + 1);
     b->cap = cap;
@@ -500,6 +508,42 @@ ep_fail_first(struct case_req *rq, struct csgi_body *out)
     if (rc < 0)
         return rc;
     return texts_body(rq, out, texts, 1, 0, -1);
+}
+
+/*
+ * CSGI_PENDING without CSGI_PLUGIN_WAITS (SPEC 4.14), from call() after
+ * start_response(), or from next() after one chunk: a failed response.
+ */
+static int
+ep_pending_call(struct case_req *rq, struct csgi_body *out)
+{
+    static const char *const texts[] = {"never\n"};
+    int rc = start(rq, 200, NULL);
+
+    if (rc < 0)
+        return rc;
+    rc = texts_body(rq, out, texts, 1, -1, -1);
+    if (rc < 0)
+        return rc;
+    log_tag(rq->st, CSGI_LOG_INFO, rq->tag, "call pends");
+    return CSGI_PENDING;
+}
+
+static int
+ep_pending_next(struct case_req *rq, struct csgi_body *out)
+{
+    static const char *const texts[] = {"good\n", "never\n"};
+    struct case_body *b;
+    int rc = start(rq, 200, NULL);
+
+    if (rc < 0)
+        return rc;
+    rc = texts_body(rq, out, texts, 2, -1, -1);
+    if (rc < 0)
+        return rc;
+    b = out->ctx;
+    b->pend_at = 1;
+    return CSGI_OK;
 }
 
 /* call() fails before start_response(). */
@@ -787,6 +831,8 @@ static const struct case_endpoint {
     {"/lookahead-fail", ep_lookahead_fail},
     {"/fail-first", ep_fail_first},
     {"/call-fail", ep_call_fail},
+    {"/pending-call", ep_pending_call},
+    {"/pending-next", ep_pending_next},
     {"/overrun-write", ep_overrun_write},
     {"/overrun-chunk", ep_overrun_chunk},
     {"/underrun", ep_underrun},

@@ -175,6 +175,38 @@ START_TEST(httpcheck_str_ieq)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* csgi__bytes_eq                                                      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every length from 0 to 100, each with one byte changed at every position
+ * (and with none), both ways round: equal exactly when
+ * memcmp() says so, reading nothing outside the strings (exact() copies
+ * each into a block of its own size, so ASan and valgrind see an overread).
+ */
+START_TEST(httpcheck_bytes_eq)
+{
+    size_t n = (size_t)_i;
+    char src[100];
+
+    for (size_t i = 0; i < sizeof(src); i++)
+        src[i] = (char)('a' + i % 26);
+    for (size_t pos = 0; pos <= n; pos++) {
+        char *a = exact(src, n), *b = exact(src, n);
+
+        if (pos < n)
+            b[pos] ^= 0x40;
+        ck_assert_msg(csgi__bytes_eq(a, b, n) == (memcmp(a, b, n) == 0),
+                      "length %zu, byte %zu changed", n, pos);
+        ck_assert_msg(csgi__bytes_eq(b, a, n) == (memcmp(a, b, n) == 0),
+                      "length %zu, byte %zu changed (swapped)", n, pos);
+        free(a);
+        free(b);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* csgi__is_hop_by_hop                                                 */
 /* ------------------------------------------------------------------ */
 
@@ -583,6 +615,7 @@ httpcheck_suite(void)
 
     tc = tcase_create("str_ieq");
     tcase_add_loop_test(tc, httpcheck_str_ieq, 0, (int)N_OF(ieq_cases));
+    tcase_add_loop_test(tc, httpcheck_bytes_eq, 0, 101);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("is_hop_by_hop");

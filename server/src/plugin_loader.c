@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "csgi_internal.h"
 #include "log.h"
 #include "plugin_check.h"
 #include "plugin_loader.h"
@@ -891,7 +892,7 @@ srv_plugins_match(const struct srv_plugin_set *set, const char *path, size_t pat
             *iter = k + 1;
             return p;
         }
-        if (path_len >= ml && memcmp(path, p->mount, ml) == 0 &&
+        if (path_len >= ml && csgi__bytes_eq(path, p->mount, ml) &&
             (path_len == ml || path[ml] == '/')) {
             *iter = k + 1;
             return p;

@@ -184,7 +184,8 @@ v2(uint8_t *out, uint8_t ver_cmd, uint8_t fam, uint16_t len_field, const void *b
     out[13] = fam;
     out[14] = (uint8_t)(len_field >> 8);
     out[15] = (uint8_t)len_field;
-    memcpy(out + 16, body, n);
+    if (n)
+        memcpy(out + 16, body, n);
     return 16 + n;
 }
 

@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-pkgs="gcc pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-dev libcjson-dev libsqlite3-dev zlib1g-dev python3-dev"
+pkgs="gcc pkg-config meson ninja-build libmicrohttpd-dev libgnutls28-dev libcjson-dev nettle-dev libsqlite3-dev zlib1g-dev python3-dev"
 if [ "$want_test" = yes ]; then
     pkgs="$pkgs check libcurl4-openssl-dev clang libclang-rt-14-dev clang-format binutils python3 g++ curl valgrind wrk haproxy nginx nginx-light openssl"
     # The status page's browser test (tests/browser): headless Chromium, about 120 MB to

@@ -41,7 +41,7 @@ else
     export PKG_CONFIG_PATH="$pcdir"
 fi
 export PKG_CONFIG_SYSROOT_DIR="$tmp/root"
-for f in csgi.h version.h errors.h plugin.h testclient.h validator.h util.h middleware.h; do
+for f in csgi.h version.h errors.h plugin.h testclient.h validator.h util.h middleware.h websocket.h; do
     [ -f "$(find "$tmp/root" -path "*/include/csgi/$f" | head -1)" ] || { echo "missing header $f"; exit 1; }
 done
 plugindir=$(pkg-config --variable=plugindir csgi)

@@ -511,7 +511,8 @@ static int
 on_close_frame(struct csgi_ws *ws, struct csgi_ws_event *ev)
 {
     unsigned code = CSGI_WS_CLOSE_NO_STATUS;
-    const uint8_t *reason = ws->ctl + 2;
+    /* Without a payload, an empty reason that still ends in the NUL at ctl[0]. */
+    const uint8_t *reason = ws->ctl_len ? ws->ctl + 2 : ws->ctl;
     size_t reason_len = 0;
 
     if (ws->ctl_len == 1)

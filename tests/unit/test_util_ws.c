@@ -857,11 +857,17 @@ START_TEST(util_ws_close_payloads)
     size_t n;
     struct csgi_ws *ws;
 
-    /* No payload: reported as 1005, answered with an empty close. */
-    n = client_frame(buf, CSGI_WS_OP_CLOSE, "", 0);
-    ws = feed_split(NULL, buf, n, 1);
-    ck_assert_int_eq(got.ev[0].type, CSGI_WS_EV_CLOSE);
-    ck_assert_uint_eq(got.ev[0].code, CSGI_WS_CLOSE_NO_STATUS);
+    /* No payload: reported as 1005 with an empty, NUL-terminated reason (after a ping left
+     * bytes in the control buffer), answered with an empty close. */
+    n = client_frame(buf, CSGI_WS_OP_PING, "abcd", 4);
+    n += client_frame(buf + n, CSGI_WS_OP_CLOSE, "", 0);
+    ws = feed_split(&(struct csgi_ws_config){CSGI_WS_CONFIG_VERSION, CSGI_WS_NO_AUTO_PONG, 0, 0},
+                    buf, n, 1);
+    ck_assert_int_eq(got.n, 2);
+    ck_assert_int_eq(got.ev[1].type, CSGI_WS_EV_CLOSE);
+    ck_assert_uint_eq(got.ev[1].code, CSGI_WS_CLOSE_NO_STATUS);
+    ck_assert_uint_eq(got.ev[1].len, 0);
+    ck_assert(got.ev[1].nul);
     {
         static const uint8_t empty_close[] = {0x88, 0x00};
         assert_output(ws, empty_close, 2);

@@ -46,6 +46,8 @@ if [ "$want_test" = yes ]; then
     pkgs="$pkgs chromium"
     # The wsgi plugin's comparison with gunicorn, and csgi-bench's Python peers.
     pkgs="$pkgs python3-falcon python3-bottle python3-flask python3-venv gunicorn uwsgi uwsgi-plugin-python3"
+    # The WebSocket codec's peer test: an independent client implementation.
+    pkgs="$pkgs python3-websockets"
 fi
 if [ -n "$want_mhd" ]; then
     # apt-get source unpacks with dpkg-source (dpkg-dev); the build needs make.

@@ -131,7 +131,11 @@ enum csgi_ws_close_code {
 enum csgi_ws_state {
     /** Messages flow both ways. */
     CSGI_WS_OPEN = 0,
-    /** We sent a close frame and wait for the peer's; input is still read. */
+    /**
+     * We sent a close frame and wait for the peer's; input is still read.
+     * The transport bounds the wait with a timer of its own and then closes
+     * the TCP connection (RFC 6455 7.1.1 allows it).
+     */
     CSGI_WS_CLOSING = 1,
     /**
      * Both sides are done (the closing handshake completed, or the

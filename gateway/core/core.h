@@ -76,7 +76,13 @@ enum csgi__plan_kind {
      * (SPEC 4.14). The transport parks the request (csgi__response_park())
      * and, once woken, asks for the plan again.
      */
-    CSGI__PLAN_WAIT
+    CSGI__PLAN_WAIT,
+    /*
+     * A 101 for a request whose application called upgrade() (SPEC 4.15):
+     * send the head without a body, then hand the connection to the core's
+     * upgrade state (csgi__upgrade_start()).
+     */
+    CSGI__PLAN_UPGRADE
 };
 
 struct csgi__plan {
@@ -138,6 +144,8 @@ struct csgi__response {
     int may_wait;
     /* resume() and the wait it ends: enum csgi__wake bits, changed from any thread. */
     _Atomic unsigned wake;
+    /* The connection upgrade() asked for (SPEC 4.15), in request memory; NULL: none. */
+    struct csgi_upgrade *upgrade;
     const char *plugin;
     /*
      * Set by csgi__response_init() and kept by csgi__response_reset(), except
@@ -477,5 +485,96 @@ void csgi__errors_init(struct csgi_errors *err, struct csgi__errors *state);
 
 /* Flush a partial line of @p state. */
 int csgi__errors_flush(struct csgi__errors *state);
+
+/* ------------------------------------------------------------------ */
+/* Upgraded connections (SPEC 4.15)                                    */
+/* ------------------------------------------------------------------ */
+
+/* What the core needs from its transport for an upgraded connection. */
+struct csgi__upgrade_ops {
+    /*
+     * The events the core waits for on the descriptor changed (enum
+     * csgi_watch_events; CSGI__UP_LINGER: end the connection with
+     * csgi__upgrade_end() if it is still open CSGI__UPGRADE_LINGER_MS from
+     * now). 0: none, the connection is over.
+     */
+    void (*want)(void *ctx, unsigned events);
+    /* on_close() has returned: release the descriptor and the request. */
+    void (*done)(void *ctx);
+};
+
+#define CSGI__UP_LINGER (1u << 8)
+/* How long a closing connection waits for its client to close too. */
+#define CSGI__UPGRADE_LINGER_MS 2000
+/* The write queue's bounds: upgrade_write() answers 1 above SOFT, refuses above HARD. */
+#define CSGI__UPGRADE_SOFT (256u * 1024u)
+#define CSGI__UPGRADE_HARD (16u * 1024u * 1024u)
+
+enum csgi__up_state {
+    CSGI__UP_ASKED = 1, /* upgrade() called; the 101 is not sent yet */
+    CSGI__UP_OPEN,      /* the application owns the connection */
+    CSGI__UP_CLOSING,   /* upgrade_close(): the queue drains, then the write side closes */
+    CSGI__UP_CLOSED     /* on_close() ran (or runs) */
+};
+
+struct csgi_upgrade {
+    uint32_t magic;
+    enum csgi__up_state state;
+    int fd;
+    /* The peer closed or a write failed: the connection ends at the next event. */
+    int failed;
+    /* upgrade_write() answered 1: on_writable() is owed once the queue drains. */
+    int owe_writable;
+    int stop_told;
+    int shut_wr;
+    unsigned want;
+    const struct csgi_upgrade_handler *app;
+    void *arg;
+    const struct csgi__upgrade_ops *ops;
+    void *ctx;
+    /* The request's host ops: app_enter() around every callback (a plugin's lock). */
+    const struct csgi__host_ops *hops;
+    void *hctx;
+    /* Bytes queued for the client: [q + q_off, q + q_len). */
+    char *q;
+    size_t q_off, q_len, q_cap;
+};
+
+/*
+ * csgi_host_api.upgrade() for the response @p r of the request with @p env:
+ * the checks (the plugin declared it: @p allowed; the request asked; within
+ * call(); once), then a connection in request memory, driven by the
+ * transport through @p ops with @p ctx.
+ */
+int csgi__upgrade_begin(struct csgi__response *r, const struct csgi_environ *env, int allowed,
+                        const struct csgi__upgrade_ops *ops, void *ctx,
+                        const struct csgi_upgrade_handler *handler, void *arg,
+                        struct csgi_upgrade **out);
+
+/* True when @p env's request asks for an upgrade: HTTP/1.1, Upgrade, "upgrade" in Connection. */
+int csgi__upgrade_asked(const struct csgi_environ *env);
+
+/*
+ * The 101 went out: the connection is @p fd (non-blocking; the transport's
+ * to close after done()). @p extra holds bytes the transport read past the
+ * request head, delivered first.
+ */
+void csgi__upgrade_start(struct csgi_upgrade *u, int fd, const void *extra, size_t n);
+
+/* @p events (enum csgi_watch_events) are ready on the descriptor. */
+void csgi__upgrade_ready(struct csgi_upgrade *u, unsigned events);
+
+/* The host stops: on_stop() once (or, without one, upgrade_close()). */
+void csgi__upgrade_stop(struct csgi_upgrade *u);
+
+/*
+ * The host ends @p u (its linger is over, the worker stops, the 101 could not
+ * be sent): on_close(@p reason) unless it ran, then done(). Not from a callback.
+ */
+void csgi__upgrade_end(struct csgi_upgrade *u, int reason);
+
+/* csgi_host_api.upgrade_write() and upgrade_close(). */
+int csgi__upgrade_write(struct csgi_upgrade *u, const void *data, size_t len);
+int csgi__upgrade_close(struct csgi_upgrade *u);
 
 #endif /* CSGI_CORE_H */

@@ -679,8 +679,60 @@ plan_head(struct csgi__response *r, struct csgi__plan *plan)
     r->state = CSGI__RESP_ENDED;
 }
 
+/*
+ * A 101 (SPEC 4.15): only with upgrade(), without a body, not waiting. The
+ * body is asked once: it must be empty. Returns 1 when planned (or failed).
+ */
+static int
+plan_upgrade(struct csgi__response *r, struct csgi__plan *plan)
+{
+    int rc;
+
+    if (!r->upgrade) {
+        fail_log(r, CSGI_ESTATUS, "status 101 without upgrade()");
+        plan_error(r, plan, 500);
+        return 1;
+    }
+    if (r->status != 101 || r->state == CSGI__RESP_NEW) {
+        fail_log(r, CSGI_ESTATE, "upgrade() without start_response() of status 101");
+        plan_error(r, plan, 500);
+        return 1;
+    }
+    if (r->wait_call) {
+        fail_log(r, CSGI_ESTATE, "a 101 cannot wait: call() returned CSGI_PENDING");
+        plan_error(r, plan, 500);
+        return 1;
+    }
+    rc = r->produced ? CSGI_OK : pull(r);
+    if (rc != CSGI_DONE || r->produced) {
+        if (rc == CSGI_OK || rc == CSGI_PENDING || r->produced)
+            fail_log(r, CSGI_ESTATE, "a 101 has no body");
+        plan_error(r, plan, 500);
+        return 1;
+    }
+    csgi__response_close(r);
+    r->state = CSGI__RESP_ENDED;
+    plan->kind = CSGI__PLAN_UPGRADE;
+    plan->status = 101;
+    plan->framing = CSGI__FRAMING_NONE;
+    plan->length = 0;
+    return 1;
+}
+
+static void plan_response(struct csgi__response *r, int declined, struct csgi__plan *plan);
+
 void
 csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *plan)
+{
+    plan_response(r, declined, plan);
+    /* An upgrade that will not happen: the application hears of it once. */
+    if (__builtin_expect(r->upgrade != NULL, 0) && plan->kind != CSGI__PLAN_UPGRADE &&
+        plan->kind != CSGI__PLAN_WAIT)
+        csgi__upgrade_end(r->upgrade, CSGI_FINISH_ERROR);
+}
+
+static void
+plan_response(struct csgi__response *r, int declined, struct csgi__plan *plan)
 {
     int rc;
 
@@ -700,6 +752,9 @@ csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *p
         plan_error(r, plan, 500);
         return;
     }
+    if (__builtin_expect(r->upgrade != NULL || r->status == 101, 0) && !declined &&
+        r->state != CSGI__RESP_ABORTED && plan_upgrade(r, plan))
+        return;
     if (r->wait_call) {
         if (!(atomic_load(&r->wake) & CSGI__WAKE_WOKEN)) {
             plan->kind = CSGI__PLAN_WAIT;

@@ -311,10 +311,11 @@ csgi__check_response_head(int status, struct csgi_str reason, const struct csgi_
 {
     int64_t cl = -1;
 
-    if (status < 200 || status > 599) {
+    if ((status < 200 && status != 101) || status > 599) {
         char num[32];
         snprintf(num, sizeof(num), "%d", status);
-        return fail(why, why_len, CSGI_ESTATUS, "status", num, strlen(num), " is outside 200..599");
+        return fail(why, why_len, CSGI_ESTATUS, "status", num, strlen(num),
+                    " is outside 200..599 (and not 101)");
     }
     if (reason.len && !csgi__is_reason(reason.ptr, reason.len))
         return fail(why, why_len, CSGI_ESTATUS, "reason phrase", reason.ptr, reason.len,
@@ -351,6 +352,10 @@ csgi__check_response_head(int status, struct csgi_str reason, const struct csgi_
                             status == 204 ? "204" : "304", 3, " is not allowed");
             break;
         default:
+            /* A 101 names its protocol (SPEC 4.15): Upgrade, and Connection: upgrade. */
+            if (status == 101 && (csgi__token_ieq(nm->ptr, nm->len, "upgrade", 7) ||
+                                  csgi__token_ieq(nm->ptr, nm->len, "connection", 10)))
+                break;
             if (csgi__is_hop_by_hop(nm->ptr, nm->len))
                 return fail(why, why_len, CSGI_EHEADER, "hop-by-hop header", nm->ptr, nm->len,
                             " is not allowed");

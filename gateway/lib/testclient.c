@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -173,6 +174,18 @@ struct csgi_request {
     int end_reason;
     /* Its host timers and descriptor watches, in arena memory. */
     struct tc_watch *watches;
+    /*
+     * An upgraded connection (SPEC 4.15): the host's end of a socketpair, the
+     * client's end (csgi_test_call_upgraded()), the events the core waits
+     * for, when its linger ends (0: none) and whether it is over.
+     */
+    int up_fd;
+    int up_peer;
+    unsigned up_want;
+    long long up_linger_ms;
+    int up_done;
+    /* csgi_test_call_stop(): the host stops (stopping() answers 1). */
+    int stopping;
 };
 
 struct tc_response {
@@ -513,8 +526,7 @@ tc_host_watch_fd(struct csgi_request *req, int fd, uint32_t events)
 static int
 tc_host_stopping(struct csgi_request *req)
 {
-    (void)req;
-    return 0; /* a test client never stops under a request */
+    return req && req->stopping; /* csgi_test_call_stop() */
 }
 
 static int
@@ -534,6 +546,147 @@ tc_host_resume(struct csgi_request *req)
     }
     pthread_mutex_unlock(&c->wake_lock);
     return rc < 0 ? rc : CSGI_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Upgraded connections (SPEC 4.15): a socketpair stands in for the    */
+/* client's connection                                                 */
+/* ------------------------------------------------------------------ */
+
+static void
+tc_up_want(void *ctx, unsigned events)
+{
+    struct csgi_request *req = ctx;
+
+    req->up_want = events;
+    if (!(events & CSGI__UP_LINGER))
+        req->up_linger_ms = 0;
+    else if (!req->up_linger_ms)
+        req->up_linger_ms = tc_now_ms() + CSGI__UPGRADE_LINGER_MS;
+}
+
+static void
+tc_up_done(void *ctx)
+{
+    struct csgi_request *req = ctx;
+
+    req->up_done = 1;
+    if (req->up_fd >= 0)
+        close(req->up_fd);
+    req->up_fd = -1;
+}
+
+static const struct csgi__upgrade_ops tc_up_ops = {tc_up_want, tc_up_done};
+
+static int
+tc_host_upgrade(struct csgi_request *req, const struct csgi_upgrade_handler *handler, void *arg,
+                struct csgi_upgrade **out)
+{
+    const struct csgi_plugin *p;
+
+    if (!req || !handler || !out)
+        return CSGI_EINVAL;
+    /* An app given without a descriptor (csgi_test_client_new_app()) may upgrade. */
+    p = req->client->plugin;
+    return csgi__upgrade_begin(&req->core, &req->env, !p || (p->flags & CSGI_PLUGIN_UPGRADES),
+                               &tc_up_ops, req, handler, arg, out);
+}
+
+static int
+tc_host_upgrade_write(struct csgi_upgrade *u, const void *data, size_t len)
+{
+    return csgi__upgrade_write(u, data, len);
+}
+
+static int
+tc_host_upgrade_close(struct csgi_upgrade *u)
+{
+    return csgi__upgrade_close(u);
+}
+
+/* The 101 went out: the connection becomes a socketpair, the client's end the test's. */
+static void
+tc_up_start(struct csgi_request *req)
+{
+    int sv[2];
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
+        fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
+        tc_logf(req->client, CSGI_LOG_ERROR, "upgrade: socketpair: %s", strerror(errno));
+        req->aborted = 1;
+        csgi__upgrade_end(req->core.upgrade, CSGI_FINISH_ERROR);
+        return;
+    }
+    req->up_fd = sv[0];
+    req->up_peer = sv[1];
+    req->client->active = req;
+    csgi__upgrade_start(req->core.upgrade, sv[0], NULL, 0);
+    req->client->active = NULL;
+}
+
+/*
+ * Drive an upgraded connection for up to @p timeout_ms: wait for the events
+ * the core asks for and report them, end it when its linger is over.
+ * Returns 1 while it is open, 0 once it is over.
+ */
+static int
+tc_up_run(struct csgi_request *req, int timeout_ms)
+{
+    long long end = tc_now_ms() + timeout_ms;
+
+    while (!req->up_done) {
+        struct pollfd pfd = {.fd = req->up_fd, .events = 0};
+        long long now = tc_now_ms(), wait = end - now;
+        unsigned ev = 0;
+
+        if (req->up_linger_ms && req->up_linger_ms - now < wait)
+            wait = req->up_linger_ms - now;
+        if (req->up_want & CSGI_WATCH_READ)
+            pfd.events |= POLLIN;
+        if (req->up_want & CSGI_WATCH_WRITE)
+            pfd.events |= POLLOUT;
+        if (poll(&pfd, 1, wait < 0 ? 0 : (int)wait) > 0) {
+            if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+                ev |= CSGI_WATCH_READ;
+            if (pfd.revents & (POLLOUT | POLLHUP | POLLERR))
+                ev |= CSGI_WATCH_WRITE;
+        }
+        req->client->active = req;
+        if (ev)
+            csgi__upgrade_ready(req->core.upgrade, ev);
+        else if (req->up_linger_ms && tc_now_ms() >= req->up_linger_ms)
+            csgi__upgrade_end(req->core.upgrade, CSGI_FINISH_OK);
+        req->client->active = NULL;
+        if (!ev && tc_now_ms() >= end)
+            break;
+    }
+    return !req->up_done;
+}
+
+int
+csgi_test_call_upgraded(const struct csgi_test_call *call)
+{
+    const struct csgi_request *req = (const struct csgi_request *)call;
+
+    return req && req->up_peer >= 0 && req->plan.kind == CSGI__PLAN_UPGRADE ? req->up_peer : -1;
+}
+
+int
+csgi_test_call_stop(struct csgi_test_call *call)
+{
+    struct csgi_request *req = (struct csgi_request *)call;
+
+    if (!req)
+        return CSGI_EINVAL;
+    if (req->client->active)
+        return CSGI_ESTATE;
+    req->stopping = 1;
+    if (req->planned && req->plan.kind == CSGI__PLAN_UPGRADE && !req->up_done) {
+        req->client->active = req;
+        csgi__upgrade_stop(req->core.upgrade);
+        req->client->active = NULL;
+    }
+    return CSGI_OK;
 }
 
 static const void *
@@ -1045,6 +1198,9 @@ tc_deliver(struct csgi_request *req)
             req->aborted = 1;
         close(plan->fd);
         break;
+    case CSGI__PLAN_UPGRADE:
+        tc_up_start(req);
+        break;
     case CSGI__PLAN_STREAM:
     case CSGI__PLAN_WAIT:
         break;
@@ -1119,7 +1275,9 @@ tc_advance(struct csgi_request *req)
             }
             continue;
         }
-        req->ended = 1;
+        /* An upgraded connection goes on until it is over (csgi_test_call_run()). */
+        req->ended = req->plan.kind != CSGI__PLAN_UPGRADE || req->up_done;
+        waits = !req->ended;
         break;
     }
     c->active = NULL;
@@ -1136,6 +1294,10 @@ tc_app_name(const struct csgi_test_client *client)
 static void
 tc_request_free(struct csgi_request *req)
 {
+    if (req->up_fd >= 0)
+        close(req->up_fd);
+    if (req->up_peer >= 0)
+        close(req->up_peer);
     csgi__response_free(&req->core);
     tc_arena_free(req);
     free(req->out);
@@ -1165,6 +1327,7 @@ csgi_test_client_start_app(struct csgi_test_client *client, csgi_app_fn app, voi
     req->client = client;
     req->app = app;
     req->app_state = state;
+    req->up_fd = req->up_peer = -1;
     req->end_reason = CSGI_FINISH_OK;
     rc = tc_build_environ(req, rq);
     if (rc < 0) {
@@ -1289,6 +1452,10 @@ csgi_test_call_run(struct csgi_test_call *call, int timeout_ms)
         return 0;
     if (req->client->active)
         return CSGI_ESTATE;
+    if (req->planned && req->plan.kind == CSGI__PLAN_UPGRADE) {
+        req->ended = !tc_up_run(req, timeout_ms);
+        return !req->ended;
+    }
     if (!tc_wait_woken(req, timeout_ms))
         return 1;
     return tc_advance(req);
@@ -1329,6 +1496,8 @@ csgi_test_call_end(struct csgi_test_call *call, int reason, struct csgi_test_res
             req->plan.kind = CSGI__PLAN_ERROR; /* nothing was sent: no status line */
     }
     client->active = req;
+    if (req->core.upgrade)
+        csgi__upgrade_end(req->core.upgrade, req->end_reason);
     csgi__response_close(&req->core);
     csgi__errors_flush(&req->errors_state);
     tc_finish_request(req, csgi__response_finish_reason(&req->core, req->end_reason));
@@ -1449,6 +1618,9 @@ tc_client_alloc(const char *mount, char *err, size_t err_len)
     c->api.timer = tc_host_timer;
     c->api.watch_fd = tc_host_watch_fd;
     c->api.stopping = tc_host_stopping;
+    c->api.upgrade = tc_host_upgrade;
+    c->api.upgrade_write = tc_host_upgrade_write;
+    c->api.upgrade_close = tc_host_upgrade_close;
     csgi__request_id_prefix(c->id_prefix);
     return c;
 }

@@ -32,8 +32,9 @@
     X(csgi_exc_info, 24)                                                                           \
     X(csgi_responder, 32)                                                                          \
     X(csgi_body, 40)                                                                               \
-    X(csgi_host_api, 136)                                                                          \
-    X(csgi_plugin, 96)
+    X(csgi_host_api, 160)                                                                          \
+    X(csgi_plugin, 96)                                                                             \
+    X(csgi_upgrade_handler, 40)
 
 #define ABI_FIELD_OFFSETS(X)                                                                       \
     X(csgi_str, ptr, 0)                                                                            \
@@ -124,6 +125,15 @@
     X(csgi_host_api, timer, 112)                                                                   \
     X(csgi_host_api, watch_fd, 120)                                                                \
     X(csgi_host_api, stopping, 128)                                                                \
+    X(csgi_host_api, upgrade, 136)                                                                 \
+    X(csgi_host_api, upgrade_write, 144)                                                           \
+    X(csgi_host_api, upgrade_close, 152)                                                           \
+    X(csgi_upgrade_handler, version, 0)                                                            \
+    X(csgi_upgrade_handler, reserved, 4)                                                           \
+    X(csgi_upgrade_handler, on_data, 8)                                                            \
+    X(csgi_upgrade_handler, on_writable, 16)                                                       \
+    X(csgi_upgrade_handler, on_stop, 24)                                                           \
+    X(csgi_upgrade_handler, on_close, 32)                                                          \
     X(csgi_plugin, magic, 0)                                                                       \
     X(csgi_plugin, abi_version, 4)                                                                 \
     X(csgi_plugin, version, 8)                                                                     \
@@ -215,7 +225,9 @@
     X(CSGI_VERSION_PATCH, 0)                                                                       \
     X(CSGI_VERSION_HEX, 0x010200)                                                                  \
     X(CSGI_PLUGIN_VERSION, 2)                                                                      \
-    X(CSGI_HOST_API_VERSION, 3)                                                                    \
+    X(CSGI_HOST_API_VERSION, 4)                                                                    \
+    X(CSGI_UPGRADE_HANDLER_VERSION, 1)                                                             \
+    X(CSGI_PLUGIN_UPGRADES, 0x04)                                                                  \
     X(CSGI_ENVIRON_VERSION, 3)                                                                     \
     X(CSGI_INPUT_VERSION, 1)                                                                       \
     X(CSGI_ERRORS_VERSION, 1)                                                                      \

@@ -1255,7 +1255,7 @@ END_TEST
 
 /*
  * A plugin built against the CSGI 1.0 headers (environ and host API version
- * 1) on this server (environ version 3, host API version 3): it loads, its init_worker() host API
+ * 1) on this server (environ version 3, host API version 4): it loads, its init_worker() host API
  * and its environ read as its header lays them out (SPEC 5.5).
  */
 START_TEST(http_old_plugin_served)
@@ -1271,7 +1271,7 @@ START_TEST(http_old_plugin_served)
     ck_assert_int_eq(r.status, 200);
     /* env_size: the version-1 environ the plugin was compiled with (256 bytes on LP64). */
     ck_assert_msg(
-        h_has(r.body, "env_version=3 api_version=3 env_size=") &&
+        h_has(r.body, "env_version=3 api_version=4 env_size=") &&
             h_has(r.body, " method=POST path=/env content_length=8 read=8 host=1 url=1\n"),
         "%s", r.body);
 #if defined(__x86_64__) && defined(__LP64__)

@@ -96,7 +96,14 @@ enum csgi_plugin_flags {
      * declares it (that costs every request), and fails the response of a
      * plugin that returns CSGI_PENDING without it.
      */
-    CSGI_PLUGIN_WAITS = 1u << 1
+    CSGI_PLUGIN_WAITS = 1u << 1,
+    /**
+     * Since 1.2 (host API version 4): the plugin may take over connections
+     * with csgi_host_api.upgrade() (SPEC 4.15). A server allows upgrades
+     * only when a loaded plugin declares it (that costs every request), and
+     * refuses upgrade() to a plugin that does not.
+     */
+    CSGI_PLUGIN_UPGRADES = 1u << 2
 };
 
 /** struct csgi_body.flags. */
@@ -183,6 +190,53 @@ struct csgi_chunk {
 
 /** Called once when a request ends; see csgi_host_api.on_finished. */
 typedef void (*csgi_finished_fn)(void *arg, int reason);
+
+/* ------------------------------------------------------------------ */
+/* Upgraded connections (host API version 4, SPEC.md 4.15)             */
+/* ------------------------------------------------------------------ */
+
+/**
+ * A connection the application took over after a 101 (csgi_host_api.upgrade()).
+ * Opaque, owned by the server. Valid from upgrade() until the handler's
+ * on_close() returns; using it after that is undefined (the validator reports
+ * it).
+ */
+struct csgi_upgrade;
+
+/**
+ * What the server calls for an upgraded connection. Every callback runs on
+ * the worker's event loop, one at a time for all the upgraded connections of
+ * a worker, so that a callback may write to any of them without a lock. A
+ * callback must not block.
+ */
+struct csgi_upgrade_handler {
+#define CSGI_UPGRADE_HANDLER_VERSION 1
+    uint32_t version;
+    uint32_t reserved;
+    /**
+     * Bytes from the client, in order; @p data is Borrowed, valid during the
+     * call. Required.
+     */
+    void (*on_data)(void *arg, struct csgi_upgrade *u, const void *data, size_t len);
+    /**
+     * The write queue has drained after upgrade_write() returned 1 (above its
+     * soft bound): write more. May be NULL.
+     */
+    void (*on_writable)(void *arg, struct csgi_upgrade *u);
+    /**
+     * The server stops or reloads: say goodbye (WebSocket: close 1001) and
+     * call upgrade_close(). Called at most once; the server closes the
+     * connection itself when its graceful timeout ends. May be NULL.
+     */
+    void (*on_stop)(void *arg, struct csgi_upgrade *u);
+    /**
+     * The last call for @p u, exactly once: @p reason is CSGI_FINISH_OK after
+     * upgrade_close() (the queue went out), CSGI_FINISH_CLIENT_ABORT when the
+     * client closed or the connection failed, CSGI_FINISH_SHUTDOWN when the
+     * server ended it. @p u is invalid once it returns. Required.
+     */
+    void (*on_close)(void *arg, struct csgi_upgrade *u, int reason);
+};
 
 /* ------------------------------------------------------------------ */
 /* Streams                                                             */
@@ -474,7 +528,7 @@ struct csgi_body {
  * "Since version N".
  */
 struct csgi_host_api {
-#define CSGI_HOST_API_VERSION 3
+#define CSGI_HOST_API_VERSION 4
     uint32_t version;
     /** sizeof(struct csgi_host_api) as the server was built. */
     uint32_t size;
@@ -626,6 +680,51 @@ struct csgi_host_api {
      * event, say) and end the body. 0 otherwise. Thread-safe.
      */
     int (*stopping)(struct csgi_request *req);
+
+    /* Since version 4: call only when CSGI_HAS(api, 4). */
+
+    /**
+     * Take over @p req's connection once its 101 response is sent (SPEC.md
+     * 4.15): call it from call(), before or after start_response() with
+     * status 101 and the Upgrade and Connection headers of the protocol, and
+     * return CSGI_OK with an empty body. From then on the connection is the
+     * application's: bytes from the client reach @p handler->on_data(), and
+     * upgrade_write() sends. Allowed only for a plugin that declares
+     * CSGI_PLUGIN_UPGRADES and a request that asked for an upgrade (HTTP/1.1,
+     * an Upgrade header and "upgrade" in Connection).
+     * @param handler the callbacks; Borrowed, must stay valid until on_close().
+     * @param arg     passed to the callbacks.
+     * @param out     out: the connection, for upgrade_write() and
+     *                upgrade_close(); writes before the 101 went out wait
+     *                for it. Valid until on_close() returns.
+     * @return 0; CSGI_ENOTSUP when the plugin did not declare
+     *         CSGI_PLUGIN_UPGRADES; CSGI_ESTATE when the request did not ask
+     *         for an upgrade, outside call() or called twice; CSGI_EINVAL
+     *         for a NULL argument or a handler without on_data or on_close;
+     *         CSGI_ENOMEM. On failure the request goes on as before (answer
+     *         it some other way: 400, 426).
+     */
+    int (*upgrade)(struct csgi_request *req, const struct csgi_upgrade_handler *handler, void *arg,
+                   struct csgi_upgrade **out);
+
+    /**
+     * Queue @p len bytes for the client; never blocks. Call it from a
+     * callback of any upgraded connection of the worker, or from the
+     * call() that made @p u. The bytes are copied.
+     * @return 0; 1 when queued but the queue is above its soft bound
+     *         (256 KiB in csgi-server): write no more until on_writable();
+     *         CSGI_ETOOBIG when the queue would pass its hard bound (nothing
+     *         queued); CSGI_ESTATE after upgrade_close() or once the
+     *         connection failed (on_close() follows); CSGI_EINVAL, CSGI_ENOMEM.
+     */
+    int (*upgrade_write)(struct csgi_upgrade *u, const void *data, size_t len);
+
+    /**
+     * Close @p u once the queued bytes went out (a bounded wait); on_close()
+     * follows, from the event loop, never from inside this call.
+     * @return 0; CSGI_ESTATE when already closing; CSGI_EINVAL for NULL.
+     */
+    int (*upgrade_close)(struct csgi_upgrade *u);
 };
 
 /* ------------------------------------------------------------------ */

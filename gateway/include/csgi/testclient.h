@@ -364,7 +364,10 @@ int csgi_test_call_pending(const struct csgi_test_call *call);
 
 /**
  * Go on with a response that was resumed: next() is called again, and the
- * response is driven until it waits again or ends. When no resume() has come
+ * response is driven until it waits again or ends. For an upgraded
+ * connection: wait up to @p timeout_ms for its events (bytes from
+ * the client, room to write) and run the application's callbacks; it
+ * returns 0 once the connection is over (on_close() ran). When no resume() has come
  * yet, wait for one (from another thread, or from the request's host timers
  * and descriptor watches, which fire here) up to @p timeout_ms (0: do not
  * wait, only fire what is due).
@@ -398,6 +401,29 @@ const char *csgi_test_call_body(const struct csgi_test_call *call, size_t *len);
  *         a callback; CSGI_ENOMEM (@p call is freed).
  */
 int csgi_test_call_end(struct csgi_test_call *call, int reason, struct csgi_test_response **out);
+
+/* ------------------------------------------------------------------ */
+/* Upgraded connections (csgi_host_api.upgrade(), SPEC.md 4.15)        */
+/* ------------------------------------------------------------------ */
+
+/**
+ * The client's end of an upgraded connection: once the application answered
+ * 101 and took the connection over, the client stands for it with one end of
+ * a socketpair; write the client's bytes to it and read the application's
+ * (csgi_test_call_run() drives the application's side). The call stays
+ * pending until the connection is over. Shut down its writing side to play
+ * a client that closes; close it only through csgi_test_call_end().
+ * @return the descriptor, Borrowed: valid until csgi_test_call_end(); -1
+ *         when @p call has no upgraded connection.
+ */
+int csgi_test_call_upgraded(const struct csgi_test_call *call);
+
+/**
+ * The host stops or reloads: stopping() answers 1 for @p call from now on,
+ * and an upgraded connection's on_stop() runs (once).
+ * @return 0; CSGI_EINVAL for NULL; CSGI_ESTATE from inside a callback.
+ */
+int csgi_test_call_stop(struct csgi_test_call *call);
 
 #ifdef __cplusplus
 }

@@ -175,4 +175,7 @@ srv_host_api_init(struct csgi_host_api *api, void *ctx)
     api->timer = srv_wait_timer;
     api->watch_fd = srv_wait_watch_fd;
     api->stopping = srv_wait_stopping;
+    api->upgrade = srv_upgrade_begin;
+    api->upgrade_write = csgi__upgrade_write;
+    api->upgrade_close = csgi__upgrade_close;
 }

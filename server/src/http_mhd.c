@@ -326,6 +326,9 @@ req_finish(struct csgi_request *r)
     struct srv_http *h = r->h;
 
     csgi__response_close(&r->core);
+    /* An upgrade whose 101 never went out: the application hears of it. */
+    if (__builtin_expect(r->core.upgrade != NULL, 0))
+        csgi__upgrade_end(r->core.upgrade, CSGI_FINISH_CLIENT_ABORT);
     srv_wait_request_done(r);
     if (r->errors_state.line_len)
         csgi__errors_flush(&r->errors_state);
@@ -604,7 +607,8 @@ queue(struct csgi_request *r, int status, struct MHD_Response *resp)
 {
     enum MHD_Result ret;
 
-    add_common_headers(r, resp);
+    if (status != 101)
+        add_common_headers(r, resp);
     r->queued_status = status;
     r->state = REQ_DONE;
     set_deadline(r, 0);
@@ -699,6 +703,9 @@ add_app_headers(struct csgi_request *r, struct MHD_Response *resp)
         const struct csgi_header *hd = &r->core.headers[i];
         if (hd->name.len == 14 && csgi__str_ieq(hd->name.ptr, hd->name.len, "content-length"))
             continue; /* the response size carries it */
+        if (hd->name.len == 10 && csgi__str_ieq(hd->name.ptr, hd->name.len, "connection") &&
+            r->core.status == 101)
+            continue; /* libmicrohttpd's upgrade response says "Connection: Upgrade" itself */
         MHD_add_response_header(resp, hd->name.ptr, hd->value.ptr);
     }
 }
@@ -721,6 +728,23 @@ stream_response(struct csgi_request *r, int64_t size)
     if (resp)
         r->refs++;
     return resp;
+}
+
+/*
+ * libmicrohttpd sent the 101 (SPEC 4.15): the socket is the application's
+ * now, driven by the wake loop. No deadline of ours applies any more.
+ */
+static void
+on_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+            size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    struct csgi_request *r = cls;
+
+    (void)conn;
+    (void)con_cls;
+    if (r->sconn)
+        atomic_store(&r->sconn->deadline_ms, 0);
+    srv_upgrade_handed(r, sock, extra_in, extra_in_size, urh);
 }
 
 /* Build the libmicrohttpd response the core planned. NULL when out of memory. */
@@ -754,6 +778,8 @@ planned_response(struct csgi_request *r, const struct csgi__plan *plan)
         return resp;
     case CSGI__PLAN_STREAM:
         return stream_response(r, plan->length);
+    case CSGI__PLAN_UPGRADE:
+        return MHD_create_response_for_upgrade(on_upgraded, r);
     }
     return NULL;
 }
@@ -1430,6 +1456,7 @@ srv_http_new(const struct srv_config *cfg, struct srv_listener *listeners, size_
     }
     pthread_mutex_init(&h->conn_lock, NULL);
     pthread_mutex_init(&h->wake_lock, NULL);
+    pthread_cond_init(&h->up_cond, NULL);
     h->conns.next = h->conns.prev = &h->conns;
     tmp = cfg->tmp_dir ? cfg->tmp_dir : getenv("TMPDIR");
     snprintf(h->tmp_dir, sizeof(h->tmp_dir), "%s", tmp && *tmp ? tmp : "/tmp");
@@ -1446,6 +1473,7 @@ srv_http_new(const struct srv_config *cfg, struct srv_listener *listeners, size_
     srv_host_api_init(&h->api, h);
     if (srv_wait_loop_start(h) < 0) {
         srv_acceptor_free(h->acceptor);
+        pthread_cond_destroy(&h->up_cond);
         pthread_mutex_destroy(&h->wake_lock);
         pthread_mutex_destroy(&h->conn_lock);
         free(h->slots);
@@ -1524,11 +1552,15 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
     int may_wait = srv_plugins_wait(plugins);
 
     h->plugins = plugins;
+    /* Upgrades (SPEC 4.15), which imply suspension in libmicrohttpd: only for a plugin that asks. */
+    for (size_t i = 0; plugins && i < plugins->n; i++)
+        h->allow_upgrade |= (plugins->v[i].flags & CSGI_PLUGIN_UPGRADES) != 0;
     srv_tls_use(cfg->tls);
     for (size_t i = 0; i < h->n_slots; i++) {
         struct daemon_slot *s = &h->slots[i];
         unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                         MHD_USE_NO_LISTEN_SOCKET | (may_wait ? MHD_ALLOW_SUSPEND_RESUME : 0);
+                         MHD_USE_NO_LISTEN_SOCKET | (may_wait ? MHD_ALLOW_SUSPEND_RESUME : 0) |
+                         (h->allow_upgrade ? MHD_ALLOW_UPGRADE : 0);
         struct MHD_OptionItem tls_ops[4];
         /*
          * --max-connections is the acceptor's to keep: it hands over no more
@@ -1628,12 +1660,15 @@ srv_http_free(struct srv_http *h)
     srv_acceptor_stop(h->acceptor);
     /* libmicrohttpd must not stop with a connection suspended (parked ones end first). */
     srv_wait_stop(h);
+    /* Nor with an upgraded connection open (SPEC 4.15: the graceful timeout is over). */
+    srv_wait_upgrades_end(h);
     for (size_t i = 0; i < h->n_slots; i++) {
         for (unsigned k = 0; k < h->slots[i].n_d; k++)
             MHD_stop_daemon(h->slots[i].d[k]);
     }
     srv_acceptor_free(h->acceptor);
     srv_wait_loop_stop(h);
+    pthread_cond_destroy(&h->up_cond);
     pthread_mutex_destroy(&h->wake_lock);
     pthread_mutex_destroy(&h->conn_lock);
     free(h->trusted);

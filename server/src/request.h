@@ -114,6 +114,17 @@ struct srv_http {
     int stopping;
     /* Host timers and descriptor watches (wait.c), under wake_lock. */
     struct srv_wait_loop *loop;
+    /*
+     * Upgraded connections (SPEC 4.15, wait.c), under wake_lock: those the
+     * wake loop drives, and those handed over by libmicrohttpd that it has
+     * not taken yet. Set when a loaded plugin declares CSGI_PLUGIN_UPGRADES
+     * (the daemons then allow upgrades).
+     */
+    struct srv_upgrade *upgraded;
+    struct srv_upgrade *up_starting;
+    unsigned n_upgraded;
+    pthread_cond_t up_cond;
+    int allow_upgrade;
 };
 
 struct csgi_request {
@@ -185,6 +196,8 @@ struct csgi_request {
      * that never did needs no lock (srv_wait_request_done()).
      */
     int used_wait;
+    /* The connection the application takes over after a 101 (wait.c), or NULL. */
+    struct srv_upgrade *up;
 
     /*
      * Not cleared per request (t1_set to here is): each of

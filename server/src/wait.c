@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -29,16 +30,35 @@
 #include "request.h"
 #include "wait.h"
 
-enum slot_kind { SLOT_FREE = 0, SLOT_TIMER, SLOT_FD, SLOT_PARK };
+enum slot_kind { SLOT_FREE = 0, SLOT_TIMER, SLOT_FD, SLOT_PARK, SLOT_UP, SLOT_LINGER };
+
+/*
+ * An upgraded connection (SPEC 4.15): the host core's state (r->core.upgrade)
+ * driven by the wake loop. Only the loop thread touches a started one.
+ */
+struct srv_upgrade {
+    struct csgi_request *r;
+    struct MHD_UpgradeResponseHandle *urh;
+    int fd;
+    unsigned slot;   /* its SLOT_UP (index + 1; 0: not started) */
+    unsigned linger; /* its SLOT_LINGER timer (index + 1; 0: none) */
+    unsigned events; /* gathered for this turn of the loop (struct up_turn) */
+    int batched;
+    char *extra; /* bytes libmicrohttpd read past the request head */
+    size_t n_extra;
+    struct srv_upgrade *prev, *next; /* srv_http.upgraded (started ones) */
+    struct srv_upgrade *start_next;  /* srv_http.up_starting */
+};
 
 struct slot {
     enum slot_kind kind;
     uint32_t gen;
     struct csgi_request *r;
-    unsigned next;     /* the request's next slot (index + 1; 0: none), or the free list's */
-    int fd;            /* SLOT_FD, SLOT_PARK: the descriptor in the epoll set */
-    long long due_ms;  /* SLOT_TIMER: when it fires */
-    size_t heap_index; /* SLOT_TIMER: its place in the heap */
+    struct srv_upgrade *up; /* SLOT_UP, SLOT_LINGER */
+    unsigned next;          /* the request's next slot (index + 1; 0: none), or the free list's */
+    int fd;                 /* SLOT_FD, SLOT_PARK: the descriptor in the epoll set */
+    long long due_ms;       /* SLOT_TIMER: when it fires */
+    size_t heap_index;      /* SLOT_TIMER: its place in the heap */
 };
 
 struct srv_wait_loop {
@@ -51,6 +71,25 @@ struct srv_wait_loop {
     unsigned free_list; /* index + 1; 0: none */
     unsigned *heap;     /* timer slot indexes, earliest due first */
     size_t heap_len, heap_cap;
+    /* Upgraded connections: told of the stop already; to be ended (the worker exits). */
+    int up_stop_done;
+    int up_end_all;
+};
+
+/*
+ * The upgraded connections one turn of the loop handles, each once, with
+ * what happened to it: ready events, the end of its linger, the start, the
+ * stop, the worker's exit (the UP_* bits beside enum csgi_watch_events).
+ */
+#define UP_FIRST_BATCH 64
+#define UP_START       (1u << 9)
+#define UP_STOP        (1u << 10)
+#define UP_END         (1u << 11)
+
+struct up_turn {
+    struct srv_upgrade *first[UP_FIRST_BATCH];
+    struct srv_upgrade **batch; /* first, or malloc'd when it grows */
+    size_t n_batch, cap;
 };
 
 /* ------------------------------------------------------------------ */
@@ -160,9 +199,9 @@ slot_free(struct srv_wait_loop *L, unsigned i)
 {
     struct slot *s = &L->slots[i];
 
-    if (s->kind == SLOT_TIMER)
+    if (s->kind == SLOT_TIMER || s->kind == SLOT_LINGER)
         heap_remove(L, s->heap_index);
-    else if (s->kind == SLOT_FD || s->kind == SLOT_PARK)
+    else if (s->kind == SLOT_FD || s->kind == SLOT_PARK || s->kind == SLOT_UP)
         epoll_ctl(L->epfd, EPOLL_CTL_DEL, s->fd, NULL);
     s->kind = SLOT_FREE;
     s->gen++;
@@ -191,6 +230,8 @@ slot_token(const struct srv_wait_loop *L, unsigned i)
 {
     return (uint64_t)L->slots[i].gen << 32 | i;
 }
+
+static void loop_poke(struct srv_wait_loop *L);
 
 /* ------------------------------------------------------------------ */
 /* Parking and waking                                                  */
@@ -298,6 +339,9 @@ srv_wait_stop(struct srv_http *h)
 {
     pthread_mutex_lock(&h->wake_lock);
     h->stopping = 1;
+    /* Upgraded connections hear of it on the loop (on_stop()). */
+    if (h->loop && (h->upgraded || h->up_starting))
+        loop_poke(h->loop);
     while (h->parked) {
         struct csgi_request *r = h->parked;
 
@@ -438,9 +482,33 @@ srv_wait_request_done(struct csgi_request *r)
     pthread_mutex_unlock(&r->h->wake_lock);
 }
 
+/* Gather ready events of an upgraded connection for this turn (once per turn). */
+static int
+up_batch(struct up_turn *t, struct srv_upgrade *up, unsigned events)
+{
+    if (!up->batched) {
+        if (t->n_batch == t->cap) {
+            size_t cap = t->cap * 2;
+            struct srv_upgrade **b = t->batch == t->first ? malloc(cap * sizeof(*b))
+                                                          : realloc(t->batch, cap * sizeof(*b));
+
+            if (!b)
+                return 0; /* the next turn */
+            if (t->batch == t->first)
+                memcpy(b, t->first, sizeof(t->first));
+            t->batch = b;
+            t->cap = cap;
+        }
+        t->batch[t->n_batch++] = up;
+        up->batched = 1;
+    }
+    up->events |= events;
+    return 1;
+}
+
 /* One epoll event: wake the slot's request (a parked connection that closed: as gone). */
 static void
-loop_event(struct srv_http *h, uint64_t token)
+loop_event(struct srv_http *h, uint64_t token, uint32_t events, struct up_turn *t)
 {
     struct srv_wait_loop *L = h->loop;
     unsigned i = (unsigned)(token & 0xffffffffu);
@@ -449,6 +517,16 @@ loop_event(struct srv_http *h, uint64_t token)
     if (i >= L->n_slots || L->slots[i].gen != (uint32_t)(token >> 32))
         return; /* cancelled since epoll_wait() returned it */
     r = L->slots[i].r;
+    if (L->slots[i].kind == SLOT_UP) {
+        unsigned ev = 0;
+
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            ev |= CSGI_WATCH_READ;
+        if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+            ev |= CSGI_WATCH_WRITE;
+        up_batch(t, L->slots[i].up, ev);
+        return;
+    }
     if (L->slots[i].kind == SLOT_PARK) {
         r->client_gone = 1;
         if (r->parked) {
@@ -463,12 +541,40 @@ loop_event(struct srv_http *h, uint64_t token)
     }
 }
 
+/* Fire what is due in the timer heap (a linger that ended: its connection, in the turn). */
+static void
+loop_timers(struct srv_http *h, struct up_turn *t)
+{
+    struct srv_wait_loop *L = h->loop;
+
+    while (L->heap_len && heap_due(L, 0) <= srv_clock_ms()) {
+        unsigned i = L->heap[0];
+        struct csgi_request *r = L->slots[i].r;
+
+        if (L->slots[i].kind == SLOT_LINGER) {
+            struct srv_upgrade *up = L->slots[i].up;
+
+            if (!up_batch(t, up, CSGI__UP_LINGER))
+                return; /* the next turn, at once */
+            slot_free(L, i);
+            up->linger = 0;
+            continue;
+        }
+        slot_drop(L, i);
+        wake_locked(h, r);
+    }
+}
+
+static void up_turn_take(struct srv_http *h, struct up_turn *t);
+static void up_turn_run(struct up_turn *t);
+
 static void *
 loop_main(void *arg)
 {
     struct srv_http *h = arg;
     struct srv_wait_loop *L = h->loop;
     struct epoll_event evs[64];
+    struct up_turn t;
 
     for (;;) {
         long long wait_ms = -1;
@@ -485,6 +591,9 @@ loop_main(void *arg)
         }
         pthread_mutex_unlock(&h->wake_lock);
         n = epoll_wait(L->epfd, evs, 64, (int)wait_ms);
+        t.batch = t.first;
+        t.n_batch = 0;
+        t.cap = UP_FIRST_BATCH;
         pthread_mutex_lock(&h->wake_lock);
         for (int k = 0; k < n; k++) {
             if (evs[k].data.u64 == UINT64_MAX) {
@@ -494,16 +603,13 @@ loop_main(void *arg)
                     srv_log(SRV_LOG_WARN, "wake loop: read(eventfd) failed");
                 continue;
             }
-            loop_event(h, evs[k].data.u64);
+            loop_event(h, evs[k].data.u64, evs[k].events, &t);
         }
-        while (L->heap_len && heap_due(L, 0) <= srv_clock_ms()) {
-            unsigned i = L->heap[0];
-            struct csgi_request *r = L->slots[i].r;
-
-            slot_drop(L, i);
-            wake_locked(h, r);
-        }
+        loop_timers(h, &t);
+        up_turn_take(h, &t);
         pthread_mutex_unlock(&h->wake_lock);
+        /* The application's callbacks run without the lock: they may call resume(). */
+        up_turn_run(&t);
     }
 }
 
@@ -554,4 +660,232 @@ srv_wait_loop_stop(struct srv_http *h)
     free(L->heap);
     free(L);
     h->loop = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Upgraded connections (SPEC 4.15)                                    */
+/* ------------------------------------------------------------------ */
+
+/* The core waits for other events: re-arm the descriptor, arm or drop the linger. */
+static void
+up_want(void *ctx, unsigned events)
+{
+    struct srv_upgrade *up = ctx;
+    struct srv_http *h = up->r->h;
+    struct srv_wait_loop *L = h->loop;
+    struct epoll_event ev = {.events = 0};
+
+    if (events & CSGI_WATCH_READ)
+        ev.events |= EPOLLIN | EPOLLRDHUP;
+    if (events & CSGI_WATCH_WRITE)
+        ev.events |= EPOLLOUT;
+    pthread_mutex_lock(&h->wake_lock);
+    if (up->slot) {
+        ev.data.u64 = slot_token(L, up->slot - 1);
+        epoll_ctl(L->epfd, EPOLL_CTL_MOD, up->fd, &ev);
+    }
+    if ((events & CSGI__UP_LINGER) && !up->linger && up->slot) {
+        unsigned i;
+
+        if (slot_new(L, SLOT_LINGER, up->r, &i) == CSGI_OK) {
+            L->slots[i].up = up;
+            L->slots[i].due_ms = srv_clock_ms() + CSGI__UPGRADE_LINGER_MS;
+            if (heap_push(L, i) < 0) {
+                L->slots[i].kind = SLOT_FREE;
+                L->slots[i].next = L->free_list;
+                L->free_list = i + 1;
+            } else {
+                up->linger = i + 1;
+            }
+        }
+    } else if (!(events & CSGI__UP_LINGER) && up->linger) {
+        slot_free(L, up->linger - 1);
+        up->linger = 0;
+    }
+    pthread_mutex_unlock(&h->wake_lock);
+}
+
+/*
+ * The connection up_done() let go last on this thread: compared, never read
+ * (its memory, and perhaps its request's, is gone).
+ */
+static _Thread_local const struct srv_upgrade *up_just_done;
+
+/* on_close() has returned: out of the loop, the socket back to libmicrohttpd to close. */
+static void
+up_done(void *ctx)
+{
+    struct srv_upgrade *up = ctx;
+
+    up_just_done = up;
+    struct csgi_request *r = up->r;
+    struct srv_http *h = r->h;
+
+    pthread_mutex_lock(&h->wake_lock);
+    if (up->linger)
+        slot_free(h->loop, up->linger - 1);
+    if (up->slot) {
+        slot_free(h->loop, up->slot - 1);
+        if (up->prev)
+            up->prev->next = up->next;
+        else
+            h->upgraded = up->next;
+        if (up->next)
+            up->next->prev = up->prev;
+        h->n_upgraded--;
+        pthread_cond_broadcast(&h->up_cond);
+    }
+    pthread_mutex_unlock(&h->wake_lock);
+    r->up = NULL;
+    free(up->extra);
+    /* The request may be finished (on_completed()) from here on, on libmicrohttpd's thread. */
+    if (up->urh)
+        MHD_upgrade_action(up->urh, MHD_UPGRADE_ACTION_CLOSE);
+    free(up);
+}
+
+static const struct csgi__upgrade_ops up_ops = {up_want, up_done};
+
+int
+srv_upgrade_begin(struct csgi_request *r, const struct csgi_upgrade_handler *handler, void *arg,
+                  struct csgi_upgrade **out)
+{
+    struct srv_upgrade *up;
+    int allowed, rc;
+
+    if (!r || !handler || !out)
+        return CSGI_EINVAL;
+    allowed =
+        r->h->allow_upgrade && r->h->loop && r->plugin && (r->plugin->flags & CSGI_PLUGIN_UPGRADES);
+    if (r->up)
+        return CSGI_ESTATE;
+    up = calloc(1, sizeof(*up));
+    if (!up)
+        return CSGI_ENOMEM;
+    up->r = r;
+    up->fd = -1;
+    rc = csgi__upgrade_begin(&r->core, &r->env, allowed, &up_ops, up, handler, arg, out);
+    if (rc < 0) {
+        free(up);
+        return rc;
+    }
+    r->up = up;
+    return CSGI_OK;
+}
+
+void
+srv_upgrade_handed(struct csgi_request *r, int fd, const char *extra, size_t n,
+                   struct MHD_UpgradeResponseHandle *urh)
+{
+    struct srv_upgrade *up = r->up;
+    struct srv_http *h = r->h;
+
+    up->urh = urh;
+    up->fd = fd;
+    if (n) {
+        up->extra = malloc(n);
+        if (up->extra) {
+            memcpy(up->extra, extra, n);
+            up->n_extra = n;
+        }
+    }
+    pthread_mutex_lock(&h->wake_lock);
+    up->start_next = h->up_starting;
+    h->up_starting = up;
+    loop_poke(h->loop);
+    pthread_mutex_unlock(&h->wake_lock);
+}
+
+/* Under the lock: start what was handed over, and bring stop and exit to every connection. */
+static void
+up_turn_take(struct srv_http *h, struct up_turn *t)
+{
+    struct srv_wait_loop *L = h->loop;
+    unsigned all = 0;
+
+    if (h->stopping && !L->up_stop_done) {
+        L->up_stop_done = 1;
+        all |= UP_STOP;
+    }
+    if (L->up_end_all)
+        all |= UP_END;
+    for (struct srv_upgrade *up = h->upgraded; all && up; up = up->next)
+        up_batch(t, up, all);
+    while (h->up_starting) {
+        struct srv_upgrade *up = h->up_starting;
+        struct epoll_event ev = {.events = 0};
+        unsigned i;
+
+        if (!up_batch(t, up, UP_START | (h->stopping ? UP_STOP : 0) | (L->up_end_all ? UP_END : 0)))
+            break;
+        h->up_starting = up->start_next;
+        /* Without a slot it is not started: the turn ends it. */
+        if (slot_new(L, SLOT_UP, up->r, &i) < 0)
+            continue;
+        L->slots[i].up = up;
+        ev.data.u64 = slot_token(L, i);
+        if (epoll_ctl(L->epfd, EPOLL_CTL_ADD, up->fd, &ev) < 0) {
+            slot_free(L, i);
+            continue;
+        }
+        up->slot = i + 1;
+        up->prev = NULL;
+        up->next = h->upgraded;
+        if (h->upgraded)
+            h->upgraded->prev = up;
+        h->upgraded = up;
+        h->n_upgraded++;
+    }
+}
+
+/* Without the lock: one entry point of the core per connection (it may end there). */
+static void
+up_turn_run(struct up_turn *t)
+{
+    for (size_t k = 0; k < t->n_batch; k++) {
+        struct srv_upgrade *up = t->batch[k];
+        struct csgi_upgrade *u = up->r->core.upgrade;
+        unsigned ev = up->events;
+
+        up->events = 0;
+        up->batched = 0;
+        if (ev & UP_START) {
+            if (!up->slot) {
+                csgi__upgrade_end(u, CSGI_FINISH_ERROR);
+                continue;
+            }
+            up_just_done = NULL;
+            csgi__upgrade_start(u, up->fd, up->extra, up->n_extra);
+            if (up_just_done == up)
+                continue; /* over already */
+        }
+        if (ev & UP_END)
+            csgi__upgrade_end(u, CSGI_FINISH_SHUTDOWN);
+        else if (ev & CSGI__UP_LINGER)
+            csgi__upgrade_end(u, CSGI_FINISH_OK);
+        else if (ev & UP_STOP)
+            csgi__upgrade_stop(u);
+        else if (ev & (CSGI_WATCH_READ | CSGI_WATCH_WRITE))
+            csgi__upgrade_ready(u, ev & (CSGI_WATCH_READ | CSGI_WATCH_WRITE));
+    }
+    if (t->batch != t->first)
+        free(t->batch);
+}
+
+void
+srv_wait_upgrades_end(struct srv_http *h)
+{
+    struct timespec until;
+
+    if (!h->loop)
+        return;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 3;
+    pthread_mutex_lock(&h->wake_lock);
+    h->loop->up_end_all = 1;
+    loop_poke(h->loop);
+    while ((h->n_upgraded || h->up_starting) &&
+           pthread_cond_timedwait(&h->up_cond, &h->wake_lock, &until) == 0)
+        ;
+    pthread_mutex_unlock(&h->wake_lock);
 }

@@ -9,6 +9,7 @@
 #ifndef SRV_WAIT_H
 #define SRV_WAIT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct csgi_request;
@@ -53,5 +54,28 @@ int srv_wait_loop_start(struct srv_http *h);
 
 /* Stop and free it, once no request can use it any more. */
 void srv_wait_loop_stop(struct srv_http *h);
+
+/*
+ * Upgraded connections (SPEC 4.15): the wake loop drives them. Their
+ * callbacks run on the loop thread; a stop tells each (on_stop()), and the
+ * worker's exit ends those left (srv_wait_upgrades_end()).
+ */
+struct csgi_upgrade;
+struct csgi_upgrade_handler;
+struct MHD_UpgradeResponseHandle;
+
+/* csgi_host_api.upgrade(). */
+int srv_upgrade_begin(struct csgi_request *r, const struct csgi_upgrade_handler *handler, void *arg,
+                      struct csgi_upgrade **out);
+
+/*
+ * libmicrohttpd sent the 101 and hands over @p fd (its upgrade handler, on
+ * the connection's thread): the loop takes it from there. @p extra is copied.
+ */
+void srv_upgrade_handed(struct csgi_request *r, int fd, const char *extra, size_t n,
+                        struct MHD_UpgradeResponseHandle *urh);
+
+/* End every upgraded connection (CSGI_FINISH_SHUTDOWN), waiting a bounded time. */
+void srv_wait_upgrades_end(struct srv_http *h);
 
 #endif /* SRV_WAIT_H */

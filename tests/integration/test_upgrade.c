@@ -1,0 +1,251 @@
+/*
+ * Connections taken over after a 101 (csgi_host_api.upgrade(), SPEC.md 4.15)
+ * through a real csgi-server (--threads 1) and the upgrades fixture plugin,
+ * a raw line protocol over raw sockets (wire.c): the 101 and its headers,
+ * bytes both ways on the wake loop, bytes the client sent with the head, a
+ * broadcast across connections, the host's refusals, and the stop and
+ * reload notice with the old worker's exit.
+ */
+#define _GNU_SOURCE
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "harness.h"
+#include "wire.h"
+
+#define WAIT_MS 5000
+#define ASK     "Upgrade: lines\r\nConnection: Upgrade\r\n"
+
+static struct hserver srv;
+
+static void
+setup(void)
+{
+    const char *extra[] = {"--workers", "1", "--threads", "1", "--graceful-timeout", "5", NULL};
+
+    h_init(&srv);
+    h_add_plugin(&srv, "upgrades.so", NULL);
+    h_start(&srv, 1, extra);
+}
+
+static void
+teardown(void)
+{
+    h_stop(&srv, SIGTERM, 10000);
+    h_cleanup(&srv);
+}
+
+/* Receive into c->buf (without consuming) until it holds @p needle. Returns 1 when it does. */
+static int
+recv_until(struct wire_conn *c, const char *needle, int timeout_ms)
+{
+    long long end = wire_now_ms() + timeout_ms;
+
+    for (;;) {
+        struct pollfd p = {c->fd, POLLIN, 0};
+        long long left = end - wire_now_ms();
+        ssize_t n;
+
+        if (c->buf && needle && memmem(c->buf, c->len, needle, strlen(needle)))
+            return 1;
+        if (c->eof)
+            return !needle;
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return 0;
+        if (c->len + 4096 + 1 > c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : 8192;
+            char *b = realloc(c->buf, cap);
+
+            ck_assert_ptr_nonnull(b);
+            c->buf = b;
+            c->cap = cap;
+        }
+        n = recv(c->fd, c->buf + c->len, 4096, 0);
+        if (n <= 0) {
+            c->eof = 1;
+            continue;
+        }
+        c->len += (size_t)n;
+        c->buf[c->len] = '\0';
+    }
+}
+
+static void
+send_text(struct wire_conn *c, const char *s)
+{
+    ck_assert_int_eq(wire_send(c, s, strlen(s)), 0);
+}
+
+/* Upgrade a new connection to @p path; @p extra goes in the same write as the head. */
+static void
+upgrade(struct wire_conn *c, const char *path, const char *extra)
+{
+    char req[512];
+
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n" ASK "\r\n%s", path, extra);
+    memset(c, 0, sizeof(*c));
+    ck_assert_int_eq(wire_connect(c, srv.port, 0), 0);
+    send_text(c, req);
+    ck_assert_msg(recv_until(c, "\r\n\r\n", WAIT_MS), "no head: %s", c->buf ? c->buf : "");
+    ck_assert_msg(strncmp(c->buf, "HTTP/1.1 101 ", 13) == 0, "%s", c->buf);
+    ck_assert_msg(h_has(c->buf, "Upgrade: lines\r\n"), "%s", c->buf);
+    ck_assert_msg(h_has(c->buf, "Connection: Upgrade\r\n"), "%s", c->buf);
+    ck_assert_msg(!h_has(c->buf, "Content-Length") && !h_has(c->buf, "Transfer-Encoding"), "%s",
+                  c->buf);
+}
+
+/* Wait until /upgrades/stats contains @p want. */
+static int
+stats_reach(const char *want, int timeout_ms)
+{
+    long long end = h_ms_now() + timeout_ms;
+
+    do {
+        struct hresp r = h_get(&srv, "/upgrades/stats");
+        int ok = r.status == 200 && h_has(r.body, want);
+
+        h_resp_free(&r);
+        if (ok)
+            return 1;
+        h_sleep_ms(20);
+    } while (h_ms_now() < end);
+    return 0;
+}
+
+/* Echo on the worker's loop, bytes sent with the head, an application's close. */
+START_TEST(upgrade_echo_over_http)
+{
+    struct wire_conn c;
+
+    upgrade(&c, "/upgrades/echo", "early\n");
+    ck_assert(recv_until(&c, "\r\n\r\nhello\nearly\n", WAIT_MS));
+    /* The only thread is free: a plain request is answered meanwhile. */
+    ck_assert(stats_reach("open=1 ok=0 abort=0", WAIT_MS));
+    send_text(&c, "abc\n");
+    ck_assert(recv_until(&c, "early\nabc\n", WAIT_MS));
+    send_text(&c, "bye\n");
+    ck_assert(recv_until(&c, "abc\nbye\nbye\n", WAIT_MS));
+    ck_assert(recv_until(&c, NULL, WAIT_MS)); /* the server closed its side */
+    wire_close(&c);
+    ck_assert(stats_reach("open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
+}
+END_TEST
+
+/* A client that leaves; a broadcast across connections; refusals. */
+START_TEST(upgrade_room_leave_refusals)
+{
+    struct wire_conn a, b;
+    struct hresp r;
+
+    upgrade(&a, "/upgrades/room", "");
+    upgrade(&b, "/upgrades/room", "");
+    ck_assert(stats_reach("open=2 ", WAIT_MS));
+    send_text(&a, "from a\n");
+    ck_assert(recv_until(&a, "\r\n\r\nfrom a\n", WAIT_MS));
+    ck_assert(recv_until(&b, "\r\n\r\nfrom a\n", WAIT_MS));
+    wire_close(&a);
+    ck_assert(stats_reach("open=1 ok=0 abort=1 ", WAIT_MS));
+    send_text(&b, "alone\n");
+    ck_assert(recv_until(&b, "from a\nalone\n", WAIT_MS));
+    wire_close(&b);
+    ck_assert(stats_reach("open=0 ok=0 abort=2 ", WAIT_MS));
+
+    r = h_get(&srv, "/upgrades/echo"); /* no Upgrade asked */
+    ck_assert_int_eq(r.status, 426);
+    h_resp_free(&r);
+    {
+        static const char *const fails[] = {"/upgrades/no101", "/upgrades/body101",
+                                            "/upgrades/plain101"};
+        char req[256], out[4096];
+        int closed;
+
+        for (int i = 0; i < 3; i++) {
+            snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n" ASK "\r\n", fails[i]);
+            h_raw(srv.port, req, strlen(req), out, sizeof(out), 2000, &closed);
+            ck_assert_msg(strncmp(out, "HTTP/1.1 500 ", 13) == 0, "%s: %s", fails[i], out);
+        }
+    }
+    ck_assert(stats_reach("open=0 ok=0 abort=2 shutdown=0 error=2", WAIT_MS));
+}
+END_TEST
+
+/*
+ * A reload: each old-generation connection hears "stopping" and is closed,
+ * the old worker exits, and a new connection is served by the new one.
+ */
+START_TEST(upgrade_reload_notice)
+{
+    struct wire_conn c[3], n;
+
+    for (int i = 0; i < 3; i++) {
+        upgrade(&c[i], "/upgrades/echo", "");
+        ck_assert(recv_until(&c[i], "hello\n", WAIT_MS));
+    }
+    ck_assert_int_eq(kill(srv.pid, SIGHUP), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(recv_until(&c[i], "hello\nstopping\n", WAIT_MS), "%d: %s", i, c[i].buf);
+        ck_assert(recv_until(&c[i], NULL, WAIT_MS));
+        wire_close(&c[i]);
+    }
+    ck_assert(h_wait_log(&srv, "worker ready", 2, WAIT_MS));
+    ck_assert(h_wait_log(&srv, "(gen 1, pid", 1, WAIT_MS));
+    upgrade(&n, "/upgrades/echo", "again\n");
+    ck_assert(recv_until(&n, "hello\nagain\n", WAIT_MS));
+    wire_close(&n);
+    ck_assert_int_eq(h_log_count(&srv, "killed by signal"), 0);
+    ck_assert_int_eq(h_log_count(&srv, "graceful timeout"), 0);
+}
+END_TEST
+
+/* SIGTERM with a client that never closes: the notice, then the linger ends it, and the server
+ * exits. */
+START_TEST(upgrade_stop_with_silent_client)
+{
+    struct wire_conn c;
+    long long t0;
+
+    upgrade(&c, "/upgrades/echo", "");
+    ck_assert(recv_until(&c, "hello\n", WAIT_MS));
+    t0 = h_ms_now();
+    ck_assert_int_eq(kill(srv.pid, SIGTERM), 0);
+    ck_assert(recv_until(&c, "hello\nstopping\n", WAIT_MS));
+    ck_assert(recv_until(&c, NULL, WAIT_MS));
+    ck_assert_int_eq(h_stop(&srv, 0, 10000), 0);
+    ck_assert_msg(h_ms_now() - t0 < 5000, "stopped after %lld ms", h_ms_now() - t0);
+    wire_close(&c);
+}
+END_TEST
+
+static Suite *
+upgrade_suite(void)
+{
+    Suite *s = suite_create("upgrade");
+    TCase *tc = tcase_create("raw");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, upgrade_echo_over_http);
+    tcase_add_test(tc, upgrade_room_leave_refusals);
+    tcase_add_test(tc, upgrade_reload_notice);
+    tcase_add_test(tc, upgrade_stop_with_silent_client);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(upgrade_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

@@ -4,6 +4,7 @@
  * <csgi/validator.h> for the rules and the wsgiref.validate mapping.
  */
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,9 @@ enum val_rule {
     R_APP_FILE_RANGE,
     R_SRV_NEXT_REENTERED,
     R_APP_PENDING_UNSUPPORTED,
+    R_APP_UPGRADE_NOT_ASKED,
+    R_APP_UPGRADE_BODY,
+    R_APP_UPGRADE_AFTER_CLOSE,
     R__COUNT
 };
 
@@ -101,6 +105,13 @@ static const struct csgi_validator_rule val_rules[R__COUNT] = {
     [R_APP_PENDING_UNSUPPORTED] = {"app.pending_unsupported", "-", 0,
                                    "CSGI_PENDING from call() or next() on a host without resume() "
                                    "(host API below version 3)"},
+    [R_APP_UPGRADE_NOT_ASKED] = {"app.upgrade_not_asked", "-", 0,
+                                 "status 101 or upgrade() for a request that did not ask for an "
+                                 "upgrade (SPEC 4.15)"},
+    [R_APP_UPGRADE_BODY] = {"app.upgrade_body", "-", 0,
+                            "a response with status 101 has body bytes"},
+    [R_APP_UPGRADE_AFTER_CLOSE] = {"app.upgrade_after_close", "-", 0,
+                                   "an upgraded connection used after its on_close() (SPEC 4.15)"},
     [R_ENV_VERSION] = {"env.version", "1, 2, 6", 0,
                        "the environ's version is 0 (the server did not fill it)"},
     [R_ENV_REQUEST] = {"env.request", "-", 0, "env->request is NULL"},
@@ -252,8 +263,31 @@ static const struct csgi_validator_rule val_rules[R__COUNT] = {
                           "count past the end of a regular file)"},
 };
 
+/*
+ * An upgraded connection as the application sees it through a validator
+ * (SPEC 4.15): the host's, and whether on_close() ran. Kept after the close
+ * (the last VAL_UP_KEEP closed ones), so that a later use is recognised.
+ */
+struct val_up {
+    uint32_t magic;
+    int closed;
+    struct csgi_validator *v;
+    struct csgi_upgrade *host_u;
+    const struct csgi_upgrade_handler *app;
+    void *arg;
+    struct val_up *next_closed;
+};
+
+#define VAL_UP_MAGIC 0x56555047u
+#define VAL_UP_KEEP  256
+
 struct csgi_validator {
     const struct csgi_host_api *api;
+    /* The host table the application sees: upgrade() and its functions wrapped (version 4). */
+    struct csgi_host_api host;
+    pthread_mutex_t up_lock;
+    struct val_up *closed_head, *closed_tail;
+    size_t n_closed;
     csgi_app_fn app;
     void *app_state;
     uint32_t flags;
@@ -310,6 +344,7 @@ struct val_req {
     int headers_sent;
     int pending_sent;
     int status;
+    int upgrade_body_reported;
     int64_t declared_length;
     int done;
     int closed;
@@ -915,7 +950,9 @@ val_check_head(struct val_req *rq, int status, struct csgi_str reason,
 {
     int have_ctype = 0, have_clen = 0, no_body = status == 204 || status == 304;
 
-    if (status < 200 || status > 599)
+    if (status == 101 && !csgi__upgrade_asked(rq->outer_env))
+        val_report(rq, R_APP_UPGRADE_NOT_ASKED, "status 101 for a request without an upgrade");
+    else if ((status < 200 && status != 101) || status > 599)
         val_report(rq, R_APP_STATUS, "status %d is outside 200..599", status);
     if (reason.len && !reason.ptr)
         val_report(rq, R_APP_REASON, "reason has a NULL pointer and length %zu", reason.len);
@@ -952,7 +989,9 @@ val_check_head(struct val_req *rq, int status, struct csgi_str reason,
         if (csgi__str_ieq(name.ptr, name.len, "status"))
             val_report(rq, R_APP_HEADER_STATUS, "header \"%.*s\" is not allowed", val_fmt_len(name),
                        name.ptr);
-        if (csgi__is_hop_by_hop(name.ptr, name.len))
+        if (csgi__is_hop_by_hop(name.ptr, name.len) &&
+            !(status == 101 && (csgi__str_ieq(name.ptr, name.len, "upgrade") ||
+                                csgi__str_ieq(name.ptr, name.len, "connection"))))
             val_report(rq, R_APP_HOP_BY_HOP, "hop-by-hop header \"%.*s\" is not allowed",
                        val_fmt_len(name), name.ptr);
         if (csgi__str_ieq(name.ptr, name.len, "content-type"))
@@ -1047,6 +1086,10 @@ val_count_body(struct val_req *rq, size_t len, const char *how)
     if (rq->is_head && !rq->head_reported && val_strict(rq->v, R_APP_HEAD_BODY)) {
         val_report(rq, R_APP_HEAD_BODY, "%s of %zu bytes in a response to HEAD", how, len);
         rq->head_reported = 1;
+    }
+    if (rq->status == 101 && !rq->upgrade_body_reported) {
+        val_report(rq, R_APP_UPGRADE_BODY, "%s of %zu bytes with status 101", how, len);
+        rq->upgrade_body_reported = 1;
     }
     if ((rq->status == 204 || rq->status == 304) && !rq->forbidden_reported) {
         val_report(rq, R_APP_BODY_FORBIDDEN, "%s of %zu bytes with status %d", how, len,
@@ -1331,6 +1374,144 @@ val_outer_of(const struct csgi_environ *env, const struct csgi_responder *resp)
 
 static int val_called(struct val_req *rq, int rc, struct csgi_body *out);
 
+/* ------------------------------------------------------------------ */
+/* Upgraded connections (SPEC 4.15)                                    */
+/* ------------------------------------------------------------------ */
+
+/* The request whose call() runs on this thread (upgrade() is only allowed there). */
+static _Thread_local struct val_req *val_current;
+
+static void
+vu_data(void *arg, struct csgi_upgrade *u, const void *data, size_t len)
+{
+    struct val_up *x = arg;
+
+    (void)u;
+    x->app->on_data(x->arg, (struct csgi_upgrade *)x, data, len);
+}
+
+static void
+vu_writable(void *arg, struct csgi_upgrade *u)
+{
+    struct val_up *x = arg;
+
+    (void)u;
+    if (x->app->on_writable)
+        x->app->on_writable(x->arg, (struct csgi_upgrade *)x);
+}
+
+static void
+vu_stop(void *arg, struct csgi_upgrade *u)
+{
+    struct val_up *x = arg;
+
+    if (x->app->on_stop)
+        x->app->on_stop(x->arg, (struct csgi_upgrade *)x);
+    else
+        x->v->api->upgrade_close(u); /* what the host does for a handler without on_stop() */
+}
+
+/* The last call: the record stays (closed) among the last VAL_UP_KEEP, to catch a later use. */
+static void
+vu_close(void *arg, struct csgi_upgrade *u, int reason)
+{
+    struct val_up *x = arg;
+    struct csgi_validator *v = x->v;
+    struct val_up *old = NULL;
+
+    (void)u;
+    x->app->on_close(x->arg, (struct csgi_upgrade *)x, reason);
+    x->closed = 1;
+    pthread_mutex_lock(&v->up_lock);
+    if (v->closed_tail)
+        v->closed_tail->next_closed = x;
+    else
+        v->closed_head = x;
+    v->closed_tail = x;
+    if (++v->n_closed > VAL_UP_KEEP) {
+        old = v->closed_head;
+        v->closed_head = old->next_closed;
+        v->n_closed--;
+    }
+    pthread_mutex_unlock(&v->up_lock);
+    free(old);
+}
+
+static const struct csgi_upgrade_handler val_up_handler = {
+    .version = CSGI_UPGRADE_HANDLER_VERSION,
+    .on_data = vu_data,
+    .on_writable = vu_writable,
+    .on_stop = vu_stop,
+    .on_close = vu_close,
+};
+
+static int
+val_upgrade(struct csgi_request *req, const struct csgi_upgrade_handler *handler, void *arg,
+            struct csgi_upgrade **out)
+{
+    struct val_req *rq = val_current;
+    struct val_up *x;
+    int rc;
+
+    if (!rq)
+        return CSGI_ESTATE; /* outside call(): the host's answer too */
+    if (!handler || !out || !handler->on_data || !handler->on_close)
+        return rq->v->api->upgrade(req, handler, arg, out);
+    if (!csgi__upgrade_asked(rq->outer_env))
+        val_report(rq, R_APP_UPGRADE_NOT_ASKED, "upgrade() for a request without an upgrade");
+    x = calloc(1, sizeof(*x));
+    if (!x)
+        return CSGI_ENOMEM;
+    x->magic = VAL_UP_MAGIC;
+    x->v = rq->v;
+    x->app = handler;
+    x->arg = arg;
+    rc = rq->v->api->upgrade(req, &val_up_handler, x, &x->host_u);
+    if (rc < 0) {
+        free(x);
+        return rc;
+    }
+    *out = (struct csgi_upgrade *)x;
+    return rc;
+}
+
+/* The host's connection behind @p u, or NULL after on_close() (reported as @p fn). */
+static struct csgi_upgrade *
+val_up_open(struct csgi_upgrade *u, const char *fn)
+{
+    struct val_up *x = (struct val_up *)u;
+
+    if (!x || x->magic != VAL_UP_MAGIC)
+        return NULL;
+    if (x->closed) {
+        val_emit(x->v, NULL, NULL, R_APP_UPGRADE_AFTER_CLOSE, "%s() after on_close()", fn);
+        return NULL;
+    }
+    return x->host_u;
+}
+
+static int
+val_upgrade_write(struct csgi_upgrade *u, const void *data, size_t len)
+{
+    struct val_up *x = (struct val_up *)u;
+    struct csgi_upgrade *hu = val_up_open(u, "upgrade_write");
+
+    if (!hu)
+        return x && x->magic == VAL_UP_MAGIC ? CSGI_ESTATE : CSGI_EINVAL;
+    return x->v->api->upgrade_write(hu, data, len);
+}
+
+static int
+val_upgrade_close(struct csgi_upgrade *u)
+{
+    struct val_up *x = (struct val_up *)u;
+    struct csgi_upgrade *hu = val_up_open(u, "upgrade_close");
+
+    if (!hu)
+        return x && x->magic == VAL_UP_MAGIC ? CSGI_ESTATE : CSGI_EINVAL;
+    return x->v->api->upgrade_close(hu);
+}
+
 /* Set up @p rq's environ, streams, responder and inner body around the server's. */
 static void
 val_wrap(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ *env,
@@ -1370,6 +1551,9 @@ val_wrap(struct csgi_validator *v, struct val_req *rq, const struct csgi_environ
         rq->errors.flush = val_errors_flush;
         rq->env.errors = &rq->errors;
     }
+    /* Upgrades go through the validator's copy of the host table (SPEC 4.15). */
+    if (CSGI_HAS(&rq->env, 2) && CSGI_HAS(rq->env.host, 4) && CSGI_HAS(&v->host, 4))
+        rq->env.host = &v->host;
     rq->resp.version = CSGI_RESPONDER_VERSION;
     rq->resp.ctx = rq;
     rq->resp.start_response = val_start_response;
@@ -1425,7 +1609,10 @@ csgi_validator_call(void *validator, struct csgi_environ *env, const struct csgi
     if (rc < 0)
         return rc;
     val_wrap(v, rq, env, resp, out);
+    outer = val_current;
+    val_current = rq;
     rc = v->app(v->app_state, &rq->env, &rq->resp, &rq->inner);
+    val_current = outer;
     return val_called(rq, rc, out);
 }
 
@@ -1488,12 +1675,28 @@ csgi_validator_new(const struct csgi_host_api *api, csgi_app_fn app, void *app_s
         v->report_arg = opts->report_arg;
     }
     atomic_init(&v->violations, 0);
+    pthread_mutex_init(&v->up_lock, NULL);
+    if (CSGI_HAS(api, 4) && api->size >= sizeof(v->host) && api->upgrade) {
+        memcpy(&v->host, api, sizeof(v->host));
+        v->host.upgrade = val_upgrade;
+        v->host.upgrade_write = val_upgrade_write;
+        v->host.upgrade_close = val_upgrade_close;
+    }
     return v;
 }
 
 void
 csgi_validator_free(struct csgi_validator *validator)
 {
+    if (!validator)
+        return;
+    while (validator->closed_head) {
+        struct val_up *x = validator->closed_head;
+
+        validator->closed_head = x->next_closed;
+        free(x);
+    }
+    pthread_mutex_destroy(&validator->up_lock);
     free(validator);
 }
 

@@ -179,6 +179,11 @@ vbody_next(void *ctx, struct csgi_chunk *out)
     return CSGI_OK;
 }
 
+/* An upgraded connection and the host table it came from (SPEC 4.15). */
+static struct csgi_upgrade *g_up;
+static const struct csgi_host_api *g_up_api;
+static int g_up_closes;
+
 static void
 vbody_close(void *ctx)
 {
@@ -407,6 +412,78 @@ APP(good_lengths)
 /* ------------------------------------------------------------------ */
 /* Bad applications: one per app.* rule                                */
 /* ------------------------------------------------------------------ */
+
+static void
+up_data(void *arg, struct csgi_upgrade *u, const void *data, size_t len)
+{
+    (void)arg;
+    (void)u;
+    (void)data;
+    (void)len;
+}
+
+static void
+up_close(void *arg, struct csgi_upgrade *u, int reason)
+{
+    (void)arg;
+    (void)reason;
+    ck_assert_ptr_eq(u, g_up);
+    g_up_closes++;
+}
+
+static const struct csgi_upgrade_handler up_handler = {
+    .version = CSGI_UPGRADE_HANDLER_VERSION, .on_data = up_data, .on_close = up_close};
+
+static const struct csgi_header up_head[] = {
+    {CSGI_STR_INIT("Upgrade"), CSGI_STR_INIT("x")},
+    {CSGI_STR_INIT("Connection"), CSGI_STR_INIT("upgrade")}};
+
+/* A 101 for a request that did not ask (the host then answers 500: no upgrade()). */
+APP(bad_upgrade_not_asked)
+{
+    (void)state;
+    (void)env;
+    (void)out;
+    g_calls++;
+    return start(resp, 101, up_head, 2);
+}
+
+/* A 101 with body bytes (the request asked). */
+APP(bad_upgrade_body)
+{
+    (void)state;
+    (void)env;
+    (void)out;
+    g_calls++;
+    g_rc[0] = start(resp, 101, up_head, 2);
+    return resp->write(resp->ctx, "x", 1);
+}
+
+/* The request's end, after on_close(): a write to the closed connection. */
+static void
+up_late(void *arg, int reason)
+{
+    (void)arg;
+    (void)reason;
+    g_rc[1] = g_up_api->upgrade_write(g_up, "late", 4);
+}
+
+/*
+ * upgrade() then a 200: the host answers 500 and calls on_close(); an
+ * on_finished() callback, later, still writes to the connection.
+ */
+APP(bad_upgrade_after_close)
+{
+    (void)state;
+    g_calls++;
+    g_up_api = env->host;
+    g_rc[0] = env->host->upgrade(env->request, &up_handler, NULL, &g_up);
+    ck_assert_int_eq(g_rc[0], CSGI_OK);
+    ck_assert_int_eq(start1(resp, "X-A", "b"), CSGI_OK);
+    ck_assert_int_eq(env->host->on_finished(env->request, up_late, NULL), CSGI_OK);
+    vbody_make(env, resp, out, VB_PLAIN, "x", NULL, NULL);
+    return CSGI_OK;
+}
 
 /* A long poll whose data is there at once: resume() before CSGI_PENDING, the start in next(). */
 APP(pending_call)
@@ -1003,6 +1080,8 @@ struct bad_server {
 /* Cases                                                               */
 /* ------------------------------------------------------------------ */
 
+#define ASKS_UPGRADE 2
+
 struct vcase {
     /* The rule the case is about (NULL for a good case). */
     const char *rule;
@@ -1011,7 +1090,10 @@ struct vcase {
     csgi_app_fn app;
     uint32_t flags;
     const char *method;
-    /* Send "hello" with Content-Length: 5. */
+    /*
+     * 1: send "hello" with Content-Length: 5. ASKS_UPGRADE: send no body but
+     * Upgrade and Connection headers (SPEC 4.15).
+     */
     int body;
     enum srv_mode server;
     void (*mutate)(struct csgi_environ *env);
@@ -1335,6 +1417,10 @@ static const struct vcase bad_cases[] = {
     {"app.file_range", NULL, file_whole, 0, NULL, 0, SRV_SHRINK_FILE, NULL, 0},
     {"srv.next_reentered", NULL, reenter_stream, 0, NULL, 0, SRV_NEXT_REENTER, NULL, 0},
     {"app.pending_unsupported", NULL, pending_call, 0, NULL, 0, SRV_OLD_HOST, NULL, 0},
+    {"app.upgrade_not_asked", NULL, bad_upgrade_not_asked, 0, NULL, 0, SRV_NONE, NULL, 0},
+    {"app.upgrade_body", NULL, bad_upgrade_body, 0, NULL, ASKS_UPGRADE, SRV_NONE, NULL, 0},
+    {"app.upgrade_after_close", NULL, bad_upgrade_after_close, 0, NULL, ASKS_UPGRADE, SRV_NONE,
+     NULL, 0},
 };
 
 static const struct vcase good_cases[] = {
@@ -1546,11 +1632,20 @@ run_stacked(const struct vcase *c, uint32_t flags, uint64_t *violations, enum st
     struct bad_server bs;
     char err[256] = "";
 
-    if (c->body) {
+    static const struct csgi_header asks[] = {
+        {CSGI_STR_INIT("Upgrade"), CSGI_STR_INIT("x")},
+        {CSGI_STR_INIT("Connection"), CSGI_STR_INIT("Upgrade")},
+    };
+
+    if (c->body == 1) {
         rq.headers = &length;
         rq.n_headers = 1;
         rq.body = "hello";
         rq.body_len = 5;
+    }
+    if (c->body == ASKS_UPGRADE) {
+        rq.headers = asks;
+        rq.n_headers = 2;
     }
     client = csgi_test_client_new_app(c->app, NULL, "", err, sizeof(err));
     ck_assert_msg(client != NULL, "%s", err);

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <check.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -300,6 +301,35 @@ START_TEST(upgrade_refusals)
 }
 END_TEST
 
+/* A plugin that does not declare CSGI_PLUGIN_UPGRADES: upgrade() is refused (CSGI_ENOTSUP). */
+START_TEST(upgrade_needs_the_flag)
+{
+    static struct csgi_plugin copy;
+    struct csgi_test_request rq = {.target = "/upgrades/echo", .headers = asks, .n_headers = 2};
+    struct csgi_test_response *r;
+    struct csgi_test_client *c;
+    char err[256];
+    void *dl = dlopen(upgrades_path, RTLD_NOW | RTLD_LOCAL);
+    csgi_plugin_entry_fn entry;
+
+    ck_assert_ptr_nonnull(dl);
+    *(void **)&entry = dlsym(dl, CSGI_PLUGIN_ENTRY_SYMBOL);
+    ck_assert(entry != NULL);
+    copy = *entry(CSGI_ABI_VERSION);
+    ck_assert_uint_ne(copy.flags & CSGI_PLUGIN_UPGRADES, 0);
+    copy.flags &= ~(uint32_t)CSGI_PLUGIN_UPGRADES;
+    c = csgi_test_client_new(&copy, NULL, NULL, 0, err, sizeof(err));
+    ck_assert_msg(c != NULL, "%s", err);
+    ck_assert_int_eq(csgi_test_client_request(c, &rq, &r), 0);
+    ck_assert_int_eq(r->status, 500);
+    ck_assert_int_eq(r->rc, CSGI_ENOTSUP);
+    csgi_test_response_free(r);
+    expect_stats(c, "open=0 ok=0 abort=0 shutdown=0 error=0 writable=0\n");
+    csgi_test_client_free(c);
+    dlclose(dl);
+}
+END_TEST
+
 static Suite *
 upgrade_suite(void)
 {
@@ -313,6 +343,7 @@ upgrade_suite(void)
     tcase_add_test(tc, upgrade_room_broadcast);
     tcase_add_test(tc, upgrade_backpressure);
     tcase_add_test(tc, upgrade_refusals);
+    tcase_add_test(tc, upgrade_needs_the_flag);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -604,7 +604,10 @@ tc_host_upgrade_close(struct csgi_upgrade *u)
     return csgi__upgrade_close(u);
 }
 
-/* The 101 went out: the connection becomes a socketpair, the client's end the test's. */
+/*
+ * The 101 went out (inside tc_advance(), the client active): the connection
+ * becomes a socketpair, the client's end the test's.
+ */
 static void
 tc_up_start(struct csgi_request *req)
 {
@@ -619,9 +622,7 @@ tc_up_start(struct csgi_request *req)
     }
     req->up_fd = sv[0];
     req->up_peer = sv[1];
-    req->client->active = req;
     csgi__upgrade_start(req->core.upgrade, sv[0], NULL, 0);
-    req->client->active = NULL;
 }
 
 /*

@@ -732,7 +732,10 @@ stream_response(struct csgi_request *r, int64_t size)
 
 /*
  * libmicrohttpd sent the 101 (SPEC 4.15): the socket is the application's
- * now, driven by the wake loop. No deadline of ours applies any more.
+ * now, driven by the wake loop. No deadline of ours applies any more. The
+ * request stays: libmicrohttpd (0.9.75 and 1.0.1, outside thread-per-
+ * connection mode) reports it completed (on_completed()) only once the wake
+ * loop gave the socket back with MHD_UPGRADE_ACTION_CLOSE.
  */
 static void
 on_upgraded(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
@@ -1552,7 +1555,8 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
     int may_wait = srv_plugins_wait(plugins);
 
     h->plugins = plugins;
-    /* Upgrades (SPEC 4.15), which imply suspension in libmicrohttpd: only for a plugin that asks. */
+    /* Upgrades (SPEC 4.15), which imply suspension in libmicrohttpd: only for a plugin that asks.
+     */
     for (size_t i = 0; plugins && i < plugins->n; i++)
         h->allow_upgrade |= (plugins->v[i].flags & CSGI_PLUGIN_UPGRADES) != 0;
     srv_tls_use(cfg->tls);

@@ -505,7 +505,7 @@ struct csgi__upgrade_ops {
 
 #define CSGI__UP_LINGER (1u << 8)
 /* How long a closing connection waits for its client to close too. */
-#define CSGI__UPGRADE_LINGER_MS 2000
+#define CSGI__UPGRADE_LINGER_MS 1000
 /* The write queue's bounds: upgrade_write() answers 1 above SOFT, refuses above HARD. */
 #define CSGI__UPGRADE_SOFT (256u * 1024u)
 #define CSGI__UPGRADE_HARD (16u * 1024u * 1024u)

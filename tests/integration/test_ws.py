@@ -1,0 +1,310 @@
+"""WebSocket over a real csgi-server: plugins/chat (echo and room) against
+Debian's python3-websockets as the client (SPEC 4.15, issue 12).
+
+Run by meson with /usr/bin/python3; CSGI_SERVER names the server and
+CSGI_EXAMPLES the built plugins (chat.so, sse.so). The client library judges
+our frames; what it will not send (invalid UTF-8 in a text frame, an unmasked
+frame) goes out as raw frames on a socket after a handshake done by hand.
+Every wait is bounded; the server is our child, stopped by its PID.
+"""
+import asyncio
+import base64
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+SERVER = os.environ["CSGI_SERVER"]
+PLUGINS = os.environ["CSGI_EXAMPLES"]
+T = 10.0  # seconds, for any single wait
+N_WS = 24  # WebSocket clients in the reload test
+N_SSE = 8  # SSE subscribers in the reload test
+
+
+class Server:
+    """One csgi-server (one worker, one thread) serving chat.so and sse.so."""
+
+    def __init__(self, validated=False):
+        self.dir = tempfile.mkdtemp(prefix="csgi-ws-")
+        plugins = os.path.join(self.dir, "plugins")
+        os.mkdir(plugins)
+        for so in ("chat.so", "sse.so") + (("validator.so",) if validated else ()):
+            shutil.copy(os.path.join(PLUGINS, so), plugins)
+        self.log = os.path.join(self.dir, "error.log")
+        self.proc = subprocess.Popen(
+            [SERVER, "--bind", "127.0.0.1:0", "--plugins", plugins, "--error-log", self.log,
+             "--tmp-dir", self.dir, "--workers", "1", "--threads", "1",
+             "--graceful-timeout", "5", "--set", "chat.max_message=65536"]
+            + (["--wrap", "chat=validator"] if validated else []),
+            stdin=subprocess.DEVNULL)
+        self.port = 0
+        self.wait_log("worker ready", 1)
+        for line in self.text().splitlines():
+            if "listening on http://127.0.0.1:" in line:
+                self.port = int(line.split("listening on http://127.0.0.1:")[1].split()[0].strip("/"))
+        assert self.port, self.text()
+
+    def text(self):
+        try:
+            with open(self.log, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, needle, n):
+        end = time.monotonic() + T
+        while time.monotonic() < end:
+            if self.text().count(needle) >= n:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"no {n} x {needle!r} in the log:\n{self.text()}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(T)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, path):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 3 * T))
+
+
+def raw_handshake(port, path):
+    """A WebSocket opening handshake by hand: the socket, after the 101."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=T)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    assert head.endswith(b"\r\n\r\n"), head  # nothing of the server's before our frame
+    return s
+
+
+def frame(opcode, payload, mask=True):
+    """One final client frame; masked unless told otherwise (RFC 6455 5.2)."""
+    first = bytes([0x80 | opcode])
+    n = len(payload)
+    length = bytes([n]) if n < 126 else bytes([126]) + struct.pack("!H", n)
+    if not mask:
+        return first + length + payload
+    key = os.urandom(4)
+    body = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return first + bytes([length[0] | 0x80]) + length[1:] + key + body
+
+
+def read_close(s):
+    """The server's next frame: must be a close; returns its code. Then the server's EOF."""
+    data = b""
+    while len(data) < 4:
+        chunk = s.recv(4096)
+        assert chunk, data
+        data += chunk
+    assert data[0] == 0x88, data  # FIN + close, unmasked (server frames are)
+    assert data[1] & 0x80 == 0, data
+    code = struct.unpack("!H", data[2:4])[0]
+    s.sendall(frame(0x8, struct.pack("!H", code)))  # the closing handshake's reply
+    while s.recv(4096):
+        pass
+    return code
+
+
+class WebSocketTest(unittest.TestCase):
+    def setUp(self):
+        self.srv = Server()
+
+    def tearDown(self):
+        self.srv.stop()
+
+    def test_echo_messages_fragments_ping_close(self):
+        async def go():
+            async with websockets.connect(self.srv.url("/chat/echo"), max_size=None) as ws:
+                await ws.send("héllo")
+                self.assertEqual(await ws.recv(), "héllo")
+                await ws.send(b"\x00\x01\xff")
+                self.assertEqual(await ws.recv(), b"\x00\x01\xff")
+                # Fragmented: one message in three frames (and a binary one in two).
+                await ws.send(["frag", "ment", "ed ✓"])
+                self.assertEqual(await ws.recv(), "fragmented ✓")
+                await ws.send([b"ab", b"cd"])
+                self.assertEqual(await ws.recv(), b"abcd")
+                # 64 KiB exactly is allowed (chat.max_message=65536).
+                await ws.send("x" * 65536)
+                self.assertEqual(len(await ws.recv()), 65536)
+                pong = await ws.ping(b"are you there")
+                await asyncio.wait_for(pong, T)
+                await ws.close(4000, "done here")
+            # The server echoed our close code.
+            self.assertEqual(ws.close_code, 4000)
+        run(go())
+
+    def test_oversize_answered_1009(self):
+        async def go():
+            async with websockets.connect(self.srv.url("/chat/echo"), max_size=None) as ws:
+                await ws.send("y" * 65537)
+                with self.assertRaises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), T)
+            self.assertEqual(ws.close_code, 1009)
+        run(go())
+
+    def test_invalid_utf8_answered_1007(self):
+        s = raw_handshake(self.srv.port, "/chat/echo")
+        s.sendall(frame(0x1, "ok ".encode() + b"\xc3\x28 broken"))
+        self.assertEqual(read_close(s), 1007)
+        s.close()
+
+    def test_unmasked_frame_refused_1002(self):
+        s = raw_handshake(self.srv.port, "/chat/ws")
+        s.sendall(frame(0x1, b"unmasked", mask=False))
+        self.assertEqual(read_close(s), 1002)
+        s.close()
+
+    def test_not_a_handshake(self):
+        s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=T)
+        s.sendall(b"GET /chat/ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        s.close()
+        self.assertTrue(reply.startswith(b"HTTP/1.1 426 "), reply)
+        self.assertIn(b"Sec-WebSocket-Version: 13\r\n", reply)
+
+    def test_room_broadcast(self):
+        async def go():
+            clients = [await websockets.connect(self.srv.url("/chat/ws")) for _ in range(3)]
+            await clients[1].send("hi all")
+            for c in clients:
+                self.assertEqual(await asyncio.wait_for(c.recv(), T), "hi all")
+            await clients[2].send(["in ", "parts"])
+            for c in clients:
+                self.assertEqual(await asyncio.wait_for(c.recv(), T), "in parts")
+            for c in clients:
+                await c.close()
+                self.assertEqual(c.close_code, 1000)
+        run(go())
+
+    def test_reload_under_load(self):
+        """SIGHUP under WebSocket and SSE load: each old client is told (1001, event:
+        shutdown) and closed, reconnects to the new generation, nobody crashes."""
+        sse = []
+        for _ in range(N_SSE):
+            s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=T)
+            s.sendall(b"GET /sse/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            got = b""
+            while b": subscribed" not in got:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, got)
+                got += chunk
+            sse.append(s)
+
+        async def go():
+            clients = [await websockets.connect(self.srv.url("/chat/ws")) for _ in range(N_WS)]
+            await clients[0].send("before")
+            for c in clients:
+                self.assertEqual(await asyncio.wait_for(c.recv(), T), "before")
+            old_pid = self.srv.proc.pid
+            os.kill(old_pid, signal.SIGHUP)
+            for c in clients:
+                with self.assertRaises(ConnectionClosed):
+                    await asyncio.wait_for(c.recv(), T)
+                await asyncio.wait_for(c.wait_closed(), T)
+                self.assertEqual(c.close_code, 1001)
+                self.assertEqual(c.close_reason, "server restarts")
+            self.srv.wait_log("worker ready", 2)
+            again = [await websockets.connect(self.srv.url("/chat/ws")) for _ in range(N_WS)]
+            await again[-1].send("after")
+            for c in again:
+                self.assertEqual(await asyncio.wait_for(c.recv(), T), "after")
+            for c in again:
+                await c.close()
+        run(go())
+        for s in sse:
+            got = b""
+            while b"event: shutdown" not in got:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, got)
+                got += chunk
+            s.close()
+        self.srv.wait_log(") stopped", 1)  # the old worker exited
+        log = self.srv.text()
+        self.assertIn("worker 0 (gen 1, pid", log)
+        self.assertNotIn("killed by signal", log)
+        self.assertNotIn("graceful timeout", log)
+        self.assertNotIn("AddressSanitizer", log)
+        self.assertNotIn("runtime error", log)
+
+    def test_stop_tells_clients(self):
+        async def go():
+            clients = [await websockets.connect(self.srv.url(p)) for p in ("/chat/ws", "/chat/echo")]
+            t0 = time.monotonic()
+            self.srv.proc.send_signal(signal.SIGTERM)
+            for c in clients:
+                with self.assertRaises(ConnectionClosed):
+                    await asyncio.wait_for(c.recv(), T)
+                self.assertEqual(c.close_code, 1001)
+            return t0
+        t0 = run(go())
+        self.assertEqual(self.srv.proc.wait(T), 0)
+        self.assertLess(time.monotonic() - t0, 5.0)
+
+
+class ValidatedTest(unittest.TestCase):
+    """The chat behind the validator middleware (--wrap chat=validator): its use of
+    upgrade(), upgrade_write() and upgrade_close() breaks no rule of SPEC 4.15."""
+
+    def test_chat_through_the_validator(self):
+        srv = Server(validated=True)
+        try:
+            async def go():
+                async with websockets.connect(srv.url("/chat/echo")) as ws:
+                    await ws.send(["a", "b"])
+                    self.assertEqual(await ws.recv(), "ab")
+                    await asyncio.wait_for(await ws.ping(b"x"), T)
+                    await ws.close(4001)
+                self.assertEqual(ws.close_code, 4001)
+                members = [await websockets.connect(srv.url("/chat/ws")) for _ in range(2)]
+                await members[0].send("room")
+                for m in members:
+                    self.assertEqual(await asyncio.wait_for(m.recv(), T), "room")
+                await members[0].close()
+                os.kill(srv.proc.pid, signal.SIGTERM)  # the other hears 1001
+                with self.assertRaises(ConnectionClosed):
+                    await asyncio.wait_for(members[1].recv(), T)
+                self.assertEqual(members[1].close_code, 1001)
+            run(go())
+            self.assertEqual(srv.proc.wait(T), 0)
+            log = srv.text()
+            self.assertIn('validator: checking "chat"', log)
+            self.assertNotIn("csgi validator:", log)
+        finally:
+            srv.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -5,7 +5,9 @@
  * events, one every I ms, each carrying its send time; it measures when each
  * event reaches each subscriber, and prints one JSON object: delivered and
  * expected counts, delivery latency percentiles, and, with --pid, the
- * server worker's RSS and thread count while the subscribers wait.
+ * server worker's RSS and thread count while the subscribers wait and the
+ * CPU time it used per event (the fan-out's cost, which the machine's load
+ * does not inflate as it does the latency).
  *
  *   sse_bench --port P [--subscribers N] [--events E] [--interval-ms I]
  *             [--pid WORKER] [--prefix /sse] [--timeout-s S]
@@ -196,6 +198,29 @@ proc_status(int pid, const char *field)
     return v;
 }
 
+/* The CPU time process @p pid used so far (user and system, all threads), in ms, or -1. */
+static double
+proc_cpu_ms(int pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long long ut, st;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* Fields 14 and 15 (utime, stime), counted after the command's closing parenthesis. */
+    p = strrchr(buf, ')');
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
 static int
 cmp_double(const void *a, const void *b)
 {
@@ -251,6 +276,7 @@ main(int argc, char **argv)
     struct sub *subs;
     long long t0, deadline, subscribed_ms;
     long rss_kb = -1, threads = -1, failed_publish = 0;
+    double cpu0 = -1, cpu1 = -1;
     int ep;
 
     parse_args(argc, argv);
@@ -278,6 +304,7 @@ main(int argc, char **argv)
     if (opt.pid) {
         rss_kb = proc_status(opt.pid, "VmRSS");
         threads = proc_status(opt.pid, "Threads");
+        cpu0 = proc_cpu_ms(opt.pid);
     }
     for (long e = 0; e < opt.events && now_ns() < deadline; e++) {
         long long next = now_ns() + opt.interval_ms * 1000000LL;
@@ -289,13 +316,16 @@ main(int argc, char **argv)
     }
     while (delivered < opt.n * opt.events && now_ns() < deadline)
         pump(ep, subs, 100);
+    if (opt.pid)
+        cpu1 = proc_cpu_ms(opt.pid);
     qsort(lat_ms, n_lat, sizeof(*lat_ms), cmp_double);
     printf("{\"subscribers\": %ld, \"subscribed\": %ld, \"subscribe_ms\": %lld, \"events\": %ld, "
            "\"publish_failed\": %ld, \"expected\": %ld, \"delivered\": %ld, "
            "\"p50_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f, "
-           "\"worker_rss_kib\": %ld, \"worker_threads\": %ld}\n",
+           "\"worker_rss_kib\": %ld, \"worker_threads\": %ld, \"worker_cpu_ms_per_event\": %.1f}\n",
            opt.n, hellos, subscribed_ms, opt.events, failed_publish, opt.n * opt.events, delivered,
-           pct(0.5), pct(0.99), n_lat ? lat_ms[n_lat - 1] : -1.0, rss_kb, threads);
+           pct(0.5), pct(0.99), n_lat ? lat_ms[n_lat - 1] : -1.0, rss_kb, threads,
+           cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) / (double)opt.events : -1.0);
     for (long i = 0; i < opt.n; i++)
         close(subs[i].fd);
     free(subs);

@@ -216,6 +216,32 @@ START_TEST(wait_client_leaves)
 }
 END_TEST
 
+/*
+ * The wake loop watches a connection from its first waiting request until it
+ * closes: a second long poll on the same keep-alive connection, after the
+ * first was answered, is still seen to end when its client leaves.
+ */
+START_TEST(wait_client_leaves_second_poll)
+{
+    struct wire_conn c;
+    struct wire_resp r;
+
+    connect_send(&c, "GET /waits/poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(stats_reach("waiting=1 ", WAIT_MS));
+    expect_get("/waits/publish?msg=first", "woken=1\n");
+    ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "first\n");
+    wire_resp_free(&r);
+    ck_assert_int_eq(wire_send(&c, "GET /waits/poll HTTP/1.1\r\nHost: x\r\n\r\n", 37), 0);
+    ck_assert(stats_reach("waiting=1 closed=1 ", WAIT_MS));
+    wire_close(&c);
+    ck_assert_msg(stats_reach("waiting=0 closed=2 aborted=1 finished=2 ", WAIT_MS),
+                  "the second poll of a client that left was not closed as aborted");
+    expect_get("/waits/publish?msg=nobody", "woken=0\n");
+}
+END_TEST
+
 /* A host timer wakes a stream three times: no thread of the plugin's, the only thread free. */
 START_TEST(wait_timer_ticks)
 {
@@ -401,6 +427,7 @@ wait_suite(void)
     tcase_add_test(tc, wait_poll_pipelined);
     tcase_add_test(tc, wait_http10_stream);
     tcase_add_test(tc, wait_client_leaves);
+    tcase_add_test(tc, wait_client_leaves_second_poll);
     tcase_add_test(tc, wait_timer_ticks);
     tcase_add_test(tc, wait_fd_watch);
     tcase_add_test(tc, wait_resume_races_leaving);

@@ -8,14 +8,20 @@
  *                       a ": ping" comment after heartbeat_ms without events
  *   POST /sse/publish   publish the request body (at most 64 KiB) as one
  *                       event; answers "subscribers=N\n"
- *   GET  /sse/stats     "subscribers=N published=M\n"
+ *   GET  /sse/poll      a long poll: the next event published from then on,
+ *                       as one response (text/event-stream, Content-Length);
+ *                       204 after heartbeat_ms without one
+ *   GET  /sse/stats     "subscribers=N polls=P published=M\n"
  *
  * Events are kept once, in a ring of the last RING events, shared by every
  * subscriber (each holds a reference to the event it is sending); a
  * subscriber that falls more than RING events behind skips to the oldest.
  * On a reload or stop each subscriber gets "event: shutdown" and its stream
  * ends; "retry: 1000" at the start tells EventSource clients to reconnect a
- * second later. Configuration: heartbeat_ms (default 15000, 0 = none).
+ * second later; a waiting poll is answered 503 by the server. A poll waits
+ * from call() (CSGI_PENDING, no status yet) and starts its response in the
+ * next() that finds its event. Configuration: heartbeat_ms (default 15000,
+ * 0 = none; for a poll, how long it waits).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -44,7 +50,10 @@ struct sub {
     struct event *sending; /* the event whose bytes the server holds, or NULL */
     long long quiet_since; /* CLOCK_MONOTONIC ms of the last byte sent */
     long long timer_at;    /* when the host timer armed last fires (0: none armed) */
-    int state;             /* 0: hello to send, 1: streaming, 2: said goodbye */
+    int state;             /* 0: hello to send, 1: streaming, 2: said goodbye (a poll: answered) */
+    /* A long poll: its responder, for the delayed start (NULL: a subscriber). */
+    const struct csgi_responder *poll;
+    char length[24]; /* a poll's Content-Length value */
 };
 
 struct channel {
@@ -52,6 +61,7 @@ struct channel {
     pthread_mutex_t lock;
     struct sub head;
     long subscribers;
+    long polls;   /* of the subscribers, the long polls */
     uint64_t seq; /* events published */
     struct event *ring[RING];
     long heartbeat_ms;
@@ -84,6 +94,66 @@ path_is(const struct csgi_environ *env, const char *p)
            memcmp(env->path_info.ptr, p, env->path_info.len) == 0;
 }
 
+/* Arm the host timer of @p s for @p due, unless one is armed (the channel locked). */
+static int
+sub_arm(struct sub *s, long long now, long long due)
+{
+    if (s->timer_at && now >= s->timer_at)
+        s->timer_at = 0; /* it fired */
+    if (s->timer_at)
+        return CSGI_OK;
+    if (s->ch->api->timer(s->req, (uint64_t)(due - now)) < 0)
+        return CSGI_ENOMEM;
+    s->timer_at = due;
+    return CSGI_OK;
+}
+
+/* The next chunk of long poll @p s: its event, or a 204 once it waited heartbeat_ms. */
+static int
+poll_next_locked(struct sub *s, struct csgi_chunk *out, long long now)
+{
+    struct csgi_header h[] = {
+        {CSGI_STR_INIT("Content-Type"), CSGI_STR_INIT("text/event-stream")},
+        {CSGI_STR_INIT("Cache-Control"), CSGI_STR_INIT("no-cache")},
+        {CSGI_STR_INIT("Content-Length"), {s->length, 0}},
+    };
+    struct csgi_str reason = {NULL, 0};
+    struct channel *ch = s->ch;
+    int rc;
+
+    if (s->state == 2)
+        return CSGI_DONE;
+    if (s->next_seq < ch->seq) {
+        struct event *e;
+
+        if (s->next_seq + RING < ch->seq)
+            s->next_seq = ch->seq - RING;
+        e = ch->ring[s->next_seq % RING];
+        h[2].value.len = (size_t)snprintf(s->length, sizeof(s->length), "%zu", e->len);
+        rc = s->poll->start_response(s->poll->ctx, 200, reason, h, 3, NULL);
+        if (rc < 0)
+            return rc;
+        e->refs++;
+        s->sending = e;
+        s->state = 2;
+        out->ptr = e->text;
+        out->len = e->len;
+        return CSGI_OK;
+    }
+    if (ch->heartbeat_ms > 0) {
+        long long due = s->quiet_since + ch->heartbeat_ms;
+
+        if (now >= due) {
+            s->state = 2;
+            rc = s->poll->start_response(s->poll->ctx, 204, reason, NULL, 0, NULL);
+            return rc < 0 ? rc : CSGI_DONE;
+        }
+        if (sub_arm(s, now, due) < 0)
+            return CSGI_ENOMEM;
+    }
+    return CSGI_PENDING;
+}
+
 /* The next chunk of @p s (the channel locked). */
 static int
 sub_next_locked(struct sub *s, struct csgi_chunk *out)
@@ -93,6 +163,8 @@ sub_next_locked(struct sub *s, struct csgi_chunk *out)
 
     event_unref(s->sending);
     s->sending = NULL;
+    if (s->poll)
+        return poll_next_locked(s, out, now);
     if (s->state == 2)
         return CSGI_DONE;
     if (s->state == 0) {
@@ -121,8 +193,6 @@ sub_next_locked(struct sub *s, struct csgi_chunk *out)
         out->len = sizeof(goodbye) - 1;
         return CSGI_OK;
     }
-    if (s->timer_at && now >= s->timer_at)
-        s->timer_at = 0; /* it fired */
     if (ch->heartbeat_ms > 0) {
         long long due = s->quiet_since + ch->heartbeat_ms;
 
@@ -133,11 +203,8 @@ sub_next_locked(struct sub *s, struct csgi_chunk *out)
             return CSGI_OK;
         }
         /* A host timer: the heartbeat needs no thread of ours. One armed is enough. */
-        if (!s->timer_at) {
-            if (ch->api->timer(s->req, (uint64_t)(due - now)) < 0)
-                return CSGI_ENOMEM;
-            s->timer_at = due;
-        }
+        if (sub_arm(s, now, due) < 0)
+            return CSGI_ENOMEM;
     }
     return CSGI_PENDING;
 }
@@ -165,14 +232,19 @@ sub_close(void *ctx)
     s->prev->next = s->next;
     s->next->prev = s->prev;
     ch->subscribers--;
+    ch->polls -= s->poll != NULL;
     event_unref(s->sending);
     s->sending = NULL;
     pthread_mutex_unlock(&ch->lock);
 }
 
+/*
+ * GET /sse/ (a stream, started here) or, with @p poll, GET /sse/poll (a long
+ * poll: no status until its event, CSGI_PENDING from here).
+ */
 static int
 subscribe(struct channel *ch, struct csgi_environ *env, const struct csgi_responder *resp,
-          struct csgi_body *out)
+          struct csgi_body *out, int poll)
 {
     static const struct csgi_header h[] = {
         {CSGI_STR_INIT("Content-Type"), CSGI_STR_INIT("text/event-stream")},
@@ -185,11 +257,19 @@ subscribe(struct channel *ch, struct csgi_environ *env, const struct csgi_respon
     if (!s)
         return CSGI_ENOMEM;
     memset(s, 0, sizeof(*s));
-    rc = resp->start_response(resp->ctx, 200, reason, h, 2, NULL);
-    if (rc < 0)
-        return rc;
+    if (!poll) {
+        rc = resp->start_response(resp->ctx, 200, reason, h, 2, NULL);
+        if (rc < 0)
+            return rc;
+    }
     s->ch = ch;
     s->req = env->request;
+    s->poll = poll ? resp : NULL;
+    s->quiet_since = now_ms();
+    /* A poll's next() comes only once woken: its time-out is armed here (s is not shared yet). */
+    if (poll && ch->heartbeat_ms > 0 &&
+        sub_arm(s, s->quiet_since, s->quiet_since + ch->heartbeat_ms) < 0)
+        return CSGI_ENOMEM;
     pthread_mutex_lock(&ch->lock);
     s->next_seq = ch->seq; /* events from now on */
     s->next = &ch->head;
@@ -197,11 +277,12 @@ subscribe(struct channel *ch, struct csgi_environ *env, const struct csgi_respon
     ch->head.prev->next = s;
     ch->head.prev = s;
     ch->subscribers++;
+    ch->polls += poll;
     pthread_mutex_unlock(&ch->lock);
     out->ctx = s;
     out->next = sub_next;
     out->close = sub_close;
-    return CSGI_OK;
+    return poll ? CSGI_PENDING : CSGI_OK;
 }
 
 /* "id: N\n", then "data: <line>\n" per line of @p data, then "\n". NULL when out of memory. */
@@ -299,13 +380,15 @@ sse_call(void *state, struct csgi_environ *env, const struct csgi_responder *res
     int post = env->request_method.len == 4 && memcmp(env->request_method.ptr, "POST", 4) == 0;
 
     if (get && (path_is(env, "") || path_is(env, "/")))
-        return subscribe(ch, env, resp, out);
+        return subscribe(ch, env, resp, out, 0);
+    if (get && path_is(env, "/poll"))
+        return subscribe(ch, env, resp, out, 1);
     if (post && path_is(env, "/publish"))
         return publish(ch, env, resp, out);
     if (get && path_is(env, "/stats")) {
         pthread_mutex_lock(&ch->lock);
-        snprintf(text, sizeof(text), "subscribers=%ld published=%llu\n", ch->subscribers,
-                 (unsigned long long)ch->seq);
+        snprintf(text, sizeof(text), "subscribers=%ld polls=%ld published=%llu\n",
+                 ch->subscribers - ch->polls, ch->polls, (unsigned long long)ch->seq);
         pthread_mutex_unlock(&ch->lock);
         return reply_text(ch, env, resp, out, 200, text);
     }

@@ -361,6 +361,35 @@ setup_sse(void)
     h_start(&srv, 1, extra);
 }
 
+/* The sse plugin without heartbeat: a long poll waits until an event, however long. */
+static void
+setup_sse_quiet(void)
+{
+    const char *extra[] = {"--workers", "1", "--threads", "1", "--set", "sse.heartbeat_ms=0", NULL};
+
+    h_init(&srv);
+    h_add_plugin(&srv, "sse.so", NULL);
+    h_start(&srv, 1, extra);
+}
+
+/* Wait until /sse/stats contains @p want. */
+static int
+sse_stats_reach(const char *want, int timeout_ms)
+{
+    long long end = h_ms_now() + timeout_ms;
+
+    do {
+        struct hresp r = h_get(&srv, "/sse/stats");
+        int ok = r.status == 200 && h_has(r.body, want);
+
+        h_resp_free(&r);
+        if (ok)
+            return 1;
+        h_sleep_ms(20);
+    } while (h_ms_now() < end);
+    return 0;
+}
+
 static void
 publish_sse(const char *data, const char *want)
 {
@@ -415,6 +444,64 @@ START_TEST(sse_broadcast_and_reload)
 }
 END_TEST
 
+/*
+ * Long polls (GET /sse/poll): no status until the next event, which comes
+ * as one response with Content-Length, to the polls and the stream alike;
+ * the keep-alive connection then serves its next request.
+ */
+START_TEST(sse_poll_gets_event)
+{
+    struct wire_conn p[2], st;
+    struct wire_resp r;
+
+    for (int i = 0; i < 2; i++)
+        connect_send(&p[i], "GET /sse/poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    connect_send(&st, "GET /sse/ HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(recv_until(&st, ": subscribed\n\n", WAIT_MS));
+    ck_assert(sse_stats_reach("subscribers=1 polls=2 published=0\n", WAIT_MS));
+    /* Nothing, not even a status line, before the event. */
+    ck_assert_int_eq(recv_until(&p[0], "HTTP/1.1", 200), 0);
+    ck_assert_uint_eq(p[0].len, 0);
+    publish_sse("news", "subscribers=3\n");
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(wire_read(&p[i], "GET", WAIT_MS, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_int_eq(r.framing, WIRE_FRAMING_LENGTH);
+        ck_assert_str_eq(r.body, "id: 1\ndata: news\n\n");
+        ck_assert(h_has(r.head, "Content-Type: text/event-stream"));
+        wire_resp_free(&r);
+    }
+    ck_assert(recv_until(&st, "id: 1\ndata: news\n\n", WAIT_MS));
+    ck_assert_int_eq(wire_send(&p[0], "GET /sse/stats HTTP/1.1\r\nHost: x\r\n\r\n", 36), 0);
+    ck_assert_int_eq(wire_read(&p[0], "GET", WAIT_MS, &r), 0);
+    ck_assert_str_eq(r.body, "subscribers=1 polls=0 published=1\n");
+    wire_resp_free(&r);
+    for (int i = 0; i < 2; i++)
+        wire_close(&p[i]);
+    wire_close(&st);
+    ck_assert(sse_stats_reach("subscribers=0 polls=0 ", WAIT_MS));
+}
+END_TEST
+
+/* A long poll without an event for heartbeat_ms (200 here) is answered 204: the client polls again.
+ */
+START_TEST(sse_poll_times_out)
+{
+    struct wire_conn c;
+    struct wire_resp r;
+    long long t0 = h_ms_now();
+
+    connect_send(&c, "GET /sse/poll HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
+    ck_assert_int_eq(r.status, 204);
+    ck_assert_uint_eq(r.body_len, 0);
+    ck_assert_int_ge(h_ms_now() - t0, 199);
+    wire_resp_free(&r);
+    wire_close(&c);
+    ck_assert(sse_stats_reach("subscribers=0 polls=0 ", WAIT_MS));
+}
+END_TEST
+
 static Suite *
 wait_suite(void)
 {
@@ -437,6 +524,11 @@ wait_suite(void)
     tcase_add_checked_fixture(tc, setup_sse, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, sse_broadcast_and_reload);
+    tcase_add_test(tc, sse_poll_times_out);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("sse_quiet");
+    tcase_add_checked_fixture(tc, setup_sse_quiet, teardown);
+    tcase_add_test(tc, sse_poll_gets_event);
     suite_add_tcase(s, tc);
     return s;
 }

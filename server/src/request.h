@@ -24,8 +24,14 @@
 #include "scoreboard.h"
 #include "tls.h"
 
+/*
+ * READER_BLOCK_CHUNKED: a chunked stream's response block. libmicrohttpd
+ * (0.9.75 and 1.0.1) fills a chunked body into the connection's write buffer
+ * and never reads this block (stream_response()): it only costs memory, per
+ * waiting stream.
+ */
 #define READER_BLOCK         (32 * 1024)
-#define READER_BLOCK_CHUNKED 512
+#define READER_BLOCK_CHUNKED 16
 #define FIRST_ARENA          4096
 #define INLINE_HEADERS       16
 

@@ -10,7 +10,12 @@
  * does not inflate as it does the latency).
  *
  *   sse_bench --port P [--subscribers N] [--events E] [--interval-ms I]
- *             [--pid WORKER] [--prefix /sse] [--timeout-s S]
+ *             [--pid WORKER] [--prefix /sse] [--timeout-s S] [--mode stream|poll]
+ *
+ * --mode poll: N long polls (GET PREFIX/poll) instead of streams. A poll
+ * gets no byte before its event, so they count as waiting once the
+ * plugin's PREFIX/stats says "polls=N"; then the worker's RSS and threads
+ * are read, and one event (whatever --events says) answers every poll.
  *
  * Bounded: every phase gives up after --timeout-s (default 60).
  */
@@ -44,11 +49,12 @@ static struct {
     int pid;
     const char *prefix;
     long timeout_s;
-} opt = {0, 1000, 10, 100, 0, "/sse", 60};
+    int poll;
+} opt = {0, 1000, 10, 100, 0, "/sse", 60, 0};
 
 static double *lat_ms;
 static size_t n_lat, cap_lat;
-static long hellos, delivered;
+static long hellos, delivered, requested;
 
 static long long
 now_ns(void)
@@ -103,7 +109,7 @@ on_data(struct sub *s, const char *buf, size_t n)
 {
     if (!s->hello) {
         s->hello = 1;
-        hellos++;
+        hellos += !opt.poll; /* a poll's first bytes are its answer: counted by wait_polls() */
     }
     for (size_t i = 0; i < n; i++) {
         if (buf[i] == '\n') {
@@ -129,8 +135,8 @@ pump(int ep, struct sub *subs, int ms)
 
         if (evs[i].events & EPOLLOUT) {
             char req[128];
-            int len =
-                snprintf(req, sizeof(req), "GET %s/ HTTP/1.1\r\nHost: bench\r\n\r\n", opt.prefix);
+            int len = snprintf(req, sizeof(req), "GET %s/%s HTTP/1.1\r\nHost: bench\r\n\r\n",
+                               opt.prefix, opt.poll ? "poll" : "");
             struct epoll_event ev = {.events = EPOLLIN, .data.u32 = evs[i].data.u32};
 
             if (write(s->fd, req, (size_t)len) != len) {
@@ -138,6 +144,7 @@ pump(int ep, struct sub *subs, int ms)
                 exit(2);
             }
             epoll_ctl(ep, EPOLL_CTL_MOD, s->fd, &ev);
+            requested++;
             continue;
         }
         while ((n = read(s->fd, buf, sizeof(buf))) > 0)
@@ -145,34 +152,77 @@ pump(int ep, struct sub *subs, int ms)
     }
 }
 
-/* POST one event over a fresh blocking connection; returns 0 on a 200. */
+/*
+ * One request over a fresh blocking connection ("Connection: close"): @p resp
+ * gets the whole response, NUL-terminated. Returns 0 on a 200.
+ */
 static int
-publish(long seq)
+http_call(const char *method, const char *path, const char *body, char *resp, size_t cap)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
-    char body[64], req[256], resp[512];
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), len, blen, one = 1;
+    char req[512];
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), len, one = 1;
     size_t got = 0;
     ssize_t n;
 
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        if (fd >= 0)
+            close(fd);
         return -1;
+    }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    blen = snprintf(body, sizeof(body), "t=%lld seq=%ld", now_ns(), seq);
     len = snprintf(req, sizeof(req),
-                   "POST %s/publish HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\n"
+                   "%s %s%s HTTP/1.1\r\nHost: bench\r\nContent-Length: %zu\r\n"
                    "Connection: close\r\n\r\n%s",
-                   opt.prefix, blen, body);
+                   method, opt.prefix, path, strlen(body), body);
     if (write(fd, req, (size_t)len) != len) {
         close(fd);
         return -1;
     }
-    while (got < sizeof(resp) - 1 && (n = read(fd, resp + got, sizeof(resp) - 1 - got)) > 0)
+    while (got < cap - 1 && (n = read(fd, resp + got, cap - 1 - got)) > 0)
         got += (size_t)n;
     resp[got] = '\0';
     close(fd);
     return strncmp(resp, "HTTP/1.1 200", 12) == 0 ? 0 : -1;
+}
+
+/* POST one event, carrying its send time; returns 0 on a 200. */
+static int
+publish(long seq)
+{
+    char body[64], resp[512];
+
+    snprintf(body, sizeof(body), "t=%lld seq=%ld", now_ns(), seq);
+    return http_call("POST", "/publish", body, resp, sizeof(resp));
+}
+
+/* The number of long polls waiting, from PREFIX/stats ("... polls=P ..."), or -1. */
+static long
+polls_waiting(void)
+{
+    char resp[1024];
+    const char *p;
+
+    if (http_call("GET", "/stats", "", resp, sizeof(resp)) < 0)
+        return -1;
+    p = strstr(resp, " polls=");
+    return p ? atol(p + 7) : -1;
+}
+
+/* Until every long poll waits (no byte comes before the event): reads the stats every 100 ms. */
+static long
+wait_polls(int ep, struct sub *subs, long long deadline)
+{
+    long n = -1;
+
+    while (now_ns() < deadline) {
+        n = polls_waiting();
+        if (n >= opt.n)
+            break;
+        pump(ep, subs, 100);
+    }
+    return n;
 }
 
 /* A field of /proc/PID/status, as a number (kB for VmRSS), or -1. */
@@ -258,6 +308,9 @@ parse_args(int argc, char **argv)
             opt.prefix = argv[i + 1];
         else if (!strcmp(argv[i], "--timeout-s"))
             opt.timeout_s = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--mode") &&
+                 (!strcmp(argv[i + 1], "poll") || !strcmp(argv[i + 1], "stream")))
+            opt.poll = !strcmp(argv[i + 1], "poll");
         else {
             fprintf(stderr, "sse_bench: unknown option %s\n", argv[i]);
             exit(2);
@@ -265,9 +318,12 @@ parse_args(int argc, char **argv)
     }
     if (!opt.port || opt.n < 1 || opt.events < 1) {
         fprintf(stderr, "usage: sse_bench --port P [--subscribers N] [--events E] "
-                        "[--interval-ms I] [--pid WORKER] [--prefix /sse] [--timeout-s S]\n");
+                        "[--interval-ms I] [--pid WORKER] [--prefix /sse] [--timeout-s S] "
+                        "[--mode stream|poll]\n");
         exit(2);
     }
+    if (opt.poll)
+        opt.events = 1; /* a poll answers one event */
 }
 
 int
@@ -294,11 +350,16 @@ main(int argc, char **argv)
             fprintf(stderr, "connection %ld: %s\n", i, strerror(errno));
             return 2;
         }
-        /* At most 500 subscriptions unanswered: a full listen backlog costs SYN retries of 1 s. */
-        while (i + 1 - hellos >= 500 && now_ns() < deadline)
+        /*
+         * At most 500 subscriptions unanswered (polls: not yet sent): a full
+         * listen backlog costs SYN retries of 1 s.
+         */
+        while (i + 1 - (opt.poll ? requested : hellos) >= 500 && now_ns() < deadline)
             pump(ep, subs, 10);
     }
-    while (hellos < opt.n && now_ns() < deadline)
+    if (opt.poll)
+        hellos = wait_polls(ep, subs, deadline);
+    while (!opt.poll && hellos < opt.n && now_ns() < deadline)
         pump(ep, subs, 100);
     subscribed_ms = (now_ns() - t0) / 1000000;
     if (opt.pid) {
@@ -319,13 +380,14 @@ main(int argc, char **argv)
     if (opt.pid)
         cpu1 = proc_cpu_ms(opt.pid);
     qsort(lat_ms, n_lat, sizeof(*lat_ms), cmp_double);
-    printf("{\"subscribers\": %ld, \"subscribed\": %ld, \"subscribe_ms\": %lld, \"events\": %ld, "
+    printf("{\"mode\": \"%s\", \"subscribers\": %ld, \"subscribed\": %ld, \"subscribe_ms\": %lld, "
+           "\"events\": %ld, "
            "\"publish_failed\": %ld, \"expected\": %ld, \"delivered\": %ld, "
            "\"p50_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f, "
            "\"worker_rss_kib\": %ld, \"worker_threads\": %ld, \"worker_cpu_ms_per_event\": %.1f}\n",
-           opt.n, hellos, subscribed_ms, opt.events, failed_publish, opt.n * opt.events, delivered,
-           pct(0.5), pct(0.99), n_lat ? lat_ms[n_lat - 1] : -1.0, rss_kb, threads,
-           cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) / (double)opt.events : -1.0);
+           opt.poll ? "poll" : "stream", opt.n, hellos, subscribed_ms, opt.events, failed_publish,
+           opt.n * opt.events, delivered, pct(0.5), pct(0.99), n_lat ? lat_ms[n_lat - 1] : -1.0,
+           rss_kb, threads, cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) / (double)opt.events : -1.0);
     for (long i = 0; i < opt.n; i++)
         close(subs[i].fd);
     free(subs);

@@ -153,8 +153,13 @@ def main():
                     "results.json (into -o, default: beside it)")
     ap.add_argument("--list", action="store_true", help="list targets and endpoints, then exit")
     ap.add_argument("--sse", type=int, metavar="N",
-                    help="instead of the targets: N server-sent-event subscribers on one "
-                    "csgi-server worker (plugins/sse, bench/sse_bench): delivery, latency, RSS")
+                    help="instead of the targets: N waiting requests on one csgi-server worker "
+                    "(plugins/sse, bench/sse_bench): delivery, latency, worker CPU, RSS, threads")
+    ap.add_argument("--sse-mode", choices=["stream", "poll", "both"], default="stream",
+                    help="--sse: server-sent-event subscribers, idle long polls (answered by "
+                    "one event), or a run of each")
+    ap.add_argument("--sse-runs", type=int, default=1,
+                    help="--sse: runs per mode, each on a fresh server")
     ap.add_argument("--sse-events", type=int, default=5, help="--sse: events to publish")
     ap.add_argument("--sse-interval-ms", type=int, default=2000,
                     help="--sse: milliseconds between events")
@@ -191,6 +196,8 @@ def main():
     if not args.no_build:
         build(args.build_dir)
     if args.sse:
+        if args.sse_runs < 1 or args.sse_events < 1:
+            die("--sse-runs and --sse-events must be at least 1")
         args.tmp = tempfile.mkdtemp(prefix="csgi-bench-")
         try:
             stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -15,6 +15,7 @@ import sys
 from .common import BENCH, ROOT, SHAPE_TITLES, shape_of
 from .fmt import k
 from .markdown import instr_table, markdown_table, noise_note, saturation_note
+from .sse import sse_table
 
 BASELINE = os.path.join(BENCH, "baseline")
 README = os.path.join(ROOT, "README.md")
@@ -190,6 +191,8 @@ def blocks(baselines):
         out["tls-table"] = tls_table(baselines["tls"])
     if "load-balanced" in baselines:
         out["load-balanced"] = balanced(baselines["load-balanced"])
+    if "sse" in baselines:
+        out["sse-table"] = sse_table(baselines["sse"])
     return out
 
 

@@ -18,6 +18,7 @@ import htmlcheck  # noqa: E402
 from csgibench import build, compare, markdown, output, readme, stats, svg  # noqa: E402
 from csgibench import html as report_html  # noqa: E402
 from csgibench.cli import LOAD_ONLY, strip_options  # noqa: E402
+from csgibench.sse import sse_table  # noqa: E402
 from csgibench.targets import Target, select  # noqa: E402
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -418,12 +419,43 @@ class Readme(unittest.TestCase):
         self.assertIn("| plaintext | hello | %s |" % hello, bench)
 
 
+class SseTable(unittest.TestCase):
+    @staticmethod
+    def sse_run(mode, p99, cpu, load):
+        return {"mode": mode, "subscribers": 10000, "events": 5 if mode == "stream" else 1,
+                "interval_ms": 2000, "expected": 50000 if mode == "stream" else 10000,
+                "delivered": 50000 if mode == "stream" else 9999, "p50_ms": 40.4,
+                "p99_ms": p99, "worker_cpu_ms_per_event": cpu, "worker_rss_kib": 130560,
+                "worker_threads": 4, "load_before": load}
+
+    def test_rows_and_spread(self):
+        doc = {"mode": "sse", "meta": {"versions": {"libmicrohttpd": "0.9.75"},
+                                       "buildtype": "release, LTO", "cores": 2,
+                                       "date": "2026-12-04 07:00 UTC"},
+               "runs": [self.sse_run("stream", 95.2, 101, [1.5, 2, 3]),
+                        self.sse_run("stream", 180.6, 112, [6.25, 2, 3]),
+                        self.sse_run("poll", 300, 250, None)]}
+        lines = sse_table(doc).split("\n")
+        self.assertEqual(lines[2], "| 10,000 SSE subscribers | 5, 2,000 ms apart | 50,000 of "
+                         "50,000 | 40 ms | 95 ms | 101 ms | 127.5 MiB | 4 | 1.5 |")
+        self.assertEqual(lines[4], "| 10,000 idle long polls | 1 (answers every poll) | 9,999 "
+                         "of 10,000 | 40 ms | 300 ms | 250 ms | 127.5 MiB | 4 | ? |")
+        self.assertEqual(lines[-1], "Over the 2 stream runs: p99 95-181 ms, worker CPU per "
+                         "event 101-112 ms (libmicrohttpd 0.9.75, release, LTO, 2 cores, "
+                         "2026-12-04 07:00 UTC).")
+        # One stream run: no spread to tell.
+        doc["runs"] = doc["runs"][:1]
+        self.assertEqual(len(sse_table(doc).split("\n")), 3)
+
+
 class HtmlReport(unittest.TestCase):
     def test_baselines_render_self_contained(self):
         # Every committed run: well-formed, standing alone, every table and the chart.
         docs = readme.load_baselines()
         self.assertTrue({"load", "instructions"} <= set(docs))
         for name, doc in docs.items():
+            if doc.get("mode") == "sse":
+                continue  # an --sse run has its table only (results.md, the README's block)
             md, chart, page = output.reports(doc)
             self.assertEqual(htmlcheck.report_problems(page, md, chart), [], name)
             self.assertIn(doc["meta"]["command"], page)

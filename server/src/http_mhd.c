@@ -257,6 +257,8 @@ access_log(struct csgi_request *r)
  */
 static _Thread_local struct csgi_request *req_cached;
 static _Thread_local int req_cache_armed;
+/* Set once the thread made its first request block (the one with a FIRST_ARENA block). */
+static _Thread_local int req_made_first;
 static pthread_key_t req_cache_key;
 static pthread_once_t req_cache_once = PTHREAD_ONCE_INIT;
 static int req_cache_key_ok;
@@ -280,14 +282,24 @@ static struct csgi_request *
 req_alloc(void)
 {
     struct csgi_request *r = req_cached;
+    size_t first;
 
     if (r) {
         req_cached = NULL;
         return r;
     }
-    r = malloc(sizeof(*r) + FIRST_ARENA);
+    /*
+     * The cache is empty: the thread's first block, or blocks in use by
+     * requests still going (a response that waits holds one for as long as
+     * it waits). Only the first gets the full first arena block: 10,000
+     * waiting SSE subscribers on a thread are 29 MiB less.
+     */
+    first = req_made_first ? FIRST_ARENA_SMALL : FIRST_ARENA;
+    r = malloc(sizeof(*r) + first);
     if (!r)
         return NULL;
+    req_made_first = 1;
+    r->first_arena = first;
     /* What stays the same from one request of the block to the next. */
     csgi__response_init(&r->core, &srv_core_ops, r, 0, 0);
     r->errors_state.sink = srv_errors_sink;
@@ -301,7 +313,13 @@ static void
 req_release(struct csgi_request *r)
 {
     if (req_cached) {
-        free(r);
+        /* The cache keeps the thread's block with the full first arena block. */
+        if (r->first_arena > req_cached->first_arena) {
+            free(req_cached);
+            req_cached = r;
+        } else {
+            free(r);
+        }
         return;
     }
     if (!req_cache_armed) {
@@ -390,7 +408,7 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     /* The parts outside the memset that a request refused early still uses. */
     csgi__response_reset(&r->core, 0);
     r->errors_state.line_len = 0;
-    srv_arena_init(&r->arena, r + 1, FIRST_ARENA);
+    srv_arena_init(&r->arena, r + 1, r->first_arena);
     r->h = h;
     r->slot = slot;
     r->conn = conn;

@@ -33,6 +33,7 @@ setup(void)
 
     h_init(&srv);
     h_add_plugin(&srv, "waits.so", NULL);
+    h_add_plugin(&srv, "examples/echo.so", "echo.so");
     h_start(&srv, 1, extra);
 }
 
@@ -239,6 +240,37 @@ START_TEST(wait_client_leaves_second_poll)
     ck_assert_msg(stats_reach("waiting=0 closed=2 aborted=1 finished=2 ", WAIT_MS),
                   "the second poll of a client that left was not closed as aborted");
     expect_get("/waits/publish?msg=nobody", "woken=0\n");
+}
+END_TEST
+
+/*
+ * While a stream waits it holds the thread's first request block: requests
+ * that overlap it get blocks with a smaller first arena (FIRST_ARENA_SMALL),
+ * and one that needs more (a 1,500-byte target, its path copy and the
+ * decoded query) grows past it.
+ */
+START_TEST(wait_overlapping_request_grows_its_arena)
+{
+    static char path[1600], want[1600];
+    struct wire_conn s;
+    struct hresp r;
+
+    connect_send(&s, "GET /waits/stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(recv_until(&s, "ready\n", WAIT_MS));
+    memcpy(path, "/echo?q=", 8);
+    memset(path + 8, 'a', 1500);
+    path[1508] = '\0';
+    snprintf(want, sizeof(want), "[\"q\",\"%s\"]", path + 8);
+    for (int i = 0; i < 3; i++) {
+        r = h_get(&srv, path);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_msg(h_has(r.body, want), "request %d: the query did not come back whole", i);
+        h_resp_free(&r);
+    }
+    expect_get("/waits/publish?msg=end", "woken=1\n");
+    ck_assert(recv_until(&s, "end\n", WAIT_MS));
+    wire_close(&s);
+    ck_assert(stats_reach("waiting=0 closed=1 ", WAIT_MS));
 }
 END_TEST
 
@@ -515,6 +547,7 @@ wait_suite(void)
     tcase_add_test(tc, wait_http10_stream);
     tcase_add_test(tc, wait_client_leaves);
     tcase_add_test(tc, wait_client_leaves_second_poll);
+    tcase_add_test(tc, wait_overlapping_request_grows_its_arena);
     tcase_add_test(tc, wait_timer_ticks);
     tcase_add_test(tc, wait_fd_watch);
     tcase_add_test(tc, wait_resume_races_leaving);

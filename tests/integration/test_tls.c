@@ -368,6 +368,78 @@ START_TEST(tls_session_resumed)
 }
 END_TEST
 
+/*
+ * A handshake waiting for the client is no work for the server: a client
+ * sends its ClientHello, reads the server's whole flight and then holds its
+ * Finished for 2 s. The worker must sleep meanwhile (libmicrohttpd's epoll
+ * loop spun on such a connection: recv() and epoll_wait(0) until the client
+ * answered, a whole core's worth). Then the handshake completes and the
+ * request is answered, so the server did wait for it.
+ */
+START_TEST(tls_handshake_wait_sleeps)
+{
+    char cmd[2400], out[400], *text;
+    struct tls_resp r = tls_get(tls_port, "/probe/pid", NULL);
+    int pid = atoi(r.body), ticks = -1;
+    const char *py = "import socket, ssl, sys, time\n"
+                     "d, port, pid = sys.argv[1], int(sys.argv[2]), sys.argv[3]\n"
+                     "def cpu():\n"
+                     "    st = open('/proc/%s/stat' % pid).read()\n"
+                     "    v = st[st.rfind(')') + 2:].split()\n"
+                     "    return int(v[11]) + int(v[12])\n"
+                     "ctx = ssl.create_default_context(cafile=d + '/ca.pem')\n"
+                     "inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()\n"
+                     "tls = ctx.wrap_bio(inc, out, server_hostname='a.test')\n"
+                     "s = socket.create_connection(('127.0.0.1', int(port)), timeout=10)\n"
+                     "done = False\n"
+                     "while not done:\n"
+                     "    try:\n"
+                     "        tls.do_handshake()\n"
+                     "        done = True\n"
+                     "    except ssl.SSLWantReadError:\n"
+                     "        pass\n"
+                     "    if out.pending and not done:\n"
+                     "        s.sendall(out.read())\n"
+                     "    if not done:\n"
+                     "        data = s.recv(65536)\n"
+                     "        if not data: sys.exit('closed during the handshake')\n"
+                     "        inc.write(data)\n"
+                     "c0 = cpu()\n"
+                     "time.sleep(2)\n"
+                     "print('ticks=%d' % (cpu() - c0))\n"
+                     "tls.write(b'GET /probe/env HTTP/1.1\\r\\nHost: a.test\\r\\nConnection: "
+                     "close\\r\\n\\r\\n')\n"
+                     "s.sendall(out.read())\n"
+                     "body = b''\n"
+                     "while True:\n"
+                     "    data = s.recv(65536)\n"
+                     "    if not data: break\n"
+                     "    inc.write(data)\n"
+                     "    try:\n"
+                     "        body += tls.read(65536)\n"
+                     "    except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):\n"
+                     "        pass\n"
+                     "print(body.decode('latin-1').split('\\r\\n')[0])\n";
+
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_gt(pid, 0);
+    tls_resp_free(&r);
+    snprintf(out, sizeof(out), "%s/hold.out", srv.dir);
+    snprintf(cmd, sizeof(cmd), "timeout 30 python3 -c \"$PY\" '%s' %d %d >'%s' 2>&1", certs,
+             tls_port, pid, out);
+    setenv("PY", py, 1);
+    ck_assert_int_eq(system(cmd), 0);
+    text = h_slurp(out, NULL);
+    ck_assert_msg(h_has(text, "HTTP/1.1 200 OK\n"), "%s", text);
+    ck_assert_msg(h_has(text, "ticks="), "%s", text);
+    ticks = atoi(strstr(text, "ticks=") + 6);
+    /* Clock ticks are 10 ms: at most 50 ms of CPU in 2 s (the spin took 260 ms on a loaded
+     * machine). */
+    ck_assert_msg(ticks >= 0 && ticks <= 5, "worker CPU while the handshake waited: %s", text);
+    free(text);
+}
+END_TEST
+
 /* Last in its case: it changes the server's certificate files. */
 START_TEST(tls_reload_swaps_certificate)
 {
@@ -588,6 +660,7 @@ tls_suite(void)
     tcase_add_test(tc, tls_client_certificate_optional);
     tcase_add_test(tc, tls_alpn_and_key_hygiene);
     tcase_add_test(tc, tls_session_resumed);
+    tcase_add_test(tc, tls_handshake_wait_sleeps);
     tcase_add_test(tc, tls_strict);
     tcase_add_test(tc, tls_reload_after_user);
     tcase_add_test(tc, tls_check_config);

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -24,6 +25,7 @@ from websockets.exceptions import ConnectionClosed
 
 SERVER = os.environ["CSGI_SERVER"]
 PLUGINS = os.environ["CSGI_EXAMPLES"]
+TLS_CERTS = os.environ["CSGI_TLS_CERTS"]  # tls_certs.sh
 T = 10.0  # seconds, for any single wait
 N_WS = 24  # WebSocket clients in the reload test
 N_SSE = 8  # SSE subscribers in the reload test
@@ -32,24 +34,33 @@ N_SSE = 8  # SSE subscribers in the reload test
 class Server:
     """One csgi-server (one worker, one thread) serving chat.so and sse.so."""
 
-    def __init__(self, validated=False):
+    def __init__(self, validated=False, tls=False):
         self.dir = tempfile.mkdtemp(prefix="csgi-ws-")
+        self.tls = tls
         plugins = os.path.join(self.dir, "plugins")
         os.mkdir(plugins)
         for so in ("chat.so", "sse.so") + (("validator.so",) if validated else ()):
             shutil.copy(os.path.join(PLUGINS, so), plugins)
         self.log = os.path.join(self.dir, "error.log")
+        bind = ["--bind", "127.0.0.1:0"]
+        if tls:
+            certs = os.path.join(self.dir, "certs")
+            subprocess.run(["sh", TLS_CERTS, certs], check=True, timeout=60)
+            bind = ["--bind", "https://127.0.0.1:0", "--tls-cert", os.path.join(certs, "a.pem"),
+                    "--tls-key", os.path.join(certs, "a.key")]
+            self.ssl = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
         self.proc = subprocess.Popen(
-            [SERVER, "--bind", "127.0.0.1:0", "--plugins", plugins, "--error-log", self.log,
+            [SERVER] + bind + ["--plugins", plugins, "--error-log", self.log,
              "--tmp-dir", self.dir, "--workers", "1", "--threads", "1",
              "--graceful-timeout", "5", "--set", "chat.max_message=65536"]
             + (["--wrap", "chat=validator"] if validated else []),
             stdin=subprocess.DEVNULL)
         self.port = 0
         self.wait_log("worker ready", 1)
+        scheme = "https" if tls else "http"
         for line in self.text().splitlines():
-            if "listening on http://127.0.0.1:" in line:
-                self.port = int(line.split("listening on http://127.0.0.1:")[1].split()[0].strip("/"))
+            if f"listening on {scheme}://127.0.0.1:" in line:
+                self.port = int(line.split(f"listening on {scheme}://127.0.0.1:")[1].split()[0].strip("/"))
         assert self.port, self.text()
 
     def text(self):
@@ -80,7 +91,22 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def url(self, path):
-        return f"ws://127.0.0.1:{self.port}{path}"
+        return f"{'wss' if self.tls else 'ws'}://127.0.0.1:{self.port}{path}"
+
+    def connect(self, path, **kw):
+        """A websockets client to path (over TLS, trusting the test CA, for a TLS server)."""
+        if self.tls:
+            kw["ssl"] = self.ssl
+        return websockets.connect(self.url(path), **kw)
+
+    def cpu_ticks(self):
+        """The user and system clock ticks of the server's one worker so far."""
+        worker = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True,
+                                text=True, timeout=T).stdout.split()
+        assert len(worker) == 1, worker
+        with open(f"/proc/{worker[0]}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
 
 
 def run(coro):
@@ -272,6 +298,83 @@ class WebSocketTest(unittest.TestCase):
         t0 = run(go())
         self.assertEqual(self.srv.proc.wait(T), 0)
         self.assertLess(time.monotonic() - t0, 5.0)
+
+
+class TlsTest(unittest.TestCase):
+    """WebSocket (wss://) and SSE over csgi-server's own TLS listener: libmicrohttpd
+    relays an upgraded TLS connection through a socket pair, and a parked SSE
+    response waits on a TLS connection; neither may lose data or keep the worker
+    busy while nothing happens."""
+
+    def setUp(self):
+        self.srv = Server(tls=True)
+
+    def tearDown(self):
+        self.srv.stop()
+
+    def test_wss_echo_room_and_sse(self):
+        sse = self.srv.ssl.wrap_socket(
+            socket.create_connection(("127.0.0.1", self.srv.port), timeout=T),
+            server_hostname="localhost")
+        sse.sendall(b"GET /sse/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while b": subscribed" not in got:
+            chunk = sse.recv(4096)
+            self.assertTrue(chunk, got)
+            got += chunk
+
+        async def go():
+            async with self.srv.connect("/chat/echo", max_size=None) as ws:
+                await ws.send("héllo")
+                self.assertEqual(await ws.recv(), "héllo")
+                await ws.send(["frag", "ment"])
+                self.assertEqual(await ws.recv(), "fragment")
+                big = os.urandom(65536)  # many TLS records each way
+                await ws.send(big)
+                self.assertEqual(await ws.recv(), big)
+                await asyncio.wait_for(await ws.ping(b"tls"), T)
+                members = [await self.srv.connect("/chat/ws") for _ in range(2)]
+                # Idle: an open wss connection, two room members and an SSE subscriber.
+                await asyncio.sleep(0.3)
+                before = self.srv.cpu_ticks()
+                await asyncio.sleep(2.0)
+                idle = self.srv.cpu_ticks() - before
+                await members[0].send("over tls")
+                for m in members:
+                    self.assertEqual(await asyncio.wait_for(m.recv(), T), "over tls")
+                for m in members:
+                    await m.close()
+                    self.assertEqual(m.close_code, 1000)
+                await ws.close(4002)
+            self.assertEqual(ws.close_code, 4002)
+            return idle
+        idle = run(go())
+        # A spinning worker burns ~200 ticks in 2 s; the heartbeat costs about none.
+        self.assertLess(idle, 40, "the worker was busy while every connection was idle")
+
+        # The subscriber gets an event published over another TLS connection.
+        pub = self.srv.ssl.wrap_socket(
+            socket.create_connection(("127.0.0.1", self.srv.port), timeout=T),
+            server_hostname="localhost")
+        pub.sendall(b"POST /sse/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n"
+                    b"Connection: close\r\n\r\nover-tls!")
+        reply = b""
+        while True:
+            chunk = pub.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        pub.close()
+        self.assertRegex(reply, rb"^HTTP/1\.1 20[04] ")
+        got = b""
+        while b"data: over-tls!" not in got:
+            chunk = sse.recv(4096)
+            self.assertTrue(chunk, got)
+            got += chunk
+        sse.close()
+        log = self.srv.text()
+        self.assertNotIn("killed by signal", log)
+        self.assertNotIn("AddressSanitizer", log)
 
 
 class ValidatedTest(unittest.TestCase):

@@ -132,9 +132,9 @@ join() {
 
 prebuild() {
     # prebuild BUILD_DIR: build a configured tree in the background at the lowest priority,
-    # while the suites running meanwhile mostly wait on sockets and signals; prebuild_pid
-    # is the job. build_tree later finishes the job in the foreground, where a failure
-    # shows and counts.
+    # while the suites running meanwhile leave the processors idle; prebuild_pid is the
+    # job. build_tree later finishes the job in the foreground, where a failure shows and
+    # counts.
     nice -n 19 ninja -C "$1" >/dev/null 2>&1 &
     prebuild_pid=$!
     bg_pids="$bg_pids $!"
@@ -262,7 +262,12 @@ valgrind_suites build-ci valgrind
 
 # 2. build-asan's suites in the background; meanwhile the 1.0 trees build.
 if [ "$quick" = no ]; then
-    [ -z "${prebuild_pid:-}" ] || wait "$prebuild_pid"
+    # What the background build has not done yet is built now at the ordinary priority
+    # (ninja, stopped, removes the outputs of the commands it cut short).
+    if [ -n "${prebuild_pid:-}" ]; then
+        kill -TERM "$prebuild_pid" 2>/dev/null
+        wait "$prebuild_pid"
+    fi
     # shellcheck disable=SC2086 # one option a word
     build_tree build-asan $asan && in_background asan test_asan build-asan
 fi

@@ -77,10 +77,17 @@ test_tree() {
     # test_tree BUILD_DIR [meson test options...]: run the suites and count the results.
     dir=$1
     shift
-    rm -f "$dir/meson-logs/testlog.json"
+    # meson names the log after the test setup: testlog-SETUP.json with --setup SETUP.
+    log=testlog.json
+    prev=""
+    for a in "$@"; do
+        [ "$prev" != --setup ] || log=testlog-$a.json
+        prev=$a
+    done
+    rm -f "$dir/meson-logs/$log"
     meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 \
         "--timeout-multiplier=${TIMEOUT_MULT:-1}" "$@"
-    python3 scripts/count-tests.py "$dir/meson-logs/testlog.json" "$dir" >>"$results"
+    python3 scripts/count-tests.py "$dir/meson-logs/$log" "$dir" >>"$results"
 }
 
 inproc="--suite unit --suite gateway --suite abi"
@@ -96,6 +103,9 @@ test_asan() (
     dir=$1
     shift
     TIMEOUT_MULT=3
+    # The asan test setup (meson.build): UBSan's halt_on_error, so that a runtime error
+    # fails its test instead of only printing.
+    set -- --setup asan "$@"
     # shellcheck disable=SC2086 # one option a word
     if meson test -C "$dir" --no-rebuild --list $inproc "$@" >/dev/null 2>&1; then
         # shellcheck disable=SC2086 # one option a word

@@ -357,6 +357,12 @@ struct val_req {
 
     int input_eof;
     uint64_t input_pos;
+
+    /* While the application's call() runs: the thread it runs on, and the link in val_calls. */
+    pthread_t call_thread;
+    struct val_req *call_next;
+    /* Its upgrade() is being passed on (val_upgrade()): a lookup skips it. */
+    int upgrading;
 };
 
 /* ------------------------------------------------------------------ */
@@ -1378,8 +1384,58 @@ static int val_called(struct val_req *rq, int rc, struct csgi_body *out);
 /* Upgraded connections (SPEC 4.15)                                    */
 /* ------------------------------------------------------------------ */
 
-/* The request whose call() runs on this thread (upgrade() is only allowed there). */
-static _Thread_local struct val_req *val_current;
+/*
+ * The requests whose call() runs now, innermost first: upgrade() (allowed
+ * only there) is handed the host's request and finds its validator's state
+ * here by that request and the calling thread. A list under a lock, not a
+ * thread-local variable: a validator is often a dlopen()ed plugin, and
+ * thread-local storage in a module that is later dlclose()d crashes
+ * LeakSanitizer's exit check (GCC 12; seen in every forked test of the
+ * differential suite after the first validated request).
+ */
+static pthread_mutex_t val_calls_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct val_req *val_calls;
+
+static void
+val_calls_push(struct val_req *rq)
+{
+    rq->call_thread = pthread_self();
+    rq->upgrading = 0;
+    pthread_mutex_lock(&val_calls_lock);
+    rq->call_next = val_calls;
+    val_calls = rq;
+    pthread_mutex_unlock(&val_calls_lock);
+}
+
+static void
+val_calls_remove(struct val_req *rq)
+{
+    pthread_mutex_lock(&val_calls_lock);
+    for (struct val_req **pp = &val_calls; *pp; pp = &(*pp)->call_next) {
+        if (*pp == rq) {
+            *pp = rq->call_next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&val_calls_lock);
+    rq->call_next = NULL;
+}
+
+/* The innermost request in call() on this thread for the host's @p req, or NULL. */
+static struct val_req *
+val_calls_find(const struct csgi_request *req)
+{
+    struct val_req *rq;
+    pthread_t self = pthread_self();
+
+    pthread_mutex_lock(&val_calls_lock);
+    for (rq = val_calls; rq; rq = rq->call_next) {
+        if (rq->env.request == req && !rq->upgrading && pthread_equal(rq->call_thread, self))
+            break;
+    }
+    pthread_mutex_unlock(&val_calls_lock);
+    return rq;
+}
 
 static void
 vu_data(void *arg, struct csgi_upgrade *u, const void *data, size_t len)
@@ -1449,14 +1505,18 @@ static int
 val_upgrade(struct csgi_request *req, const struct csgi_upgrade_handler *handler, void *arg,
             struct csgi_upgrade **out)
 {
-    struct val_req *rq = val_current;
+    struct val_req *rq = val_calls_find(req);
     struct val_up *x;
     int rc;
 
     if (!rq)
         return CSGI_ESTATE; /* outside call(): the host's answer too */
-    if (!handler || !out || !handler->on_data || !handler->on_close)
-        return rq->v->api->upgrade(req, handler, arg, out);
+    if (!handler || !out || !handler->on_data || !handler->on_close) {
+        rq->upgrading = 1;
+        rc = rq->v->api->upgrade(req, handler, arg, out);
+        rq->upgrading = 0;
+        return rc;
+    }
     if (!csgi__upgrade_asked(rq->outer_env))
         val_report(rq, R_APP_UPGRADE_NOT_ASKED, "upgrade() for a request without an upgrade");
     x = calloc(1, sizeof(*x));
@@ -1466,7 +1526,9 @@ val_upgrade(struct csgi_request *req, const struct csgi_upgrade_handler *handler
     x->v = rq->v;
     x->app = handler;
     x->arg = arg;
+    rq->upgrading = 1;
     rc = rq->v->api->upgrade(req, &val_up_handler, x, &x->host_u);
+    rq->upgrading = 0;
     if (rc < 0) {
         free(x);
         return rc;
@@ -1609,10 +1671,9 @@ csgi_validator_call(void *validator, struct csgi_environ *env, const struct csgi
     if (rc < 0)
         return rc;
     val_wrap(v, rq, env, resp, out);
-    outer = val_current;
-    val_current = rq;
+    val_calls_push(rq);
     rc = v->app(v->app_state, &rq->env, &rq->resp, &rq->inner);
-    val_current = outer;
+    val_calls_remove(rq);
     return val_called(rq, rc, out);
 }
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build csgi and run csgi-server on the bundled example plugins at 127.0.0.1:8000:
-# hello and stream (raw CSGI), the WebSocket chat, and the World app on raw CSGI and on
-# both frameworks.
+# hello and stream (raw CSGI), the WebSocket chat, server-sent events, and the World app on
+# raw CSGI and on both frameworks.
 # Usage: scripts/run-example.sh [extra csgi-server options]
 set -eu
 cd "$(dirname "$0")/.."
@@ -14,6 +14,7 @@ ninja -C build-run >/dev/null
 dir=build-run/example-plugins
 mkdir -p "$dir"
 for so in build-run/plugins/hello.so build-run/plugins/stream.so build-run/plugins/chat.so \
+    build-run/plugins/sse.so \
     build-run/plugins/apps/world/world_raw.so build-run/plugins/apps/world/world_resource.so \
     build-run/plugins/apps/world/world_route.so; do
     [ -f "$so" ] && ln -sf "$(pwd)/$so" "$dir/$(basename "$so")"
@@ -26,6 +27,10 @@ csgi-server on http://127.0.0.1:8000/ (Ctrl-C stops it). Try:
   curl http://127.0.0.1:8000/hello/you
   curl http://127.0.0.1:8000/stream?n=3
   a browser on http://127.0.0.1:8000/chat/    (a WebSocket room; open it twice)
+  curl -N http://127.0.0.1:8000/sse/          (server-sent events; then, elsewhere:)
+  curl -d 'hi there' http://127.0.0.1:8000/sse/publish
+      (the chat and sse keep one room per worker: run this script with --workers 1
+       for one room for every client)
   curl http://127.0.0.1:8000/raw/json            (and /resource/json, /route/json)
   curl http://127.0.0.1:8000/route/fortunes
   curl http://127.0.0.1:8000/resource/queries?queries=3

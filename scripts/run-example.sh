@@ -29,8 +29,8 @@ csgi-server on http://127.0.0.1:8000/ (Ctrl-C stops it). Try:
   a browser on http://127.0.0.1:8000/chat/    (a WebSocket room; open it twice)
   curl -N http://127.0.0.1:8000/sse/          (server-sent events; then, elsewhere:)
   curl -d 'hi there' http://127.0.0.1:8000/sse/publish
-      (the chat and sse keep one room per worker: run this script with --workers 1
-       for one room for every client)
+      (sse relays a publish to every worker; the chat keeps one room per worker:
+       run this script with --workers 1 for one room for every client)
   curl http://127.0.0.1:8000/raw/json            (and /resource/json, /route/json)
   curl http://127.0.0.1:8000/route/fortunes
   curl http://127.0.0.1:8000/resource/queries?queries=3
@@ -39,4 +39,5 @@ csgi-server on http://127.0.0.1:8000/ (Ctrl-C stops it). Try:
 MSG
 exec build-run/server/csgi-server --bind 127.0.0.1:8000 --plugins "$dir" \
     --set "world_raw.db=$db" --set "world_resource.db=$db" --set "world_route.db=$db" \
+    --set "sse.relay_dir=$(pwd)/build-run/sse-relay" \
     --access-log - "$@"

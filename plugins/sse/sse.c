@@ -7,7 +7,8 @@
  *                       from then on ("id: N" and one "data:" line per line);
  *                       a ": ping" comment after heartbeat_ms without events
  *   POST /sse/publish   publish the request body (at most 64 KiB) as one
- *                       event; answers "subscribers=N\n"
+ *                       event; answers "subscribers=N\n" (with relay_dir,
+ *                       "subscribers=N workers=M\n")
  *   GET  /sse/poll      a long poll: the next event published from then on,
  *                       as one response (text/event-stream, Content-Length);
  *                       204 after heartbeat_ms without one
@@ -21,14 +22,24 @@
  * second later; a waiting poll is answered 503 by the server. A poll waits
  * from call() (CSGI_PENDING, no status yet) and starts its response in the
  * next() that finds its event. Configuration: heartbeat_ms (default 15000,
- * 0 = none; for a poll, how long it waits).
+ * 0 = none; for a poll, how long it waits); relay_dir (none by default): a
+ * directory where each worker binds a datagram socket, so that a publish
+ * reaches the subscribers of every worker (see relay_*).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <csgi/csgi.h>
 
@@ -65,6 +76,17 @@ struct channel {
     uint64_t seq; /* events published */
     struct event *ring[RING];
     long heartbeat_ms;
+
+    /*
+     * The relay (relay_dir set): this worker's datagram socket, bound as
+     * <relay_dir>/<pid>.sock, the thread that publishes what other workers
+     * send to it, and the pipe that stops that thread. fd -1: no relay.
+     */
+    int relay_fd;
+    int relay_stop[2];
+    pthread_t relay_thread;
+    char relay_dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    char relay_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
 static const char hello[] = "retry: 1000\n: subscribed\n\n";
@@ -334,24 +356,13 @@ reply_text(struct channel *ch, struct csgi_environ *env, const struct csgi_respo
     return ch->api->body_from_buffer(env->request, text, strlen(text), 0, out);
 }
 
-static int
-publish(struct channel *ch, struct csgi_environ *env, const struct csgi_responder *resp,
-        struct csgi_body *out)
+/* Publish @p data to this worker's subscribers. Returns how many were woken, or CSGI_ENOMEM. */
+static long
+publish_local(struct channel *ch, const char *data, size_t len)
 {
-    char *data = ch->api->alloc(env->request, MAX_PUBLISH + 1);
-    char text[64];
-    size_t len = 0;
-    int64_t n;
     long woken = 0;
     struct event *e;
 
-    if (!data)
-        return CSGI_ENOMEM;
-    while (len <= MAX_PUBLISH &&
-           (n = env->input->read(env->input->ctx, data + len, MAX_PUBLISH + 1 - len)) > 0)
-        len += (size_t)n;
-    if (len > MAX_PUBLISH)
-        return reply_text(ch, env, resp, out, 413, "event above 64 KiB\n");
     pthread_mutex_lock(&ch->lock);
     e = event_format(ch->seq + 1, data, len);
     if (!e) {
@@ -366,7 +377,109 @@ publish(struct channel *ch, struct csgi_environ *env, const struct csgi_responde
             woken++;
     }
     pthread_mutex_unlock(&ch->lock);
-    snprintf(text, sizeof(text), "subscribers=%ld\n", woken);
+    return woken;
+}
+
+/*
+ * Send @p data to every other worker's socket in relay_dir. A socket nobody
+ * reads any more (its worker died without exit_worker()) is removed; a
+ * worker whose queue is full misses the event, with a warning. Returns how
+ * many workers it reached.
+ */
+static long
+relay_send(struct channel *ch, const char *data, size_t len)
+{
+    DIR *d = opendir(ch->relay_dir);
+    struct dirent *de;
+    long sent = 0;
+
+    if (!d) {
+        ch->api->log(ch->api->ctx, CSGI_LOG_WARN, "relay_dir \"%s\": %s", ch->relay_dir,
+                     strerror(errno));
+        return 0;
+    }
+    while ((de = readdir(d))) {
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        size_t nl = strlen(de->d_name);
+
+        if (nl < 6 || strcmp(de->d_name + nl - 5, ".sock") != 0)
+            continue;
+        if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s", ch->relay_dir, de->d_name) >=
+                (int)sizeof(a.sun_path) ||
+            strcmp(a.sun_path, ch->relay_path) == 0)
+            continue;
+        if (sendto(ch->relay_fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a,
+                   sizeof(a)) == (ssize_t)len) {
+            sent++;
+        } else if (errno == ECONNREFUSED || errno == ENOENT) {
+            unlink(a.sun_path); /* its worker is gone */
+        } else {
+            ch->api->log(ch->api->ctx, CSGI_LOG_WARN, "relay to \"%s\": %s (event not relayed)",
+                         a.sun_path, strerror(errno));
+        }
+    }
+    closedir(d);
+    return sent;
+}
+
+/* The relay's thread: what other workers send is published here (and not sent on). */
+static void *
+relay_main(void *arg)
+{
+    struct channel *ch = arg;
+    char *buf = malloc(MAX_PUBLISH + 1);
+
+    if (!buf) {
+        ch->api->log(ch->api->ctx, CSGI_LOG_ERROR,
+                     "relay: out of memory; events of other "
+                     "workers will not reach this one");
+        return NULL;
+    }
+    for (;;) {
+        struct pollfd pf[2] = {{ch->relay_fd, POLLIN, 0}, {ch->relay_stop[0], POLLIN, 0}};
+        ssize_t n;
+
+        if (poll(pf, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (pf[1].revents)
+            break;
+        if (!(pf[0].revents & POLLIN))
+            continue;
+        n = recv(ch->relay_fd, buf, MAX_PUBLISH + 1, MSG_DONTWAIT | MSG_TRUNC);
+        if (n < 0 || n > MAX_PUBLISH)
+            continue; /* nothing after all, or not one of ours */
+        if (publish_local(ch, buf, (size_t)n) < 0)
+            ch->api->log(ch->api->ctx, CSGI_LOG_WARN, "relay: out of memory; an event was lost");
+    }
+    free(buf);
+    return NULL;
+}
+
+static int
+publish(struct channel *ch, struct csgi_environ *env, const struct csgi_responder *resp,
+        struct csgi_body *out)
+{
+    char *data = ch->api->alloc(env->request, MAX_PUBLISH + 1);
+    char text[64];
+    size_t len = 0;
+    int64_t n;
+    long woken;
+
+    if (!data)
+        return CSGI_ENOMEM;
+    while (len <= MAX_PUBLISH &&
+           (n = env->input->read(env->input->ctx, data + len, MAX_PUBLISH + 1 - len)) > 0)
+        len += (size_t)n;
+    if (len > MAX_PUBLISH)
+        return reply_text(ch, env, resp, out, 413, "event above 64 KiB\n");
+    woken = publish_local(ch, data, len);
+    if (woken < 0)
+        return CSGI_ENOMEM;
+    if (ch->relay_fd >= 0)
+        snprintf(text, sizeof(text), "subscribers=%ld workers=%ld\n", woken,
+                 1 + relay_send(ch, data, len));
+    else
+        snprintf(text, sizeof(text), "subscribers=%ld\n", woken);
     return reply_text(ch, env, resp, out, 200, text);
 }
 
@@ -395,6 +508,64 @@ sse_call(void *state, struct csgi_environ *env, const struct csgi_responder *res
     return reply_text(ch, env, resp, out, 404, "not found\n");
 }
 
+static void
+relay_close(struct channel *ch)
+{
+    if (ch->relay_fd >= 0) {
+        close(ch->relay_fd);
+        unlink(ch->relay_path);
+    }
+    if (ch->relay_stop[0] >= 0)
+        close(ch->relay_stop[0]);
+    if (ch->relay_stop[1] >= 0)
+        close(ch->relay_stop[1]);
+    ch->relay_fd = ch->relay_stop[0] = ch->relay_stop[1] = -1;
+}
+
+/*
+ * The relay's socket, <relay_dir>/<pid>.sock (the directory made 0700 when
+ * missing), and the thread's stop pipe. Logs why and returns -1 on failure.
+ */
+static int
+relay_open(struct channel *ch)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    const char *what;
+
+    ch->relay_stop[0] = ch->relay_stop[1] = -1;
+    what = "socket path";
+    errno = ENAMETOOLONG;
+    if (snprintf(ch->relay_path, sizeof(ch->relay_path), "%s/%ld.sock", ch->relay_dir,
+                 (long)getpid()) >= (int)sizeof(ch->relay_path))
+        goto fail;
+    memcpy(a.sun_path, ch->relay_path, sizeof(a.sun_path));
+    what = "mkdir";
+    if (mkdir(ch->relay_dir, 0700) < 0 && errno != EEXIST)
+        goto fail;
+    what = "socket";
+    ch->relay_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (ch->relay_fd < 0)
+        goto fail;
+    unlink(ch->relay_path); /* left by an earlier process with this pid */
+    what = "bind";
+    if (bind(ch->relay_fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+        goto fail;
+    what = "pipe";
+    if (pipe2(ch->relay_stop, O_CLOEXEC) < 0)
+        goto fail;
+    return 0;
+fail:
+    ch->api->log(ch->api->ctx, CSGI_LOG_ERROR, "relay_dir \"%s\": %s: %s", ch->relay_dir, what,
+                 strerror(errno));
+    if (ch->relay_fd >= 0) {
+        close(ch->relay_fd);
+        if (strcmp(what, "pipe") == 0)
+            unlink(ch->relay_path);
+    }
+    ch->relay_fd = -1;
+    return -1;
+}
+
 static int
 sse_init(const struct csgi_host_api *api, const struct csgi_kv *config, size_t n_config,
          void **state)
@@ -411,14 +582,41 @@ sse_init(const struct csgi_host_api *api, const struct csgi_kv *config, size_t n
         return CSGI_ENOMEM;
     ch->api = api;
     ch->heartbeat_ms = 15000;
+    ch->relay_fd = -1;
     for (size_t i = 0; i < n_config; i++) {
-        if (strcmp(config[i].key, "heartbeat_ms") == 0)
+        if (strcmp(config[i].key, "heartbeat_ms") == 0) {
             ch->heartbeat_ms = atol(config[i].value);
-        else
+        } else if (strcmp(config[i].key, "relay_dir") == 0) {
+            if (snprintf(ch->relay_dir, sizeof(ch->relay_dir), "%s", config[i].value) >=
+                (int)sizeof(ch->relay_dir) - 16) {
+                api->log(api->ctx, CSGI_LOG_ERROR,
+                         "relay_dir \"%s\": longer than a socket path "
+                         "allows",
+                         config[i].value);
+                free(ch);
+                return CSGI_EINVAL;
+            }
+        } else {
             api->log(api->ctx, CSGI_LOG_WARN, "config key \"%s\" ignored", config[i].key);
+        }
+    }
+    if (ch->relay_dir[0] && relay_open(ch) < 0) {
+        free(ch);
+        return CSGI_EIO;
     }
     pthread_mutex_init(&ch->lock, NULL);
     ch->head.next = ch->head.prev = &ch->head;
+    if (ch->relay_fd >= 0) {
+        int rc = pthread_create(&ch->relay_thread, NULL, relay_main, ch);
+
+        if (rc) {
+            api->log(api->ctx, CSGI_LOG_ERROR, "relay: no thread: %s", strerror(rc));
+            relay_close(ch);
+            pthread_mutex_destroy(&ch->lock);
+            free(ch);
+            return CSGI_ENOMEM;
+        }
+    }
     *state = ch;
     return CSGI_OK;
 }
@@ -428,6 +626,13 @@ sse_exit(void *state)
 {
     struct channel *ch = state;
 
+    if (ch->relay_fd >= 0) {
+        ssize_t w = write(ch->relay_stop[1], "x", 1);
+
+        (void)w; /* a pipe with room: the thread wakes */
+        pthread_join(ch->relay_thread, NULL);
+        relay_close(ch);
+    }
     for (size_t i = 0; i < RING; i++)
         event_unref(ch->ring[i]);
     pthread_mutex_destroy(&ch->lock);

@@ -34,7 +34,7 @@ N_SSE = 8  # SSE subscribers in the reload test
 class Server:
     """One csgi-server (one worker, one thread) serving chat.so and sse.so."""
 
-    def __init__(self, validated=False, tls=False):
+    def __init__(self, validated=False, tls=False, workers=1, extra=()):
         self.dir = tempfile.mkdtemp(prefix="csgi-ws-")
         self.tls = tls
         plugins = os.path.join(self.dir, "plugins")
@@ -51,12 +51,12 @@ class Server:
             self.ssl = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
         self.proc = subprocess.Popen(
             [SERVER] + bind + ["--plugins", plugins, "--error-log", self.log,
-             "--tmp-dir", self.dir, "--workers", "1", "--threads", "1",
+             "--tmp-dir", self.dir, "--workers", str(workers), "--threads", "1",
              "--graceful-timeout", "5", "--set", "chat.max_message=65536"]
-            + (["--wrap", "chat=validator"] if validated else []),
+            + (["--wrap", "chat=validator"] if validated else []) + list(extra),
             stdin=subprocess.DEVNULL)
         self.port = 0
-        self.wait_log("worker ready", 1)
+        self.wait_log("worker ready", workers)
         scheme = "https" if tls else "http"
         for line in self.text().splitlines():
             if f"listening on {scheme}://127.0.0.1:" in line:
@@ -298,6 +298,114 @@ class WebSocketTest(unittest.TestCase):
         t0 = run(go())
         self.assertEqual(self.srv.proc.wait(T), 0)
         self.assertLess(time.monotonic() - t0, 5.0)
+
+
+def sse_subscribe(port):
+    """An SSE subscription on its own connection, read up to its ": subscribed"."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=T)
+    s.sendall(b"GET /sse/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while b": subscribed" not in got:
+        chunk = s.recv(4096)
+        assert chunk, got
+        got += chunk
+    return s
+
+
+def http_post(port, target, body):
+    """POST on a connection of its own: the response's bytes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=T)
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+              % (target.encode(), len(body)) + body)
+    reply = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    s.close()
+    return reply
+
+
+class RelayTest(unittest.TestCase):
+    """plugins/sse with relay_dir and two workers: a publish taken by one worker
+    reaches the subscribers of both; a reload and a stop leave no socket behind."""
+
+    def setUp(self):
+        self.relay = tempfile.mkdtemp(prefix="csgi-relay-")
+        os.rmdir(self.relay)  # the plugin makes it (0700)
+        self.srv = Server(workers=2, extra=["--stats", "127.0.0.1:0",
+                                            "--set", "sse.relay_dir=" + self.relay])
+        for line in self.srv.text().splitlines():
+            if "stats on http://127.0.0.1:" in line:
+                self.stats = int(line.split("stats on http://127.0.0.1:")[1].split()[0].strip("/"))
+
+    def tearDown(self):
+        self.srv.stop()
+        shutil.rmtree(self.relay, ignore_errors=True)
+
+    def connections(self):
+        """Each serving worker's open connections, by pid (the stats endpoint)."""
+        import json
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.stats}/stats.json", timeout=T) as r:
+            j = json.load(r)
+        return {w["pid"]: w["connections"] for w in j["workers"] if w["state"] == "ready"}
+
+    def test_publish_reaches_every_worker(self):
+        self.assertEqual(stat_mode(self.relay), 0o700)
+        self.assertEqual(len([n for n in os.listdir(self.relay) if n.endswith(".sock")]), 2)
+        subs = []
+        # Until both workers hold subscribers (the acceptor spreads connections out).
+        while len(subs) < 16:
+            subs.append(sse_subscribe(self.srv.port))
+            counts = self.connections()
+            if len(subs) >= 4 and len(counts) == 2 and min(counts.values()) >= 1:
+                break
+        counts = self.connections()
+        self.assertEqual(len(counts), 2, counts)
+        self.assertGreaterEqual(min(counts.values()), 1, counts)
+        reply = http_post(self.srv.port, "/sse/publish", b"to all\nworkers")
+        self.assertIn(b" workers=2\n", reply)
+        for s in subs:
+            got = b""
+            while b"data: to all\ndata: workers\n\n" not in got:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, got)
+                got += chunk
+        # A reload: the new generation's two sockets replace the old ones.
+        old = sorted(os.listdir(self.relay))
+        os.kill(self.srv.proc.pid, signal.SIGHUP)
+        self.srv.wait_log("worker ready", 4)
+        for s in subs:
+            got = b""
+            while b"event: shutdown" not in got:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, got)
+                got += chunk
+            s.close()
+        self.srv.wait_log(") stopped", 2)
+        new = sorted(os.listdir(self.relay))
+        self.assertEqual(len(new), 2, new)
+        self.assertFalse(set(old) & set(new), (old, new))
+        self.srv.stop()
+        self.assertEqual(os.listdir(self.relay), [])
+        log = self.srv.text()
+        self.assertNotIn("relay", log.replace("relay_dir", ""))  # no relay warning or error
+
+    def test_dead_worker_socket_is_dropped(self):
+        # A socket whose process is gone (a crashed worker): the next publish removes it.
+        stale = os.path.join(self.relay, "999999999.sock")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.bind(stale)
+        s.close()
+        reply = http_post(self.srv.port, "/sse/publish", b"x")
+        self.assertIn(b" workers=2\n", reply)
+        self.assertFalse(os.path.exists(stale))
+
+
+def stat_mode(path):
+    return os.stat(path).st_mode & 0o777
 
 
 class TlsTest(unittest.TestCase):

@@ -521,8 +521,13 @@ struct csgi_upgrade {
     uint32_t magic;
     enum csgi__up_state state;
     int fd;
-    /* The peer closed or a write failed: the connection ends at the next event. */
+    /* The connection broke (a read or write failed): it ends at the next event. */
     int failed;
+    /*
+     * The client closed its sending side (a read found the end): nothing is
+     * read any more, what is queued still goes out, then the connection ends.
+     */
+    int peer_eof;
     /* upgrade_write() answered 1: on_writable() is owed once the queue drains. */
     int owe_writable;
     int stop_told;

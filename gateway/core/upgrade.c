@@ -124,15 +124,18 @@ want_update(struct csgi_upgrade *u)
 {
     unsigned w = 0;
 
+    if (u->fd < 0)
+        return; /* not started (a write or close from call()): start() asks */
     if (u->state == CSGI__UP_OPEN || u->state == CSGI__UP_CLOSING) {
         /* A failed or closing connection needs an event soon: writable comes at once. */
-        w = u->failed ? CSGI_WATCH_WRITE : CSGI_WATCH_READ;
+        w = u->failed ? CSGI_WATCH_WRITE : u->peer_eof ? 0 : CSGI_WATCH_READ;
         if (queued(u) || (u->state == CSGI__UP_CLOSING && !u->shut_wr))
             w |= CSGI_WATCH_WRITE;
-        if (u->state == CSGI__UP_CLOSING)
+        /* The linger (a bound on the wait for the client's close) once everything went out. */
+        if (u->state == CSGI__UP_CLOSING && u->shut_wr)
             w |= CSGI__UP_LINGER;
     }
-    if (w != u->want && u->state != CSGI__UP_ASKED) {
+    if (w != u->want) {
         u->want = w;
         u->ops->want(u->ctx, w);
     }
@@ -213,12 +216,19 @@ csgi__upgrade_close(struct csgi_upgrade *u)
     return CSGI_OK;
 }
 
-/* The last word: on_close(), then the transport lets go. */
+/*
+ * The last word: on_close(), then the transport lets go. The state and the
+ * queue change inside the application's lock: an upgrade that ends before
+ * its 101 went out ends on a request thread, while the loop may be writing
+ * to it from another connection's callback (a broadcast).
+ */
 static void
 finish(struct csgi_upgrade *u, int reason)
 {
-    int was_open = u->state != CSGI__UP_CLOSED;
+    int was_open;
 
+    enter(u, 1);
+    was_open = u->state != CSGI__UP_CLOSED;
     u->state = CSGI__UP_CLOSED;
     if (u->want) {
         u->want = 0;
@@ -227,11 +237,9 @@ finish(struct csgi_upgrade *u, int reason)
     free(u->q);
     u->q = NULL;
     u->q_off = u->q_len = u->q_cap = 0;
-    if (was_open) {
-        enter(u, 1);
+    if (was_open)
         u->app->on_close(u->arg, u, reason);
-        enter(u, 0);
-    }
+    enter(u, 0);
     u->magic = 0;
     u->ops->done(u->ctx);
 }
@@ -249,6 +257,15 @@ settle(struct csgi_upgrade *u)
         /* Everything went out: close our side, and wait (a linger) for the client's. */
         shutdown(u->fd, SHUT_WR);
         u->shut_wr = 1;
+    }
+    if (u->peer_eof && !queued(u)) {
+        /*
+         * The client closed its side and what was queued went out: after
+         * upgrade_close() that is the closing handshake done; before it, the
+         * client left.
+         */
+        finish(u, u->state == CSGI__UP_CLOSING ? CSGI_FINISH_OK : CSGI_FINISH_CLIENT_ABORT);
+        return;
     }
     if (u->state == CSGI__UP_OPEN && u->owe_writable && queued(u) <= CSGI__UPGRADE_SOFT / 2) {
         u->owe_writable = 0;
@@ -271,15 +288,19 @@ read_some(struct csgi_upgrade *u)
 {
     char buf[READ_BLOCK];
 
-    for (int k = 0; k < READS_PER_TURN && !u->failed; k++) {
+    for (int k = 0; k < READS_PER_TURN && !u->failed && !u->peer_eof; k++) {
         ssize_t n = recv(u->fd, buf, sizeof(buf), MSG_DONTWAIT);
 
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
-        if (n <= 0) {
-            u->failed = 1; /* the client closed its side, or the connection broke */
+        if (n == 0) {
+            u->peer_eof = 1; /* the client closed its side: what is queued still goes out */
+            return;
+        }
+        if (n < 0) {
+            u->failed = 1; /* the connection broke */
             return;
         }
         if (u->state == CSGI__UP_OPEN || u->state == CSGI__UP_CLOSING)
@@ -292,10 +313,13 @@ read_some(struct csgi_upgrade *u)
 void
 csgi__upgrade_start(struct csgi_upgrade *u, int fd, const void *extra, size_t n)
 {
-    if (u->state != CSGI__UP_ASKED)
+    /* Closed from call() (upgrade_close() after its last write) is started too: its queue goes out.
+     */
+    if (u->fd >= 0 || (u->state != CSGI__UP_ASKED && u->state != CSGI__UP_CLOSING))
         return;
     u->fd = fd;
-    u->state = CSGI__UP_OPEN;
+    if (u->state == CSGI__UP_ASKED)
+        u->state = CSGI__UP_OPEN;
     if (n)
         call_data(u, extra, n);
     flush(u);

@@ -224,6 +224,73 @@ START_TEST(upgrade_stop_with_silent_client)
 }
 END_TEST
 
+/* upgrade_write() and upgrade_close() from call(): the bytes follow the 101, then the close. */
+START_TEST(upgrade_close_from_call)
+{
+    struct wire_conn c;
+
+    upgrade(&c, "/upgrades/closenow", "");
+    ck_assert_msg(recv_until(&c, "\r\n\r\ngoodbye\n", WAIT_MS), "%s", c.buf);
+    ck_assert_msg(recv_until(&c, NULL, WAIT_MS), "the server did not close: %s", c.buf);
+    wire_close(&c);
+    ck_assert(stats_reach("open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
+}
+END_TEST
+
+/* The bytes after the 101 head in c (the whole stream read to its end): 8 MiB of 'z', then END. */
+static void
+assert_big_reply(const struct wire_conn *c)
+{
+    const char *body = memmem(c->buf, c->len, "\r\n\r\n", 4);
+    const char *z, *end;
+    size_t n = 0;
+
+    ck_assert_ptr_nonnull(body);
+    z = memchr(body, 'z', c->len - (size_t)(body - c->buf));
+    ck_assert_msg(z != NULL, "no data after the head");
+    end = c->buf + c->len;
+    while (z + n < end && z[n] == 'z')
+        n++;
+    ck_assert_msg(n == 128 * 65536, "%zu bytes of the 8 MiB arrived", n);
+    ck_assert_msg((size_t)(end - (z + n)) == 4 && memcmp(z + n, "END\n", 4) == 0,
+                  "%zu bytes after the data", (size_t)(end - (z + n)));
+}
+
+/*
+ * A close behind 8 MiB of queue, to a client that reads only 2.5 s later:
+ * everything goes out before the close (the linger waits for the client's
+ * close only once the queue is empty), and on_close() says OK.
+ */
+START_TEST(upgrade_close_waits_for_the_queue)
+{
+    struct wire_conn c;
+
+    upgrade(&c, "/upgrades/echo", "big\n");
+    h_sleep_ms(2500);
+    ck_assert(recv_until(&c, NULL, 30000));
+    assert_big_reply(&c);
+    wire_close(&c);
+    ck_assert(stats_reach("open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
+}
+END_TEST
+
+/*
+ * The client closes its sending side right after its last line: what the
+ * application queued still goes out, and its close is the end (OK).
+ */
+START_TEST(upgrade_client_half_close)
+{
+    struct wire_conn c;
+
+    upgrade(&c, "/upgrades/echo", "big\n");
+    ck_assert_int_eq(shutdown(c.fd, SHUT_WR), 0);
+    ck_assert(recv_until(&c, NULL, 30000));
+    assert_big_reply(&c);
+    wire_close(&c);
+    ck_assert(stats_reach("open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
+}
+END_TEST
+
 static Suite *
 upgrade_suite(void)
 {
@@ -236,6 +303,9 @@ upgrade_suite(void)
     tcase_add_test(tc, upgrade_room_leave_refusals);
     tcase_add_test(tc, upgrade_reload_notice);
     tcase_add_test(tc, upgrade_stop_with_silent_client);
+    tcase_add_test(tc, upgrade_close_from_call);
+    tcase_add_test(tc, upgrade_close_waits_for_the_queue);
+    tcase_add_test(tc, upgrade_client_half_close);
     suite_add_tcase(s, tc);
     return s;
 }

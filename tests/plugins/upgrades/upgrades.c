@@ -7,7 +7,9 @@
  * Endpoints (under its mount), each upgrading to protocol "lines" when the
  * request asks for an upgrade (else 426):
  *   /echo      every byte back; a line "bye" is answered "bye\n" and closes;
+ *              a line "big" is answered with 8 MiB of 'z', "END\n", and a close;
  *              "hello\n" is written from call(), before the 101 went out;
+ *   /closenow  "goodbye\n" written and the connection closed from call();
  *   /room      every line goes to every member of the room (this one too);
  *   /flood     on "go\n": writes until upgrade_write() answers 1, then
  *              "more\n" from each on_writable(), "done\n" after 3 of them;
@@ -85,6 +87,14 @@ on_line(struct conn *c, const char *line, size_t len)
     }
     if (len == 3 && memcmp(line, "bye", 3) == 0) {
         say(c, "bye\n");
+        c->api->upgrade_close(c->u);
+    } else if (len == 3 && memcmp(line, "big", 3) == 0) {
+        static char block[65536];
+
+        memset(block, 'z', sizeof(block));
+        for (int k = 0; k < 128; k++)
+            c->api->upgrade_write(c->u, block, sizeof(block)); /* past the soft bound: queued */
+        say(c, "END\n");
         c->api->upgrade_close(c->u);
     } else if (len == 2 && memcmp(line, "go", 2) == 0 && c->flood == 0) {
         static char block[65536];
@@ -251,6 +261,10 @@ call(void *state, struct csgi_environ *env, const struct csgi_responder *resp,
         return api->body_from_buffer(env->request, "body", 4, 0, out);
     if (path_is(env, "/echo"))
         say(c, "hello\n");
+    if (path_is(env, "/closenow")) {
+        say(c, "goodbye\n");
+        api->upgrade_close(c->u);
+    }
     return CSGI_OK;
 }
 

@@ -46,6 +46,7 @@ struct srv_upgrade {
     int batched;
     char *extra; /* bytes libmicrohttpd read past the request head */
     size_t n_extra;
+    int lost_extra;                  /* no memory to keep them: the connection cannot go on */
     struct srv_upgrade *prev, *next; /* srv_http.upgraded (started ones) */
     struct srv_upgrade *start_next;  /* srv_http.up_starting */
 };
@@ -787,6 +788,8 @@ srv_upgrade_handed(struct csgi_request *r, int fd, const char *extra, size_t n,
         if (up->extra) {
             memcpy(up->extra, extra, n);
             up->n_extra = n;
+        } else {
+            up->lost_extra = 1; /* the stream would miss its first bytes: not started */
         }
     }
     pthread_mutex_lock(&h->wake_lock);
@@ -819,8 +822,8 @@ up_turn_take(struct srv_http *h, struct up_turn *t)
         if (!up_batch(t, up, UP_START | (h->stopping ? UP_STOP : 0) | (L->up_end_all ? UP_END : 0)))
             break;
         h->up_starting = up->start_next;
-        /* Without a slot it is not started: the turn ends it. */
-        if (slot_new(L, SLOT_UP, up->r, &i) < 0)
+        /* Without a slot (or without its first bytes) it is not started: the turn ends it. */
+        if (up->lost_extra || slot_new(L, SLOT_UP, up->r, &i) < 0)
             continue;
         L->slots[i].up = up;
         ev.data.u64 = slot_token(L, i);
@@ -851,7 +854,8 @@ up_turn_run(struct up_turn *t)
         up->batched = 0;
         if (ev & UP_START) {
             if (!up->slot) {
-                csgi__upgrade_end(u, CSGI_FINISH_ERROR);
+                /* The 101 went out, the connection could not be served: it failed. */
+                csgi__upgrade_end(u, CSGI_FINISH_CLIENT_ABORT);
                 continue;
             }
             up_just_done = NULL;

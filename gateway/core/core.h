@@ -494,9 +494,10 @@ int csgi__errors_flush(struct csgi__errors *state);
 struct csgi__upgrade_ops {
     /*
      * The events the core waits for on the descriptor changed (enum
-     * csgi_watch_events; CSGI__UP_LINGER: end the connection with
-     * csgi__upgrade_end() if it is still open CSGI__UPGRADE_LINGER_MS from
-     * now). 0: none, the connection is over.
+     * csgi_watch_events; CSGI__UP_LINGER: call csgi__upgrade_linger()
+     * CSGI__UPGRADE_LINGER_MS from now, once; asked again after it fired
+     * or with the bit dropped in between, a new period). 0: none, the
+     * connection is over.
      */
     void (*want)(void *ctx, unsigned events);
     /* on_close() has returned: release the descriptor and the request. */
@@ -506,6 +507,8 @@ struct csgi__upgrade_ops {
 #define CSGI__UP_LINGER (1u << 8)
 /* How long a closing connection waits for its client to close too. */
 #define CSGI__UPGRADE_LINGER_MS 1000
+/* How long a closing connection's queue may go without sending a byte (the client not reading). */
+#define CSGI__UPGRADE_DRAIN_STALL_MS 10000
 /* The write queue's bounds: upgrade_write() answers 1 above SOFT, refuses above HARD. */
 #define CSGI__UPGRADE_SOFT (256u * 1024u)
 #define CSGI__UPGRADE_HARD (16u * 1024u * 1024u)
@@ -528,6 +531,10 @@ struct csgi_upgrade {
      * read any more, what is queued still goes out, then the connection ends.
      */
     int peer_eof;
+    /* Bytes sent so far, their count at the last linger, and the linger periods since a byte went.
+     */
+    uint64_t sent, sent_at_linger;
+    unsigned stalled;
     /* upgrade_write() answered 1: on_writable() is owed once the queue drains. */
     int owe_writable;
     int stop_told;
@@ -573,10 +580,18 @@ void csgi__upgrade_ready(struct csgi_upgrade *u, unsigned events);
 void csgi__upgrade_stop(struct csgi_upgrade *u);
 
 /*
- * The host ends @p u (its linger is over, the worker stops, the 101 could not
- * be sent): on_close(@p reason) unless it ran, then done(). Not from a callback.
+ * The host ends @p u (the worker stops, the 101 could not be sent):
+ * on_close(@p reason) unless it ran, then done(). Not from a callback.
  */
 void csgi__upgrade_end(struct csgi_upgrade *u, int reason);
+
+/*
+ * The linger period the core asked for (CSGI__UP_LINGER) is over: a closing
+ * connection whose queue went out ends (OK); one whose queue still drains
+ * gets another period, and ends (CLIENT_ABORT) once it sent nothing for
+ * CSGI__UPGRADE_DRAIN_STALL_MS. Not from a callback.
+ */
+void csgi__upgrade_linger(struct csgi_upgrade *u);
 
 /* csgi_host_api.upgrade_write() and upgrade_close(). */
 int csgi__upgrade_write(struct csgi_upgrade *u, const void *data, size_t len);

@@ -131,8 +131,8 @@ want_update(struct csgi_upgrade *u)
         w = u->failed ? CSGI_WATCH_WRITE : u->peer_eof ? 0 : CSGI_WATCH_READ;
         if (queued(u) || (u->state == CSGI__UP_CLOSING && !u->shut_wr))
             w |= CSGI_WATCH_WRITE;
-        /* The linger (a bound on the wait for the client's close) once everything went out. */
-        if (u->state == CSGI__UP_CLOSING && u->shut_wr)
+        /* A closing connection's timer: its queue's drain, then the wait for the client. */
+        if (u->state == CSGI__UP_CLOSING)
             w |= CSGI__UP_LINGER;
     }
     if (w != u->want) {
@@ -157,6 +157,7 @@ flush(struct csgi_upgrade *u)
             break;
         }
         u->q_off += (size_t)n;
+        u->sent += (uint64_t)n;
     }
     if (u->q_off == u->q_len)
         u->q_off = u->q_len = 0;
@@ -254,9 +255,13 @@ settle(struct csgi_upgrade *u)
         return;
     }
     if (u->state == CSGI__UP_CLOSING && !queued(u) && !u->shut_wr) {
-        /* Everything went out: close our side, and wait (a linger) for the client's. */
+        /* Everything went out: close our side, and wait a whole linger for the client's. */
         shutdown(u->fd, SHUT_WR);
         u->shut_wr = 1;
+        if (u->want & CSGI__UP_LINGER) {
+            u->want &= ~CSGI__UP_LINGER; /* the drain's period dropped; want_update() asks anew */
+            u->ops->want(u->ctx, u->want);
+        }
     }
     if (u->peer_eof && !queued(u)) {
         /*
@@ -351,6 +356,27 @@ csgi__upgrade_stop(struct csgi_upgrade *u)
     } else
         csgi__upgrade_close(u);
     settle(u);
+}
+
+void
+csgi__upgrade_linger(struct csgi_upgrade *u)
+{
+    if (!u || u->state != CSGI__UP_CLOSING)
+        return;
+    if (!u->shut_wr && !u->failed) {
+        /* The queue still drains: another period while the client takes bytes. */
+        if (u->sent != u->sent_at_linger) {
+            u->sent_at_linger = u->sent;
+            u->stalled = 0;
+        } else {
+            u->stalled++;
+        }
+        if ((uint64_t)u->stalled * CSGI__UPGRADE_LINGER_MS < CSGI__UPGRADE_DRAIN_STALL_MS) {
+            u->ops->want(u->ctx, u->want);
+            return;
+        }
+    }
+    finish(u, u->shut_wr ? CSGI_FINISH_OK : CSGI_FINISH_CLIENT_ABORT);
 }
 
 void

@@ -655,8 +655,10 @@ tc_up_run(struct csgi_request *req, int timeout_ms)
         req->client->active = req;
         if (ev)
             csgi__upgrade_ready(req->core.upgrade, ev);
-        else if (req->up_linger_ms && tc_now_ms() >= req->up_linger_ms)
-            csgi__upgrade_end(req->core.upgrade, CSGI_FINISH_OK);
+        else if (req->up_linger_ms && tc_now_ms() >= req->up_linger_ms) {
+            req->up_linger_ms = 0; /* fired: asked again, a new period */
+            csgi__upgrade_linger(req->core.upgrade);
+        }
         req->client->active = NULL;
         if (!ev && tc_now_ms() >= end)
             break;

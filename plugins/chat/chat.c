@@ -125,8 +125,21 @@ send_to(struct member *m, int type, struct csgi_str data)
     int rc = type == CSGI_WS_EV_TEXT ? csgi_ws_send_text(m->ws, data.ptr, data.len)
                                      : csgi_ws_send_binary(m->ws, data.ptr, data.len);
 
-    if (rc == CSGI_ETOOBIG)
+    if (rc == CSGI_ETOOBIG) {
+        /*
+         * A member that does not read: 1008, handed to the host past its soft
+         * bound, and closed without waiting for a reply it would not send
+         * (the host gives a queue that stops draining 10 s).
+         */
         csgi_ws_close(m->ws, CSGI_WS_CLOSE_POLICY, (struct csgi_str)CSGI_STR_INIT("too slow"));
+        m->full = 0;
+        flush(m);
+        if (!m->closing) {
+            m->closing = 1;
+            m->api->upgrade_close(m->u);
+        }
+        return;
+    }
     flush(m);
 }
 

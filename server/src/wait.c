@@ -866,7 +866,7 @@ up_turn_run(struct up_turn *t)
         if (ev & UP_END)
             csgi__upgrade_end(u, CSGI_FINISH_SHUTDOWN);
         else if (ev & CSGI__UP_LINGER)
-            csgi__upgrade_end(u, CSGI_FINISH_OK);
+            csgi__upgrade_linger(u);
         else if (ev & UP_STOP)
             csgi__upgrade_stop(u);
         else if (ev & (CSGI_WATCH_READ | CSGI_WATCH_WRITE))

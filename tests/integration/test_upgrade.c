@@ -20,7 +20,9 @@
 #include "wire.h"
 
 #define WAIT_MS 5000
-#define ASK     "Upgrade: lines\r\nConnection: Upgrade\r\n"
+/* The host's bound on a closing queue that sends nothing (CSGI__UPGRADE_DRAIN_STALL_MS). */
+#define CSGI_TEST_DRAIN_MS 10000
+#define ASK                "Upgrade: lines\r\nConnection: Upgrade\r\n"
 /* As ASK, and the connection closes after a refusal (h_raw() reads to the end). */
 #define ASK_CLOSE "Upgrade: lines\r\nConnection: Upgrade, close\r\n"
 
@@ -291,6 +293,25 @@ START_TEST(upgrade_client_half_close)
 }
 END_TEST
 
+/*
+ * A close behind 8 MiB of queue to a client that never reads: the queue
+ * stops draining, and 10 s without a byte sent end the connection
+ * (CLIENT_ABORT): a client cannot hold a closing connection for ever.
+ */
+START_TEST(upgrade_close_to_a_client_that_never_reads)
+{
+    struct wire_conn c;
+    long long t0;
+
+    upgrade(&c, "/upgrades/echo", "big\n");
+    t0 = h_ms_now();
+    ck_assert(stats_reach("open=0 ok=0 abort=1 shutdown=0 error=0", 30000));
+    ck_assert_msg(h_ms_now() - t0 >= CSGI_TEST_DRAIN_MS - 1000, "ended after %lld ms",
+                  h_ms_now() - t0);
+    wire_close(&c);
+}
+END_TEST
+
 static Suite *
 upgrade_suite(void)
 {
@@ -306,6 +327,7 @@ upgrade_suite(void)
     tcase_add_test(tc, upgrade_close_from_call);
     tcase_add_test(tc, upgrade_close_waits_for_the_queue);
     tcase_add_test(tc, upgrade_client_half_close);
+    tcase_add_test(tc, upgrade_close_to_a_client_that_never_reads);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -235,6 +235,44 @@ class WebSocketTest(unittest.TestCase):
                 self.assertEqual(c.close_code, 1000)
         run(go())
 
+    def chat_stats(self):
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.srv.port}/chat/stats",
+                                    timeout=T) as r:
+            return r.read().decode()
+
+    def test_member_too_slow_is_closed(self):
+        """A room member that never reads: once its queues are full it is sent 1008 and
+        closed without waiting for a reply it would not send (the host bounds the drain)."""
+        slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.settimeout(T)
+        slow.connect(("127.0.0.1", self.srv.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        slow.sendall((f"GET /chat/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += slow.recv(1)
+        self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+
+        async def go():
+            async with websockets.connect(self.srv.url("/chat/ws"), max_size=None) as a:
+                block = "z" * 65536
+                for _ in range(160):  # 10 MiB: more than the socket buffers and both queues
+                    await a.send(block)
+                    self.assertEqual(len(await asyncio.wait_for(a.recv(), T)), 65536)
+                deadline = time.monotonic() + 25
+                while "members=1 " not in self.chat_stats():
+                    self.assertLess(time.monotonic(), deadline, self.chat_stats())
+                    await asyncio.sleep(0.2)
+                await a.send("still here")
+                self.assertEqual(await asyncio.wait_for(a.recv(), T), "still here")
+        asyncio.run(asyncio.wait_for(go(), 60))
+        slow.close()
+        self.assertNotIn("AddressSanitizer", self.srv.text())
+
     def test_reload_under_load(self):
         """SIGHUP under WebSocket and SSE load: each old client is told (1001, event:
         shutdown) and closed, reconnects to the new generation, nobody crashes."""

@@ -118,6 +118,22 @@ flush(struct member *m)
     }
 }
 
+/*
+ * Close now: the closing frame the codec holds goes to the host (past its
+ * soft bound if need be), and the host closes once it went out, waiting a
+ * second for the client's side (its close reply still arrives in on_data()).
+ */
+static void
+close_now(struct member *m)
+{
+    m->full = 0;
+    flush(m);
+    if (!m->closing) {
+        m->closing = 1;
+        m->api->upgrade_close(m->u);
+    }
+}
+
 /* Queue a message for @p m; a member too slow to take it is closed (1008). */
 static void
 send_to(struct member *m, int type, struct csgi_str data)
@@ -132,12 +148,7 @@ send_to(struct member *m, int type, struct csgi_str data)
          * (the host gives a queue that stops draining 10 s).
          */
         csgi_ws_close(m->ws, CSGI_WS_CLOSE_POLICY, (struct csgi_str)CSGI_STR_INIT("too slow"));
-        m->full = 0;
-        flush(m);
-        if (!m->closing) {
-            m->closing = 1;
-            m->api->upgrade_close(m->u);
-        }
+        close_now(m);
         return;
     }
     flush(m);
@@ -195,7 +206,7 @@ on_writable(void *arg, struct csgi_upgrade *u)
     flush(m);
 }
 
-/* The server reloads or stops: 1001, and the client's close reply ends it. */
+/* The server reloads or stops: 1001, and the connection closed without waiting for the reply. */
 static void
 on_stop(void *arg, struct csgi_upgrade *u)
 {
@@ -204,7 +215,7 @@ on_stop(void *arg, struct csgi_upgrade *u)
     (void)u;
     csgi_ws_close(m->ws, CSGI_WS_CLOSE_GOING_AWAY,
                   (struct csgi_str)CSGI_STR_INIT("server restarts"));
-    flush(m);
+    close_now(m);
 }
 
 static void

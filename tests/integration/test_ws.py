@@ -323,6 +323,27 @@ class WebSocketTest(unittest.TestCase):
         self.assertNotIn("AddressSanitizer", log)
         self.assertNotIn("runtime error", log)
 
+    def test_stop_does_not_wait_for_silent_clients(self):
+        """SIGTERM with a member that never answers the 1001: the server closes after the
+        frame and a second's linger, well before --graceful-timeout (5 s here) runs out."""
+        s = raw_handshake(self.srv.port, "/chat/ws")
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        self.srv.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(self.srv.proc.wait(T), 0)
+        took = time.monotonic() - t0
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        self.assertTrue(data.startswith(b"\x88"), data)  # the close frame
+        self.assertEqual(struct.unpack("!H", data[2:4])[0], 1001)
+        self.assertLess(took, 4.0)
+        self.assertNotIn("graceful timeout", self.srv.text())
+
     def test_stop_tells_clients(self):
         async def go():
             clients = [await websockets.connect(self.srv.url(p)) for p in ("/chat/ws", "/chat/echo")]

@@ -46,6 +46,23 @@ h_has(const char *hay, const char *needle)
     return hay && strstr(hay, needle) != NULL;
 }
 
+int
+h_get_until(const struct hserver *s, const char *path, const char *want, int timeout_ms)
+{
+    long long end = h_ms_now() + timeout_ms;
+
+    do {
+        struct hresp r = h_get(s, path);
+        int ok = r.status == 200 && h_has(r.body, want);
+
+        h_resp_free(&r);
+        if (ok)
+            return 1;
+        h_sleep_ms(20);
+    } while (h_ms_now() < end);
+    return 0;
+}
+
 void
 h_init(struct hserver *s)
 {

@@ -68,6 +68,12 @@ size_t h_raw(int port, const char *req, size_t len, char *out, size_t cap, int t
 /* The stats JSON read from s->stats (the unix socket), malloc'ed; NULL when it cannot be read. */
 char *h_stats_raw(const struct hserver *s);
 
+/*
+ * GET @p path (a fixture's stats line, say) every 20 ms until a 200's body
+ * contains @p want, for at most @p timeout_ms. Returns 1 when one did.
+ */
+int h_get_until(const struct hserver *s, const char *path, const char *want, int timeout_ms);
+
 /* Read a file into a malloc'ed NUL-terminated string. */
 char *h_slurp(const char *path, size_t *len);
 

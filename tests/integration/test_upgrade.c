@@ -45,41 +45,6 @@ teardown(void)
     h_cleanup(&srv);
 }
 
-/* Receive into c->buf (without consuming) until it holds @p needle. Returns 1 when it does. */
-static int
-recv_until(struct wire_conn *c, const char *needle, int timeout_ms)
-{
-    long long end = wire_now_ms() + timeout_ms;
-
-    for (;;) {
-        struct pollfd p = {c->fd, POLLIN, 0};
-        long long left = end - wire_now_ms();
-        ssize_t n;
-
-        if (c->buf && needle && memmem(c->buf, c->len, needle, strlen(needle)))
-            return 1;
-        if (c->eof)
-            return !needle;
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-            return 0;
-        if (c->len + 4096 + 1 > c->cap) {
-            size_t cap = c->cap ? c->cap * 2 : 8192;
-            char *b = realloc(c->buf, cap);
-
-            ck_assert_ptr_nonnull(b);
-            c->buf = b;
-            c->cap = cap;
-        }
-        n = recv(c->fd, c->buf + c->len, 4096, 0);
-        if (n <= 0) {
-            c->eof = 1;
-            continue;
-        }
-        c->len += (size_t)n;
-        c->buf[c->len] = '\0';
-    }
-}
-
 static void
 send_text(struct wire_conn *c, const char *s)
 {
@@ -96,30 +61,12 @@ upgrade(struct wire_conn *c, const char *path, const char *extra)
     memset(c, 0, sizeof(*c));
     ck_assert_int_eq(wire_connect(c, srv.port, 0), 0);
     send_text(c, req);
-    ck_assert_msg(recv_until(c, "\r\n\r\n", WAIT_MS), "no head: %s", c->buf ? c->buf : "");
+    ck_assert_msg(wire_recv_until(c, "\r\n\r\n", WAIT_MS), "no head: %s", c->buf ? c->buf : "");
     ck_assert_msg(strncmp(c->buf, "HTTP/1.1 101 ", 13) == 0, "%s", c->buf);
     ck_assert_msg(h_has(c->buf, "Upgrade: lines\r\n"), "%s", c->buf);
     ck_assert_msg(h_has(c->buf, "Connection: Upgrade\r\n"), "%s", c->buf);
     ck_assert_msg(!h_has(c->buf, "Content-Length") && !h_has(c->buf, "Transfer-Encoding"), "%s",
                   c->buf);
-}
-
-/* Wait until /upgrades/stats contains @p want. */
-static int
-stats_reach(const char *want, int timeout_ms)
-{
-    long long end = h_ms_now() + timeout_ms;
-
-    do {
-        struct hresp r = h_get(&srv, "/upgrades/stats");
-        int ok = r.status == 200 && h_has(r.body, want);
-
-        h_resp_free(&r);
-        if (ok)
-            return 1;
-        h_sleep_ms(20);
-    } while (h_ms_now() < end);
-    return 0;
 }
 
 /* Echo on the worker's loop, bytes sent with the head, an application's close. */
@@ -128,16 +75,17 @@ START_TEST(upgrade_echo_over_http)
     struct wire_conn c;
 
     upgrade(&c, "/upgrades/echo", "early\n");
-    ck_assert(recv_until(&c, "\r\n\r\nhello\nearly\n", WAIT_MS));
+    ck_assert(wire_recv_until(&c, "\r\n\r\nhello\nearly\n", WAIT_MS));
     /* The only thread is free: a plain request is answered meanwhile. */
-    ck_assert(stats_reach("open=1 ok=0 abort=0", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/upgrades/stats", "open=1 ok=0 abort=0", WAIT_MS));
     send_text(&c, "abc\n");
-    ck_assert(recv_until(&c, "early\nabc\n", WAIT_MS));
+    ck_assert(wire_recv_until(&c, "early\nabc\n", WAIT_MS));
     send_text(&c, "bye\n");
-    ck_assert(recv_until(&c, "abc\nbye\nbye\n", WAIT_MS));
-    ck_assert(recv_until(&c, NULL, WAIT_MS)); /* the server closed its side */
+    ck_assert(wire_recv_until(&c, "abc\nbye\nbye\n", WAIT_MS));
+    ck_assert(wire_recv_until(&c, NULL, WAIT_MS)); /* the server closed its side */
     wire_close(&c);
-    ck_assert(stats_reach("open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
+    ck_assert(
+        h_get_until(&srv, "/upgrades/stats", "open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
 }
 END_TEST
 
@@ -149,16 +97,16 @@ START_TEST(upgrade_room_leave_refusals)
 
     upgrade(&a, "/upgrades/room", "");
     upgrade(&b, "/upgrades/room", "");
-    ck_assert(stats_reach("open=2 ", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/upgrades/stats", "open=2 ", WAIT_MS));
     send_text(&a, "from a\n");
-    ck_assert(recv_until(&a, "\r\n\r\nfrom a\n", WAIT_MS));
-    ck_assert(recv_until(&b, "\r\n\r\nfrom a\n", WAIT_MS));
+    ck_assert(wire_recv_until(&a, "\r\n\r\nfrom a\n", WAIT_MS));
+    ck_assert(wire_recv_until(&b, "\r\n\r\nfrom a\n", WAIT_MS));
     wire_close(&a);
-    ck_assert(stats_reach("open=1 ok=0 abort=1 ", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/upgrades/stats", "open=1 ok=0 abort=1 ", WAIT_MS));
     send_text(&b, "alone\n");
-    ck_assert(recv_until(&b, "from a\nalone\n", WAIT_MS));
+    ck_assert(wire_recv_until(&b, "from a\nalone\n", WAIT_MS));
     wire_close(&b);
-    ck_assert(stats_reach("open=0 ok=0 abort=2 ", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/upgrades/stats", "open=0 ok=0 abort=2 ", WAIT_MS));
 
     r = h_get(&srv, "/upgrades/echo"); /* no Upgrade asked */
     ck_assert_int_eq(r.status, 426);
@@ -175,7 +123,8 @@ START_TEST(upgrade_room_leave_refusals)
             ck_assert_msg(strncmp(out, "HTTP/1.1 500 ", 13) == 0, "%s: %s", fails[i], out);
         }
     }
-    ck_assert(stats_reach("open=0 ok=0 abort=2 shutdown=0 error=2", WAIT_MS));
+    ck_assert(
+        h_get_until(&srv, "/upgrades/stats", "open=0 ok=0 abort=2 shutdown=0 error=2", WAIT_MS));
 }
 END_TEST
 
@@ -189,18 +138,18 @@ START_TEST(upgrade_reload_notice)
 
     for (int i = 0; i < 3; i++) {
         upgrade(&c[i], "/upgrades/echo", "");
-        ck_assert(recv_until(&c[i], "hello\n", WAIT_MS));
+        ck_assert(wire_recv_until(&c[i], "hello\n", WAIT_MS));
     }
     ck_assert_int_eq(kill(srv.pid, SIGHUP), 0);
     for (int i = 0; i < 3; i++) {
-        ck_assert_msg(recv_until(&c[i], "hello\nstopping\n", WAIT_MS), "%d: %s", i, c[i].buf);
-        ck_assert(recv_until(&c[i], NULL, WAIT_MS));
+        ck_assert_msg(wire_recv_until(&c[i], "hello\nstopping\n", WAIT_MS), "%d: %s", i, c[i].buf);
+        ck_assert(wire_recv_until(&c[i], NULL, WAIT_MS));
         wire_close(&c[i]);
     }
     ck_assert(h_wait_log(&srv, "worker ready", 2, WAIT_MS));
     ck_assert(h_wait_log(&srv, "(gen 1, pid", 1, WAIT_MS));
     upgrade(&n, "/upgrades/echo", "again\n");
-    ck_assert(recv_until(&n, "hello\nagain\n", WAIT_MS));
+    ck_assert(wire_recv_until(&n, "hello\nagain\n", WAIT_MS));
     wire_close(&n);
     ck_assert_int_eq(h_log_count(&srv, "killed by signal"), 0);
     ck_assert_int_eq(h_log_count(&srv, "graceful timeout"), 0);
@@ -215,11 +164,11 @@ START_TEST(upgrade_stop_with_silent_client)
     long long t0;
 
     upgrade(&c, "/upgrades/echo", "");
-    ck_assert(recv_until(&c, "hello\n", WAIT_MS));
+    ck_assert(wire_recv_until(&c, "hello\n", WAIT_MS));
     t0 = h_ms_now();
     ck_assert_int_eq(kill(srv.pid, SIGTERM), 0);
-    ck_assert(recv_until(&c, "hello\nstopping\n", WAIT_MS));
-    ck_assert(recv_until(&c, NULL, WAIT_MS));
+    ck_assert(wire_recv_until(&c, "hello\nstopping\n", WAIT_MS));
+    ck_assert(wire_recv_until(&c, NULL, WAIT_MS));
     ck_assert_int_eq(h_stop(&srv, 0, 10000), 0);
     ck_assert_msg(h_ms_now() - t0 < 5000, "stopped after %lld ms", h_ms_now() - t0);
     wire_close(&c);
@@ -232,10 +181,11 @@ START_TEST(upgrade_close_from_call)
     struct wire_conn c;
 
     upgrade(&c, "/upgrades/closenow", "");
-    ck_assert_msg(recv_until(&c, "\r\n\r\ngoodbye\n", WAIT_MS), "%s", c.buf);
-    ck_assert_msg(recv_until(&c, NULL, WAIT_MS), "the server did not close: %s", c.buf);
+    ck_assert_msg(wire_recv_until(&c, "\r\n\r\ngoodbye\n", WAIT_MS), "%s", c.buf);
+    ck_assert_msg(wire_recv_until(&c, NULL, WAIT_MS), "the server did not close: %s", c.buf);
     wire_close(&c);
-    ck_assert(stats_reach("open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
+    ck_assert(
+        h_get_until(&srv, "/upgrades/stats", "open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
 }
 END_TEST
 
@@ -269,10 +219,11 @@ START_TEST(upgrade_close_waits_for_the_queue)
 
     upgrade(&c, "/upgrades/echo", "big\n");
     h_sleep_ms(2500);
-    ck_assert(recv_until(&c, NULL, 30000));
+    ck_assert(wire_recv_until(&c, NULL, 30000));
     assert_big_reply(&c);
     wire_close(&c);
-    ck_assert(stats_reach("open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
+    ck_assert(
+        h_get_until(&srv, "/upgrades/stats", "open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
 }
 END_TEST
 
@@ -286,10 +237,11 @@ START_TEST(upgrade_client_half_close)
 
     upgrade(&c, "/upgrades/echo", "big\n");
     ck_assert_int_eq(shutdown(c.fd, SHUT_WR), 0);
-    ck_assert(recv_until(&c, NULL, 30000));
+    ck_assert(wire_recv_until(&c, NULL, 30000));
     assert_big_reply(&c);
     wire_close(&c);
-    ck_assert(stats_reach("open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
+    ck_assert(
+        h_get_until(&srv, "/upgrades/stats", "open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
 }
 END_TEST
 
@@ -305,7 +257,8 @@ START_TEST(upgrade_close_to_a_client_that_never_reads)
 
     upgrade(&c, "/upgrades/echo", "big\n");
     t0 = h_ms_now();
-    ck_assert(stats_reach("open=0 ok=0 abort=1 shutdown=0 error=0", 30000));
+    ck_assert(
+        h_get_until(&srv, "/upgrades/stats", "open=0 ok=0 abort=1 shutdown=0 error=0", 30000));
     ck_assert_msg(h_ms_now() - t0 >= CSGI_TEST_DRAIN_MS - 1000, "ended after %lld ms",
                   h_ms_now() - t0);
     wire_close(&c);

@@ -44,39 +44,6 @@ teardown(void)
     h_cleanup(&srv);
 }
 
-/* Receive into c->buf (without consuming) until it holds @p needle. Returns 1 when it does. */
-static int
-recv_until(struct wire_conn *c, const char *needle, int timeout_ms)
-{
-    long long end = wire_now_ms() + timeout_ms;
-
-    for (;;) {
-        struct pollfd p = {c->fd, POLLIN, 0};
-        long long left = end - wire_now_ms();
-        ssize_t n;
-
-        if (c->buf && memmem(c->buf, c->len, needle, strlen(needle)))
-            return 1;
-        if (left <= 0 || c->eof || poll(&p, 1, (int)left) <= 0)
-            return 0;
-        if (c->len + 4096 + 1 > c->cap) {
-            size_t cap = c->cap ? c->cap * 2 : 8192;
-            char *b = realloc(c->buf, cap);
-
-            ck_assert_ptr_nonnull(b);
-            c->buf = b;
-            c->cap = cap;
-        }
-        n = recv(c->fd, c->buf + c->len, 4096, 0);
-        if (n <= 0) {
-            c->eof = 1;
-            continue;
-        }
-        c->len += (size_t)n;
-        c->buf[c->len] = '\0';
-    }
-}
-
 static void
 connect_send(struct wire_conn *c, const char *req)
 {
@@ -96,24 +63,6 @@ expect_get(const char *path, const char *want)
     h_resp_free(&r);
 }
 
-/* Wait until /waits/stats contains @p want. */
-static int
-stats_reach(const char *want, int timeout_ms)
-{
-    long long end = h_ms_now() + timeout_ms;
-
-    do {
-        struct hresp r = h_get(&srv, "/waits/stats");
-        int ok = r.status == 200 && h_has(r.body, want);
-
-        h_resp_free(&r);
-        if (ok)
-            return 1;
-        h_sleep_ms(20);
-    } while (h_ms_now() < end);
-    return 0;
-}
-
 /* Waiting streams hold no thread: the only thread answers others, and each publish reaches all. */
 START_TEST(wait_streams_share_one_thread)
 {
@@ -122,7 +71,7 @@ START_TEST(wait_streams_share_one_thread)
 
     for (int i = 0; i < N_STREAMS; i++) {
         connect_send(&c[i], "GET /waits/stream?n=2 HTTP/1.1\r\nHost: x\r\n\r\n");
-        ck_assert_msg(recv_until(&c[i], "ready\n", WAIT_MS), "stream %d: no first chunk", i);
+        ck_assert_msg(wire_recv_until(&c[i], "ready\n", WAIT_MS), "stream %d: no first chunk", i);
     }
     t0 = h_ms_now();
     expect_get("/waits/stats", "waiting=4 ");
@@ -130,7 +79,7 @@ START_TEST(wait_streams_share_one_thread)
     ck_assert_int_lt(h_ms_now() - t0, 2000);
     expect_get("/waits/publish?msg=alpha", "woken=4\n");
     for (int i = 0; i < N_STREAMS; i++)
-        ck_assert_msg(recv_until(&c[i], "alpha\n", WAIT_MS), "stream %d: no alpha", i);
+        ck_assert_msg(wire_recv_until(&c[i], "alpha\n", WAIT_MS), "stream %d: no alpha", i);
     expect_get("/waits/publish?msg=beta", "woken=4\n");
     for (int i = 0; i < N_STREAMS; i++) {
         struct wire_resp r;
@@ -147,7 +96,8 @@ START_TEST(wait_streams_share_one_thread)
         wire_resp_free(&r);
         wire_close(&c[i]);
     }
-    ck_assert(stats_reach("waiting=0 closed=4 aborted=0 finished=4 ", WAIT_MS));
+    ck_assert(
+        h_get_until(&srv, "/waits/stats", "waiting=0 closed=4 aborted=0 finished=4 ", WAIT_MS));
 }
 END_TEST
 
@@ -160,9 +110,9 @@ START_TEST(wait_poll_pipelined)
     struct wire_resp r;
 
     connect_send(&c, reqs);
-    ck_assert(stats_reach("waiting=1 ", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=1 ", WAIT_MS));
     /* Nothing goes out while the poll waits, not even the pipelined answer. */
-    ck_assert_int_eq(recv_until(&c, "HTTP/1.1", 300), 0);
+    ck_assert_int_eq(wire_recv_until(&c, "HTTP/1.1", 300), 0);
     ck_assert_uint_eq(c.len, 0);
     expect_get("/waits/publish?msg=news", "woken=1\n");
     ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
@@ -184,7 +134,7 @@ START_TEST(wait_http10_stream)
     struct wire_resp r;
 
     connect_send(&c, "GET /waits/stream?n=1 HTTP/1.0\r\n\r\n");
-    ck_assert(recv_until(&c, "ready\n", WAIT_MS));
+    ck_assert(wire_recv_until(&c, "ready\n", WAIT_MS));
     expect_get("/waits/publish?msg=m10", "woken=1\n");
     ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
     ck_assert_int_eq(r.status, 200);
@@ -207,12 +157,13 @@ START_TEST(wait_client_leaves)
 
     connect_send(&s, "GET /waits/stream HTTP/1.1\r\nHost: x\r\n\r\n");
     connect_send(&p, "GET /waits/poll HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert(recv_until(&s, "ready\n", WAIT_MS));
-    ck_assert(stats_reach("waiting=2 ", WAIT_MS));
+    ck_assert(wire_recv_until(&s, "ready\n", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=2 ", WAIT_MS));
     wire_close(&s);
     wire_close(&p);
-    ck_assert_msg(stats_reach("waiting=0 closed=2 aborted=2 finished=2 ", WAIT_MS),
-                  "the responses of clients that left were not closed as aborted");
+    ck_assert_msg(
+        h_get_until(&srv, "/waits/stats", "waiting=0 closed=2 aborted=2 finished=2 ", WAIT_MS),
+        "the responses of clients that left were not closed as aborted");
     expect_get("/waits/publish?msg=nobody", "woken=0\n");
 }
 END_TEST
@@ -228,17 +179,18 @@ START_TEST(wait_client_leaves_second_poll)
     struct wire_resp r;
 
     connect_send(&c, "GET /waits/poll HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert(stats_reach("waiting=1 ", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=1 ", WAIT_MS));
     expect_get("/waits/publish?msg=first", "woken=1\n");
     ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "first\n");
     wire_resp_free(&r);
     ck_assert_int_eq(wire_send(&c, "GET /waits/poll HTTP/1.1\r\nHost: x\r\n\r\n", 37), 0);
-    ck_assert(stats_reach("waiting=1 closed=1 ", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=1 closed=1 ", WAIT_MS));
     wire_close(&c);
-    ck_assert_msg(stats_reach("waiting=0 closed=2 aborted=1 finished=2 ", WAIT_MS),
-                  "the second poll of a client that left was not closed as aborted");
+    ck_assert_msg(
+        h_get_until(&srv, "/waits/stats", "waiting=0 closed=2 aborted=1 finished=2 ", WAIT_MS),
+        "the second poll of a client that left was not closed as aborted");
     expect_get("/waits/publish?msg=nobody", "woken=0\n");
 }
 END_TEST
@@ -256,7 +208,7 @@ START_TEST(wait_overlapping_request_grows_its_arena)
     struct hresp r;
 
     connect_send(&s, "GET /waits/stream HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert(recv_until(&s, "ready\n", WAIT_MS));
+    ck_assert(wire_recv_until(&s, "ready\n", WAIT_MS));
     memcpy(path, "/echo?q=", 8);
     memset(path + 8, 'a', 1500);
     path[1508] = '\0';
@@ -268,9 +220,9 @@ START_TEST(wait_overlapping_request_grows_its_arena)
         h_resp_free(&r);
     }
     expect_get("/waits/publish?msg=end", "woken=1\n");
-    ck_assert(recv_until(&s, "end\n", WAIT_MS));
+    ck_assert(wire_recv_until(&s, "end\n", WAIT_MS));
     wire_close(&s);
-    ck_assert(stats_reach("waiting=0 closed=1 ", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=0 closed=1 ", WAIT_MS));
 }
 END_TEST
 
@@ -282,7 +234,7 @@ START_TEST(wait_timer_ticks)
     long long t0 = h_ms_now();
 
     connect_send(&c, "GET /waits/tick?ms=60&n=3 HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert(recv_until(&c, "ready\n", WAIT_MS));
+    ck_assert(wire_recv_until(&c, "ready\n", WAIT_MS));
     expect_get("/waits/stats", "waiting=1 ");
     ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
     ck_assert_int_eq(r.status, 200);
@@ -303,15 +255,16 @@ START_TEST(wait_fd_watch)
     struct wire_resp r;
 
     connect_send(&c, "GET /waits/fdwait HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert(recv_until(&c, "ready\n", WAIT_MS));
-    ck_assert(stats_reach("waiting=1 ", WAIT_MS));
+    ck_assert(wire_recv_until(&c, "ready\n", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=1 ", WAIT_MS));
     expect_get("/waits/publish?msg=piped", "woken=1\n");
     ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(r.body, "ready\npiped\n");
     wire_resp_free(&r);
     wire_close(&c);
-    ck_assert(stats_reach("waiting=0 closed=1 aborted=0 finished=1 refused=0", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=0 closed=1 aborted=0 finished=1 refused=0",
+                          WAIT_MS));
 }
 END_TEST
 
@@ -327,12 +280,12 @@ START_TEST(wait_resume_races_leaving)
         snprintf(req, sizeof(req), "GET /waits/later?ms=%d HTTP/1.1\r\nHost: x\r\n\r\n", i % 4);
         connect_send(&c, req);
         if (i % 2)
-            recv_until(&c, "ready\n", 50);
+            wire_recv_until(&c, "ready\n", 50);
         wire_close(&c);
     }
-    ck_assert(stats_reach("waiting=0 ", WAIT_MS));
-    ck_assert(stats_reach(" closed=20 ", WAIT_MS));
-    ck_assert(stats_reach(" finished=20 ", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=0 ", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", " closed=20 ", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", " finished=20 ", WAIT_MS));
     ck_assert_int_eq(h_log_count(&srv, "AddressSanitizer"), 0);
 }
 END_TEST
@@ -346,8 +299,8 @@ START_TEST(wait_stop_ends_waiters)
 
     connect_send(&s, "GET /waits/stream HTTP/1.1\r\nHost: x\r\n\r\n");
     connect_send(&p, "GET /waits/poll HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert(recv_until(&s, "ready\n", WAIT_MS));
-    ck_assert(stats_reach("waiting=2 ", WAIT_MS));
+    ck_assert(wire_recv_until(&s, "ready\n", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=2 ", WAIT_MS));
     kill(srv.pid, SIGTERM);
     ck_assert_int_eq(wire_read(&s, "GET", WAIT_MS, &r), 0);
     ck_assert_int_eq(r.status, 200);
@@ -404,24 +357,6 @@ setup_sse_quiet(void)
     h_start(&srv, 1, extra);
 }
 
-/* Wait until /sse/stats contains @p want. */
-static int
-sse_stats_reach(const char *want, int timeout_ms)
-{
-    long long end = h_ms_now() + timeout_ms;
-
-    do {
-        struct hresp r = h_get(&srv, "/sse/stats");
-        int ok = r.status == 200 && h_has(r.body, want);
-
-        h_resp_free(&r);
-        if (ok)
-            return 1;
-        h_sleep_ms(20);
-    } while (h_ms_now() < end);
-    return 0;
-}
-
 static void
 publish_sse(const char *data, const char *want)
 {
@@ -444,12 +379,12 @@ START_TEST(sse_broadcast_and_reload)
 
     for (int i = 0; i < 3; i++) {
         connect_send(&c[i], "GET /sse/ HTTP/1.1\r\nHost: x\r\n\r\n");
-        ck_assert_msg(recv_until(&c[i], ": subscribed\n\n", WAIT_MS), "subscriber %d", i);
+        ck_assert_msg(wire_recv_until(&c[i], ": subscribed\n\n", WAIT_MS), "subscriber %d", i);
     }
     publish_sse("hi\nthere", "subscribers=3\n");
     for (int i = 0; i < 3; i++) {
-        ck_assert(recv_until(&c[i], "id: 1\ndata: hi\ndata: there\n\n", WAIT_MS));
-        ck_assert(recv_until(&c[i], ": ping\n\n", WAIT_MS)); /* from a host timer */
+        ck_assert(wire_recv_until(&c[i], "id: 1\ndata: hi\ndata: there\n\n", WAIT_MS));
+        ck_assert(wire_recv_until(&c[i], ": ping\n\n", WAIT_MS)); /* from a host timer */
     }
     ck_assert_int_eq(kill(srv.pid, SIGHUP), 0);
     for (int i = 0; i < 3; i++) {
@@ -467,9 +402,9 @@ START_TEST(sse_broadcast_and_reload)
     ck_assert_int_eq(h_log_count(&srv, "(gen 1, pid"), h_log_count(&srv, ") stopped"));
     /* The client reconnects: the new generation serves it, with a channel of its own. */
     connect_send(&n, "GET /sse/ HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert(recv_until(&n, ": subscribed\n\n", WAIT_MS));
+    ck_assert(wire_recv_until(&n, ": subscribed\n\n", WAIT_MS));
     publish_sse("again", "subscribers=1\n");
-    ck_assert(recv_until(&n, "id: 1\ndata: again\n\n", WAIT_MS));
+    ck_assert(wire_recv_until(&n, "id: 1\ndata: again\n\n", WAIT_MS));
     wire_close(&n);
     ck_assert_int_eq(h_log_count(&srv, "killed by signal"), 0);
     ck_assert_int_eq(h_log_count(&srv, "exiting with"), 0);
@@ -489,10 +424,10 @@ START_TEST(sse_poll_gets_event)
     for (int i = 0; i < 2; i++)
         connect_send(&p[i], "GET /sse/poll HTTP/1.1\r\nHost: x\r\n\r\n");
     connect_send(&st, "GET /sse/ HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert(recv_until(&st, ": subscribed\n\n", WAIT_MS));
-    ck_assert(sse_stats_reach("subscribers=1 polls=2 published=0\n", WAIT_MS));
+    ck_assert(wire_recv_until(&st, ": subscribed\n\n", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/sse/stats", "subscribers=1 polls=2 published=0\n", WAIT_MS));
     /* Nothing, not even a status line, before the event. */
-    ck_assert_int_eq(recv_until(&p[0], "HTTP/1.1", 200), 0);
+    ck_assert_int_eq(wire_recv_until(&p[0], "HTTP/1.1", 200), 0);
     ck_assert_uint_eq(p[0].len, 0);
     publish_sse("news", "subscribers=3\n");
     for (int i = 0; i < 2; i++) {
@@ -503,7 +438,7 @@ START_TEST(sse_poll_gets_event)
         ck_assert(h_has(r.head, "Content-Type: text/event-stream"));
         wire_resp_free(&r);
     }
-    ck_assert(recv_until(&st, "id: 1\ndata: news\n\n", WAIT_MS));
+    ck_assert(wire_recv_until(&st, "id: 1\ndata: news\n\n", WAIT_MS));
     ck_assert_int_eq(wire_send(&p[0], "GET /sse/stats HTTP/1.1\r\nHost: x\r\n\r\n", 36), 0);
     ck_assert_int_eq(wire_read(&p[0], "GET", WAIT_MS, &r), 0);
     ck_assert_str_eq(r.body, "subscribers=1 polls=0 published=1\n");
@@ -511,7 +446,7 @@ START_TEST(sse_poll_gets_event)
     for (int i = 0; i < 2; i++)
         wire_close(&p[i]);
     wire_close(&st);
-    ck_assert(sse_stats_reach("subscribers=0 polls=0 ", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/sse/stats", "subscribers=0 polls=0 ", WAIT_MS));
 }
 END_TEST
 
@@ -530,7 +465,7 @@ START_TEST(sse_poll_times_out)
     ck_assert_int_ge(h_ms_now() - t0, 199);
     wire_resp_free(&r);
     wire_close(&c);
-    ck_assert(sse_stats_reach("subscribers=0 polls=0 ", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/sse/stats", "subscribers=0 polls=0 ", WAIT_MS));
 }
 END_TEST
 

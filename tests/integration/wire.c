@@ -132,6 +132,23 @@ fill(struct wire_conn *c, long long deadline)
     return 1;
 }
 
+int
+wire_recv_until(struct wire_conn *c, const char *needle, int timeout_ms)
+{
+    long long end = wire_now_ms() + timeout_ms;
+
+    for (;;) {
+        if (needle && c->buf && memmem(c->buf, c->len, needle, strlen(needle)))
+            return 1;
+        if (c->eof)
+            return !needle;
+        if (fill(c, end) < 0)
+            return 0;
+        if (c->buf)
+            c->buf[c->len] = '\0';
+    }
+}
+
 /* Drop the first @p n buffered bytes. */
 static void
 consume(struct wire_conn *c, size_t n)

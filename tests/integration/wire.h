@@ -109,6 +109,13 @@ int wire_read(struct wire_conn *c, const char *method, int timeout_ms, struct wi
 int wire_wait_close(struct wire_conn *c, int ms);
 
 /*
+ * Receive into c->buf (kept NUL-terminated, nothing consumed) until it holds
+ * @p needle, or, with @p needle NULL, until the peer closed. Waits at most
+ * @p timeout_ms. @return 1 when it does (or did), 0 otherwise.
+ */
+int wire_recv_until(struct wire_conn *c, const char *needle, int timeout_ms);
+
+/*
  * The first header called @p name (ASCII case-insensitive), its value without
  * surrounding whitespace, copied into @p out.
  * @return out, or NULL when there is no such header.

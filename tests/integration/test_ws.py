@@ -113,21 +113,67 @@ def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 3 * T))
 
 
-def raw_handshake(port, path):
+def connect(port, ssl_ctx=None, rcvbuf=None):
+    """A connection to the server (over TLS with @ssl_ctx; @rcvbuf: SO_RCVBUF, set first)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(T)
+    s.connect(("127.0.0.1", port))
+    return ssl_ctx.wrap_socket(s, server_hostname="localhost") if ssl_ctx else s
+
+
+def recv_until(s, needle, got=b""):
+    """Read from @s until what came (after @got) holds @needle; returns all of it."""
+    while needle not in got:
+        chunk = s.recv(4096)
+        assert chunk, got
+        got += chunk
+    return got
+
+
+def read_to_end(s):
+    """Everything @s delivers until the server closes."""
+    got = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            return got
+        got += chunk
+
+
+def raw_handshake(port, path, rcvbuf=None):
     """A WebSocket opening handshake by hand: the socket, after the 101."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=T)
+    s = connect(port, rcvbuf=rcvbuf)
     key = base64.b64encode(os.urandom(16)).decode()
     s.sendall((f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                "Sec-WebSocket-Version: 13\r\n\r\n").encode())
     head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(4096)
+    while b"\r\n\r\n" not in head:  # a byte at a time: nothing of what follows is read
+        chunk = s.recv(1)
         assert chunk, head
         head += chunk
     assert head.startswith(b"HTTP/1.1 101 "), head
-    assert head.endswith(b"\r\n\r\n"), head  # nothing of the server's before our frame
     return s
+
+
+def sse_subscribe(port, ssl_ctx=None):
+    """An SSE subscription on its own connection, read up to its ": subscribed"."""
+    s = connect(port, ssl_ctx)
+    s.sendall(b"GET /sse/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    recv_until(s, b": subscribed")
+    return s
+
+
+def http_post(port, target, body, ssl_ctx=None):
+    """POST on a connection of its own: the response's bytes."""
+    s = connect(port, ssl_ctx)
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+              % (target.encode(), len(body)) + body)
+    reply = read_to_end(s)
+    s.close()
+    return reply
 
 
 def frame(opcode, payload, mask=True):
@@ -211,12 +257,7 @@ class WebSocketTest(unittest.TestCase):
     def test_not_a_handshake(self):
         s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=T)
         s.sendall(b"GET /chat/ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        reply = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
+        reply = read_to_end(s)
         s.close()
         self.assertTrue(reply.startswith(b"HTTP/1.1 426 "), reply)
         self.assertIn(b"Sec-WebSocket-Version: 13\r\n", reply)
@@ -244,18 +285,7 @@ class WebSocketTest(unittest.TestCase):
     def test_member_too_slow_is_closed(self):
         """A room member that never reads: once its queues are full it is sent 1008 and
         closed without waiting for a reply it would not send (the host bounds the drain)."""
-        slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        slow.settimeout(T)
-        slow.connect(("127.0.0.1", self.srv.port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        slow.sendall((f"GET /chat/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += slow.recv(1)
-        self.assertTrue(head.startswith(b"HTTP/1.1 101 "), head)
+        slow = raw_handshake(self.srv.port, "/chat/ws", rcvbuf=4096)
 
         async def go():
             async with websockets.connect(self.srv.url("/chat/ws"), max_size=None) as a:
@@ -278,14 +308,7 @@ class WebSocketTest(unittest.TestCase):
         shutdown) and closed, reconnects to the new generation, nobody crashes."""
         sse = []
         for _ in range(N_SSE):
-            s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=T)
-            s.sendall(b"GET /sse/ HTTP/1.1\r\nHost: x\r\n\r\n")
-            got = b""
-            while b": subscribed" not in got:
-                chunk = s.recv(4096)
-                self.assertTrue(chunk, got)
-                got += chunk
-            sse.append(s)
+            sse.append(sse_subscribe(self.srv.port))
 
         async def go():
             clients = [await websockets.connect(self.srv.url("/chat/ws")) for _ in range(N_WS)]
@@ -309,11 +332,7 @@ class WebSocketTest(unittest.TestCase):
                 await c.close()
         run(go())
         for s in sse:
-            got = b""
-            while b"event: shutdown" not in got:
-                chunk = s.recv(4096)
-                self.assertTrue(chunk, got)
-                got += chunk
+            recv_until(s, b"event: shutdown")
             s.close()
         self.srv.wait_log(") stopped", 1)  # the old worker exited
         log = self.srv.text()
@@ -332,12 +351,7 @@ class WebSocketTest(unittest.TestCase):
         self.srv.proc.send_signal(signal.SIGTERM)
         self.assertEqual(self.srv.proc.wait(T), 0)
         took = time.monotonic() - t0
-        data = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_end(s)
         s.close()
         self.assertTrue(data.startswith(b"\x88"), data)  # the close frame
         self.assertEqual(struct.unpack("!H", data[2:4])[0], 1001)
@@ -357,33 +371,6 @@ class WebSocketTest(unittest.TestCase):
         t0 = run(go())
         self.assertEqual(self.srv.proc.wait(T), 0)
         self.assertLess(time.monotonic() - t0, 5.0)
-
-
-def sse_subscribe(port):
-    """An SSE subscription on its own connection, read up to its ": subscribed"."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=T)
-    s.sendall(b"GET /sse/ HTTP/1.1\r\nHost: x\r\n\r\n")
-    got = b""
-    while b": subscribed" not in got:
-        chunk = s.recv(4096)
-        assert chunk, got
-        got += chunk
-    return s
-
-
-def http_post(port, target, body):
-    """POST on a connection of its own: the response's bytes."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=T)
-    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-              % (target.encode(), len(body)) + body)
-    reply = b""
-    while True:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        reply += chunk
-    s.close()
-    return reply
 
 
 class RelayTest(unittest.TestCase):
@@ -427,21 +414,13 @@ class RelayTest(unittest.TestCase):
         reply = http_post(self.srv.port, "/sse/publish", b"to all\nworkers")
         self.assertIn(b" workers=2\n", reply)
         for s in subs:
-            got = b""
-            while b"data: to all\ndata: workers\n\n" not in got:
-                chunk = s.recv(4096)
-                self.assertTrue(chunk, got)
-                got += chunk
+            recv_until(s, b"data: to all\ndata: workers\n\n")
         # A reload: the new generation's two sockets replace the old ones.
         old = sorted(os.listdir(self.relay))
         os.kill(self.srv.proc.pid, signal.SIGHUP)
         self.srv.wait_log("worker ready", 4)
         for s in subs:
-            got = b""
-            while b"event: shutdown" not in got:
-                chunk = s.recv(4096)
-                self.assertTrue(chunk, got)
-                got += chunk
+            recv_until(s, b"event: shutdown")
             s.close()
         self.srv.wait_log(") stopped", 2)
         new = sorted(os.listdir(self.relay))
@@ -480,15 +459,7 @@ class TlsTest(unittest.TestCase):
         self.srv.stop()
 
     def test_wss_echo_room_and_sse(self):
-        sse = self.srv.ssl.wrap_socket(
-            socket.create_connection(("127.0.0.1", self.srv.port), timeout=T),
-            server_hostname="localhost")
-        sse.sendall(b"GET /sse/ HTTP/1.1\r\nHost: x\r\n\r\n")
-        got = b""
-        while b": subscribed" not in got:
-            chunk = sse.recv(4096)
-            self.assertTrue(chunk, got)
-            got += chunk
+        sse = sse_subscribe(self.srv.port, self.srv.ssl)
 
         async def go():
             async with self.srv.connect("/chat/echo", max_size=None) as ws:
@@ -520,24 +491,9 @@ class TlsTest(unittest.TestCase):
         self.assertLess(idle, 40, "the worker was busy while every connection was idle")
 
         # The subscriber gets an event published over another TLS connection.
-        pub = self.srv.ssl.wrap_socket(
-            socket.create_connection(("127.0.0.1", self.srv.port), timeout=T),
-            server_hostname="localhost")
-        pub.sendall(b"POST /sse/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n"
-                    b"Connection: close\r\n\r\nover-tls!")
-        reply = b""
-        while True:
-            chunk = pub.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-        pub.close()
-        self.assertRegex(reply, rb"^HTTP/1\.1 20[04] ")
-        got = b""
-        while b"data: over-tls!" not in got:
-            chunk = sse.recv(4096)
-            self.assertTrue(chunk, got)
-            got += chunk
+        reply = http_post(self.srv.port, "/sse/publish", b"over-tls!", self.srv.ssl)
+        self.assertRegex(reply, rb"^HTTP/1\.1 200 ")
+        recv_until(sse, b"data: over-tls!")
         sse.close()
         log = self.srv.text()
         self.assertNotIn("killed by signal", log)

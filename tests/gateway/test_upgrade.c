@@ -330,6 +330,77 @@ START_TEST(upgrade_needs_the_flag)
 }
 END_TEST
 
+/*
+ * Drive @p call and read its client's end to the end of the stream, for at
+ * most 10 s: how many bytes came, and whether the last 4 were "END\n".
+ */
+static size_t
+drain_count(struct csgi_test_call *call, int fd, int *ends_with_end)
+{
+    char buf[65536], tail[4] = {0};
+    size_t total = 0;
+    long long end = now_ms() + 10000;
+
+    while (now_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t n;
+
+        csgi_test_call_run(call, 5);
+        if (poll(&p, 1, 5) <= 0)
+            continue;
+        n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n == 0)
+            break;
+        if (n < 0)
+            continue;
+        total += (size_t)n;
+        if (n >= 4) {
+            memcpy(tail, buf + n - 4, 4);
+        } else {
+            memmove(tail, tail + n, 4 - (size_t)n);
+            memcpy(tail + 4 - n, buf, (size_t)n);
+        }
+    }
+    *ends_with_end = memcmp(tail, "END\n", 4) == 0;
+    return total;
+}
+
+/*
+ * The same core as csgi-server's (test_upgrade in tests/integration): a
+ * write and a close from call() go out behind the 101, then the close; a
+ * client that shuts its sending side at once still gets all of a queue of
+ * 8 MiB, and the connection ends OK.
+ */
+START_TEST(upgrade_close_from_call_and_half_close)
+{
+    struct csgi_test_client *c = open_upgrades();
+    struct csgi_test_response *r;
+    int fd, end_seen = 0;
+    struct csgi_test_call *call = upgrade(c, "/upgrades/closenow", &fd);
+
+    expect_read(call, fd, "goodbye\n");
+    free(read_until(call, fd, NULL, NULL)); /* the end of the stream */
+    shutdown(fd, SHUT_WR);
+    run_out(call);
+    ck_assert_int_eq(csgi_test_call_end(call, CSGI_FINISH_OK, &r), 0);
+    csgi_test_response_free(r);
+    expect_stats(c, "open=0 ok=1 abort=0 shutdown=0 error=0 writable=0\n");
+
+    call = upgrade(c, "/upgrades/echo", &fd);
+    expect_read(call, fd, "hello\n");
+    send_text(fd, "big\n");
+    shutdown(fd, SHUT_WR);
+    /* The echo of "big\n", 8 MiB, "END\n". */
+    ck_assert_uint_eq(drain_count(call, fd, &end_seen), 4 + 128 * 65536 + 4);
+    ck_assert(end_seen);
+    run_out(call);
+    ck_assert_int_eq(csgi_test_call_end(call, CSGI_FINISH_OK, &r), 0);
+    csgi_test_response_free(r);
+    expect_stats(c, "open=0 ok=2 abort=0 shutdown=0 error=0 writable=0\n");
+    csgi_test_client_free(c);
+}
+END_TEST
+
 static Suite *
 upgrade_suite(void)
 {
@@ -344,6 +415,7 @@ upgrade_suite(void)
     tcase_add_test(tc, upgrade_backpressure);
     tcase_add_test(tc, upgrade_refusals);
     tcase_add_test(tc, upgrade_needs_the_flag);
+    tcase_add_test(tc, upgrade_close_from_call_and_half_close);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1671,9 +1671,12 @@ csgi_validator_call(void *validator, struct csgi_environ *env, const struct csgi
     if (rc < 0)
         return rc;
     val_wrap(v, rq, env, resp, out);
-    val_calls_push(rq);
+    /* Only a request given the wrapped table can reach val_upgrade(). */
+    if (rq->env.host == &v->host)
+        val_calls_push(rq);
     rc = v->app(v->app_state, &rq->env, &rq->resp, &rq->inner);
-    val_calls_remove(rq);
+    if (rq->env.host == &v->host)
+        val_calls_remove(rq);
     return val_called(rq, rc, out);
 }
 
@@ -1739,6 +1742,9 @@ csgi_validator_new(const struct csgi_host_api *api, csgi_app_fn app, void *app_s
     pthread_mutex_init(&v->up_lock, NULL);
     if (CSGI_HAS(api, 4) && api->size >= sizeof(v->host) && api->upgrade) {
         memcpy(&v->host, api, sizeof(v->host));
+        /* The copy is this build's table: a newer host's later functions are not in it. */
+        v->host.version = CSGI_HOST_API_VERSION;
+        v->host.size = (uint32_t)sizeof(v->host);
         v->host.upgrade = val_upgrade;
         v->host.upgrade_write = val_upgrade_write;
         v->host.upgrade_close = val_upgrade_close;

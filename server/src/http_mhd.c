@@ -721,8 +721,8 @@ add_app_headers(struct csgi_request *r, struct MHD_Response *resp)
         const struct csgi_header *hd = &r->core.headers[i];
         if (hd->name.len == 14 && csgi__str_ieq(hd->name.ptr, hd->name.len, "content-length"))
             continue; /* the response size carries it */
-        if (hd->name.len == 10 && csgi__str_ieq(hd->name.ptr, hd->name.len, "connection") &&
-            r->core.status == 101)
+        if (__builtin_expect(r->core.status == 101, 0) && hd->name.len == 10 &&
+            csgi__str_ieq(hd->name.ptr, hd->name.len, "connection"))
             continue; /* libmicrohttpd's upgrade response says "Connection: Upgrade" itself */
         MHD_add_response_header(resp, hd->name.ptr, hd->value.ptr);
     }

@@ -231,10 +231,7 @@ finish(struct csgi_upgrade *u, int reason)
     enter(u, 1);
     was_open = u->state != CSGI__UP_CLOSED;
     u->state = CSGI__UP_CLOSED;
-    if (u->want) {
-        u->want = 0;
-        u->ops->want(u->ctx, 0);
-    }
+    u->want = 0; /* done() below drops the watch and the linger */
     free(u->q);
     u->q = NULL;
     u->q_off = u->q_len = u->q_cap = 0;

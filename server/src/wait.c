@@ -826,6 +826,7 @@ up_turn_take(struct srv_http *h, struct up_turn *t)
         if (up->lost_extra || slot_new(L, SLOT_UP, up->r, &i) < 0)
             continue;
         L->slots[i].up = up;
+        L->slots[i].fd = up->fd; /* slot_free() takes it out of the epoll set */
         ev.data.u64 = slot_token(L, i);
         if (epoll_ctl(L->epfd, EPOLL_CTL_ADD, up->fd, &ev) < 0) {
             slot_free(L, i);

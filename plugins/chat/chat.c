@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include <csgi/csgi.h>
+#include <csgi/util.h>
 #include <csgi/websocket.h>
 
 struct room;
@@ -308,23 +309,16 @@ join(struct room *room, struct csgi_environ *env, const struct csgi_responder *r
 }
 
 static int
-path_is(const struct csgi_environ *env, const char *p)
-{
-    return env->path_info.len == strlen(p) &&
-           memcmp(env->path_info.ptr, p, env->path_info.len) == 0;
-}
-
-static int
 chat_call(void *state, struct csgi_environ *env, const struct csgi_responder *resp,
           struct csgi_body *out)
 {
     struct room *room = state;
 
-    if (path_is(env, "/ws"))
+    if (csgi_str_eq_c(env->path_info, "/ws"))
         return join(room, env, resp, out, 0);
-    if (path_is(env, "/echo"))
+    if (csgi_str_eq_c(env->path_info, "/echo"))
         return join(room, env, resp, out, 1);
-    if (path_is(env, "/stats")) {
+    if (csgi_str_eq_c(env->path_info, "/stats")) {
         char *buf = env->host->alloc(env->request, 96);
         int n;
 
@@ -334,7 +328,7 @@ chat_call(void *state, struct csgi_environ *env, const struct csgi_responder *re
                      room->messages);
         return answer(env, resp, out, 200, "text/plain", buf, (size_t)n, NULL);
     }
-    if (path_is(env, "/") || path_is(env, ""))
+    if (csgi_str_eq_c(env->path_info, "/") || csgi_str_eq_c(env->path_info, ""))
         return answer(env, resp, out, 200, "text/html; charset=utf-8", page, sizeof(page) - 1,
                       NULL);
     return TEXT(env, resp, out, 404, "not found\n", NULL);

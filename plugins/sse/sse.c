@@ -427,14 +427,8 @@ static void *
 relay_main(void *arg)
 {
     struct channel *ch = arg;
-    char *buf = malloc(MAX_PUBLISH + 1);
+    char buf[MAX_PUBLISH + 1]; /* 64 KiB of the thread's stack (8 MiB) */
 
-    if (!buf) {
-        ch->api->log(ch->api->ctx, CSGI_LOG_ERROR,
-                     "relay: out of memory; events of other "
-                     "workers will not reach this one");
-        return NULL;
-    }
     for (;;) {
         struct pollfd pf[2] = {{ch->relay_fd, POLLIN, 0}, {ch->relay_stop[0], POLLIN, 0}};
         ssize_t n;
@@ -443,15 +437,20 @@ relay_main(void *arg)
             break;
         if (pf[1].revents)
             break;
+        if (pf[0].revents & (POLLERR | POLLNVAL)) {
+            ch->api->log(ch->api->ctx, CSGI_LOG_ERROR,
+                         "relay: the socket failed; events of "
+                         "other workers no longer reach this one");
+            break;
+        }
         if (!(pf[0].revents & POLLIN))
             continue;
-        n = recv(ch->relay_fd, buf, MAX_PUBLISH + 1, MSG_DONTWAIT | MSG_TRUNC);
+        n = recv(ch->relay_fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
         if (n < 0 || n > MAX_PUBLISH)
             continue; /* nothing after all, or not one of ours */
         if (publish_local(ch, buf, (size_t)n) < 0)
             ch->api->log(ch->api->ctx, CSGI_LOG_WARN, "relay: out of memory; an event was lost");
     }
-    free(buf);
     return NULL;
 }
 
@@ -523,17 +522,20 @@ relay_close(struct channel *ch)
 }
 
 /*
- * The relay's socket, <relay_dir>/<pid>.sock (the directory made 0700 when
- * missing), and the thread's stop pipe. Logs why and returns -1 on failure.
+ * The relay's socket, <relay_dir>/<pid>.sock, and the thread's stop pipe.
+ * The directory is made 0700 when missing, and refused unless it is a
+ * directory of this user that nobody else may write to (anyone who can
+ * write there could read or inject events). Logs why and returns -1 on
+ * failure, with nothing left open or bound.
  */
 static int
 relay_open(struct channel *ch)
 {
     struct sockaddr_un a = {.sun_family = AF_UNIX};
-    const char *what;
+    struct stat st;
+    const char *what = "socket path";
 
-    ch->relay_stop[0] = ch->relay_stop[1] = -1;
-    what = "socket path";
+    ch->relay_fd = ch->relay_stop[0] = ch->relay_stop[1] = -1;
     errno = ENAMETOOLONG;
     if (snprintf(ch->relay_path, sizeof(ch->relay_path), "%s/%ld.sock", ch->relay_dir,
                  (long)getpid()) >= (int)sizeof(ch->relay_path))
@@ -541,6 +543,14 @@ relay_open(struct channel *ch)
     memcpy(a.sun_path, ch->relay_path, sizeof(a.sun_path));
     what = "mkdir";
     if (mkdir(ch->relay_dir, 0700) < 0 && errno != EEXIST)
+        goto fail;
+    what = "not a directory of this user, or others may write to it";
+    errno = EPERM;
+    if (lstat(ch->relay_dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & (S_IWGRP | S_IWOTH)))
+        goto fail;
+    what = "pipe";
+    if (pipe2(ch->relay_stop, O_CLOEXEC) < 0)
         goto fail;
     what = "socket";
     ch->relay_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -550,19 +560,17 @@ relay_open(struct channel *ch)
     what = "bind";
     if (bind(ch->relay_fd, (struct sockaddr *)&a, sizeof(a)) < 0)
         goto fail;
-    what = "pipe";
-    if (pipe2(ch->relay_stop, O_CLOEXEC) < 0)
-        goto fail;
     return 0;
 fail:
     ch->api->log(ch->api->ctx, CSGI_LOG_ERROR, "relay_dir \"%s\": %s: %s", ch->relay_dir, what,
                  strerror(errno));
-    if (ch->relay_fd >= 0) {
+    if (ch->relay_fd >= 0)
         close(ch->relay_fd);
-        if (strcmp(what, "pipe") == 0)
-            unlink(ch->relay_path);
+    if (ch->relay_stop[0] >= 0) {
+        close(ch->relay_stop[0]);
+        close(ch->relay_stop[1]);
     }
-    ch->relay_fd = -1;
+    ch->relay_fd = ch->relay_stop[0] = ch->relay_stop[1] = -1;
     return -1;
 }
 
@@ -587,15 +595,13 @@ sse_init(const struct csgi_host_api *api, const struct csgi_kv *config, size_t n
         if (strcmp(config[i].key, "heartbeat_ms") == 0) {
             ch->heartbeat_ms = atol(config[i].value);
         } else if (strcmp(config[i].key, "relay_dir") == 0) {
-            if (snprintf(ch->relay_dir, sizeof(ch->relay_dir), "%s", config[i].value) >=
-                (int)sizeof(ch->relay_dir) - 16) {
-                api->log(api->ctx, CSGI_LOG_ERROR,
-                         "relay_dir \"%s\": longer than a socket path "
-                         "allows",
+            if (strlen(config[i].value) >= sizeof(ch->relay_dir)) {
+                api->log(api->ctx, CSGI_LOG_ERROR, "relay_dir \"%s\": too long for a socket path",
                          config[i].value);
                 free(ch);
                 return CSGI_EINVAL;
             }
+            strcpy(ch->relay_dir, config[i].value);
         } else {
             api->log(api->ctx, CSGI_LOG_WARN, "config key \"%s\" ignored", config[i].key);
         }

@@ -431,6 +431,19 @@ class RelayTest(unittest.TestCase):
         log = self.srv.text()
         self.assertNotIn("relay", log.replace("relay_dir", ""))  # no relay warning or error
 
+    def test_directory_others_may_write_is_refused(self):
+        # Anyone who can write to the directory could read or inject events.
+        shared = tempfile.mkdtemp(prefix="csgi-relay-shared-")
+        os.chmod(shared, 0o777)
+        srv = Server(extra=["--set", "sse.relay_dir=" + shared])
+        try:
+            srv.wait_log("others may write to it", 1)
+            self.assertIn('plugin "chat" loaded', srv.text())  # the rest keep serving
+            self.assertEqual(os.listdir(shared), [])
+        finally:
+            srv.stop()
+            shutil.rmtree(shared, ignore_errors=True)
+
     def test_dead_worker_socket_is_dropped(self):
         # A socket whose process is gone (a crashed worker): the next publish removes it.
         stale = os.path.join(self.relay, "999999999.sock")

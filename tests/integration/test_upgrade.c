@@ -112,6 +112,17 @@ START_TEST(upgrade_room_leave_refusals)
     ck_assert_int_eq(r.status, 426);
     h_resp_free(&r);
     {
+        /* HTTP/1.0 has no upgrade (as the test client answers: tests/gateway/test_upgrade.c). */
+        static const char req10[] = "GET /upgrades/echo HTTP/1.0\r\nHost: x\r\n" ASK "\r\n";
+        char out[4096];
+        int closed;
+
+        h_raw(srv.port, req10, sizeof(req10) - 1, out, sizeof(out), 2000, &closed);
+        ck_assert_msg(strncmp(out, "HTTP/1.0 426 ", 13) == 0 ||
+                          strncmp(out, "HTTP/1.1 426 ", 13) == 0,
+                      "%s", out);
+    }
+    {
         static const char *const fails[] = {"/upgrades/no101", "/upgrades/body101",
                                             "/upgrades/plain101"};
         char req[256], out[4096];

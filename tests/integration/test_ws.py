@@ -431,6 +431,24 @@ class RelayTest(unittest.TestCase):
         log = self.srv.text()
         self.assertNotIn("relay", log.replace("relay_dir", ""))  # no relay warning or error
 
+    def test_websocket_echo_on_both_workers(self):
+        # Upgraded connections on two workers at once (each on its worker's loop).
+        async def go():
+            clients = []
+            while len(clients) < 12:  # until both workers hold some (the acceptor spreads them)
+                clients.append(await websockets.connect(self.srv.url("/chat/echo")))
+                counts = self.connections()
+                if len(clients) >= 4 and len(counts) == 2 and min(counts.values()) >= 1:
+                    break
+            self.assertEqual(len(counts), 2, counts)
+            self.assertGreaterEqual(min(counts.values()), 1, counts)
+            for i, c in enumerate(clients):
+                await c.send(f"n{i}")
+            for i, c in enumerate(clients):
+                self.assertEqual(await asyncio.wait_for(c.recv(), T), f"n{i}")
+                await c.close()
+        run(go())
+
     def test_directory_others_may_write_is_refused(self):
         # Anyone who can write to the directory could read or inject events.
         shared = tempfile.mkdtemp(prefix="csgi-relay-shared-")

@@ -3,12 +3,17 @@
 
 Check programs print "NN%: Checks: N, Failures: F, Errors: E"; such a program
 counts as N cases (F + E failed). Any other test program counts as one case.
+A sanitizer report anywhere in a test's output is one more failed case.
 """
 import json
 import re
 import sys
 
 CHECK = re.compile(r"(\d+)%: Checks: (\d+), Failures: (\d+), Errors: (\d+)")
+# A sanitizer's report in a test's output fails it, whoever printed it: a
+# csgi-server a test started (its workers' LeakSanitizer at exit, say) shares
+# the test's stderr, but its exit status is not the test's.
+SANITIZER = re.compile(r"ERROR: (LeakSanitizer|AddressSanitizer)|runtime error: ")
 
 def main():
     path, tag = sys.argv[1], sys.argv[2]
@@ -35,6 +40,8 @@ def main():
                     print(f"FAIL {name} (exit: {t['result']})")
             else:
                 print(f"{'ok' if ok else 'FAIL'} {name}")
+            if SANITIZER.search(t.get("stdout", "") or ""):
+                print(f"FAIL {name} (a sanitizer report in its output)")
 
 if __name__ == "__main__":
     main()

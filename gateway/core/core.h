@@ -279,6 +279,15 @@ csgi__response_called(struct csgi__response *r, int rc)
 void csgi__response_plan(struct csgi__response *r, int declined, struct csgi__plan *plan);
 
 /*
+ * Which head the response sends, as a key a transport may cache what it built
+ * from it under: nonzero when the head (status, reason and headers) is a copy
+ * of the calling thread's start_response() memo, and then the same value for
+ * the same bytes and no other on this thread; 0 for a head the memo does not
+ * hold (too large, or started on another thread).
+ */
+uint64_t csgi__response_head_key(const struct csgi__response *r);
+
+/*
  * Pull body bytes into [buf, buf+max): what is already in hand, else one
  * next(). Never waits for more once it has a byte, so each chunk goes out
  * when the application produces it.

@@ -302,6 +302,15 @@ check_and_copy(struct csgi__response *r, int status, struct csgi_str reason,
     return 0;
 }
 
+uint64_t
+csgi__response_head_key(const struct csgi__response *r)
+{
+    /* head_copy is written by memo_copy() alone, which names the generation it holds. */
+    if (r->head_memo != &head_memo || r->headers != r->head_copy.hdr)
+        return 0;
+    return r->head_gen; /* from 1: memo_store() counts before it stores */
+}
+
 static int
 core_start_response(void *ctx, int status, struct csgi_str reason,
                     const struct csgi_header *headers, size_t n_headers,

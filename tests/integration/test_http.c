@@ -23,6 +23,7 @@
 #include <microhttpd.h>
 
 #include "harness.h"
+#include "wire.h"
 
 static struct hserver srv;
 
@@ -125,6 +126,69 @@ START_TEST(http_head_memo_pipelined)
     /* The seventh: its X-A value has a control byte, so the memo's head does not answer it. */
     ck_assert_msg(strstr(at, "HTTP/1.1 400") != NULL, "no 400 after the six: %s", at);
     ck_assert_ptr_null(strstr(at, "server_name="));
+}
+END_TEST
+
+/*
+ * csgi-server keeps the last small buffer response a thread sent and queues
+ * it again for the next identical one (http_mhd.c, resp_cache). On one
+ * pipelined connection: responses repeated (built the second time, reused
+ * from the third), then the same head with other body bytes of the same
+ * length, another header value with the same body, a HEAD, and a request
+ * whose response must say "Connection: close": each answered as itself.
+ */
+START_TEST(http_response_cache_pipelined)
+{
+    static const struct {
+        const char *method, *query, *extra;
+        const char *xv, *body; /* body NULL: HEAD */
+    } want[] = {
+        {"GET", "h=1&b=1", "", "v1", "body 1\n"},
+        {"GET", "h=1&b=1", "", "v1", "body 1\n"},
+        {"GET", "h=1&b=1", "", "v1", "body 1\n"},
+        {"GET", "h=1&b=2", "", "v1", "body 2\n"},
+        {"GET", "h=2&b=2", "", "v2", "body 2\n"},
+        {"GET", "h=2&b=2", "", "v2", "body 2\n"},
+        {"GET", "h=2&b=2", "", "v2", "body 2\n"},
+        {"HEAD", "h=2&b=2", "", "v2", NULL},
+        {"GET", "h=2&b=2", "", "v2", "body 2\n"},
+        {"GET", "h=2&b=3", "", "v2", "body 3\n"},
+        {"GET", "h=2&b=2", "", "v2", "body 2\n"},
+        {"GET", "h=2&b=2", "Connection: close\r\n", "v2", "body 2\n"},
+    };
+    const size_t n = sizeof(want) / sizeof(*want);
+    struct wire_conn c = {0};
+    char req[4096], v[64];
+    size_t len = 0;
+
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(req + len, sizeof(req) - len,
+                                "%s /probe/vary?%s HTTP/1.1\r\nHost: t\r\n%s\r\n", want[i].method,
+                                want[i].query, want[i].extra);
+    ck_assert_uint_lt(len, sizeof(req));
+    ck_assert_int_eq(wire_connect(&c, srv.port, 0), 0);
+    ck_assert_int_eq(wire_send(&c, req, len), 0);
+    for (size_t i = 0; i < n; i++) {
+        struct wire_resp r;
+        int rc = wire_read(&c, want[i].method, 5000, &r);
+
+        ck_assert_msg(rc == 0 && r.status == 200, "response %zu: status %d", i, r.status);
+        ck_assert_msg(wire_header(&r, "X-V", v, sizeof(v)) && strcmp(v, want[i].xv) == 0,
+                      "response %zu: X-V %s, want %s", i, v, want[i].xv);
+        ck_assert_int_eq(r.content_length, 7);
+        ck_assert_uint_eq(wire_header_count(&r, "Content-Type"), 1);
+        if (want[i].body)
+            ck_assert_msg(r.body_len == 7 && memcmp(r.body, want[i].body, 7) == 0,
+                          "response %zu: body \"%s\", want \"%s\"", i, r.body, want[i].body);
+        else
+            ck_assert_uint_eq(r.body_len, 0);
+        /* Only the last one closes. */
+        ck_assert_msg(!wire_header(&r, "Connection", v, sizeof(v)) == (i + 1 < n),
+                      "response %zu: Connection header wrong:\n%s", i, r.head);
+        wire_resp_free(&r);
+    }
+    ck_assert_int_eq(wire_wait_close(&c, 2000), 1);
+    wire_close(&c);
 }
 END_TEST
 
@@ -1302,6 +1366,7 @@ http_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, http_hello_keepalive);
     tcase_add_test(tc, http_head_memo_pipelined);
+    tcase_add_test(tc, http_response_cache_pipelined);
     tcase_add_test(tc, http_curl_reuses_connection);
     tcase_add_test(tc, http_head_has_length_no_body);
     tcase_add_test(tc, http_environ_fields);

@@ -576,6 +576,29 @@ probe_call(void *state, struct csgi_environ *env, const struct csgi_responder *r
         text = aprintf(st, env, &len, "status %ld\n", code);
         return text ? reply(st, env, resp, out, (int)code, text, len) : CSGI_ENOMEM;
     }
+    if (path_is(env, "/vary")) {
+        /* The same status and length; a header value from h=, the body's bytes from b=. */
+        size_t vlen = 0;
+        char *v = aprintf(st, env, &vlen, "v%ld", query_long(env, "h", 0));
+        struct buf_body *b = st->api->alloc(env->request, sizeof(*b));
+        int rc;
+
+        text = aprintf(st, env, &len, "body %ld\n", query_long(env, "b", 0));
+        if (!v || !b || !text)
+            return CSGI_ENOMEM;
+        const struct csgi_header h[] = {
+            {CSGI_STR_INIT("Content-Type"), CSGI_STR_INIT("text/plain")},
+            {CSGI_STR_INIT("X-V"), {v, vlen}},
+        };
+        rc = resp->start_response(resp->ctx, 200, no_reason, h, 2, NULL);
+        if (rc < 0)
+            return rc;
+        *b = (struct buf_body){text, len, 0};
+        out->total_length = (int64_t)len;
+        out->ctx = b;
+        out->next = buf_next;
+        return CSGI_OK;
+    }
     if (path_is(env, "/empty")) {
         int rc = resp->start_response(resp->ctx, 204, no_reason, NULL, 0, NULL);
         return rc < 0 ? rc : CSGI_OK;

@@ -482,10 +482,17 @@ struct csgi__input {
 void csgi__input_init(struct csgi_input *in, struct csgi__input *state);
 
 /* The error stream: lines go to @p sink at their level (or ERROR for write()). */
+/* The longest line csgi_errors.write() gathers; a longer one goes out in pieces this long. */
+#define CSGI__ERRORS_LINE 512
+
 struct csgi__errors {
     void (*sink)(void *ctx, int level, const char *msg, size_t len);
+    /* Request memory for the line, taken at the first write() (most requests write none). */
+    void *(*alloc)(void *ctx, size_t n);
     void *ctx;
-    char line[512];
+    /* CSGI__ERRORS_LINE bytes once write() was called (NULL before: a transport that reuses
+     * the state for another request sets it NULL again). */
+    char *line;
     size_t line_len;
 };
 

@@ -419,8 +419,10 @@ errors_write(void *ctx, const char *text, size_t len)
 
     if (len && !text)
         return CSGI_EINVAL;
+    if (len && !e->line && !(e->line = e->alloc(e->ctx, CSGI__ERRORS_LINE)))
+        return CSGI_ENOMEM;
     for (size_t i = 0; i < len; i++) {
-        if (text[i] == '\n' || e->line_len == sizeof(e->line)) {
+        if (text[i] == '\n' || e->line_len == CSGI__ERRORS_LINE) {
             csgi__errors_flush(e);
             if (text[i] == '\n')
                 continue;

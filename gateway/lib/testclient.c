@@ -954,7 +954,9 @@ tc_build_environ(struct csgi_request *req, const struct csgi_test_request *rq)
     csgi__input_init(&req->input, &req->input_state);
     req->env.input = &req->input;
     req->errors_state.sink = tc_errors_sink;
+    req->errors_state.alloc = tc_core_alloc;
     req->errors_state.ctx = req;
+    req->errors_state.line = NULL;
     csgi__errors_init(&req->errors, &req->errors_state);
     req->env.errors = &req->errors;
     csgi__response_init(

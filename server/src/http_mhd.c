@@ -307,6 +307,7 @@ req_alloc(void)
     /* What stays the same from one request of the block to the next. */
     csgi__response_init(&r->core, &srv_core_ops, r, 0, 0);
     r->errors_state.sink = srv_errors_sink;
+    r->errors_state.alloc = srv_core_ops.alloc;
     r->errors_state.ctx = r;
     csgi__input_init(&r->input, &r->input_state);
     csgi__errors_init(&r->errors, &r->errors_state);
@@ -411,6 +412,7 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
                    offsetof(struct csgi_request, t1_set));
     /* The parts outside the memset that a request refused early still uses. */
     csgi__response_reset(&r->core, 0);
+    r->errors_state.line = NULL;
     r->errors_state.line_len = 0;
     srv_arena_init(&r->arena, r + 1, r->first_arena);
     r->h = h;
@@ -1124,11 +1126,17 @@ static void
 forwarded(struct csgi_request *r)
 {
     struct csgi_environ *e = &r->env;
+    /* In the arena: only requests through a trusted proxy need it (a waiting one is smaller). */
+    struct csgi__fwd_buf *fwd = srv_arena_alloc(&r->arena, sizeof(*fwd));
 
-    if (!csgi__forwarded_apply(r->h->trusted, r->h->n_trusted, e, &r->fwd))
+    if (!fwd) {
+        srv_log(SRV_LOG_ERROR, "out of memory for a trusted proxy's headers: not applied");
         return;
-    if (e->remote_addr.ptr == r->fwd.addr) {
-        memcpy(r->remote_addr, r->fwd.addr, sizeof(r->fwd.addr));
+    }
+    if (!csgi__forwarded_apply(r->h->trusted, r->h->n_trusted, e, fwd))
+        return;
+    if (e->remote_addr.ptr == fwd->addr) {
+        memcpy(r->remote_addr, fwd->addr, sizeof(fwd->addr));
         e->remote_addr = cstr(r->remote_addr, e->remote_addr.len);
     }
 }
@@ -1161,11 +1169,12 @@ static void
 tls_environ(struct csgi_request *r)
 {
     const struct srv_tls_facts *f = tls_facts(r);
-    struct csgi_tls *t = &r->tls;
+    struct csgi_tls *t;
 
     r->env.url_scheme = cstr("https", 5);
     r->env.flags |= CSGI_ENV_TLS;
-    if (!f)
+    /* In the arena: only TLS requests need it (a waiting one is smaller). */
+    if (!f || !(t = srv_arena_alloc(&r->arena, sizeof(*t))))
         return;
     srv_tls_facts_environ(f, t);
     t->protocol = arena_str(r, t->protocol.ptr, t->protocol.len);

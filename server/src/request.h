@@ -224,8 +224,6 @@ struct csgi_request {
     char remote_addr[SRV_INFLIGHT_ADDR_SIZE];
     /* The environ's server_name when the connection's Host memo held (build_environ()). */
     char server_name[sizeof(((struct srv_conn *)0)->host) + 1];
-    /* What a trusted proxy's headers set in the environ (build_environ(), --trusted-proxy). */
-    struct csgi__fwd_buf fwd;
     /*
      * What the head check learned (check_head(): the target, framing, Host);
      * set by csgi__head_check() in place, read only once it accepted the head.
@@ -237,8 +235,6 @@ struct csgi_request {
      * env_built is set.
      */
     struct csgi_environ env;
-    /* The environ's tls on a TLS connection, its strings in the arena (build_environ()). */
-    struct csgi_tls tls;
     /* The host core's response state (on_uri()), and what it planned (respond()). */
     struct csgi__response core;
     struct csgi__plan plan;

@@ -476,6 +476,8 @@ on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     r->toe = toe;
     if (!r->queued_status)
         note_library_reply(r, conn);
+    /* The descriptor is open still: a watch on it goes now, not when the request is freed. */
+    srv_wait_conn_done(r);
     /* One clock read for the next deadline and this request's duration. */
     req_end_time(r);
     if (r->sconn)

@@ -198,6 +198,12 @@ struct csgi_request {
     int stopped;
     /* The client closed its side while the request was parked (wait.c's loop saw it). */
     int client_gone;
+    /*
+     * The client closed its side while the request was awake (a stream
+     * between two waits): client_gone once it parks again; a response that
+     * ends before that ends as it would have.
+     */
+    int left_awake;
     /* Its timers and descriptor watches (wait.c slots, index + 1; 0: none). */
     unsigned watches;
     /* The slot watching the connection while parked (index + 1; 0: none). */

@@ -250,21 +250,33 @@ parked_unlink(struct srv_http *h, struct csgi_request *r)
     r->park_prev = r->park_next = NULL;
     r->parked = 0;
     h->n_parked--;
+}
+
+/* Under the lock: the connection's watch goes (its descriptor is still open). */
+static void
+park_unwatch(struct srv_http *h, struct csgi_request *r)
+{
     if (r->park_slot) {
         slot_free(h->loop, r->park_slot - 1);
         r->park_slot = 0;
     }
 }
 
-/* Watch a parked request's connection for the client closing it. */
+/*
+ * Watch a parked request's connection for the client closing it. Once, at
+ * its first park, until libmicrohttpd is done with the request (srv_wait_
+ * conn_done()), edge-triggered: a request that waits again and again (a
+ * stream of events) costs no epoll_ctl() per wake. An edge while the request
+ * is awake marks the client gone; the next park sees that (srv_wait_park()).
+ */
 static void
 park_watch(struct srv_http *h, struct csgi_request *r)
 {
     struct srv_wait_loop *L = h->loop;
-    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT};
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET};
     unsigned i;
 
-    if (!L || !r->sconn || r->sconn->fd < 0 || slot_new(L, SLOT_PARK, r, &i) < 0)
+    if (r->park_slot || !L || !r->sconn || r->sconn->fd < 0 || slot_new(L, SLOT_PARK, r, &i) < 0)
         return;
     L->slots[i].fd = r->sconn->fd;
     ev.data.u64 = slot_token(L, i);
@@ -300,6 +312,12 @@ srv_wait_park(struct csgi_request *r)
             h->n_parked++;
             park_watch(h, r);
             MHD_suspend_connection(r->conn);
+            if (r->left_awake) {
+                /* It left while the request was awake: woken at once to end. */
+                r->client_gone = 1;
+                parked_unlink(h, r);
+                MHD_resume_connection(r->conn);
+            }
         }
     }
     pthread_mutex_unlock(&h->wake_lock);
@@ -480,6 +498,17 @@ srv_wait_request_done(struct csgi_request *r)
     }
     if (r->parked)
         parked_unlink(r->h, r);
+    park_unwatch(r->h, r);
+    pthread_mutex_unlock(&r->h->wake_lock);
+}
+
+void
+srv_wait_conn_done(struct csgi_request *r)
+{
+    if (!r->park_slot)
+        return; /* set and cleared under the lock, by this thread or with it parked */
+    pthread_mutex_lock(&r->h->wake_lock);
+    park_unwatch(r->h, r);
     pthread_mutex_unlock(&r->h->wake_lock);
 }
 
@@ -529,10 +558,12 @@ loop_event(struct srv_http *h, uint64_t token, uint32_t events, struct up_turn *
         return;
     }
     if (L->slots[i].kind == SLOT_PARK) {
-        r->client_gone = 1;
         if (r->parked) {
-            parked_unlink(h, r); /* frees the slot */
+            r->client_gone = 1;
+            parked_unlink(h, r);
             MHD_resume_connection(r->conn);
+        } else {
+            r->left_awake = 1;
         }
         return;
     }
@@ -793,6 +824,8 @@ srv_upgrade_handed(struct csgi_request *r, int fd, const char *extra, size_t n,
         }
     }
     pthread_mutex_lock(&h->wake_lock);
+    /* The descriptor is the upgraded connection's now (its slot adds it again). */
+    park_unwatch(h, r);
     up->start_next = h->up_starting;
     h->up_starting = up;
     loop_poke(h->loop);

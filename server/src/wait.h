@@ -47,6 +47,13 @@ int srv_wait_watch_fd(struct csgi_request *r, int fd, uint32_t events);
 void srv_wait_request_done(struct csgi_request *r);
 
 /*
+ * libmicrohttpd is done with the request (its connection's descriptor is
+ * still open): the watch for the client leaving goes, before the descriptor
+ * can be closed and its number used again.
+ */
+void srv_wait_conn_done(struct csgi_request *r);
+
+/*
  * Start the worker's wake loop thread (timers, descriptor watches, parked
  * connections closed by their client). Returns 0, or -1 (logged).
  */

@@ -38,7 +38,7 @@
  * is in use (req_alloc()): requests that overlap on one thread are mostly
  * ones that wait (SPEC 4.14), thousands at a time, using a few hundred bytes.
  */
-#define FIRST_ARENA_SMALL 1024
+#define FIRST_ARENA_SMALL 512
 #define INLINE_HEADERS    16
 
 enum req_state {

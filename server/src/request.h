@@ -123,7 +123,8 @@ struct srv_http {
     pthread_mutex_t wake_lock;
     struct csgi_request *parked;
     unsigned n_parked;
-    int stopping;
+    /* Written under wake_lock; atomic so that stopping() reads it without the lock. */
+    atomic_int stopping;
     /* Host timers and descriptor watches (wait.c), under wake_lock. */
     struct srv_wait_loop *loop;
     /*

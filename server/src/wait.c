@@ -386,14 +386,11 @@ srv_wait_parked(struct srv_http *h)
 int
 srv_wait_stopping(struct csgi_request *r)
 {
-    int stopping;
-
-    if (!r)
-        return 0;
-    pthread_mutex_lock(&r->h->wake_lock);
-    stopping = r->h->stopping || r->stopped;
-    pthread_mutex_unlock(&r->h->wake_lock);
-    return stopping;
+    /*
+     * Without the lock: it is asked in next() of every waiting stream. A
+     * request is only ever stopped (r->stopped) once the worker is.
+     */
+    return r && atomic_load_explicit(&r->h->stopping, memory_order_acquire);
 }
 
 /* ------------------------------------------------------------------ */

@@ -7,6 +7,9 @@ time while the requests wait), and writes the runs to OUT/results.json (mode
 "sse"; bench/baseline/sse/ holds the one the README quotes) and their table to
 OUT/results.md. --sse-mode stream: N server-sent-event subscribers (GET /sse/);
 poll: N idle long polls (GET /sse/poll), answered by one event; both: each.
+Each stream run is followed by the same run on bench/mhd_sse, a raw
+libmicrohttpd broadcast channel (the floor under the gateway, as mhd_hello is
+for the load tables).
 --sse-runs R repeats each mode R times, each on a fresh server, and records the
 machine's load average before each run: the delivery latency depends on it.
 """
@@ -36,31 +39,50 @@ def loadavg():
         return None
 
 
-def one_run(args, mode, port):
-    """One csgi-server and one sse_bench run of @p mode; the bench's JSON line, with the load
-    average before it and the settings."""
+# The connection memory of both servers (csgi-server's --conn-memory minimum).
+CONN_MEMORY = 4096
+
+# What a run's "server" field names, in the table.
+SERVER_NAMES = {"csgi": "csgi-server", "mhd": "libmicrohttpd alone (mhd_sse)"}
+
+
+def server_argv(args, server, mode, port):
+    """The command line of @p server ("csgi": csgi-server with plugins/sse and one worker;
+    "mhd": bench/mhd_sse, the floor)."""
+    max_conn = str(2 * args.sse + 100)
+    if server == "mhd":
+        return [os.path.join(args.build_dir, "bench", "mhd_sse"), str(port), str(CONN_MEMORY),
+                max_conn, "/sse"]
     plugdir = os.path.join(args.tmp, "sse-plugins")
     os.makedirs(plugdir, exist_ok=True)
     shutil.copy(os.path.join(args.build_dir, "plugins", "sse.so"), plugdir)
-    server = os.path.join(args.build_dir, "server", "csgi-server")
-    client = os.path.join(args.build_dir, "bench", "sse_bench")
-    argv = [server, "--plugins", plugdir, "--bind", "127.0.0.1:%d" % port, "--workers", "1",
-            "--threads", str(args.threads), "--conn-memory", "4096", "--max-connections",
-            str(2 * args.sse + 100), "--max-connections-per-ip", "0", "--log-level", "warn",
-            "--error-log", os.path.join(args.tmp, "sse-error.log")]
+    argv = [os.path.join(args.build_dir, "server", "csgi-server"), "--plugins", plugdir,
+            "--bind", "127.0.0.1:%d" % port, "--workers", "1",
+            "--threads", str(args.threads), "--conn-memory", str(CONN_MEMORY),
+            "--max-connections", max_conn, "--max-connections-per-ip", "0",
+            "--log-level", "warn", "--error-log", os.path.join(args.tmp, "sse-error.log")]
     if mode == "poll":
         argv += ["--set", "sse.heartbeat_ms=%d" % POLL_HEARTBEAT_MS]
+    return argv
+
+
+def one_run(args, mode, port, server="csgi"):
+    """One server and one sse_bench run of @p mode; the bench's JSON line, with the load
+    average before it and the settings."""
+    client = os.path.join(args.build_dir, "bench", "sse_bench")
+    argv = server_argv(args, server, mode, port)
     load = loadavg()
-    srv = subprocess.Popen(argv)
+    srv = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
     try:
         worker = None
         end = time.time() + args.start_timeout
         while worker is None and time.time() < end:
             time.sleep(0.1)
-            kids = proc_tree(srv.pid)[1:]
+            # mhd_sse serves in its own process; csgi-server in its worker.
+            kids = proc_tree(srv.pid)[1:] if server == "csgi" else [srv.pid]
             worker = kids[0] if kids else None
         if worker is None:
-            die("--sse: csgi-server started no worker")
+            die("--sse: %s started no worker" % SERVER_NAMES[server])
         time.sleep(0.5)
         cmd = [client, "--port", str(port), "--subscribers", str(args.sse),
                "--events", str(args.sse_events), "--interval-ms", str(args.sse_interval_ms),
@@ -68,7 +90,7 @@ def one_run(args, mode, port):
         log("sse: " + " ".join(cmd))
         res = subprocess.run(cmd, stdout=subprocess.PIPE, universal_newlines=True, timeout=180)
         line = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else "{}"
-        doc = dict(json.loads(line), threads=args.threads, load_before=load,
+        doc = dict(json.loads(line), server=server, threads=args.threads, load_before=load,
                    ok=res.returncode == 0)
     finally:
         srv.terminate()
@@ -87,28 +109,35 @@ def mib(kib):
 def sse_table(doc):
     """The runs of an --sse results document as a markdown table and a line on the spread
     (pure)."""
-    L = ["| Waiting requests | Events | Delivered | p50 | p99 | Worker CPU per event | "
+    L = ["| Server | Waiting requests | Events | Delivered | p50 | p99 | Worker CPU per event | "
          "Worker RSS | Worker threads | Load before |",
-         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in doc["runs"]:
         what = "%s %s" % ("{:,}".format(r["subscribers"]),
                           "SSE subscribers" if r["mode"] == "stream" else "idle long polls")
         events = "%d, %s ms apart" % (r["events"], "{:,}".format(r["interval_ms"])) \
             if r["mode"] == "stream" else "1 (answers every poll)"
         load = r.get("load_before")
-        L.append("| %s | %s | %s of %s | %.0f ms | %.0f ms | %.0f ms | %s | %d | %s |" % (
-            what, events, "{:,}".format(r["delivered"]), "{:,}".format(r["expected"]),
+        L.append("| %s | %s | %s | %s of %s | %.0f ms | %.0f ms | %.0f ms | %s | %d | %s |" % (
+            SERVER_NAMES[r.get("server", "csgi")], what, events, "{:,}".format(r["delivered"]), "{:,}".format(r["expected"]),
             r["p50_ms"], r["p99_ms"], r["worker_cpu_ms_per_event"], mib(r["worker_rss_kib"]),
             r["worker_threads"], "%.1f" % load[0] if load else "?"))
-    streams = [r for r in doc["runs"] if r["mode"] == "stream"]
-    if len(streams) > 1:
-        p99 = [r["p99_ms"] for r in streams]
-        cpu = [r["worker_cpu_ms_per_event"] for r in streams]
-        L += ["", "Over the %d stream runs: p99 %.0f-%.0f ms, worker CPU per event %.0f-%.0f ms "
-              "(libmicrohttpd %s, %s, %d cores, %s)." % (
-                  len(streams), min(p99), max(p99), min(cpu), max(cpu),
-                  doc["meta"]["versions"].get("libmicrohttpd") or "?",
-                  doc["meta"]["buildtype"], doc["meta"]["cores"], doc["meta"]["date"])]
+    spread = []
+    for server in ("csgi", "mhd"):
+        streams = [r for r in doc["runs"]
+                   if r["mode"] == "stream" and r.get("server", "csgi") == server]
+        if len(streams) > 1:
+            p99 = [r["p99_ms"] for r in streams]
+            cpu = [r["worker_cpu_ms_per_event"] for r in streams]
+            rss = [r["worker_rss_kib"] for r in streams]
+            spread.append("%s over its %d stream runs: p99 %.0f-%.0f ms, worker CPU per event "
+                          "%.0f-%.0f ms, RSS %s-%s." % (
+                              SERVER_NAMES[server], len(streams), min(p99), max(p99), min(cpu),
+                              max(cpu), mib(min(rss)), mib(max(rss))))
+    if spread:
+        L += [""] + spread + ["(libmicrohttpd %s, %s, %d cores, %s.)" % (
+            doc["meta"]["versions"].get("libmicrohttpd") or "?", doc["meta"]["buildtype"],
+            doc["meta"]["cores"], doc["meta"]["date"])]
     return "\n".join(L)
 
 
@@ -119,13 +148,17 @@ def run_sse(args, out_dir):
         if not os.path.exists(f):
             die("--sse: %s is missing (build with -Dbench=true -Dexamples=true)" % f)
     modes = ["stream", "poll"] if args.sse_mode == "both" else [args.sse_mode]
+    # The floor beside each stream run, right after it: the same subscribers and events on
+    # libmicrohttpd alone (mhd_sse speaks the stream protocol only).
+    floor = os.path.exists(os.path.join(args.build_dir, "bench", "mhd_sse"))
     runs = []
     for mode in modes:
         for _ in range(args.sse_runs):
-            r = one_run(args, mode, free_port())
-            r["interval_ms"] = args.sse_interval_ms
-            runs.append(r)
-            print(json.dumps(r))
+            for server in ("csgi", "mhd") if mode == "stream" and floor else ("csgi",):
+                r = one_run(args, mode, free_port(), server)
+                r["interval_ms"] = args.sse_interval_ms
+                runs.append(r)
+                print(json.dumps(r))
     doc = {"mode": "sse", "meta": {
         "command": "bench/csgi-bench --sse %d --sse-mode %s --sse-runs %d --sse-events %d "
                    "--sse-interval-ms %d --threads %d" % (

@@ -295,8 +295,11 @@ class MhdVersions(unittest.TestCase):
         self.assertIn("| 1.0.1 | `mhd@1.0`, `hello@1.0` | 9,000 | 11,500 | +2,500 (1.28x) |",
                       perf)
         bullets = readme.instructions_bullets(self.doc())
-        self.assertIn("On libmicrohttpd 1.0.1 (`hello@1.0` against `mhd@1.0`) the gateway costs "
+        self.assertIn("On libmicrohttpd 1.0.1 (`hello@1.0` against `mhd@1.0`): "
                       "+2,500 (11,500 against 9,000, 1.28x).", bullets)
+        self.assertIn("- **hello against raw libmicrohttpd 0.9.75**: +3,000 instructions per "
+                      "request (11,000 against 8,000, 1.38x).", bullets)
+        self.assertIn("hello minus mhd is +3,000 instructions (1.38x)", perf)
         # One version (or a second one without both targets): the figures as before.
         one = {k: v for k, v in self.PER.items() if k[0] != "mhd@1.0"}
         for doc in (self.doc(one), self.doc(one, {"libmicrohttpd": "0.9.75"})):
@@ -421,31 +424,43 @@ class Readme(unittest.TestCase):
 
 class SseTable(unittest.TestCase):
     @staticmethod
-    def sse_run(mode, p99, cpu, load):
-        return {"mode": mode, "subscribers": 10000, "events": 5 if mode == "stream" else 1,
-                "interval_ms": 2000, "expected": 50000 if mode == "stream" else 10000,
-                "delivered": 50000 if mode == "stream" else 9999, "p50_ms": 40.4,
-                "p99_ms": p99, "worker_cpu_ms_per_event": cpu, "worker_rss_kib": 130560,
-                "worker_threads": 4, "load_before": load}
+    def sse_run(mode, p99, cpu, load, server=None, rss=130560):
+        r = {"mode": mode, "subscribers": 10000, "events": 5 if mode == "stream" else 1,
+             "interval_ms": 2000, "expected": 50000 if mode == "stream" else 10000,
+             "delivered": 50000 if mode == "stream" else 9999, "p50_ms": 40.4,
+             "p99_ms": p99, "worker_cpu_ms_per_event": cpu, "worker_rss_kib": rss,
+             "worker_threads": 4, "load_before": load}
+        if server:
+            r["server"] = server
+        return r
 
     def test_rows_and_spread(self):
         doc = {"mode": "sse", "meta": {"versions": {"libmicrohttpd": "0.9.75"},
                                        "buildtype": "release, LTO", "cores": 2,
                                        "date": "2026-12-04 07:00 UTC"},
+               # A run without "server" (older documents) is csgi-server's.
                "runs": [self.sse_run("stream", 95.2, 101, [1.5, 2, 3]),
-                        self.sse_run("stream", 180.6, 112, [6.25, 2, 3]),
+                        self.sse_run("stream", 60.4, 50, [1.0, 2, 3], "mhd", 57344),
+                        self.sse_run("stream", 180.6, 112, [6.25, 2, 3], "csgi", 131072),
+                        self.sse_run("stream", 70.6, 55, [1.0, 2, 3], "mhd", 58368),
                         self.sse_run("poll", 300, 250, None)]}
         lines = sse_table(doc).split("\n")
-        self.assertEqual(lines[2], "| 10,000 SSE subscribers | 5, 2,000 ms apart | 50,000 of "
-                         "50,000 | 40 ms | 95 ms | 101 ms | 127.5 MiB | 4 | 1.5 |")
-        self.assertEqual(lines[4], "| 10,000 idle long polls | 1 (answers every poll) | 9,999 "
-                         "of 10,000 | 40 ms | 300 ms | 250 ms | 127.5 MiB | 4 | ? |")
-        self.assertEqual(lines[-1], "Over the 2 stream runs: p99 95-181 ms, worker CPU per "
-                         "event 101-112 ms (libmicrohttpd 0.9.75, release, LTO, 2 cores, "
-                         "2026-12-04 07:00 UTC).")
-        # One stream run: no spread to tell.
-        doc["runs"] = doc["runs"][:1]
-        self.assertEqual(len(sse_table(doc).split("\n")), 3)
+        self.assertEqual(lines[2], "| csgi-server | 10,000 SSE subscribers | 5, 2,000 ms apart "
+                         "| 50,000 of 50,000 | 40 ms | 95 ms | 101 ms | 127.5 MiB | 4 | 1.5 |")
+        self.assertEqual(lines[3], "| libmicrohttpd alone (mhd_sse) | 10,000 SSE subscribers | "
+                         "5, 2,000 ms apart | 50,000 of 50,000 | 40 ms | 60 ms | 50 ms | "
+                         "56.0 MiB | 4 | 1.0 |")
+        self.assertEqual(lines[6], "| csgi-server | 10,000 idle long polls | 1 (answers every "
+                         "poll) | 9,999 of 10,000 | 40 ms | 300 ms | 250 ms | 127.5 MiB | 4 | ? |")
+        self.assertEqual(lines[-3], "csgi-server over its 2 stream runs: p99 95-181 ms, worker "
+                         "CPU per event 101-112 ms, RSS 127.5 MiB-128.0 MiB.")
+        self.assertEqual(lines[-2], "libmicrohttpd alone (mhd_sse) over its 2 stream runs: p99 "
+                         "60-71 ms, worker CPU per event 50-55 ms, RSS 56.0 MiB-57.0 MiB.")
+        self.assertEqual(lines[-1], "(libmicrohttpd 0.9.75, release, LTO, 2 cores, "
+                         "2026-12-04 07:00 UTC.)")
+        # One stream run each: no spread to tell.
+        doc["runs"] = doc["runs"][:2]
+        self.assertEqual(len(sse_table(doc).split("\n")), 4)
 
 
 class HtmlReport(unittest.TestCase):

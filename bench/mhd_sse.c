@@ -44,11 +44,16 @@ struct sub {
     struct sub *prev, *next;
 };
 
-/* One request: a subscriber, or a publish gathering its body. */
+/* A publish's body, gathered. */
+struct body {
+    size_t len;
+    char bytes[EVENT_MAX];
+};
+
+/* One request: a subscriber, or a publish with its body (taken at its first byte). */
 struct req {
     struct sub *sub;
-    size_t body_len;
-    char body[EVENT_MAX];
+    struct body *body;
 };
 
 static struct sub *subs;
@@ -153,7 +158,8 @@ static enum MHD_Result
 publish(struct MHD_Connection *c, struct req *q)
 {
     char answer[64];
-    int n = snprintf(piece, sizeof(piece), "data: %.*s\n\n", (int)q->body_len, q->body);
+    int n = snprintf(piece, sizeof(piece), "data: %.*s\n\n", q->body ? (int)q->body->len : 0,
+                     q->body ? q->body->bytes : "");
 
     piece_len = (size_t)n;
     seq++;
@@ -184,10 +190,12 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     if (*upload_data_size) {
         size_t n = *upload_data_size;
 
-        if (n > sizeof(q->body) - q->body_len)
-            n = sizeof(q->body) - q->body_len;
-        memcpy(q->body + q->body_len, upload_data, n);
-        q->body_len += n;
+        if (!q->body && !(q->body = calloc(1, sizeof(*q->body))))
+            return MHD_NO;
+        if (n > sizeof(q->body->bytes) - q->body->len)
+            n = sizeof(q->body->bytes) - q->body->len;
+        memcpy(q->body->bytes + q->body->len, upload_data, n);
+        q->body->len += n;
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -221,6 +229,8 @@ completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestT
         n_subs--;
         free(s);
     }
+    if (q)
+        free(q->body);
     free(q);
     *con_cls = NULL;
 }

@@ -204,7 +204,10 @@ def main():
             return run_sse(args, os.path.abspath(args.out or
                                                  os.path.join(BENCH, "results", stamp)))
         finally:
-            shutil.rmtree(args.tmp, ignore_errors=True)
+            if args.keep_tmp:
+                log("kept run files in %s" % args.tmp)
+            else:
+                shutil.rmtree(args.tmp, ignore_errors=True)
     args.mhd_trees = mhd_trees(args)
     if not args.instructions:
         args.wrk = ensure_tool("wrk", "wrk")

@@ -458,6 +458,16 @@ class SseTable(unittest.TestCase):
                          "60-71 ms, worker CPU per event 50-55 ms, RSS 56.0 MiB-57.0 MiB.")
         self.assertEqual(lines[-1], "(libmicrohttpd 0.9.75, release, LTO, 2 cores, "
                          "2026-12-04 07:00 UTC.)")
+        # A run short of delivery: no latency or CPU figures, and out of the spread.
+        short = dict(self.sse_run("stream", -1, 0, [1.0, 2, 3], "csgi"), delivered=0,
+                     subscribed=9745)
+        lines2 = sse_table(dict(doc, runs=doc["runs"] + [short])).split("\n")
+        self.assertIn("| csgi-server | 10,000 SSE subscribers | 5, 2,000 ms apart | 0 of 50,000 "
+                      "(9,745 subscribed) | - | - | - | 127.5 MiB | 4 | 1.0 |", lines2)
+        self.assertIn("csgi-server: 1 of its 3 stream runs did not deliver every event (left "
+                      "out below).", lines2)
+        self.assertIn("csgi-server over its 2 stream runs: p99 95-181 ms, worker CPU per event "
+                      "101-112 ms, RSS 127.5 MiB-128.0 MiB.", lines2)
         # One stream run each: no spread to tell.
         doc["runs"] = doc["runs"][:2]
         self.assertEqual(len(sse_table(doc).split("\n")), 4)

@@ -766,8 +766,7 @@ add_app_headers(struct csgi_request *r, struct MHD_Response *resp)
 
 struct resp_cache {
     struct MHD_Response *resp; /* NULL: the bytes are a candidate only */
-    uint64_t key;              /* 0: empty */
-    int status;
+    uint64_t key;              /* 0: empty; the status is part of the head it names */
     size_t len;
     char body[RESP_CACHE_BODY];
 };
@@ -800,7 +799,7 @@ cached_response(struct csgi_request *r, const struct csgi__plan *plan)
     key = csgi__response_head_key(&r->core);
     if (!key)
         return NULL;
-    if (c->key == key && c->status == r->core.status && c->len == plan->len &&
+    if (c->key == key && c->len == plan->len &&
         (!c->len || csgi__bytes_eq(c->body, plan->data, c->len))) {
         /* Only once the thread's exit will drop it (see req_release()). */
         if (!c->resp && req_cache_armed) {
@@ -812,7 +811,6 @@ cached_response(struct csgi_request *r, const struct csgi__plan *plan)
     }
     resp_cache_drop();
     c->key = key;
-    c->status = r->core.status;
     c->len = plan->len;
     if (plan->len)
         memcpy(c->body, plan->data, plan->len);

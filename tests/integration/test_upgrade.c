@@ -219,6 +219,17 @@ assert_big_reply(const struct wire_conn *c)
                   "%zu bytes after the data", (size_t)(end - (z + n)));
 }
 
+/* The whole big reply, then the server's close; on_close() says OK. */
+static void
+big_reply_then_ok(struct wire_conn *c)
+{
+    ck_assert(wire_recv_until(c, NULL, 30000));
+    assert_big_reply(c);
+    wire_close(c);
+    ck_assert(
+        h_get_until(&srv, "/upgrades/stats", "open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
+}
+
 /*
  * A close behind 8 MiB of queue, to a client that reads only 2.5 s later:
  * everything goes out before the close (the linger waits for the client's
@@ -230,11 +241,7 @@ START_TEST(upgrade_close_waits_for_the_queue)
 
     upgrade(&c, "/upgrades/echo", "big\n");
     h_sleep_ms(2500);
-    ck_assert(wire_recv_until(&c, NULL, 30000));
-    assert_big_reply(&c);
-    wire_close(&c);
-    ck_assert(
-        h_get_until(&srv, "/upgrades/stats", "open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
+    big_reply_then_ok(&c);
 }
 END_TEST
 
@@ -248,11 +255,7 @@ START_TEST(upgrade_client_half_close)
 
     upgrade(&c, "/upgrades/echo", "big\n");
     ck_assert_int_eq(shutdown(c.fd, SHUT_WR), 0);
-    ck_assert(wire_recv_until(&c, NULL, 30000));
-    assert_big_reply(&c);
-    wire_close(&c);
-    ck_assert(
-        h_get_until(&srv, "/upgrades/stats", "open=0 ok=1 abort=0 shutdown=0 error=0", WAIT_MS));
+    big_reply_then_ok(&c);
 }
 END_TEST
 

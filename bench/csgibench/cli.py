@@ -71,6 +71,14 @@ def parse_cpus(s):
     return out
 
 
+def end_tmp(args):
+    """Remove the run's scratch directory, or say where it is kept (--keep-tmp)."""
+    if args.keep_tmp:
+        log("kept run files in %s" % args.tmp)
+    else:
+        shutil.rmtree(args.tmp, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(
         prog="csgi-bench",
@@ -204,10 +212,7 @@ def main():
             return run_sse(args, os.path.abspath(args.out or
                                                  os.path.join(BENCH, "results", stamp)))
         finally:
-            if args.keep_tmp:
-                log("kept run files in %s" % args.tmp)
-            else:
-                shutil.rmtree(args.tmp, ignore_errors=True)
+            end_tmp(args)
     args.mhd_trees = mhd_trees(args)
     if not args.instructions:
         args.wrk = ensure_tool("wrk", "wrk")
@@ -309,9 +314,6 @@ def main():
         log("wrote %s/results.{json,md,svg,html}" % out_dir)
         return 0
     finally:
-        if not args.keep_tmp:
-            shutil.rmtree(args.tmp, ignore_errors=True)
-        else:
-            log("kept run files in %s" % args.tmp)
+        end_tmp(args)
 
 

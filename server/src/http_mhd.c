@@ -41,6 +41,7 @@
 #include "csgi_internal.h"
 #include "host_api.h"
 #include "log.h"
+#include "mhd_loop.h"
 #include "request.h"
 #include "wait.h"
 
@@ -84,6 +85,8 @@ head_deadline_seen(struct srv_conn *c, long long line_deadline_ms)
         atomic_store(&c->deadline_ms, line_deadline_ms);
 }
 
+/* Connections libmicrohttpd reported started on this thread (on_connection()). */
+static _Thread_local unsigned long conns_started;
 static _Thread_local int busy_slot = -1;
 /*
  * Set when the reader ends a response whose client left while it waited:
@@ -417,6 +420,7 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     srv_arena_init(&r->arena, r + 1, r->first_arena);
     r->h = h;
     r->slot = slot;
+    r->mloop = srv_mhd_loop_current();
     r->conn = conn;
     r->refs = 1;
     r->body_fd = -1;
@@ -542,6 +546,7 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conns_started++;
         c = calloc(1, sizeof(*c));
         if (!c)
             return;
@@ -564,10 +569,11 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
         *socket_context = c;
         return;
     }
+    /* Every started connection is counted down, also one whose record could not be made. */
+    srv_acceptor_conn_closed(h->acceptor);
     c = *socket_context;
     if (!c)
         return;
-    srv_acceptor_conn_closed(h->acceptor);
     pthread_mutex_lock(&h->conn_lock);
     c->prev->next = c->next;
     c->next->prev = c->prev;
@@ -1504,11 +1510,11 @@ static void __attribute__((format(printf, 2, 0))) mhd_logger(void *cls, const ch
     srv_log(SRV_LOG_WARN, "libmicrohttpd: %s", buf);
 }
 
-/* The daemon of a listener with the fewest connections. */
-static struct MHD_Daemon *
+/* The daemon (its index) of a listener with the fewest connections. */
+static unsigned
 pick_daemon(struct daemon_slot *s)
 {
-    struct MHD_Daemon *best = s->d[0];
+    unsigned best = 0;
     unsigned best_n = ~0u;
 
     for (unsigned k = 0; k < s->n_d && s->n_d > 1; k++) {
@@ -1517,7 +1523,7 @@ pick_daemon(struct daemon_slot *s)
         unsigned n = di ? di->num_connections : 0;
         if (n < best_n) {
             best_n = n;
-            best = s->d[k];
+            best = k;
         }
     }
     return best;
@@ -1528,10 +1534,37 @@ static int
 hand_connection(void *cls, size_t index, int fd, const struct sockaddr *addr, socklen_t addr_len)
 {
     struct srv_http *h = cls;
+    struct daemon_slot *s = &h->slots[index];
+    unsigned k = pick_daemon(s);
 
-    /* libmicrohttpd owns (and closes) the socket from here, also on failure. */
-    return MHD_add_connection(pick_daemon(&h->slots[index]), fd, addr, addr_len) == MHD_YES ? 0
-                                                                                            : -1;
+    /* The loop (or libmicrohttpd) owns (and closes) the socket from here, also on failure. */
+    if (s->loop[k])
+        return srv_mhd_loop_hand(s->loop[k], fd, addr, addr_len);
+    return MHD_add_connection(s->d[k], fd, addr, addr_len) == MHD_YES ? 0 : -1;
+}
+
+/* srv_mhd_loop_ops.add: on the daemon's loop thread. */
+static void
+loop_add(void *cls, struct MHD_Daemon *d, int fd, const struct sockaddr *addr, socklen_t addr_len)
+{
+    struct srv_http *h = cls;
+    unsigned long started = conns_started;
+
+    /*
+     * A refusal after on_connection(STARTED) was reported closed too (and
+     * counted down there); one before it never reaches on_connection().
+     */
+    if (MHD_add_connection(d, fd, addr, addr_len) != MHD_YES && conns_started == started)
+        srv_acceptor_conn_closed(h->acceptor);
+}
+
+/* srv_mhd_loop_ops.dropped */
+static void
+loop_dropped(void *cls)
+{
+    struct srv_http *h = cls;
+
+    srv_acceptor_conn_closed(h->acceptor);
 }
 
 struct srv_http *
@@ -1658,8 +1691,7 @@ tls_options(const struct srv_http *h, const struct daemon_slot *s, struct MHD_Op
          * the thread sleeps. The cost: each round passes over all of the
          * daemon's connections (--threads splits them).
          */
-        *flags = (*flags & ~(unsigned)MHD_USE_EPOLL_INTERNAL_THREAD) |
-                 MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_TLS;
+        *flags = (*flags & ~(unsigned)MHD_USE_EPOLL) | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_TLS;
         ops[n++] =
             (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)srv_tls_priorities(t)};
         ops[n++] =
@@ -1695,7 +1727,8 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
     srv_tls_use(cfg->tls);
     for (size_t i = 0; i < h->n_slots; i++) {
         struct daemon_slot *s = &h->slots[i];
-        unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+        /* epoll, run by a thread of ours (mhd_loop.h); TLS keeps the library's (tls_options()). */
+        unsigned flags = MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
                          MHD_USE_NO_LISTEN_SOCKET | (may_wait ? MHD_ALLOW_SUSPEND_RESUME : 0) |
                          (h->allow_upgrade ? MHD_ALLOW_UPGRADE : 0);
         struct MHD_OptionItem tls_ops[4];
@@ -1747,10 +1780,17 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
         if (tls_options(h, s, tls_ops, &flags) < 0)
             return -1;
         for (unsigned k = 0; k < threads; k++) {
+            const struct srv_mhd_loop_ops lo = {loop_add, loop_dropped, h};
+
             s->d[k] = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, ops,
                                        MHD_OPTION_ARRAY, tls_ops, MHD_OPTION_END);
             if (!s->d[k]) {
                 srv_log(SRV_LOG_ERROR, "cannot start libmicrohttpd for \"%s\"", s->l->spec);
+                return -1;
+            }
+            if (!(flags & MHD_USE_INTERNAL_POLLING_THREAD) &&
+                !(s->loop[k] = srv_mhd_loop_start(s->d[k], &lo))) {
+                MHD_stop_daemon(s->d[k]);
                 return -1;
             }
             s->n_d = k + 1;
@@ -1800,8 +1840,12 @@ srv_http_free(struct srv_http *h)
     /* Nor with an upgraded connection open (SPEC 4.15: the graceful timeout is over). */
     srv_wait_upgrades_end(h);
     for (size_t i = 0; i < h->n_slots; i++) {
-        for (unsigned k = 0; k < h->slots[i].n_d; k++)
-            MHD_stop_daemon(h->slots[i].d[k]);
+        for (unsigned k = 0; k < h->slots[i].n_d; k++) {
+            if (h->slots[i].loop[k])
+                srv_mhd_loop_stop(h->slots[i].loop[k]); /* which stops the daemon */
+            else
+                MHD_stop_daemon(h->slots[i].d[k]);
+        }
     }
     srv_acceptor_free(h->acceptor);
     srv_wait_loop_stop(h);

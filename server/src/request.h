@@ -82,8 +82,12 @@ struct srv_conn {
  * One listener. Its connections are spread over one libmicrohttpd daemon per
  * thread; the worker's acceptor thread accepts them (see acceptor_main()).
  */
+struct srv_mhd_loop;
+
 struct daemon_slot {
     struct MHD_Daemon *d[SRV_MAX_THREADS];
+    /* The loop that runs d[k] (mhd_loop.h), NULL for a daemon with its own thread (TLS). */
+    struct srv_mhd_loop *loop[SRV_MAX_THREADS];
     unsigned n_d;
     struct srv_listener *l;
     struct srv_http *h;
@@ -145,6 +149,8 @@ struct csgi_request {
     struct srv_http *h;
     struct daemon_slot *slot;
     struct MHD_Connection *conn;
+    /* The loop that runs the connection's daemon (mhd_loop.h), NULL for a TLS one. */
+    struct srv_mhd_loop *mloop;
     struct srv_arena arena;
     uint64_t id;
     /* The environ's request_id: id_prefix, then id in hex (on_uri()). */

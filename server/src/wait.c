@@ -27,6 +27,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "mhd_loop.h"
 #include "request.h"
 #include "wait.h"
 
@@ -290,6 +291,20 @@ park_watch(struct srv_http *h, struct csgi_request *r)
     r->park_slot = i + 1;
 }
 
+/*
+ * Resume a suspended connection. A daemon csgi-server runs itself has no
+ * inter-thread channel of libmicrohttpd's (mhd_loop.h): its loop is woken too.
+ * The loop is read first: once resumed, the request may end on that loop.
+ */
+static void
+resume_conn(struct csgi_request *r)
+{
+    struct srv_mhd_loop *lp = r->mloop;
+
+    MHD_resume_connection(r->conn);
+    srv_mhd_loop_poke(lp);
+}
+
 int
 srv_wait_park(struct csgi_request *r)
 {
@@ -316,7 +331,7 @@ srv_wait_park(struct csgi_request *r)
                 /* It left while the request was awake: woken at once to end. */
                 r->client_gone = 1;
                 parked_unlink(h, r);
-                MHD_resume_connection(r->conn);
+                resume_conn(r);
             }
         }
     }
@@ -333,7 +348,7 @@ wake_locked(struct srv_http *h, struct csgi_request *r)
     /* r->parked: not woken already by srv_wait_stop(), which leaves the core's bits alone. */
     if (rc == 1 && r->parked) {
         parked_unlink(h, r);
-        MHD_resume_connection(r->conn);
+        resume_conn(r);
     }
     return rc < 0 ? rc : CSGI_OK;
 }
@@ -367,7 +382,7 @@ srv_wait_stop(struct srv_http *h)
         /* Woken by the host, not the application: the wake bits stay as they are. */
         parked_unlink(h, r);
         r->stopped = 1;
-        MHD_resume_connection(r->conn);
+        resume_conn(r);
     }
     pthread_mutex_unlock(&h->wake_lock);
 }
@@ -558,7 +573,7 @@ loop_event(struct srv_http *h, uint64_t token, uint32_t events, struct up_turn *
         if (r->parked) {
             r->client_gone = 1;
             parked_unlink(h, r);
-            MHD_resume_connection(r->conn);
+            resume_conn(r);
         } else {
             r->left_awake = 1;
         }
@@ -768,8 +783,12 @@ up_done(void *ctx)
     r->up = NULL;
     free(up->extra);
     /* The request may be finished (on_completed()) from here on, on libmicrohttpd's thread. */
-    if (up->urh)
-        MHD_upgrade_action(up->urh, MHD_UPGRADE_ACTION_CLOSE);
+    if (up->urh) {
+        struct srv_mhd_loop *lp = r->mloop;
+
+        MHD_upgrade_action(up->urh, MHD_UPGRADE_ACTION_CLOSE); /* it resumes the connection */
+        srv_mhd_loop_poke(lp);
+    }
     free(up);
 }
 

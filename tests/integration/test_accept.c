@@ -440,6 +440,78 @@ START_TEST(accept_limit_threads_burst)
 }
 END_TEST
 
+/*
+ * Connections that became ready together, a full batch of libmicrohttpd's
+ * epoll loop (128) or two, are all answered at once. libmicrohttpd's own
+ * epoll thread (0.9.75 and 1.0.1) waited again with its connection timeout
+ * after a full batch, before serving it: the requests were read and left
+ * unanswered until --header-timeout cut them (mhd_loop.h). The only daemon
+ * thread is held in /probe/slow while the burst connects and sends, so that
+ * all of it is ready when the thread comes back; 200 (not a multiple) is the
+ * control.
+ */
+START_TEST(accept_burst_full_batch)
+{
+    static const char req[] = "GET /hello HTTP/1.1\r\nHost: t\r\n\r\n";
+    static const int sizes[] = {128, 200, 256};
+    struct hserver s;
+    const char *extra[] = {
+        "--workers",        "1",  "--threads", "1", "--max-connections-per-ip", "0",
+        "--header-timeout", "60", NULL};
+
+    h_init(&s);
+    h_add_plugin(&s, "hello.so", NULL);
+    h_add_plugin(&s, "probe.so", NULL);
+    h_start(&s, 1, extra);
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        static const char slow[] = "GET /probe/slow?ms=600 HTTP/1.1\r\nHost: t\r\n\r\n";
+        int n = sizes[k], answered = 0, sleeper = connect_local(s.port);
+        int fds[256];
+        long long t0;
+
+        ck_assert_int_ge(sleeper, 0);
+        ck_assert_int_eq(send(sleeper, slow, strlen(slow), MSG_NOSIGNAL), (ssize_t)strlen(slow));
+        h_sleep_ms(150);
+        for (int i = 0; i < n; i++) {
+            fds[i] = connect_local(s.port);
+            ck_assert_int_ge(fds[i], 0);
+            ck_assert_int_eq(send(fds[i], req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+        }
+        /* Well under --header-timeout; the sleeper's 600 ms and a burst take about 1 s. */
+        t0 = h_ms_now();
+        for (int i = 0; i < n; i++) {
+            char buf[1024] = "";
+            int left = (int)(10000 - (h_ms_now() - t0));
+            size_t len = 0;
+
+            while (left > 0 && !strstr(buf, "Hello, world!")) {
+                struct pollfd p = {fds[i], POLLIN, 0};
+                ssize_t got;
+
+                if (poll(&p, 1, left) <= 0)
+                    break;
+                got = recv(fds[i], buf + len, sizeof(buf) - len - 1, 0);
+                if (got <= 0)
+                    break;
+                len += (size_t)got;
+                buf[len] = '\0';
+                left = (int)(10000 - (h_ms_now() - t0));
+            }
+            answered += strncmp(buf, "HTTP/1.1 200 ", 13) == 0 && strstr(buf, "Hello, world!");
+            close(fds[i]);
+        }
+        close(sleeper);
+        printf("accept_burst_full_batch: %d of %d answered in %lld ms\n", answered, n,
+               h_ms_now() - t0);
+        ck_assert_msg(answered == n,
+                      "a burst of %d connections ready at once: %d answered within 10 s (log %s)",
+                      n, answered, s.log);
+    }
+    stop_ok(&s);
+    h_cleanup(&s);
+}
+END_TEST
+
 static Suite *
 accept_suite(void)
 {
@@ -456,6 +528,10 @@ accept_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, accept_limit_handover);
     tcase_add_test(tc, accept_limit_threads_burst);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("burst");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, accept_burst_full_batch);
     suite_add_tcase(s, tc);
     return s;
 }

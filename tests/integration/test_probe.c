@@ -192,11 +192,12 @@ static const struct probe_case cases[] = {
     {"headers_100", NULL, 0, "200", 0, NULL},
     {"headers_101", NULL, 0, "431", 1, NULL},
     /*
-     * A 100 KB extension: 0.9.75 answers 500 (its buffer is full); 1.0.1
-     * decides 413 but never sends it, and the connection waits for
-     * --conn-timeout.
+     * A 100 KB extension fills the connection's buffer: no reply, the
+     * connection waits for --conn-timeout (1.0.1 decides 413 but never sends
+     * it; 0.9.75 answers 500 only when it runs its own thread, and
+     * csgi-server runs its loop: mhd_loop.h).
      */
-    {"chunk_extension_huge", NULL, 0, "500", 1, NULL, "", KNOWN_09 | KNOWN_10},
+    {"chunk_extension_huge", NULL, 0, "", ANY, NULL, NULL, KNOWN_09 | KNOWN_10},
     /* Valid traffic must keep working. */
     {"keepalive_ok", R("GET /hello HTTP/1.1\r\nHost: t\r\n\r\n"), "200", 0, NULL},
     {"pipelined_two",

@@ -1,0 +1,266 @@
+/*
+ * The event loop of a plain libmicrohttpd daemon (see mhd_loop.h).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "log.h"
+#include "mhd_loop.h"
+
+/* epoll data of the loop's two descriptors. */
+#define TAG_DAEMON 0u
+#define TAG_WAKE   1u
+
+/* A connection handed over and not added yet. */
+struct handed {
+    int fd;
+    socklen_t addr_len;
+    struct sockaddr_storage addr;
+};
+
+/* Handed connections: the acceptor appends under the lock, the loop takes the lot. */
+struct hand_queue {
+    struct handed *v;
+    size_t n;
+    size_t cap;
+};
+
+struct srv_mhd_loop {
+    struct MHD_Daemon *d;
+    struct srv_mhd_loop_ops ops;
+    int ep;   /* the daemon's epoll descriptor and wake */
+    int wake; /* eventfd: a connection queued, or stop */
+    pthread_t thread;
+    atomic_int stop;
+    atomic_int poked; /* a poke's write is pending: the next pokes need none */
+    pthread_mutex_t lock;
+    struct hand_queue q;      /* under lock */
+    struct hand_queue taking; /* the loop thread's own */
+};
+
+static void
+wake_up(struct srv_mhd_loop *lp)
+{
+    uint64_t one = 1;
+
+    /* Only EAGAIN can fail here (the counter is full): it is readable then anyway. */
+    (void)!write(lp->wake, &one, sizeof(one));
+}
+
+static _Thread_local struct srv_mhd_loop *current;
+
+struct srv_mhd_loop *
+srv_mhd_loop_current(void)
+{
+    return current;
+}
+
+void
+srv_mhd_loop_poke(struct srv_mhd_loop *lp)
+{
+    if (lp && !atomic_exchange(&lp->poked, 1))
+        wake_up(lp);
+}
+
+int
+srv_mhd_loop_hand(struct srv_mhd_loop *lp, int fd, const struct sockaddr *addr, socklen_t addr_len)
+{
+    struct hand_queue *q = &lp->q;
+    int was_empty;
+
+    if (addr_len > sizeof(q->v[0].addr)) {
+        close(fd);
+        return -1;
+    }
+    pthread_mutex_lock(&lp->lock);
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 64;
+        struct handed *v = realloc(q->v, cap * sizeof(*v));
+        if (!v) {
+            pthread_mutex_unlock(&lp->lock);
+            close(fd);
+            return -1;
+        }
+        q->v = v;
+        q->cap = cap;
+    }
+    was_empty = q->n == 0;
+    q->v[q->n].fd = fd;
+    q->v[q->n].addr_len = addr_len;
+    memcpy(&q->v[q->n].addr, addr, addr_len);
+    q->n++;
+    pthread_mutex_unlock(&lp->lock);
+    /* The loop takes the whole queue at each wake: a wake per empty-to-one is enough. */
+    if (was_empty)
+        wake_up(lp);
+    return 0;
+}
+
+/* Take what the acceptor queued; the loop then adds (or drops) it. */
+static struct hand_queue *
+take_handed(struct srv_mhd_loop *lp)
+{
+    struct hand_queue t;
+
+    pthread_mutex_lock(&lp->lock);
+    t = lp->q;
+    lp->q = lp->taking;
+    pthread_mutex_unlock(&lp->lock);
+    lp->taking = t;
+    return &lp->taking;
+}
+
+static void
+add_handed(struct srv_mhd_loop *lp)
+{
+    struct hand_queue *t = take_handed(lp);
+
+    for (size_t i = 0; i < t->n; i++)
+        lp->ops.add(lp->ops.cls, lp->d, t->v[i].fd, (const struct sockaddr *)&t->v[i].addr,
+                    t->v[i].addr_len);
+    t->n = 0;
+}
+
+static void
+drop_handed(struct srv_mhd_loop *lp)
+{
+    struct hand_queue *t = take_handed(lp);
+
+    for (size_t i = 0; i < t->n; i++) {
+        close(t->v[i].fd);
+        lp->ops.dropped(lp->ops.cls);
+    }
+    t->n = 0;
+}
+
+/* The daemon's own wait: 0 when it has work left, -1 when no connection has a deadline. */
+static int
+daemon_wait_ms(struct MHD_Daemon *d)
+{
+    MHD_UNSIGNED_LONG_LONG ms;
+
+    if (MHD_get_timeout(d, &ms) != MHD_YES)
+        return -1;
+    return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+static void *
+loop_main(void *arg)
+{
+    struct srv_mhd_loop *lp = arg;
+    int failing = 0;
+
+    current = lp;
+    for (;;) {
+        struct epoll_event ev[2];
+        int n = epoll_wait(lp->ep, ev, 2, daemon_wait_ms(lp->d));
+
+        if (n < 0 && errno != EINTR) {
+            /* Never expected (the descriptors are this loop's): say so once, do not spin. */
+            if (!failing++)
+                srv_log(SRV_LOG_ERROR, "HTTP loop: epoll_wait: %s", strerror(errno));
+            nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.u32 == TAG_WAKE) {
+                uint64_t v;
+                (void)!read(lp->wake, &v, sizeof(v));
+                /* A poke from here on writes again; one before it is seen by MHD_run() below. */
+                atomic_store(&lp->poked, 0);
+                if (atomic_load(&lp->stop))
+                    goto out;
+                add_handed(lp);
+            }
+        }
+        MHD_run(lp->d);
+    }
+out:
+    drop_handed(lp);
+    /* On this thread: the connections' end callbacks run where their requests ran. */
+    MHD_stop_daemon(lp->d);
+    return NULL;
+}
+
+static void
+loop_free(struct srv_mhd_loop *lp)
+{
+    if (lp->ep >= 0)
+        close(lp->ep);
+    if (lp->wake >= 0)
+        close(lp->wake);
+    pthread_mutex_destroy(&lp->lock);
+    free(lp->q.v);
+    free(lp->taking.v);
+    free(lp);
+}
+
+struct srv_mhd_loop *
+srv_mhd_loop_start(struct MHD_Daemon *d, const struct srv_mhd_loop_ops *ops)
+{
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+    struct srv_mhd_loop *lp = calloc(1, sizeof(*lp));
+    struct epoll_event e = {.events = EPOLLIN};
+    int err;
+
+    if (!lp) {
+        srv_log(SRV_LOG_ERROR, "HTTP loop: out of memory");
+        return NULL;
+    }
+    lp->d = d;
+    lp->ops = *ops;
+    pthread_mutex_init(&lp->lock, NULL);
+    lp->ep = epoll_create1(EPOLL_CLOEXEC);
+    lp->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (!di || di->epoll_fd < 0 || lp->ep < 0 || lp->wake < 0) {
+        srv_log(SRV_LOG_ERROR, "HTTP loop: %s",
+                !di || di->epoll_fd < 0 ? "libmicrohttpd gave no epoll descriptor"
+                                        : strerror(errno));
+        loop_free(lp);
+        return NULL;
+    }
+    /* Level-triggered: readable while the daemon's epoll set has events it has not taken. */
+    e.data.u32 = TAG_DAEMON;
+    if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, di->epoll_fd, &e) < 0) {
+        srv_log(SRV_LOG_ERROR, "HTTP loop: epoll_ctl: %s", strerror(errno));
+        loop_free(lp);
+        return NULL;
+    }
+    e.data.u32 = TAG_WAKE;
+    if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, lp->wake, &e) < 0) {
+        srv_log(SRV_LOG_ERROR, "HTTP loop: epoll_ctl: %s", strerror(errno));
+        loop_free(lp);
+        return NULL;
+    }
+    err = pthread_create(&lp->thread, NULL, loop_main, lp);
+    if (err) {
+        srv_log(SRV_LOG_ERROR, "HTTP loop: cannot start a thread: %s", strerror(err));
+        loop_free(lp);
+        return NULL;
+    }
+    pthread_setname_np(lp->thread, "csgi-http");
+    return lp;
+}
+
+void
+srv_mhd_loop_stop(struct srv_mhd_loop *lp)
+{
+    if (!lp)
+        return;
+    atomic_store(&lp->stop, 1);
+    wake_up(lp);
+    pthread_join(lp->thread, NULL);
+    loop_free(lp);
+}

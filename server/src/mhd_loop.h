@@ -1,0 +1,74 @@
+/*
+ * The event loop of a plain (not TLS) libmicrohttpd daemon, run by
+ * csgi-server instead of by the library's own thread.
+ *
+ * libmicrohttpd's internal epoll thread (0.9.75 and 1.0.1 alike) computes its
+ * wait once per round, then calls epoll_wait() again with that same wait
+ * whenever a call returned a full batch (128 events), before it serves what
+ * the batch made ready. When exactly 128 (or 256, ...) connections became
+ * ready at once and nothing else happens after, the thread sleeps with those
+ * requests read and unanswered until the nearest connection timeout
+ * (--header-timeout, 10 s) or the next unrelated event. A burst of
+ * connections (clients reconnecting after a reload, a load test) hits it.
+ *
+ * Here the daemon runs in libmicrohttpd's "external" epoll mode: this
+ * module's thread waits on the daemon's epoll descriptor with the daemon's
+ * own timeout, then calls MHD_run(), whose inner waits never block. A
+ * connection the acceptor hands over is queued and added by this thread
+ * (libmicrohttpd wants MHD_add_connection() on the thread that runs it in
+ * this mode). TLS daemons keep libmicrohttpd's poll() thread, which has no
+ * such loop (http_mhd.c says why they use poll()).
+ */
+#ifndef SRV_MHD_LOOP_H
+#define SRV_MHD_LOOP_H
+
+#include <sys/socket.h>
+
+struct MHD_Daemon;
+struct srv_mhd_loop;
+
+struct srv_mhd_loop_ops {
+    /*
+     * Add a handed-over connection to the daemon, on the loop's thread.
+     * Owns @p fd from then on (libmicrohttpd closes it on failure).
+     */
+    void (*add)(void *cls, struct MHD_Daemon *d, int fd, const struct sockaddr *addr,
+                socklen_t addr_len);
+    /* A handed-over connection closed unserved at stop (its fd is closed already). */
+    void (*dropped)(void *cls);
+    void *cls;
+};
+
+/*
+ * Run @p d (started without an internal thread, with MHD_USE_EPOLL and
+ * MHD_USE_ITC) on a new thread. The loop owns @p d from then on: it stops it.
+ * NULL on failure (logged); @p d is then the caller's still.
+ */
+struct srv_mhd_loop *srv_mhd_loop_start(struct MHD_Daemon *d, const struct srv_mhd_loop_ops *ops);
+
+/*
+ * Queue an accepted connection for the loop's thread (any thread). Owns
+ * @p fd from then on. 0, or -1 when out of memory (@p fd closed).
+ */
+int srv_mhd_loop_hand(struct srv_mhd_loop *lp, int fd, const struct sockaddr *addr,
+                      socklen_t addr_len);
+
+/*
+ * Wake the loop (any thread; NULL is ignored). libmicrohttpd 0.9.75 drops its
+ * inter-thread channel in this mode, so a connection resumed (or an upgraded
+ * one closed) from another thread would wait for the next event: call it
+ * after MHD_resume_connection() and MHD_upgrade_action(CLOSE). Wakes from one
+ * round of the loop are one write.
+ */
+void srv_mhd_loop_poke(struct srv_mhd_loop *lp);
+
+/* The loop whose thread this is, NULL on any other thread. */
+struct srv_mhd_loop *srv_mhd_loop_current(void);
+
+/*
+ * Stop the loop: its thread closes what is still queued, stops the daemon
+ * (MHD_stop_daemon(), on that thread) and exits; then free. NULL is ignored.
+ */
+void srv_mhd_loop_stop(struct srv_mhd_loop *lp);
+
+#endif /* SRV_MHD_LOOP_H */

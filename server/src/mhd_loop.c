@@ -23,6 +23,9 @@
 #define TAG_DAEMON 0u
 #define TAG_WAKE   1u
 
+/* libmicrohttpd's epoll batch (MAX_EVENTS in daemon.c, 0.9.75 and 1.0.1). */
+#define MHD_BATCH 128
+
 /* A connection handed over and not added yet. */
 struct handed {
     int fd;
@@ -40,23 +43,26 @@ struct hand_queue {
 struct srv_mhd_loop {
     struct MHD_Daemon *d;
     struct srv_mhd_loop_ops ops;
-    int ep;   /* the daemon's epoll descriptor and wake */
-    int wake; /* eventfd: a connection queued, or stop */
+    int ep;   /* ours: the daemon's epoll descriptor and wake */
+    int wake; /* eventfd, edge-triggered in ep and in the daemon's set; never read */
     pthread_t thread;
     atomic_int stop;
-    atomic_int poked; /* a poke's write is pending: the next pokes need none */
+    /* Set with the write to wake (a connection queued, a poke, stop); the loop clears it. */
+    atomic_int pending;
     pthread_mutex_t lock;
     struct hand_queue q;      /* under lock */
     struct hand_queue taking; /* the loop thread's own */
 };
 
+/* Something for the loop: wake it, once until it has looked. */
 static void
 wake_up(struct srv_mhd_loop *lp)
 {
     uint64_t one = 1;
 
-    /* Only EAGAIN can fail here (the counter is full): it is readable then anyway. */
-    (void)!write(lp->wake, &one, sizeof(one));
+    /* Each write is an edge for both epoll sets; only a full counter (never) fails. */
+    if (!atomic_exchange(&lp->pending, 1))
+        (void)!write(lp->wake, &one, sizeof(one));
 }
 
 static _Thread_local struct srv_mhd_loop *current;
@@ -70,7 +76,7 @@ srv_mhd_loop_current(void)
 void
 srv_mhd_loop_poke(struct srv_mhd_loop *lp)
 {
-    if (lp && !atomic_exchange(&lp->poked, 1))
+    if (lp)
         wake_up(lp);
 }
 
@@ -78,7 +84,6 @@ int
 srv_mhd_loop_hand(struct srv_mhd_loop *lp, int fd, const struct sockaddr *addr, socklen_t addr_len)
 {
     struct hand_queue *q = &lp->q;
-    int was_empty;
 
     if (addr_len > sizeof(q->v[0].addr)) {
         close(fd);
@@ -96,15 +101,12 @@ srv_mhd_loop_hand(struct srv_mhd_loop *lp, int fd, const struct sockaddr *addr, 
         q->v = v;
         q->cap = cap;
     }
-    was_empty = q->n == 0;
     q->v[q->n].fd = fd;
     q->v[q->n].addr_len = addr_len;
     memcpy(&q->v[q->n].addr, addr, addr_len);
     q->n++;
     pthread_mutex_unlock(&lp->lock);
-    /* The loop takes the whole queue at each wake: a wake per empty-to-one is enough. */
-    if (was_empty)
-        wake_up(lp);
+    wake_up(lp);
     return 0;
 }
 
@@ -156,6 +158,21 @@ daemon_wait_ms(struct MHD_Daemon *d)
     return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
+/*
+ * True when the daemon's epoll set holds fewer descriptors than a full batch
+ * (its connections, its own channel on 1.0 and the wake): then its own wait
+ * cannot hit the full-batch re-wait (mhd_loop.h), and one blocking call
+ * instead of two serves each round. Only this thread adds connections, so the
+ * count cannot grow during the call.
+ */
+static int
+below_batch(struct MHD_Daemon *d)
+{
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+    return di && di->num_connections + 3 < MHD_BATCH;
+}
+
 static void *
 loop_main(void *arg)
 {
@@ -164,30 +181,28 @@ loop_main(void *arg)
 
     current = lp;
     for (;;) {
+        if (atomic_load(&lp->pending)) {
+            /* A wake from here on writes again; what came before it is taken now. */
+            atomic_store(&lp->pending, 0);
+            if (atomic_load(&lp->stop))
+                break;
+            add_handed(lp);
+        }
+        if (below_batch(lp->d)) {
+            /* The wake is in the daemon's set too: its wait ends for it (and skips it). */
+            MHD_run_wait(lp->d, -1);
+            continue;
+        }
         struct epoll_event ev[2];
-        int n = epoll_wait(lp->ep, ev, 2, daemon_wait_ms(lp->d));
-
-        if (n < 0 && errno != EINTR) {
+        if (epoll_wait(lp->ep, ev, 2, daemon_wait_ms(lp->d)) < 0 && errno != EINTR) {
             /* Never expected (the descriptors are this loop's): say so once, do not spin. */
             if (!failing++)
                 srv_log(SRV_LOG_ERROR, "HTTP loop: epoll_wait: %s", strerror(errno));
             nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
             continue;
         }
-        for (int i = 0; i < n; i++) {
-            if (ev[i].data.u32 == TAG_WAKE) {
-                uint64_t v;
-                (void)!read(lp->wake, &v, sizeof(v));
-                /* A poke from here on writes again; one before it is seen by MHD_run() below. */
-                atomic_store(&lp->poked, 0);
-                if (atomic_load(&lp->stop))
-                    goto out;
-                add_handed(lp);
-            }
-        }
         MHD_run(lp->d);
     }
-out:
     drop_handed(lp);
     /* On this thread: the connections' end callbacks run where their requests ran. */
     MHD_stop_daemon(lp->d);
@@ -238,8 +253,16 @@ srv_mhd_loop_start(struct MHD_Daemon *d, const struct srv_mhd_loop_ops *ops)
         loop_free(lp);
         return NULL;
     }
+    /*
+     * The wake, edge-triggered (it is never read): in ours, and in the
+     * daemon's set with a NULL pointer, which libmicrohttpd (0.9.75 and 1.0.1)
+     * skips as its own shutdown mark, so that its wait (MHD_run_wait()) ends.
+     */
+    e.events = EPOLLIN | EPOLLET;
     e.data.u32 = TAG_WAKE;
-    if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, lp->wake, &e) < 0) {
+    if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, lp->wake, &e) < 0 ||
+        epoll_ctl(di->epoll_fd, EPOLL_CTL_ADD, lp->wake,
+                  &(struct epoll_event){.events = EPOLLIN | EPOLLET, .data.ptr = NULL}) < 0) {
         srv_log(SRV_LOG_ERROR, "HTTP loop: epoll_ctl: %s", strerror(errno));
         loop_free(lp);
         return NULL;

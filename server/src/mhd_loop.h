@@ -11,9 +11,12 @@
  * (--header-timeout, 10 s) or the next unrelated event. A burst of
  * connections (clients reconnecting after a reload, a load test) hits it.
  *
- * Here the daemon runs in libmicrohttpd's "external" epoll mode: this
- * module's thread waits on the daemon's epoll descriptor with the daemon's
- * own timeout, then calls MHD_run(), whose inner waits never block. A
+ * Here the daemon runs in libmicrohttpd's "external" epoll mode, on this
+ * module's thread. While the daemon holds 125 connections or more, the thread
+ * waits on the daemon's epoll descriptor with the daemon's own timeout, then
+ * calls MHD_run(), whose inner waits never block. With fewer, no wait can
+ * return a full batch, and the thread lets libmicrohttpd wait itself
+ * (MHD_run_wait()): one system call per round, as its own thread makes. A
  * connection the acceptor hands over is queued and added by this thread
  * (libmicrohttpd wants MHD_add_connection() on the thread that runs it in
  * this mode). TLS daemons keep libmicrohttpd's poll() thread, which has no

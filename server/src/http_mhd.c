@@ -1691,7 +1691,8 @@ tls_options(const struct srv_http *h, const struct daemon_slot *s, struct MHD_Op
          * the thread sleeps. The cost: each round passes over all of the
          * daemon's connections (--threads splits them).
          */
-        *flags = (*flags & ~(unsigned)MHD_USE_EPOLL) | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_TLS;
+        *flags = (*flags & ~(unsigned)MHD_USE_EPOLL) | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
+                 MHD_USE_TLS;
         ops[n++] =
             (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)srv_tls_priorities(t)};
         ops[n++] =
@@ -1727,9 +1728,14 @@ srv_http_start(struct srv_http *h, struct srv_plugin_set *plugins)
     srv_tls_use(cfg->tls);
     for (size_t i = 0; i < h->n_slots; i++) {
         struct daemon_slot *s = &h->slots[i];
-        /* epoll, run by a thread of ours (mhd_loop.h); TLS keeps the library's (tls_options()). */
-        unsigned flags = MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-                         MHD_USE_NO_LISTEN_SOCKET | (may_wait ? MHD_ALLOW_SUSPEND_RESUME : 0) |
+        /*
+         * epoll, run by a thread of ours (mhd_loop.h), which wakes it itself:
+         * no MHD_USE_ITC (0.9.75 drops it in this mode; on 1.0 it would cost
+         * an eventfd write per resume). TLS keeps the library's thread
+         * (tls_options()).
+         */
+        unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET |
+                         (may_wait ? MHD_ALLOW_SUSPEND_RESUME : 0) |
                          (h->allow_upgrade ? MHD_ALLOW_UPGRADE : 0);
         struct MHD_OptionItem tls_ops[4];
         /*

@@ -160,7 +160,7 @@ daemon_wait_ms(struct MHD_Daemon *d)
 
 /*
  * True when the daemon's epoll set holds fewer descriptors than a full batch
- * (its connections, its own channel on 1.0 and the wake): then its own wait
+ * (its connections and the wake, with room to spare): then its own wait
  * cannot hit the full-batch re-wait (mhd_loop.h), and one blocking call
  * instead of two serves each round. Only this thread adds connections, so the
  * count cannot grow during the call.

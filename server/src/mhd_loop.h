@@ -43,8 +43,8 @@ struct srv_mhd_loop_ops {
 };
 
 /*
- * Run @p d (started without an internal thread, with MHD_USE_EPOLL and
- * MHD_USE_ITC) on a new thread. The loop owns @p d from then on: it stops it.
+ * Run @p d (started with MHD_USE_EPOLL, without an internal thread; no
+ * MHD_USE_ITC is needed) on a new thread. The loop owns @p d from then on: it stops it.
  * NULL on failure (logged); @p d is then the caller's still.
  */
 struct srv_mhd_loop *srv_mhd_loop_start(struct MHD_Daemon *d, const struct srv_mhd_loop_ops *ops);
@@ -57,11 +57,12 @@ int srv_mhd_loop_hand(struct srv_mhd_loop *lp, int fd, const struct sockaddr *ad
                       socklen_t addr_len);
 
 /*
- * Wake the loop (any thread; NULL is ignored). libmicrohttpd 0.9.75 drops its
- * inter-thread channel in this mode, so a connection resumed (or an upgraded
- * one closed) from another thread would wait for the next event: call it
- * after MHD_resume_connection() and MHD_upgrade_action(CLOSE). Wakes from one
- * round of the loop are one write.
+ * Wake the loop (any thread; NULL is ignored). libmicrohttpd has no
+ * inter-thread channel in this mode (0.9.75 drops it; csgi-server asks for
+ * none), so a connection resumed (or an upgraded one closed) from another
+ * thread would wait for the next event: call it after MHD_resume_connection()
+ * and MHD_upgrade_action(CLOSE). Wakes from one round of the loop are one
+ * write.
  */
 void srv_mhd_loop_poke(struct srv_mhd_loop *lp);
 

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -18,10 +19,6 @@
 
 #include "log.h"
 #include "mhd_loop.h"
-
-/* epoll data of the loop's two descriptors. */
-#define TAG_DAEMON 0u
-#define TAG_WAKE   1u
 
 /* libmicrohttpd's epoll batch (MAX_EVENTS in daemon.c, 0.9.75 and 1.0.1). */
 #define MHD_BATCH 128
@@ -43,8 +40,8 @@ struct hand_queue {
 struct srv_mhd_loop {
     struct MHD_Daemon *d;
     struct srv_mhd_loop_ops ops;
-    int ep;   /* ours: the daemon's epoll descriptor and wake */
-    int wake; /* eventfd, edge-triggered in ep and in the daemon's set; never read */
+    int epfd; /* the daemon's epoll descriptor */
+    int wake; /* eventfd, edge-triggered in the daemon's set; never read */
     pthread_t thread;
     atomic_int stop;
     /* Set with the write to wake (a connection queued, a poke, stop); the loop clears it. */
@@ -60,7 +57,7 @@ wake_up(struct srv_mhd_loop *lp)
 {
     uint64_t one = 1;
 
-    /* Each write is an edge for both epoll sets; only a full counter (never) fails. */
+    /* Each write is an edge in the daemon's set; only a full counter (never) fails. */
     if (!atomic_exchange(&lp->pending, 1))
         (void)!write(lp->wake, &one, sizeof(one));
 }
@@ -193,11 +190,12 @@ loop_main(void *arg)
             MHD_run_wait(lp->d, -1);
             continue;
         }
-        struct epoll_event ev[2];
-        if (epoll_wait(lp->ep, ev, 2, daemon_wait_ms(lp->d)) < 0 && errno != EINTR) {
-            /* Never expected (the descriptors are this loop's): say so once, do not spin. */
+        /* Readable while the daemon's set has events (the wake's too) it has not taken. */
+        struct pollfd p = {lp->epfd, POLLIN, 0};
+        if (poll(&p, 1, daemon_wait_ms(lp->d)) < 0 && errno != EINTR) {
+            /* Never expected (the descriptor is the daemon's): say so once, do not spin. */
             if (!failing++)
-                srv_log(SRV_LOG_ERROR, "HTTP loop: epoll_wait: %s", strerror(errno));
+                srv_log(SRV_LOG_ERROR, "HTTP loop: poll: %s", strerror(errno));
             nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
             continue;
         }
@@ -212,8 +210,6 @@ loop_main(void *arg)
 static void
 loop_free(struct srv_mhd_loop *lp)
 {
-    if (lp->ep >= 0)
-        close(lp->ep);
     if (lp->wake >= 0)
         close(lp->wake);
     pthread_mutex_destroy(&lp->lock);
@@ -227,7 +223,13 @@ srv_mhd_loop_start(struct MHD_Daemon *d, const struct srv_mhd_loop_ops *ops)
 {
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
     struct srv_mhd_loop *lp = calloc(1, sizeof(*lp));
-    struct epoll_event e = {.events = EPOLLIN};
+    /*
+     * The wake, edge-triggered (it is never read), in the daemon's set with a
+     * NULL pointer, which libmicrohttpd (0.9.75 and 1.0.1) skips as its own
+     * shutdown mark: its wait (MHD_run_wait()) ends, and so does the loop's
+     * poll() on the set.
+     */
+    struct epoll_event e = {.events = EPOLLIN | EPOLLET, .data.ptr = NULL};
     int err;
 
     if (!lp) {
@@ -237,32 +239,16 @@ srv_mhd_loop_start(struct MHD_Daemon *d, const struct srv_mhd_loop_ops *ops)
     lp->d = d;
     lp->ops = *ops;
     pthread_mutex_init(&lp->lock, NULL);
-    lp->ep = epoll_create1(EPOLL_CLOEXEC);
     lp->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (!di || di->epoll_fd < 0 || lp->ep < 0 || lp->wake < 0) {
+    if (!di || di->epoll_fd < 0 || lp->wake < 0) {
         srv_log(SRV_LOG_ERROR, "HTTP loop: %s",
                 !di || di->epoll_fd < 0 ? "libmicrohttpd gave no epoll descriptor"
                                         : strerror(errno));
         loop_free(lp);
         return NULL;
     }
-    /* Level-triggered: readable while the daemon's epoll set has events it has not taken. */
-    e.data.u32 = TAG_DAEMON;
-    if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, di->epoll_fd, &e) < 0) {
-        srv_log(SRV_LOG_ERROR, "HTTP loop: epoll_ctl: %s", strerror(errno));
-        loop_free(lp);
-        return NULL;
-    }
-    /*
-     * The wake, edge-triggered (it is never read): in ours, and in the
-     * daemon's set with a NULL pointer, which libmicrohttpd (0.9.75 and 1.0.1)
-     * skips as its own shutdown mark, so that its wait (MHD_run_wait()) ends.
-     */
-    e.events = EPOLLIN | EPOLLET;
-    e.data.u32 = TAG_WAKE;
-    if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, lp->wake, &e) < 0 ||
-        epoll_ctl(di->epoll_fd, EPOLL_CTL_ADD, lp->wake,
-                  &(struct epoll_event){.events = EPOLLIN | EPOLLET, .data.ptr = NULL}) < 0) {
+    lp->epfd = di->epoll_fd;
+    if (epoll_ctl(lp->epfd, EPOLL_CTL_ADD, lp->wake, &e) < 0) {
         srv_log(SRV_LOG_ERROR, "HTTP loop: epoll_ctl: %s", strerror(errno));
         loop_free(lp);
         return NULL;

@@ -469,6 +469,59 @@ START_TEST(sse_poll_times_out)
 }
 END_TEST
 
+/* Idle keep-alive connections held beside the waiting request in wait_wakes_with_many_open. */
+#define MANY_CONNS 140
+
+static void
+setup_many(void)
+{
+    const char *extra[] = {"--workers", "1", "--threads", "1", "--max-connections-per-ip",
+                           "0",         NULL};
+
+    h_init(&srv);
+    h_add_plugin(&srv, "waits.so", NULL);
+    h_start(&srv, 1, extra);
+}
+
+/*
+ * With more connections open than libmicrohttpd's epoll batch, the loop waits
+ * on the daemon's descriptor itself (mhd_loop.h): a resume from the host
+ * timer's thread must wake it there too, every tick, not at the next
+ * connection's event or timeout (--conn-timeout, 15 s).
+ */
+START_TEST(wait_wakes_with_many_open)
+{
+    static const char get[] = "GET /waits/stats HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct wire_conn *idle = calloc(MANY_CONNS, sizeof(*idle));
+    struct wire_conn c;
+    struct wire_resp r;
+    long long t0;
+
+    ck_assert_ptr_nonnull(idle);
+    /* Each answered once: the daemon holds them all (keep-alive) before the stream starts. */
+    for (int i = 0; i < MANY_CONNS; i++) {
+        ck_assert_int_eq(wire_connect(&idle[i], srv.port, 0), 0);
+        ck_assert_int_eq(wire_send(&idle[i], get, strlen(get)), 0);
+    }
+    for (int i = 0; i < MANY_CONNS; i++) {
+        ck_assert_int_eq(wire_read(&idle[i], "GET", WAIT_MS, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        wire_resp_free(&r);
+    }
+    t0 = h_ms_now();
+    connect_send(&c, "GET /waits/tick?ms=60&n=3 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "ready\ntick\ntick\ntick\n");
+    ck_assert_msg(h_ms_now() - t0 < 2000, "three 60 ms ticks took %lld ms", h_ms_now() - t0);
+    wire_resp_free(&r);
+    wire_close(&c);
+    for (int i = 0; i < MANY_CONNS; i++)
+        wire_close(&idle[i]);
+    free(idle);
+}
+END_TEST
+
 static Suite *
 wait_suite(void)
 {
@@ -493,6 +546,11 @@ wait_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, sse_broadcast_and_reload);
     tcase_add_test(tc, sse_poll_times_out);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("many");
+    tcase_add_checked_fixture(tc, setup_many, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, wait_wakes_with_many_open);
     suite_add_tcase(s, tc);
     tc = tcase_create("sse_quiet");
     tcase_add_checked_fixture(tc, setup_sse_quiet, teardown);

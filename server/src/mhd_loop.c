@@ -170,6 +170,15 @@ below_batch(struct MHD_Daemon *d)
     return di && di->num_connections + 3 < MHD_BATCH;
 }
 
+/* Never expected (epoll and the descriptor are the daemon's own): say so once, do not spin. */
+static void
+loop_failed(int *failing, const char *why)
+{
+    if (!(*failing)++)
+        srv_log(SRV_LOG_ERROR, "HTTP loop: %s", why);
+    nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+}
+
 static void *
 loop_main(void *arg)
 {
@@ -187,16 +196,14 @@ loop_main(void *arg)
         }
         if (below_batch(lp->d)) {
             /* The wake is in the daemon's set too: its wait ends for it (and skips it). */
-            MHD_run_wait(lp->d, -1);
+            if (MHD_run_wait(lp->d, -1) != MHD_YES)
+                loop_failed(&failing, "libmicrohttpd's wait failed");
             continue;
         }
         /* Readable while the daemon's set has events (the wake's too) it has not taken. */
         struct pollfd p = {lp->epfd, POLLIN, 0};
         if (poll(&p, 1, daemon_wait_ms(lp->d)) < 0 && errno != EINTR) {
-            /* Never expected (the descriptor is the daemon's): say so once, do not spin. */
-            if (!failing++)
-                srv_log(SRV_LOG_ERROR, "HTTP loop: poll: %s", strerror(errno));
-            nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+            loop_failed(&failing, strerror(errno));
             continue;
         }
         MHD_run(lp->d);

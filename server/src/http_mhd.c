@@ -570,6 +570,7 @@ on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
         return;
     }
     /* Every started connection is counted down, also one whose record could not be made. */
+    srv_mhd_loop_closed(srv_mhd_loop_current());
     srv_acceptor_conn_closed(h->acceptor);
     c = *socket_context;
     if (!c)
@@ -1519,8 +1520,10 @@ pick_daemon(struct daemon_slot *s)
 
     for (unsigned k = 0; k < s->n_d && s->n_d > 1; k++) {
         const union MHD_DaemonInfo *di =
-            MHD_get_daemon_info(s->d[k], MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-        unsigned n = di ? di->num_connections : 0;
+            s->loop[k] ? NULL : MHD_get_daemon_info(s->d[k], MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        unsigned n = s->loop[k] ? srv_mhd_loop_connections(s->loop[k])
+                     : di       ? di->num_connections
+                                : 0;
         if (n < best_n) {
             best_n = n;
             best = k;
@@ -1554,8 +1557,10 @@ loop_add(void *cls, struct MHD_Daemon *d, int fd, const struct sockaddr *addr, s
      * A refusal after on_connection(STARTED) was reported closed too (and
      * counted down there); one before it never reaches on_connection().
      */
-    if (MHD_add_connection(d, fd, addr, addr_len) != MHD_YES && conns_started == started)
+    if (MHD_add_connection(d, fd, addr, addr_len) != MHD_YES && conns_started == started) {
+        srv_mhd_loop_closed(srv_mhd_loop_current());
         srv_acceptor_conn_closed(h->acceptor);
+    }
 }
 
 /* srv_mhd_loop_ops.dropped */

@@ -46,6 +46,8 @@ struct srv_mhd_loop {
     atomic_int stop;
     /* Set with the write to wake (a connection queued, a poke, stop); the loop clears it. */
     atomic_int pending;
+    /* Connections handed over and not closed yet (srv_mhd_loop_connections()). */
+    atomic_uint conns;
     pthread_mutex_t lock;
     struct hand_queue q;      /* under lock */
     struct hand_queue taking; /* the loop thread's own */
@@ -77,6 +79,19 @@ srv_mhd_loop_poke(struct srv_mhd_loop *lp)
         wake_up(lp);
 }
 
+unsigned
+srv_mhd_loop_connections(struct srv_mhd_loop *lp)
+{
+    return atomic_load(&lp->conns);
+}
+
+void
+srv_mhd_loop_closed(struct srv_mhd_loop *lp)
+{
+    if (lp)
+        atomic_fetch_sub(&lp->conns, 1);
+}
+
 int
 srv_mhd_loop_hand(struct srv_mhd_loop *lp, int fd, const struct sockaddr *addr, socklen_t addr_len)
 {
@@ -98,6 +113,7 @@ srv_mhd_loop_hand(struct srv_mhd_loop *lp, int fd, const struct sockaddr *addr, 
         q->v = v;
         q->cap = cap;
     }
+    atomic_fetch_add(&lp->conns, 1);
     q->v[q->n].fd = fd;
     q->v[q->n].addr_len = addr_len;
     memcpy(&q->v[q->n].addr, addr, addr_len);
@@ -139,6 +155,7 @@ drop_handed(struct srv_mhd_loop *lp)
 
     for (size_t i = 0; i < t->n; i++) {
         close(t->v[i].fd);
+        atomic_fetch_sub(&lp->conns, 1);
         lp->ops.dropped(lp->ops.cls);
     }
     t->n = 0;
@@ -160,14 +177,14 @@ daemon_wait_ms(struct MHD_Daemon *d)
  * (its connections and the wake, with room to spare): then its own wait
  * cannot hit the full-batch re-wait (mhd_loop.h), and one blocking call
  * instead of two serves each round. Only this thread adds connections, so the
- * count cannot grow during the call.
+ * count cannot grow during the call. (Counted here, not asked of the library:
+ * on 0.9.75, MHD_get_daemon_info() cleans closed connections up, which only
+ * this thread may do; a connection is counted from its hand-over.)
  */
 static int
-below_batch(struct MHD_Daemon *d)
+below_batch(struct srv_mhd_loop *lp)
 {
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-
-    return di && di->num_connections + 3 < MHD_BATCH;
+    return atomic_load(&lp->conns) + 3 < MHD_BATCH;
 }
 
 /* Never expected (epoll and the descriptor are the daemon's own): say so once, do not spin. */
@@ -187,22 +204,31 @@ loop_main(void *arg)
 
     current = lp;
     for (;;) {
+        int woken = 0;
+
         if (atomic_load(&lp->pending)) {
             /* A wake from here on writes again; what came before it is taken now. */
             atomic_store(&lp->pending, 0);
             if (atomic_load(&lp->stop))
                 break;
             add_handed(lp);
+            woken = 1;
         }
-        if (below_batch(lp->d)) {
+        if (below_batch(lp)) {
             /* The wake is in the daemon's set too: its wait ends for it (and skips it). */
             if (MHD_run_wait(lp->d, -1) != MHD_YES)
                 loop_failed(&failing, "libmicrohttpd's wait failed");
             continue;
         }
-        /* Readable while the daemon's set has events (the wake's too) it has not taken. */
+        /*
+         * Readable while the daemon's set has events (the wake's too) it has
+         * not taken. Not after a wake: its edge may have been taken inside the
+         * last MHD_run() with a resume coalesced into it, and 0.9.75's
+         * MHD_get_timeout() does not count resumes (MHD_run_wait() above
+         * resumes before it waits): MHD_run() resumes them first.
+         */
         struct pollfd p = {lp->epfd, POLLIN, 0};
-        if (poll(&p, 1, daemon_wait_ms(lp->d)) < 0 && errno != EINTR) {
+        if (poll(&p, 1, woken ? 0 : daemon_wait_ms(lp->d)) < 0 && errno != EINTR) {
             loop_failed(&failing, strerror(errno));
             continue;
         }

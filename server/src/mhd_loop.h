@@ -66,6 +66,21 @@ int srv_mhd_loop_hand(struct srv_mhd_loop *lp, int fd, const struct sockaddr *ad
  */
 void srv_mhd_loop_poke(struct srv_mhd_loop *lp);
 
+/*
+ * Connections handed to the loop and not closed yet (any thread): what the
+ * acceptor balances on. On 0.9.75, asking the daemon instead
+ * (MHD_get_daemon_info()) would clean its closed connections up on the
+ * asking thread, racing the loop.
+ */
+unsigned srv_mhd_loop_connections(struct srv_mhd_loop *lp);
+
+/*
+ * A connection of the loop's daemon closed: call it from libmicrohttpd's
+ * closed notification (on the loop's thread; NULL is ignored), and for a
+ * connection the daemon refused without one.
+ */
+void srv_mhd_loop_closed(struct srv_mhd_loop *lp);
+
 /* The loop whose thread this is, NULL on any other thread. */
 struct srv_mhd_loop *srv_mhd_loop_current(void);
 

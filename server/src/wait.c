@@ -764,6 +764,7 @@ up_done(void *ctx)
     up_just_done = up;
     struct csgi_request *r = up->r;
     struct srv_http *h = r->h;
+    int counted = up->slot != 0;
 
     pthread_mutex_lock(&h->wake_lock);
     if (up->linger)
@@ -776,8 +777,6 @@ up_done(void *ctx)
             h->upgraded = up->next;
         if (up->next)
             up->next->prev = up->prev;
-        h->n_upgraded--;
-        pthread_cond_broadcast(&h->up_cond);
     }
     pthread_mutex_unlock(&h->wake_lock);
     r->up = NULL;
@@ -788,6 +787,16 @@ up_done(void *ctx)
 
         MHD_upgrade_action(up->urh, MHD_UPGRADE_ACTION_CLOSE); /* it resumes the connection */
         srv_mhd_loop_poke(lp);
+    }
+    /*
+     * Counted out only now: srv_wait_upgrades_end() waits for it, and the
+     * daemon and its loop are stopped and freed once it returns.
+     */
+    if (counted) {
+        pthread_mutex_lock(&h->wake_lock);
+        h->n_upgraded--;
+        pthread_cond_broadcast(&h->up_cond);
+        pthread_mutex_unlock(&h->wake_lock);
     }
     free(up);
 }

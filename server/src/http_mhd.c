@@ -1547,20 +1547,18 @@ hand_connection(void *cls, size_t index, int fd, const struct sockaddr *addr, so
 }
 
 /* srv_mhd_loop_ops.add: on the daemon's loop thread. */
-static void
+static int
 loop_add(void *cls, struct MHD_Daemon *d, int fd, const struct sockaddr *addr, socklen_t addr_len)
 {
-    struct srv_http *h = cls;
     unsigned long started = conns_started;
 
+    (void)cls;
     /*
      * A refusal after on_connection(STARTED) was reported closed too (and
-     * counted down there); one before it never reaches on_connection().
+     * counted out there); one before it never reaches on_connection().
      */
-    if (MHD_add_connection(d, fd, addr, addr_len) != MHD_YES && conns_started == started) {
-        srv_mhd_loop_closed(srv_mhd_loop_current());
-        srv_acceptor_conn_closed(h->acceptor);
-    }
+    return MHD_add_connection(d, fd, addr, addr_len) != MHD_YES && conns_started == started ? -1
+                                                                                            : 0;
 }
 
 /* srv_mhd_loop_ops.dropped */

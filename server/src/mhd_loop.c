@@ -137,14 +137,24 @@ take_handed(struct srv_mhd_loop *lp)
     return &lp->taking;
 }
 
+/* A handed-over connection that never reached the daemon: counted out here and by the owner. */
+static void
+not_taken(struct srv_mhd_loop *lp)
+{
+    atomic_fetch_sub(&lp->conns, 1);
+    lp->ops.dropped(lp->ops.cls);
+}
+
 static void
 add_handed(struct srv_mhd_loop *lp)
 {
     struct hand_queue *t = take_handed(lp);
 
-    for (size_t i = 0; i < t->n; i++)
-        lp->ops.add(lp->ops.cls, lp->d, t->v[i].fd, (const struct sockaddr *)&t->v[i].addr,
-                    t->v[i].addr_len);
+    for (size_t i = 0; i < t->n; i++) {
+        if (lp->ops.add(lp->ops.cls, lp->d, t->v[i].fd, (const struct sockaddr *)&t->v[i].addr,
+                        t->v[i].addr_len) < 0)
+            not_taken(lp);
+    }
     t->n = 0;
 }
 
@@ -155,8 +165,7 @@ drop_handed(struct srv_mhd_loop *lp)
 
     for (size_t i = 0; i < t->n; i++) {
         close(t->v[i].fd);
-        atomic_fetch_sub(&lp->conns, 1);
-        lp->ops.dropped(lp->ops.cls);
+        not_taken(lp);
     }
     t->n = 0;
 }

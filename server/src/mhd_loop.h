@@ -33,11 +33,13 @@ struct srv_mhd_loop;
 struct srv_mhd_loop_ops {
     /*
      * Add a handed-over connection to the daemon, on the loop's thread.
-     * Owns @p fd from then on (libmicrohttpd closes it on failure).
+     * Owns @p fd from then on (libmicrohttpd closes it on failure). 0 when the
+     * daemon took it (its close is reported: srv_mhd_loop_closed()), -1 when
+     * it never will be (the loop then counts it out as dropped).
      */
-    void (*add)(void *cls, struct MHD_Daemon *d, int fd, const struct sockaddr *addr,
-                socklen_t addr_len);
-    /* A handed-over connection closed unserved at stop (its fd is closed already). */
+    int (*add)(void *cls, struct MHD_Daemon *d, int fd, const struct sockaddr *addr,
+               socklen_t addr_len);
+    /* A handed-over connection ended without reaching the daemon (its fd is closed already). */
     void (*dropped)(void *cls);
     void *cls;
 };
@@ -76,8 +78,7 @@ unsigned srv_mhd_loop_connections(struct srv_mhd_loop *lp);
 
 /*
  * A connection of the loop's daemon closed: call it from libmicrohttpd's
- * closed notification (on the loop's thread; NULL is ignored), and for a
- * connection the daemon refused without one.
+ * closed notification (on the loop's thread; NULL is ignored).
  */
 void srv_mhd_loop_closed(struct srv_mhd_loop *lp);
 

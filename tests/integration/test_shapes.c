@@ -36,46 +36,81 @@
 static struct hserver srv;
 static int n_workers;
 
+/*
+ * Keep-alive connections held open through the "busy" case: more than
+ * libmicrohttpd's epoll batch, so that its loop runs the other way (it waits on
+ * the daemon's descriptor itself: server/src/mhd_loop.h) under every shape.
+ */
+#define BUSY_CONNS 130
+static struct wire_conn busy[BUSY_CONNS];
+static int n_busy;
+
 /* ------------------------------------------------------------------ */
 /* Server per worker count                                             */
 /* ------------------------------------------------------------------ */
 
 static void
-start_cases(int workers)
+start_cases(int workers, int idle)
 {
     char nworkers[16], tmpdir[400];
-    const char *extra[] = {"--workers", nworkers, "--set", tmpdir, NULL};
+    const char *extra[] = {
+        "--workers", nworkers,         "--set", tmpdir, "--max-connections-per-ip",
+        "0",         "--conn-timeout", "300",   NULL};
+    static const char get[] = "GET /cases/one HTTP/1.1\r\nHost: t\r\n\r\n";
 
     n_workers = workers;
     h_init(&srv);
     snprintf(nworkers, sizeof(nworkers), "%d", workers);
     snprintf(tmpdir, sizeof(tmpdir), "cases.tmpdir=%s", srv.dir);
     h_add_plugin(&srv, "cases.so", NULL);
+    /* The limits only where the idle connections need them: the others run as deployed. */
+    if (!idle)
+        extra[4] = NULL;
     h_start(&srv, workers, extra);
+    /* Each answered once, so that the worker holds it before the first case. */
+    for (n_busy = 0; n_busy < idle; n_busy++) {
+        struct wire_resp r;
+
+        ck_assert_int_eq(wire_connect(&busy[n_busy], srv.port, 0), 0);
+        ck_assert_int_eq(wire_send(&busy[n_busy], get, strlen(get)), 0);
+        ck_assert_int_eq(wire_read(&busy[n_busy], "GET", 5000, &r), 0);
+        ck_assert_int_eq(r.status, 200);
+        wire_resp_free(&r);
+    }
 }
 
 static void
 setup_1(void)
 {
-    start_cases(1);
+    start_cases(1, 0);
 }
 
 static void
 setup_2(void)
 {
-    start_cases(2);
+    start_cases(2, 0);
 }
 
 static void
 setup_4(void)
 {
-    start_cases(4);
+    start_cases(4, 0);
+}
+
+static void
+setup_busy(void)
+{
+    start_cases(1, BUSY_CONNS);
 }
 
 static void
 teardown(void)
 {
-    int status = h_stop(&srv, SIGTERM, 15000);
+    int status;
+
+    while (n_busy > 0)
+        wire_close(&busy[--n_busy]);
+    status = h_stop(&srv, SIGTERM, 15000);
 
     ck_assert_msg(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "server did not exit 0 on SIGTERM (status %d, log %s)", status, srv.log);
@@ -619,10 +654,10 @@ static Suite *
 shapes_suite(void)
 {
     Suite *s = suite_create("shapes");
-    void (*setups[])(void) = {setup_1, setup_2, setup_4};
-    const char *names[] = {"workers1", "workers2", "workers4"};
+    void (*setups[])(void) = {setup_1, setup_2, setup_4, setup_busy};
+    const char *names[] = {"workers1", "workers2", "workers4", "busy1"};
 
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         TCase *tc = tcase_create(names[i]);
 
         tcase_add_unchecked_fixture(tc, setups[i], teardown);

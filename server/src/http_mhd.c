@@ -26,10 +26,12 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -352,6 +354,10 @@ req_finish(struct csgi_request *r)
     struct srv_http *h = r->h;
 
     csgi__response_close(&r->core);
+    if (__builtin_expect(r->direct_ok, 0)) {
+        srv_mhd_loop_cancel(r->mloop, &r->wake_task);
+        free(r->out);
+    }
     /* An upgrade whose 101 never went out: the application hears of it. */
     if (__builtin_expect(r->core.upgrade != NULL, 0))
         csgi__upgrade_end(r->core.upgrade, CSGI_FINISH_CLIENT_ABORT);
@@ -599,7 +605,9 @@ srv_http_tick(struct srv_http *h)
     for (struct srv_conn *c = h->conns.next; c != &h->conns; c = c->next) {
         long long dl = atomic_load(&c->deadline_ms);
         if (dl && now > dl && c->fd >= 0) {
-            srv_log(SRV_LOG_INFO, "connection fd %d from %s cut off: request head or body too slow",
+            srv_log(SRV_LOG_INFO,
+                    "connection fd %d from %s cut off: too slow (sending its request head or body, "
+                    "or reading a stream)",
                     c->fd, c->addr_len ? c->addr : "-");
             shutdown(c->fd, SHUT_RDWR);
             atomic_store(&c->deadline_ms, 0);
@@ -698,6 +706,11 @@ reader(void *cls, uint64_t pos, char *buf, size_t max)
 
     (void)pos;
     quiet_close = 0;
+    if (__builtin_expect(r->direct_end != 0, 0)) {
+        /* The body ended while the loop wrote it (direct_run()). */
+        return r->direct_end == 1 ? MHD_CONTENT_READER_END_OF_STREAM
+                                  : MHD_CONTENT_READER_END_WITH_ERROR;
+    }
     if (r->client_gone) {
         /* Seen while parked (wait.c): not an application error, whatever libmicrohttpd says. */
         quiet_close = 1;
@@ -732,6 +745,154 @@ reader(void *cls, uint64_t pos, char *buf, size_t max)
         return MHD_CONTENT_READER_END_OF_STREAM;
     r->sent_bytes += (uint64_t)n;
     return (ssize_t)n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Streams woken without libmicrohttpd                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * What the loop reads from a woken stream at a time (on its own stack). A
+ * chunk of libmicrohttpd's is at most its connection's free memory.
+ */
+#define DIRECT_BLOCK (16 * 1024)
+
+/*
+ * Write what a blocked stream held back. 1: all of it is out; 0: the socket
+ * is full again (its watch stays); -1: the client is gone.
+ */
+static int
+direct_flush(struct csgi_request *r)
+{
+    while (r->out_off < r->out_len) {
+        ssize_t k = send(r->sconn->fd, r->out + r->out_off, r->out_len - r->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        r->out_off += (size_t)k;
+        /* Progress: the client reads, slowly; it has --conn-timeout for the next bytes. */
+        set_deadline(r, r->h->cfg->conn_timeout);
+    }
+    free(r->out);
+    r->out = NULL;
+    r->out_len = r->out_off = 0;
+    set_deadline(r, 0);
+    return srv_wait_want_write(r, 0) < 0 ? -1 : 1;
+}
+
+/*
+ * Send one chunk of @p n bytes, framed as libmicrohttpd frames it (size in
+ * hex, CRLF, data, CRLF): 1 sent; 0 the socket took part of it, the rest is
+ * held (r->out) until the socket drains, within --conn-timeout; -1 the
+ * client is gone (or the rest cannot be held).
+ */
+static int
+direct_send(struct csgi_request *r, const char *data, size_t n)
+{
+    char head[24];
+    int hl = snprintf(head, sizeof(head), "%zx\r\n", n);
+    struct iovec iov[3] = {{head, (size_t)hl}, {(void *)data, n}, {(void *)"\r\n", 2}};
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = 3};
+    size_t total = (size_t)hl + n + 2;
+    size_t done;
+    ssize_t k;
+
+    do
+        k = sendmsg(r->sconn->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (k < 0 && errno == EINTR);
+    if ((size_t)k == total)
+        return 1;
+    if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        return -1;
+    done = k < 0 ? 0 : (size_t)k;
+    r->out = malloc(total - done);
+    if (!r->out)
+        return -1;
+    r->out_len = total - done;
+    r->out_off = 0;
+    for (size_t i = 0, at = 0, o = 0; i < 3; at += iov[i].iov_len, i++) {
+        size_t from = done > at ? done - at : 0;
+
+        if (from < iov[i].iov_len) {
+            memcpy(r->out + o, (char *)iov[i].iov_base + from, iov[i].iov_len - from);
+            o += iov[i].iov_len - from;
+        }
+    }
+    if (srv_wait_want_write(r, 1) < 0)
+        return -1;
+    set_deadline(r, r->h->cfg->conn_timeout);
+    srv_log(SRV_LOG_DEBUG, "request %s: stream waits for its client to read (%zu bytes held)",
+            r->request_id, r->out_len);
+    return 0;
+}
+
+/*
+ * A stream woken without libmicrohttpd (request.h, direct), on its loop's
+ * thread: its connection is suspended there, and libmicrohttpd called the
+ * reader only with its own buffer sent (0.9.75 and 1.0.1 both assert that
+ * before a chunked body's read), so the socket is ours between two reads.
+ * Read and send chunks until the body waits again; when it ends (or fails,
+ * or the client left, or the worker stops) the connection goes back to
+ * libmicrohttpd, whose reader() then ends it (the last chunk, or a close).
+ * Saves libmicrohttpd's resume: an epoll_ctl() pair, its round and the
+ * reader's calls per event and waiting client.
+ */
+static void
+direct_run(struct srv_mhd_task *t)
+{
+    struct csgi_request *r =
+        (struct csgi_request *)((char *)t - offsetof(struct csgi_request, wake_task));
+    char buf[DIRECT_BLOCK];
+    int rc;
+
+    if (r->client_gone || r->stopped)
+        goto hand_back;
+    if (r->out) {
+        rc = direct_flush(r);
+        if (rc == 0)
+            return;
+        if (rc < 0) {
+            r->client_gone = 1;
+            goto hand_back;
+        }
+    }
+    busy_enter(r->h);
+    publish_inflight(r);
+    for (;;) {
+        int64_t n = csgi__response_read(&r->core, buf, sizeof(buf));
+
+        if (n == CSGI__READ_PENDING) {
+            int parked = srv_wait_park(r);
+
+            if (parked == 1) {
+                busy_leave(r->h);
+                return; /* still suspended; resume() queues this task again */
+            }
+            if (parked == 0)
+                continue;
+            break; /* the worker stops: reader() ends the body */
+        }
+        if (n <= 0) {
+            r->direct_end = n == 0 ? 1 : 2;
+            break;
+        }
+        r->sent_bytes += (uint64_t)n;
+        rc = direct_send(r, buf, (size_t)n);
+        if (rc == 0) {
+            busy_leave(r->h);
+            return; /* the wake loop queues this task once the socket drains */
+        }
+        if (rc < 0) {
+            r->client_gone = 1;
+            break;
+        }
+    }
+    busy_leave(r->h);
+hand_back:
+    srv_wait_hand_back(r);
 }
 
 /* Response destroyed: the body is closed and the request reference dropped. */
@@ -841,6 +1002,16 @@ stream_response(struct csgi_request *r, int64_t size)
 
     if (resp)
         r->refs++;
+    /*
+     * A chunked stream on a daemon of ours may be woken without
+     * libmicrohttpd (direct_run()); its framing is libmicrohttpd's choice
+     * too, the same rule (an HTTP/1.1 request, a length unknown; 0.9.75 and
+     * 1.0.1 setup_reply_properties()).
+     */
+    if (r->mloop && block == READER_BLOCK_CHUNKED && r->sconn && r->sconn->fd >= 0) {
+        r->direct_ok = 1;
+        r->wake_task.fn = direct_run;
+    }
     return resp;
 }
 

@@ -51,6 +51,9 @@ struct srv_mhd_loop {
     pthread_mutex_t lock;
     struct hand_queue q;      /* under lock */
     struct hand_queue taking; /* the loop thread's own */
+    /* Deferred work (srv_mhd_loop_defer()), oldest first, under lock. */
+    struct srv_mhd_task *tasks, *tasks_tail;
+    size_t n_tasks;
 };
 
 /* Something for the loop: wake it, once until it has looked. */
@@ -121,6 +124,71 @@ srv_mhd_loop_hand(struct srv_mhd_loop *lp, int fd, const struct sockaddr *addr, 
     pthread_mutex_unlock(&lp->lock);
     wake_up(lp);
     return 0;
+}
+
+void
+srv_mhd_loop_defer(struct srv_mhd_loop *lp, struct srv_mhd_task *t)
+{
+    pthread_mutex_lock(&lp->lock);
+    if (!t->queued) {
+        t->queued = 1;
+        t->next = NULL;
+        if (lp->tasks_tail)
+            lp->tasks_tail->next = t;
+        else
+            lp->tasks = t;
+        lp->tasks_tail = t;
+        lp->n_tasks++;
+    }
+    pthread_mutex_unlock(&lp->lock);
+    wake_up(lp);
+}
+
+void
+srv_mhd_loop_cancel(struct srv_mhd_loop *lp, struct srv_mhd_task *t)
+{
+    struct srv_mhd_task **pp, *prev = NULL;
+
+    if (!lp)
+        return;
+    pthread_mutex_lock(&lp->lock);
+    for (pp = &lp->tasks; t->queued && *pp; prev = *pp, pp = &(*pp)->next) {
+        if (*pp == t) {
+            *pp = t->next;
+            if (lp->tasks_tail == t)
+                lp->tasks_tail = prev;
+            lp->n_tasks--;
+            t->queued = 0;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lp->lock);
+}
+
+/*
+ * Run the tasks queued before this call, one at a time: each is out of the
+ * queue before it runs, so that it may be queued again (for the next round:
+ * no more run than were queued when it began).
+ */
+static void
+run_tasks(struct srv_mhd_loop *lp)
+{
+    size_t n;
+
+    pthread_mutex_lock(&lp->lock);
+    for (n = lp->n_tasks; n && lp->tasks; n--) {
+        struct srv_mhd_task *t = lp->tasks;
+
+        lp->tasks = t->next;
+        if (!lp->tasks)
+            lp->tasks_tail = NULL;
+        lp->n_tasks--;
+        t->queued = 0;
+        pthread_mutex_unlock(&lp->lock);
+        t->fn(t);
+        pthread_mutex_lock(&lp->lock);
+    }
+    pthread_mutex_unlock(&lp->lock);
 }
 
 /* Take what the acceptor queued; the loop then adds (or drops) it. */
@@ -221,6 +289,7 @@ loop_main(void *arg)
             if (atomic_load(&lp->stop))
                 break;
             add_handed(lp);
+            run_tasks(lp);
             woken = 1;
         }
         if (below_batch(lp)) {
@@ -244,6 +313,7 @@ loop_main(void *arg)
         MHD_run(lp->d);
     }
     drop_handed(lp);
+    run_tasks(lp);
     /* On this thread: the connections' end callbacks run where their requests ran. */
     MHD_stop_daemon(lp->d);
     return NULL;

@@ -86,7 +86,25 @@ void srv_mhd_loop_closed(struct srv_mhd_loop *lp);
 struct srv_mhd_loop *srv_mhd_loop_current(void);
 
 /*
- * Stop the loop: its thread closes what is still queued, stops the daemon
+ * Work for the loop's thread: fn(t) runs there at the loop's next round, in
+ * the order queued. Queued once until it ran: a task queued again before that
+ * runs once. Embed it in the object it works on; zeroed means idle.
+ */
+struct srv_mhd_task {
+    void (*fn)(struct srv_mhd_task *t);
+    struct srv_mhd_task *next;
+    int queued; /* under the loop's lock */
+};
+
+/* Queue @p t (any thread) and wake the loop. */
+void srv_mhd_loop_defer(struct srv_mhd_loop *lp, struct srv_mhd_task *t);
+
+/* Take @p t out of the queue if it is there (before its object is freed). */
+void srv_mhd_loop_cancel(struct srv_mhd_loop *lp, struct srv_mhd_task *t);
+
+/*
+ * Stop the loop: its thread runs the tasks still queued, closes the
+ * connections still queued, stops the daemon
  * (MHD_stop_daemon(), on that thread) and exits; then free. NULL is ignored.
  */
 void srv_mhd_loop_stop(struct srv_mhd_loop *lp);

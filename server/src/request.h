@@ -20,6 +20,7 @@
 #include "head.h"
 #include "http.h"
 #include "listener.h"
+#include "mhd_loop.h"
 #include "plugin_loader.h"
 #include "scoreboard.h"
 #include "tls.h"
@@ -223,6 +224,22 @@ struct csgi_request {
     int used_wait;
     /* The connection the application takes over after a 101 (wait.c), or NULL. */
     struct srv_upgrade *up;
+    /*
+     * A chunked stream on a daemon csgi-server runs itself (mhd_loop.h) that
+     * waits is woken without libmicrohttpd (http_mhd.c, direct_run()): the
+     * connection stays suspended there, and the loop's thread calls next()
+     * and writes each chunk to the socket itself. direct_ok: the stream may
+     * (stream_response()); direct: it does (from its first wait on).
+     */
+    int direct_ok;
+    int direct;
+    /* How its body ended, for reader() once handed back: 1 complete, 2 failed (0: not yet). */
+    int direct_end;
+    /* A chunk the socket did not take whole: its rest, held until writable (under wake_lock). */
+    int direct_blocked;
+    char *out;
+    size_t out_len, out_off;
+    struct srv_mhd_task wake_task;
 
     /*
      * Not cleared per request (t1_set to here is): each of

@@ -301,8 +301,55 @@ resume_conn(struct csgi_request *r)
 {
     struct srv_mhd_loop *lp = r->mloop;
 
+    if (r->direct) {
+        /* Woken without libmicrohttpd: the loop's thread runs its next() (http_mhd.c). */
+        srv_mhd_loop_defer(lp, &r->wake_task);
+        return;
+    }
     MHD_resume_connection(r->conn);
     srv_mhd_loop_poke(lp);
+}
+
+/* Under the lock: watch the parked connection for room to write too, or no more. */
+static int
+park_want_write(struct srv_http *h, struct csgi_request *r, int on)
+{
+    struct srv_wait_loop *L = h->loop;
+    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET | (on ? EPOLLOUT : 0)};
+    unsigned i;
+
+    if (!r->park_slot)
+        return -1;
+    i = r->park_slot - 1;
+    ev.data.u64 = slot_token(L, i);
+    if (epoll_ctl(L->epfd, EPOLL_CTL_MOD, L->slots[i].fd, &ev) < 0)
+        return -1;
+    r->direct_blocked = on;
+    return 0;
+}
+
+int
+srv_wait_want_write(struct csgi_request *r, int on)
+{
+    int rc;
+
+    pthread_mutex_lock(&r->h->wake_lock);
+    rc = park_want_write(r->h, r, on);
+    pthread_mutex_unlock(&r->h->wake_lock);
+    return rc;
+}
+
+void
+srv_wait_hand_back(struct csgi_request *r)
+{
+    pthread_mutex_lock(&r->h->wake_lock);
+    if (r->direct_blocked)
+        (void)park_want_write(r->h, r, 0);
+    r->direct_blocked = 0;
+    r->direct = 0;
+    pthread_mutex_unlock(&r->h->wake_lock);
+    MHD_resume_connection(r->conn);
+    srv_mhd_loop_poke(r->mloop);
 }
 
 int
@@ -326,7 +373,11 @@ srv_wait_park(struct csgi_request *r)
             h->parked = r;
             h->n_parked++;
             park_watch(h, r);
-            MHD_suspend_connection(r->conn);
+            if (!r->direct) {
+                MHD_suspend_connection(r->conn);
+                /* Woken without libmicrohttpd from now on: only with the watch for the client. */
+                r->direct = r->direct_ok && r->park_slot;
+            }
             if (r->left_awake) {
                 /* It left while the request was awake: woken at once to end. */
                 r->client_gone = 1;
@@ -570,6 +621,11 @@ loop_event(struct srv_http *h, uint64_t token, uint32_t events, struct up_turn *
         return;
     }
     if (L->slots[i].kind == SLOT_PARK) {
+        /* A chunk held back (http_mhd.c direct_run()): the socket drained, or failed. */
+        if (r->direct_blocked && (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)))
+            srv_mhd_loop_defer(r->mloop, &r->wake_task);
+        if (!(events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+            return;
         if (r->parked) {
             r->client_gone = 1;
             parked_unlink(h, r);

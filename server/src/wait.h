@@ -20,9 +20,25 @@ struct srv_http;
  * libmicrohttpd callback (the access handler or the content reader).
  * Returns 1: parked, the connection is suspended (the caller returns to
  * libmicrohttpd); 0: a resume() came already, go on now; -1: the worker
- * stops, end the response instead.
+ * stops, end the response instead. A stream that may be woken without
+ * libmicrohttpd (request.h, direct_ok) is from its first park on; then it
+ * parks from its task too (its connection stays suspended).
  */
 int srv_wait_park(struct csgi_request *r);
+
+/*
+ * A stream woken without libmicrohttpd (request.h, direct): set whether its
+ * connection is watched for room to write (a chunk the socket did not take
+ * whole); the wake loop then queues its task when the socket drains or
+ * fails. 0, or -1 when it cannot be watched.
+ */
+int srv_wait_want_write(struct csgi_request *r, int on);
+
+/*
+ * Give such a stream back to libmicrohttpd (on its loop's thread, nothing
+ * held back): resume its connection, which calls the content reader next.
+ */
+void srv_wait_hand_back(struct csgi_request *r);
 
 /* csgi_host_api.resume(): thread-safe. */
 int srv_wait_resume(struct csgi_request *r);

@@ -522,6 +522,147 @@ START_TEST(wait_wakes_with_many_open)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* A stream whose client reads slowly, or stops reading                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One published piece: 16 bytes, repeated to twice the most a socket's send
+ * buffer grows to (net.ipv4.tcp_wmem), so that the socket cannot take it.
+ */
+#define BIG_PIECE "0123456789abcdef"
+
+static size_t big_len;
+
+static size_t
+big_piece_len(void)
+{
+    long lo, def, max = 0;
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
+
+    if (f) {
+        if (fscanf(f, "%ld %ld %ld", &lo, &def, &max) != 3)
+            max = 0;
+        fclose(f);
+    }
+    if (max < 4 * 1024 * 1024)
+        max = 4 * 1024 * 1024;
+    return (size_t)(2 * max) / 16 * 16;
+}
+
+#define HELD_LOG "stream waits for its client to read"
+
+static void
+setup_slow(void)
+{
+    /* Debug: the held chunk is logged. --conn-timeout: a client that stops reading is cut. */
+    const char *extra[] = {"--workers", "1",           "--threads", "1", "--conn-timeout",
+                           "2",         "--log-level", "debug",     NULL};
+
+    h_init(&srv);
+    h_add_plugin(&srv, "waits.so", NULL);
+    h_start(&srv, 1, extra);
+}
+
+/* A stream with a small receive buffer, past its first wait, then more published than it holds. */
+static void
+stream_blocked(struct wire_conn *c, const char *path)
+{
+    char req[160];
+
+    memset(c, 0, sizeof(*c));
+    ck_assert_int_eq(wire_connect(c, srv.port, 8192), 0);
+    snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    ck_assert_int_eq(wire_send(c, req, strlen(req)), 0);
+    ck_assert(wire_recv_until(c, "ready\n", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=1 ", WAIT_MS));
+    big_len = big_piece_len();
+    snprintf(req, sizeof(req), "/waits/publish?msg=" BIG_PIECE "&rep=%zu", big_len / 16);
+    expect_get(req, "woken=1\n");
+    /* The socket took part of the chunk: the rest is held, and the only thread is free. */
+    for (long long end = h_ms_now() + WAIT_MS; !h_log_count(&srv, HELD_LOG) && h_ms_now() < end;)
+        wire_sleep_ms(20);
+    ck_assert_int_eq(h_log_count(&srv, HELD_LOG), 1);
+}
+
+/*
+ * A woken stream is written by the loop itself (http_mhd.c direct_run()):
+ * a chunk the socket does not take whole is held, and written as the client
+ * reads; what is published meanwhile follows it, in order and framed; the
+ * body ends as libmicrohttpd ends it, and the connection serves the next
+ * request.
+ */
+START_TEST(wait_stream_slow_reader)
+{
+    static const char stats[] = "GET /waits/stats HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct wire_conn c;
+    struct wire_resp r;
+
+    stream_blocked(&c, "/waits/stream?n=2");
+    expect_get("/waits/publish?msg=second", "woken=1\n");
+    /* Slowly: 64 KiB a read, a pause after each. */
+    c.read_max = 65536;
+    c.read_pause_ms = 1;
+    ck_assert_int_eq(wire_read(&c, "GET", 20000, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(r.framing, WIRE_FRAMING_CHUNKED);
+    ck_assert_int_eq(r.complete, 1);
+    ck_assert_uint_eq(r.body_len, 6 + big_len + 1 + 7);
+    ck_assert(memcmp(r.body, "ready\n", 6) == 0);
+    for (size_t i = 0; i < big_len; i += 16)
+        ck_assert_msg(memcmp(r.body + 6 + i, BIG_PIECE, 16) == 0, "byte %zu differs", i);
+    ck_assert_str_eq(r.body + 6 + big_len, "\nsecond\n");
+    wire_resp_free(&r);
+    c.read_max = 0;
+    c.read_pause_ms = 0;
+    ck_assert_int_eq(wire_send(&c, stats, strlen(stats)), 0);
+    ck_assert_int_eq(wire_read(&c, "GET", WAIT_MS, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(h_has(r.body, "waiting=0 closed=1 aborted=0 finished=1 "), "%s", r.body);
+    wire_resp_free(&r);
+    wire_close(&c);
+}
+END_TEST
+
+/*
+ * A client that stops reading a stream holds neither the thread nor the
+ * connection for ever: --conn-timeout after the last byte it took, the
+ * connection is cut, and the application hears CLIENT_ABORT once.
+ */
+START_TEST(wait_stream_reader_stops)
+{
+    struct wire_conn c;
+    long long t0;
+
+    stream_blocked(&c, "/waits/stream");
+    t0 = h_ms_now();
+    /* Meanwhile the thread serves others. */
+    expect_get("/waits/stats", "waiting=1 ");
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=0 closed=1 aborted=1 finished=1 ", 8000));
+    /* --conn-timeout (2 s), and the once-a-second sweep. */
+    ck_assert_int_ge(h_ms_now() - t0, 1500);
+    ck_assert_int_eq(h_log_count(&srv, "cut off: too slow"), 1);
+    wire_close(&c);
+}
+END_TEST
+
+/* A stop while a stream holds a chunk its client does not read: the worker exits cleanly. */
+START_TEST(wait_stop_while_held)
+{
+    struct wire_conn c;
+    int status;
+
+    stream_blocked(&c, "/waits/stream");
+    kill(srv.pid, SIGTERM);
+    status = h_stop(&srv, 0, 15000);
+    ck_assert_msg(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the server did not exit cleanly: %d", status);
+    ck_assert_int_eq(h_log_count(&srv, "killed by signal"), 0);
+    ck_assert_int_eq(h_log_count(&srv, "AddressSanitizer"), 0);
+    wire_close(&c);
+}
+END_TEST
+
 static Suite *
 wait_suite(void)
 {
@@ -551,6 +692,13 @@ wait_suite(void)
     tcase_add_checked_fixture(tc, setup_many, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, wait_wakes_with_many_open);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("slow");
+    tcase_add_checked_fixture(tc, setup_slow, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, wait_stream_slow_reader);
+    tcase_add_test(tc, wait_stream_reader_stops);
+    tcase_add_test(tc, wait_stop_while_held);
     suite_add_tcase(s, tc);
     tc = tcase_create("sse_quiet");
     tcase_add_checked_fixture(tc, setup_sse_quiet, teardown);

@@ -13,8 +13,9 @@
  *   /later?ms=N   as /stream?n=1, but a thread of the plugin publishes
  *                 "late" to this request alone after N ms (a resume() from
  *                 another thread, racing a client that leaves);
- *   /publish?msg=X  append X to every waiting request and resume() it;
- *                 answers "woken=N\n" (N the requests it resumed);
+ *   /publish?msg=X[&rep=K]  append X (K times, then one newline) to every
+ *                 waiting request and resume() it; answers "woken=N\n" (N
+ *                 the requests it resumed);
  *   /tick?ms=N&n=K  "ready\n", then "tick\n" every N ms from a host timer
  *                 (timer(), no thread of the plugin's), K times;
  *   /fdwait       "ready\n", then the first message /publish writes into the
@@ -115,20 +116,27 @@ start_text(const struct csgi_responder *resp)
     return resp->start_response(resp->ctx, 200, reason, h, 1, NULL);
 }
 
-/* Append @p msg and a newline to @p w's queue (the state's lock held). */
+/* Append @p msg @p rep times and a newline to @p w's queue (the state's lock held). */
 static int
-enqueue(struct waiter *w, const char *msg)
+enqueue_rep(struct waiter *w, const char *msg, size_t rep)
 {
     size_t n = strlen(msg);
-    char *q = realloc(w->queue, w->queue_len + n + 2);
+    char *q = realloc(w->queue, w->queue_len + n * rep + 2);
 
     if (!q)
         return -1;
-    memcpy(q + w->queue_len, msg, n);
-    q[w->queue_len + n] = '\n';
+    for (size_t i = 0; i < rep; i++)
+        memcpy(q + w->queue_len + i * n, msg, n);
+    q[w->queue_len + n * rep] = '\n';
     w->queue = q;
-    w->queue_len += n + 1;
+    w->queue_len += n * rep + 1;
     return 0;
+}
+
+static int
+enqueue(struct waiter *w, const char *msg)
+{
+    return enqueue_rep(w, msg, 1);
 }
 
 /* Resume @p w (the state's lock held, so its body has not closed). */
@@ -390,10 +398,15 @@ static int
 publish(struct state *st, struct csgi_environ *env, const struct csgi_responder *resp,
         struct csgi_body *out)
 {
-    char msg[256], text[64];
+    char msg[256], text[64], v[32];
     long woken = 0;
+    long rep;
 
     query_value(env, "msg", msg, sizeof(msg));
+    query_value(env, "rep", v, sizeof(v));
+    rep = v[0] ? atol(v) : 1;
+    if (rep < 1 || rep > 8000000)
+        rep = 1;
     pthread_mutex_lock(&st->lock);
     for (struct waiter *w = st->head.next; w != &st->head; w = w->next) {
         if (w->kind == W_TICK)
@@ -407,7 +420,7 @@ publish(struct state *st, struct csgi_environ *env, const struct csgi_responder 
                 woken++;
             continue;
         }
-        if (enqueue(w, msg) == 0) {
+        if (enqueue_rep(w, msg, (size_t)rep) == 0) {
             wake(st, w);
             woken++;
         }

@@ -505,8 +505,9 @@ START_TEST(security_header_deadline_whole_head)
                   "a head trickled on keep-alive was cut %lld ms after the previous request "
                   "(want 4000-4900)",
                   cut);
-    ck_assert_msg(h_log_count(&s, "from 127.0.0.1 cut off: too slow (sending its request head or body") >= 2,
-                  "the cut-offs are not logged with the client's address");
+    ck_assert_msg(
+        h_log_count(&s, "from 127.0.0.1 cut off: too slow (sending its request head or body") >= 2,
+        "the cut-offs are not logged with the client's address");
     ck_assert_int_ge(h_stop(&s, SIGTERM, 15000), 0);
     h_cleanup(&s);
 }

@@ -5,7 +5,8 @@
  * of a chunked response in the middle), a body streamed with delays (each
  * chunk must reach the client when the application produces it), large
  * uploads (Content-Length and chunked), a slow reader of a large response,
- * and a client that hangs up mid-stream. Framing and timing are read from a
+ * a stream that waits between its chunks (a host timer), and a client that
+ * hangs up mid-stream. Framing and timing are read from a
  * raw socket (wire.c). The streaming figures are printed for quoting.
  */
 #define _GNU_SOURCE
@@ -63,6 +64,7 @@ start_cases(int workers, int idle)
     snprintf(nworkers, sizeof(nworkers), "%d", workers);
     snprintf(tmpdir, sizeof(tmpdir), "cases.tmpdir=%s", srv.dir);
     h_add_plugin(&srv, "cases.so", NULL);
+    h_add_plugin(&srv, "waits.so", NULL);
     /* The limits only where the idle connections need them: the others run as deployed. */
     if (!idle)
         extra[4] = NULL;
@@ -459,6 +461,81 @@ START_TEST(shapes_streamed_delays)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* A stream that waits between its chunks                              */
+/* ------------------------------------------------------------------ */
+
+/*
+ * /waits/tick: a chunk every TICK_MS from a host timer, the thread free in
+ * between (CSGI_PENDING). On HTTP/1.1 the loop writes each woken chunk itself
+ * (http_mhd.c direct_run()), and libmicrohttpd ends the body and serves the
+ * request pipelined behind it; on HTTP/1.0 libmicrohttpd writes it all, and
+ * the body ends with the connection.
+ */
+#define TICK_MS 120
+
+static void
+check_ticks(const struct wire_resp *r, const char *shape, long long t0)
+{
+    ck_assert_msg(r->status == 200 && r->complete, "workers=%d %s: status %d, complete %d",
+                  n_workers, shape, r->status, r->complete);
+    ck_assert_str_eq(r->body, "ready\ntick\ntick\ntick\n");
+    /* Three waits of TICK_MS (less rounding), not held back to the end. */
+    ck_assert_msg(r->end_ms - t0 >= 3 * TICK_MS - 3, "workers=%d %s: done after %lld ms", n_workers,
+                  shape, r->end_ms - t0);
+    if (r->framing == WIRE_FRAMING_CHUNKED) {
+        ck_assert_uint_eq(r->n_chunks, 4);
+        for (size_t i = 2; i < r->n_chunks; i++)
+            ck_assert_msg(r->chunks[i].at_ms - r->chunks[i - 1].at_ms >= TICK_MS / 2,
+                          "workers=%d %s: tick %zu only %lld ms after the one before", n_workers,
+                          shape, i, r->chunks[i].at_ms - r->chunks[i - 1].at_ms);
+    }
+}
+
+START_TEST(shapes_waiting_stream)
+{
+    static const char tick[] = "GET /waits/tick?ms=120&n=3 HTTP/1.1\r\nHost: t\r\n\r\n";
+    static const char two[] = "GET /waits/tick?ms=120&n=3 HTTP/1.1\r\nHost: t\r\n\r\n"
+                              "GET /cases/one HTTP/1.1\r\nHost: t\r\n\r\n";
+    static const char old[] = "GET /waits/tick?ms=120&n=3 HTTP/1.0\r\nHost: t\r\n\r\n";
+    struct wire_conn c;
+    struct wire_resp r;
+    long long t0;
+
+    /* Keep-alive: twice on one connection. */
+    conn_open(&c, 0);
+    for (int round = 0; round < 2; round++) {
+        t0 = wire_now_ms();
+        ck_assert_int_eq(wire_send(&c, tick, strlen(tick)), 0);
+        ck_assert_int_eq(wire_read(&c, "GET", 10000, &r), 0);
+        ck_assert_int_eq(r.framing, WIRE_FRAMING_CHUNKED);
+        check_ticks(&r, "waiting stream, keep-alive", t0);
+        wire_resp_free(&r);
+    }
+    wire_close(&c);
+    /* Pipelined: the request behind it waits its turn, then is answered. */
+    conn_open(&c, 0);
+    t0 = wire_now_ms();
+    ck_assert_int_eq(wire_send(&c, two, strlen(two)), 0);
+    ck_assert_int_eq(wire_read(&c, "GET", 10000, &r), 0);
+    check_ticks(&r, "waiting stream, pipelined", t0);
+    wire_resp_free(&r);
+    ck_assert_int_eq(wire_read(&c, "GET", 10000, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    wire_resp_free(&r);
+    wire_close(&c);
+    /* HTTP/1.0: close-delimited. */
+    conn_open(&c, 0);
+    t0 = wire_now_ms();
+    ck_assert_int_eq(wire_send(&c, old, strlen(old)), 0);
+    ck_assert_int_eq(wire_read(&c, "GET", 10000, &r), 0);
+    ck_assert_int_eq(r.framing, WIRE_FRAMING_CLOSE);
+    check_ticks(&r, "waiting stream, HTTP/1.0", t0);
+    wire_resp_free(&r);
+    wire_close(&c);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Large uploads                                                       */
 /* ------------------------------------------------------------------ */
 
@@ -645,6 +722,7 @@ add_shapes(TCase *tc)
     tcase_add_test(tc, shapes_http10);
     tcase_add_test(tc, shapes_pipelined);
     tcase_add_test(tc, shapes_streamed_delays);
+    tcase_add_test(tc, shapes_waiting_stream);
     tcase_add_test(tc, shapes_large_uploads);
     tcase_add_test(tc, shapes_slow_reader);
     tcase_add_test(tc, shapes_client_abort);

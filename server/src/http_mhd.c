@@ -792,13 +792,23 @@ direct_flush(struct csgi_request *r)
 static int
 direct_send(struct csgi_request *r, const char *data, size_t n)
 {
-    char head[24];
-    int hl = snprintf(head, sizeof(head), "%zx\r\n", n);
-    struct iovec iov[3] = {{head, (size_t)hl}, {(void *)data, n}, {(void *)"\r\n", 2}};
+    static const char hex[] = "0123456789abcdef";
+    char head[2 * sizeof(size_t) + 2];
+    size_t hl = 0;
+    struct iovec iov[3];
     struct msghdr m = {.msg_iov = iov, .msg_iovlen = 3};
-    size_t total = (size_t)hl + n + 2;
-    size_t done;
+    size_t total, done;
     ssize_t k;
+
+    /* The size line (n > 0), without snprintf() (which was a third of the loop's instructions). */
+    for (int shift = (63 - __builtin_clzll((unsigned long long)n)) / 4 * 4; shift >= 0; shift -= 4)
+        head[hl++] = hex[(n >> shift) & 15u];
+    head[hl++] = '\r';
+    head[hl++] = '\n';
+    iov[0] = (struct iovec){head, hl};
+    iov[1] = (struct iovec){(void *)data, n};
+    iov[2] = (struct iovec){(void *)"\r\n", 2};
+    total = hl + n + 2;
 
     do
         k = sendmsg(r->sconn->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);

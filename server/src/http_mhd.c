@@ -758,6 +758,13 @@ reader(void *cls, uint64_t pos, char *buf, size_t max)
 #define DIRECT_BLOCK (16 * 1024)
 
 /*
+ * What one run writes at most before it queues itself again: a stream with
+ * a backlog and a fast client does not hold the loop (libmicrohttpd serves
+ * one chunk per connection and round).
+ */
+#define DIRECT_TURN (256 * 1024)
+
+/*
  * Write what a blocked stream held back. 1: all of it is out; 0: the socket
  * is full again (its watch stays); -1: the client is gone.
  */
@@ -787,7 +794,7 @@ direct_flush(struct csgi_request *r)
  * Send one chunk of @p n bytes, framed as libmicrohttpd frames it (size in
  * hex, CRLF, data, CRLF): 1 sent; 0 the socket took part of it, the rest is
  * held (r->out) until the socket drains, within --conn-timeout; -1 the
- * client is gone (or the rest cannot be held).
+ * client is gone; -2 the rest cannot be held (out of memory).
  */
 static int
 direct_send(struct csgi_request *r, const char *data, size_t n)
@@ -819,8 +826,10 @@ direct_send(struct csgi_request *r, const char *data, size_t n)
         return -1;
     done = k < 0 ? 0 : (size_t)k;
     r->out = malloc(total - done);
-    if (!r->out)
-        return -1;
+    if (!r->out) {
+        srv_log(SRV_LOG_ERROR, "request %s: out of memory for a stream's chunk", r->request_id);
+        return -2;
+    }
     r->out_len = total - done;
     r->out_off = 0;
     for (size_t i = 0, at = 0, o = 0; i < 3; at += iov[i].iov_len, i++) {
@@ -856,8 +865,15 @@ direct_run(struct srv_mhd_task *t)
     struct csgi_request *r =
         (struct csgi_request *)((char *)t - offsetof(struct csgi_request, wake_task));
     char buf[DIRECT_BLOCK];
+    size_t turn = 0;
     int rc;
 
+    /*
+     * Queued by a watch event that came while the last run flushed, that
+     * run parked the stream again (or gave it back): nothing to do.
+     */
+    if (!srv_wait_direct_due(r))
+        return;
     if (r->client_gone || r->stopped)
         goto hand_back;
     if (r->out) {
@@ -883,7 +899,8 @@ direct_run(struct srv_mhd_task *t)
             }
             if (parked == 0)
                 continue;
-            break; /* the worker stops: reader() ends the body */
+            r->stopped = 1; /* the worker stops: reader() ends the body, as its own would */
+            break;
         }
         if (n <= 0) {
             r->direct_end = n == 0 ? 1 : 2;
@@ -896,9 +913,20 @@ direct_run(struct srv_mhd_task *t)
             return; /* the wake loop queues this task once the socket drains */
         }
         if (rc < 0) {
-            r->client_gone = 1;
+            if (rc == -2)
+                r->direct_end = 2; /* the rest could not be held: the body fails */
+            else
+                r->client_gone = 1;
             break;
         }
+        turn += (size_t)n;
+        if (turn >= DIRECT_TURN) {
+            /* The loop's other connections first: the rest at its next round. */
+            busy_leave(r->h);
+            srv_mhd_loop_defer(r->mloop, &r->wake_task);
+            return;
+        }
+        busy_enter(r->h); /* each next() has --timeout of its own */
     }
     busy_leave(r->h);
 hand_back:

@@ -339,6 +339,17 @@ srv_wait_want_write(struct csgi_request *r, int on)
     return rc;
 }
 
+int
+srv_wait_direct_due(struct csgi_request *r)
+{
+    int due;
+
+    pthread_mutex_lock(&r->h->wake_lock);
+    due = r->direct && !r->parked;
+    pthread_mutex_unlock(&r->h->wake_lock);
+    return due;
+}
+
 void
 srv_wait_hand_back(struct csgi_request *r)
 {

@@ -35,6 +35,13 @@ int srv_wait_park(struct csgi_request *r);
 int srv_wait_want_write(struct csgi_request *r, int on);
 
 /*
+ * Whether such a stream's task has work: it is woken (not parked) and still
+ * written by the loop. A task can be queued by a watch event after its run
+ * parked the stream again, or gave it back.
+ */
+int srv_wait_direct_due(struct csgi_request *r);
+
+/*
  * Give such a stream back to libmicrohttpd (on its loop's thread, nothing
  * held back): resume its connection, which calls the content reader next.
  */

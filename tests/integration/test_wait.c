@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "harness.h"
@@ -561,10 +562,14 @@ setup_slow(void)
      * what the kernel still holds after the body's end (libmicrohttpd counts
      * the connection idle from its last send).
      */
-    const char *extra[] = {"--workers", "1",           "--threads", "1", "--conn-timeout",
-                           "4",         "--log-level", "debug",     NULL};
+    char unix_bind[400];
+    const char *extra[] = {"--workers",      "1",       "--threads",   "1",
+                           "--conn-timeout", "4",       "--log-level", "debug",
+                           "--bind",         unix_bind, NULL};
 
     h_init(&srv);
+    /* A unix socket beside the harness's port. */
+    snprintf(unix_bind, sizeof(unix_bind), "unix:%s/w.sock", srv.dir);
     h_add_plugin(&srv, "waits.so", NULL);
     h_start(&srv, 1, extra);
 }
@@ -624,6 +629,90 @@ START_TEST(wait_stream_slow_reader)
     ck_assert_msg(h_has(r.body, "waiting=0 closed=1 aborted=0 finished=1 "), "%s", r.body);
     wire_resp_free(&r);
     wire_close(&c);
+}
+END_TEST
+
+/*
+ * A big event to a client that reads at once: written in turns of at most
+ * 256 KiB (the loop serves its other connections in between), every byte in
+ * order, and the stream ends as it should.
+ */
+START_TEST(wait_stream_big_event)
+{
+    char req[160];
+    struct wire_conn c;
+    struct wire_resp r;
+
+    connect_send(&c, "GET /waits/stream?n=2 HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(wire_recv_until(&c, "ready\n", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=1 ", WAIT_MS));
+    big_len = 4u << 20;
+    snprintf(req, sizeof(req), "/waits/publish?msg=" BIG_PIECE "&rep=%zu", big_len / 16);
+    expect_get(req, "woken=1\n");
+    expect_get("/waits/publish?msg=second", "woken=1\n");
+    ck_assert_int_eq(wire_read(&c, "GET", 20000, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, 6 + big_len + 1 + 7);
+    for (size_t i = 0; i < big_len; i += 16)
+        ck_assert_msg(memcmp(r.body + 6 + i, BIG_PIECE, 16) == 0, "byte %zu differs", i);
+    ck_assert_str_eq(r.body + 6 + big_len, "\nsecond\n");
+    wire_resp_free(&r);
+    wire_close(&c);
+    ck_assert(
+        h_get_until(&srv, "/waits/stats", "waiting=0 closed=1 aborted=0 finished=1 ", WAIT_MS));
+}
+END_TEST
+
+/*
+ * The same over a unix socket, read 4 KiB at a time: each read there wakes
+ * the writer, so room-to-write events come while the loop still flushes;
+ * a task they queue after the stream waits again must do nothing (it parked
+ * a parked request a second time: its list broke).
+ */
+START_TEST(wait_stream_unix_slow_reader)
+{
+    static const char get[] = "GET /waits/stream?n=3 HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char req[160], path[400];
+    struct wire_conn c;
+    struct wire_resp r;
+    int status;
+
+    memset(&c, 0, sizeof(c));
+    c.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(c.fd, 0);
+    snprintf(path, sizeof(path), "%s/w.sock", srv.dir);
+    ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    ck_assert_int_eq(connect(c.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(wire_send(&c, get, strlen(get)), 0);
+    ck_assert(wire_recv_until(&c, "ready\n", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=1 ", WAIT_MS));
+    /* 1 MiB: far more than a unix socket holds. */
+    big_len = 1u << 20;
+    snprintf(req, sizeof(req), "/waits/publish?msg=" BIG_PIECE "&rep=%zu", big_len / 16);
+    expect_get(req, "woken=1\n");
+    expect_get("/waits/publish?msg=second", "woken=1\n");
+    /* Through the held chunk 16 KiB a read, to the second event: the stream waits again. */
+    c.read_max = 16384;
+    ck_assert(wire_recv_until(&c, "second\n", 30000));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=1 ", WAIT_MS));
+    expect_get("/waits/publish?msg=third", "woken=1\n");
+    /* The whole response, from the bytes read so far on. */
+    ck_assert_int_eq(wire_read(&c, "GET", 30000, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, 6 + big_len + 1 + 7 + 6);
+    ck_assert_str_eq(r.body + 6 + big_len, "\nsecond\nthird\n");
+    wire_resp_free(&r);
+    ck_assert(
+        h_get_until(&srv, "/waits/stats", "waiting=0 closed=1 aborted=0 finished=1 ", WAIT_MS));
+    wire_close(&c);
+    /* The stop walks the parked list: it must be whole. */
+    kill(srv.pid, SIGTERM);
+    status = h_stop(&srv, 0, 15000);
+    ck_assert_msg(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the server did not exit cleanly: %d", status);
+    ck_assert_int_eq(h_log_count(&srv, "AddressSanitizer"), 0);
 }
 END_TEST
 
@@ -700,6 +789,8 @@ wait_suite(void)
     tcase_add_checked_fixture(tc, setup_slow, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, wait_stream_slow_reader);
+    tcase_add_test(tc, wait_stream_big_event);
+    tcase_add_test(tc, wait_stream_unix_slow_reader);
     tcase_add_test(tc, wait_stream_reader_stops);
     tcase_add_test(tc, wait_stop_while_held);
     suite_add_tcase(s, tc);

@@ -252,6 +252,8 @@ def run(root, kind, front=None):
         print(out, flush=True)
         check(requests > 100, "%s: wrk made %d requests" % (label, requests))
         check(failed == 0, "%s: %d failed requests in wrk" % (label, failed))
+        # The balancer writes its log lines after the responses: the last ones may lag wrk's end.
+        wait_for(lambda: len(balancer_statuses(kind, log)) >= requests, 5, 0.1)
         statuses = balancer_statuses(kind, log)
         bad = [s for s in statuses if s != 200]
         check(len(statuses) >= requests and not bad,

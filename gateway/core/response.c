@@ -586,17 +586,26 @@ plan_error(struct csgi__response *r, struct csgi__plan *plan, int status)
     plan->length = (int64_t)plan->len;
 }
 
+/*
+ * The framing of a response of @p length bytes (-1: unknown): Content-Length,
+ * else chunked on HTTP/1.1 and the connection's close on HTTP/1.0 (what
+ * libmicrohttpd chooses too: setup_reply_properties(), 0.9.75 and 1.0.1).
+ * A HEAD response's headers say what the GET's would.
+ */
+static enum csgi__framing
+framing_for(const struct csgi__response *r, int64_t length)
+{
+    if (length >= 0)
+        return CSGI__FRAMING_LENGTH;
+    return (r->flags & CSGI__RESP_HTTP10) ? CSGI__FRAMING_CLOSE : CSGI__FRAMING_CHUNKED;
+}
+
 static void
 plan_stream(struct csgi__response *r, struct csgi__plan *plan)
 {
     plan->kind = CSGI__PLAN_STREAM;
     plan->length = r->length;
-    if (r->length >= 0)
-        plan->framing = CSGI__FRAMING_LENGTH;
-    else if (r->flags & CSGI__RESP_HTTP10)
-        plan->framing = CSGI__FRAMING_CLOSE;
-    else
-        plan->framing = CSGI__FRAMING_CHUNKED;
+    plan->framing = framing_for(r, r->length);
 }
 
 /* A file body not yet read goes out as a file range (sendfile), checked first. */
@@ -683,7 +692,7 @@ plan_head(struct csgi__response *r, struct csgi__plan *plan)
     if (length < 0 && r->body_done)
         length = (int64_t)r->produced;
     plan->length = length;
-    plan->framing = length >= 0 ? CSGI__FRAMING_LENGTH : CSGI__FRAMING_CLOSE;
+    plan->framing = framing_for(r, length);
     r->length = length;
     r->state = CSGI__RESP_ENDED;
 }

@@ -1046,7 +1046,8 @@ stream_response(struct csgi_request *r, int64_t size)
      * too, the same rule (an HTTP/1.1 request, a length unknown; 0.9.75 and
      * 1.0.1 setup_reply_properties()).
      */
-    if (r->mloop && block == READER_BLOCK_CHUNKED && r->sconn && r->sconn->fd >= 0) {
+    if (r->mloop && block == READER_BLOCK_CHUNKED && !(r->core.flags & CSGI__RESP_HEAD) &&
+        r->sconn && r->sconn->fd >= 0) {
         r->direct_ok = 1;
         r->wake_task.fn = direct_run;
     }

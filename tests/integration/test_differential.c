@@ -13,7 +13,8 @@
  * Cases: every endpoint of the cases fixture and of cases_validated (GET and
  * HEAD on HTTP/1.1, GET on HTTP/1.0), a POST upload, targets the head checks
  * refuse (the test client's EINVAL must meet the server's 400), and a handful of
- * endpoints of the example plugins (hello, stream) and of the three World
+ * endpoints of the example plugins (hello, stream), a stream that waits for
+ * host timers (the waits fixture), and of the three World
  * apps. Each case is one Check test; a failing test lists every field that
  * disagrees with both values, and the same lines go to stdout ("DIFF ...").
  *
@@ -78,6 +79,7 @@ static const struct dplugin plugins[] = {
     {"world_resource.so", "world_resource", "/resource", "CSGI_WORLD", "db", 0},
     {"world_route.so", "world_route", "/route", "CSGI_WORLD", "db", 0},
     {"hostsvc.so", "hostsvc", "/hostsvc", "CSGI_FIXTURES", NULL, 0},
+    {"waits.so", "waits", "/waits", "CSGI_FIXTURES", NULL, 0},
     {"old_v1.so", "old_v1", "/old", "CSGI_FIXTURES", NULL, 0},
     {"examples/echo.so", "echo", "/echo", "CSGI_EXAMPLES", NULL, 0},
     {"examples/upload.so", "upload", "/upload", "CSGI_EXAMPLES", NULL, 0},
@@ -129,6 +131,13 @@ static const char *const refused_paths[] = {"/one\xc3\xa9", "/one\x80", "/one%zz
 static const char *const hello_paths[] = {"", "/bob", "/a/b"};
 static const char *const stream_paths[] = {"", "?n=2", "/write", "?n=0"};
 /* Host services of environ/host API version 2; ids differ per transport, so /shape. */
+/*
+ * A stream that waits between its chunks for a host timer: on HTTP/1.1 the
+ * server's loop writes each woken chunk itself (http_mhd.c direct_run()),
+ * the test client reads it through the core; on HTTP/1.0 both go through
+ * the core's reader.
+ */
+static const char *const waits_paths[] = {"/tick?ms=20&n=3", "/tick?ms=0&n=5"};
 static const char *const hostsvc_paths[] = {"/static", "/shape", "/length", "/nope"};
 /* A plugin built against the CSGI 1.0 headers (environ and host API version 1). */
 static const char *const old_paths[] = {"/env", "/env/x?q=1"};
@@ -304,6 +313,8 @@ build_cases(void)
             ADD_PATHS(p, hello_paths);
         } else if (strcmp(p->name, "stream") == 0) {
             ADD_PATHS(p, stream_paths);
+        } else if (strcmp(p->name, "waits") == 0) {
+            ADD_PATHS(p, waits_paths);
         } else if (strcmp(p->name, "hostsvc") == 0) {
             ADD_PATHS(p, hostsvc_paths);
             add_case(p, "POST", "HTTP/1.1", "/length", "an uploaded body\n");

@@ -354,7 +354,7 @@ req_finish(struct csgi_request *r)
     struct srv_http *h = r->h;
 
     csgi__response_close(&r->core);
-    if (__builtin_expect(r->direct_ok, 0)) {
+    if (__builtin_expect(r->wake_task.fn != NULL, 0)) {
         srv_mhd_loop_cancel(r->mloop, &r->wake_task);
         free(r->out);
     }
@@ -1048,7 +1048,6 @@ stream_response(struct csgi_request *r, int64_t size)
      */
     if (r->mloop && block == READER_BLOCK_CHUNKED && !(r->core.flags & CSGI__RESP_HEAD) &&
         r->sconn && r->sconn->fd >= 0) {
-        r->direct_ok = 1;
         r->wake_task.fn = direct_run;
     }
     return resp;

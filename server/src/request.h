@@ -228,10 +228,9 @@ struct csgi_request {
      * A chunked stream on a daemon csgi-server runs itself (mhd_loop.h) that
      * waits is woken without libmicrohttpd (http_mhd.c, direct_run()): the
      * connection stays suspended there, and the loop's thread calls next()
-     * and writes each chunk to the socket itself. direct_ok: the stream may
-     * (stream_response()); direct: it does (from its first wait on).
+     * and writes each chunk to the socket itself. wake_task.fn set: the
+     * stream may (stream_response()); direct: it does (from its first wait on).
      */
-    int direct_ok;
     int direct;
     /* How its body ended, for reader() once handed back: 1 complete, 2 failed (0: not yet). */
     int direct_end;

@@ -387,7 +387,7 @@ srv_wait_park(struct csgi_request *r)
             if (!r->direct) {
                 MHD_suspend_connection(r->conn);
                 /* Woken without libmicrohttpd from now on: only with the watch for the client. */
-                r->direct = r->direct_ok && r->park_slot;
+                r->direct = r->wake_task.fn && r->park_slot;
             }
             if (r->left_awake) {
                 /* It left while the request was awake: woken at once to end. */

@@ -21,7 +21,7 @@ struct srv_http;
  * Returns 1: parked, the connection is suspended (the caller returns to
  * libmicrohttpd); 0: a resume() came already, go on now; -1: the worker
  * stops, end the response instead. A stream that may be woken without
- * libmicrohttpd (request.h, direct_ok) is from its first park on; then it
+ * libmicrohttpd (request.h, wake_task) is from its first park on; then it
  * parks from its task too (its connection stays suspended).
  */
 int srv_wait_park(struct csgi_request *r);

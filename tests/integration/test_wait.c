@@ -699,7 +699,9 @@ START_TEST(wait_stream_unix_slow_reader)
     ck_assert(h_get_until(&srv, "/waits/stats", "waiting=1 ", WAIT_MS));
     expect_get("/waits/publish?msg=third", "woken=1\n");
     /* The whole response, from the bytes read so far on. */
-    ck_assert_int_eq(wire_read(&c, "GET", 30000, &r), 0);
+    ck_assert_msg(wire_read(&c, "GET", 30000, &r) == 0,
+                  "status %d, complete %d, closed %d, timed out %d, %zu body bytes", r.status,
+                  r.complete, r.closed, r.timed_out, r.body_len);
     ck_assert_int_eq(r.status, 200);
     ck_assert_uint_eq(r.body_len, 6 + big_len + 1 + 7 + 6);
     ck_assert_str_eq(r.body + 6 + big_len, "\nsecond\nthird\n");

@@ -1,13 +1,12 @@
 /*
  * The traffic-shape matrix: a real csgi-server with the cases fixture, run
- * with 1, 2 and 4 workers, and the ways clients use a connection: keep-alive,
- * a connection per request, HTTP/1.0 without keep-alive, pipelining (a HEAD
- * of a chunked response in the middle), a body streamed with delays (each
- * chunk must reach the client when the application produces it), large
- * uploads (Content-Length and chunked), a slow reader of a large response,
- * a stream that waits between its chunks (a host timer), and a client that
- * hangs up mid-stream. Framing and timing are read from a
- * raw socket (wire.c). The streaming figures are printed for quoting.
+ * with 1, 2 (each with --threads 2) and 4 workers, and the ways clients use a connection:
+ * keep-alive, a connection per request, HTTP/1.0 without keep-alive, pipelining (a HEAD of a
+ * chunked response in the middle), a body streamed with delays (each chunk must reach the client
+ * when the application produces it), large uploads (Content-Length and chunked), a slow reader of a
+ * large response, a stream that waits between its chunks (a host timer), and a client that hangs up
+ * mid-stream. Framing and timing are read from a raw socket (wire.c). The streaming figures are
+ * printed for quoting.
  */
 #define _GNU_SOURCE
 #include <check.h>
@@ -51,23 +50,32 @@ static int n_busy;
 /* ------------------------------------------------------------------ */
 
 static void
-start_cases(int workers, int idle)
+start_cases(int workers, int threads, int idle)
 {
-    char nworkers[16], tmpdir[400];
-    const char *extra[] = {
-        "--workers", nworkers,         "--set", tmpdir, "--max-connections-per-ip",
-        "0",         "--conn-timeout", "300",   NULL};
+    char nworkers[16], nthreads[16], tmpdir[400];
+    const char *extra[] = {"--workers",
+                           nworkers,
+                           "--threads",
+                           nthreads,
+                           "--set",
+                           tmpdir,
+                           "--max-connections-per-ip",
+                           "0",
+                           "--conn-timeout",
+                           "300",
+                           NULL};
     static const char get[] = "GET /cases/one HTTP/1.1\r\nHost: t\r\n\r\n";
 
     n_workers = workers;
     h_init(&srv);
     snprintf(nworkers, sizeof(nworkers), "%d", workers);
+    snprintf(nthreads, sizeof(nthreads), "%d", threads);
     snprintf(tmpdir, sizeof(tmpdir), "cases.tmpdir=%s", srv.dir);
     h_add_plugin(&srv, "cases.so", NULL);
     h_add_plugin(&srv, "waits.so", NULL);
     /* The limits only where the idle connections need them: the others run as deployed. */
     if (!idle)
-        extra[4] = NULL;
+        extra[6] = NULL;
     h_start(&srv, workers, extra);
     /* Each answered once, so that the worker holds it before the first case. */
     for (n_busy = 0; n_busy < idle; n_busy++) {
@@ -84,25 +92,26 @@ start_cases(int workers, int idle)
 static void
 setup_1(void)
 {
-    start_cases(1, 0);
+    start_cases(1, 1, 0);
 }
 
 static void
 setup_2(void)
 {
-    start_cases(2, 0);
+    /* Two libmicrohttpd threads (two loops) in each worker too. */
+    start_cases(2, 2, 0);
 }
 
 static void
 setup_4(void)
 {
-    start_cases(4, 0);
+    start_cases(4, 1, 0);
 }
 
 static void
 setup_busy(void)
 {
-    start_cases(1, BUSY_CONNS);
+    start_cases(1, 1, BUSY_CONNS);
 }
 
 static void
@@ -491,47 +500,46 @@ check_ticks(const struct wire_resp *r, const char *shape, long long t0)
     }
 }
 
+/* Send @p req (its first request a /waits/tick) on @p c; read and check the ticks' answer. */
+static void
+tick_exchange(struct wire_conn *c, const char *req, int framing, const char *shape)
+{
+    long long t0 = wire_now_ms();
+    struct wire_resp r;
+
+    ck_assert_int_eq(wire_send(c, req, strlen(req)), 0);
+    ck_assert_int_eq(wire_read(c, "GET", 10000, &r), 0);
+    ck_assert_msg(r.framing == framing, "workers=%d %s: framing %s", n_workers, shape,
+                  wire_framing_name(r.framing));
+    check_ticks(&r, shape, t0);
+    wire_resp_free(&r);
+}
+
 START_TEST(shapes_waiting_stream)
 {
-    static const char tick[] = "GET /waits/tick?ms=120&n=3 HTTP/1.1\r\nHost: t\r\n\r\n";
-    static const char two[] = "GET /waits/tick?ms=120&n=3 HTTP/1.1\r\nHost: t\r\n\r\n"
-                              "GET /cases/one HTTP/1.1\r\nHost: t\r\n\r\n";
-    static const char old[] = "GET /waits/tick?ms=120&n=3 HTTP/1.0\r\nHost: t\r\n\r\n";
+#define TICK_GET "GET /waits/tick?ms=120&n=3 HTTP/1.1\r\nHost: t\r\n\r\n"
     struct wire_conn c;
     struct wire_resp r;
-    long long t0;
 
     /* Keep-alive: twice on one connection. */
     conn_open(&c, 0);
-    for (int round = 0; round < 2; round++) {
-        t0 = wire_now_ms();
-        ck_assert_int_eq(wire_send(&c, tick, strlen(tick)), 0);
-        ck_assert_int_eq(wire_read(&c, "GET", 10000, &r), 0);
-        ck_assert_int_eq(r.framing, WIRE_FRAMING_CHUNKED);
-        check_ticks(&r, "waiting stream, keep-alive", t0);
-        wire_resp_free(&r);
-    }
+    for (int round = 0; round < 2; round++)
+        tick_exchange(&c, TICK_GET, WIRE_FRAMING_CHUNKED, "waiting stream, keep-alive");
     wire_close(&c);
     /* Pipelined: the request behind it waits its turn, then is answered. */
     conn_open(&c, 0);
-    t0 = wire_now_ms();
-    ck_assert_int_eq(wire_send(&c, two, strlen(two)), 0);
-    ck_assert_int_eq(wire_read(&c, "GET", 10000, &r), 0);
-    check_ticks(&r, "waiting stream, pipelined", t0);
-    wire_resp_free(&r);
+    tick_exchange(&c, TICK_GET "GET /cases/one HTTP/1.1\r\nHost: t\r\n\r\n", WIRE_FRAMING_CHUNKED,
+                  "waiting stream, pipelined");
     ck_assert_int_eq(wire_read(&c, "GET", 10000, &r), 0);
     ck_assert_int_eq(r.status, 200);
     wire_resp_free(&r);
     wire_close(&c);
     /* HTTP/1.0: close-delimited. */
     conn_open(&c, 0);
-    t0 = wire_now_ms();
-    ck_assert_int_eq(wire_send(&c, old, strlen(old)), 0);
-    ck_assert_int_eq(wire_read(&c, "GET", 10000, &r), 0);
-    ck_assert_int_eq(r.framing, WIRE_FRAMING_CLOSE);
-    check_ticks(&r, "waiting stream, HTTP/1.0", t0);
-    wire_resp_free(&r);
+    tick_exchange(&c, "GET /waits/tick?ms=120&n=3 HTTP/1.0\r\nHost: t\r\n\r\n", WIRE_FRAMING_CLOSE,
+                  "waiting stream, HTTP/1.0");
     wire_close(&c);
+#undef TICK_GET
 }
 END_TEST
 

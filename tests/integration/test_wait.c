@@ -553,6 +553,40 @@ big_piece_len(void)
 
 #define HELD_LOG "stream waits for its client to read"
 
+/* @p c sent a stream request: its first chunk is in, and the stream waits (its first park). */
+static void
+stream_waits(struct wire_conn *c)
+{
+    ck_assert(wire_recv_until(c, "ready\n", WAIT_MS));
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=1 ", WAIT_MS));
+}
+
+/* Publish BIG_PIECE repeated to @p len bytes (a multiple of 16) as one event. */
+static void
+publish_big(size_t len)
+{
+    char req[96];
+
+    big_len = len;
+    snprintf(req, sizeof(req), "/waits/publish?msg=" BIG_PIECE "&rep=%zu", len / 16);
+    expect_get(req, "woken=1\n");
+}
+
+/* @p r is the whole stream: "ready\n", the big event, then @p tail. */
+static void
+check_big_body(const struct wire_resp *r, const char *tail)
+{
+    ck_assert_int_eq(r->status, 200);
+    ck_assert_int_eq(r->framing, WIRE_FRAMING_CHUNKED);
+    ck_assert_int_eq(r->complete, 1);
+    ck_assert_uint_eq(r->body_len, 6 + big_len + 1 + strlen(tail));
+    ck_assert(memcmp(r->body, "ready\n", 6) == 0);
+    for (size_t i = 0; i < big_len; i += 16)
+        ck_assert_msg(memcmp(r->body + 6 + i, BIG_PIECE, 16) == 0, "byte %zu differs", i);
+    ck_assert(r->body[6 + big_len] == '\n');
+    ck_assert_str_eq(r->body + 6 + big_len + 1, tail);
+}
+
 static void
 setup_slow(void)
 {
@@ -584,11 +618,8 @@ stream_blocked(struct wire_conn *c, const char *path)
     ck_assert_int_eq(wire_connect(c, srv.port, 8192), 0);
     snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
     ck_assert_int_eq(wire_send(c, req, strlen(req)), 0);
-    ck_assert(wire_recv_until(c, "ready\n", WAIT_MS));
-    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=1 ", WAIT_MS));
-    big_len = big_piece_len();
-    snprintf(req, sizeof(req), "/waits/publish?msg=" BIG_PIECE "&rep=%zu", big_len / 16);
-    expect_get(req, "woken=1\n");
+    stream_waits(c);
+    publish_big(big_piece_len());
     /* The socket took part of the chunk: the rest is held, and the only thread is free. */
     for (long long end = h_ms_now() + WAIT_MS; !h_log_count(&srv, HELD_LOG) && h_ms_now() < end;)
         wire_sleep_ms(20);
@@ -612,14 +643,7 @@ START_TEST(wait_stream_slow_reader)
     expect_get("/waits/publish?msg=second", "woken=1\n");
     /* Slowly: the receive window is 8 KiB (stream_blocked()). */
     ck_assert_int_eq(wire_read(&c, "GET", 20000, &r), 0);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_int_eq(r.framing, WIRE_FRAMING_CHUNKED);
-    ck_assert_int_eq(r.complete, 1);
-    ck_assert_uint_eq(r.body_len, 6 + big_len + 1 + 7);
-    ck_assert(memcmp(r.body, "ready\n", 6) == 0);
-    for (size_t i = 0; i < big_len; i += 16)
-        ck_assert_msg(memcmp(r.body + 6 + i, BIG_PIECE, 16) == 0, "byte %zu differs", i);
-    ck_assert_str_eq(r.body + 6 + big_len, "\nsecond\n");
+    check_big_body(&r, "second\n");
     wire_resp_free(&r);
     ck_assert_int_eq(wire_send(&c, stats, strlen(stats)), 0);
     ck_assert_msg(wire_read(&c, "GET", WAIT_MS, &r) == 0,
@@ -639,23 +663,15 @@ END_TEST
  */
 START_TEST(wait_stream_big_event)
 {
-    char req[160];
     struct wire_conn c;
     struct wire_resp r;
 
     connect_send(&c, "GET /waits/stream?n=2 HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert(wire_recv_until(&c, "ready\n", WAIT_MS));
-    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=1 ", WAIT_MS));
-    big_len = 4u << 20;
-    snprintf(req, sizeof(req), "/waits/publish?msg=" BIG_PIECE "&rep=%zu", big_len / 16);
-    expect_get(req, "woken=1\n");
+    stream_waits(&c);
+    publish_big(4u << 20);
     expect_get("/waits/publish?msg=second", "woken=1\n");
     ck_assert_int_eq(wire_read(&c, "GET", 20000, &r), 0);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_uint_eq(r.body_len, 6 + big_len + 1 + 7);
-    for (size_t i = 0; i < big_len; i += 16)
-        ck_assert_msg(memcmp(r.body + 6 + i, BIG_PIECE, 16) == 0, "byte %zu differs", i);
-    ck_assert_str_eq(r.body + 6 + big_len, "\nsecond\n");
+    check_big_body(&r, "second\n");
     wire_resp_free(&r);
     wire_close(&c);
     ck_assert(
@@ -664,16 +680,19 @@ START_TEST(wait_stream_big_event)
 END_TEST
 
 /*
- * The same over a unix socket, read 4 KiB at a time: each read there wakes
- * the writer, so room-to-write events come while the loop still flushes;
- * a task they queue after the stream waits again must do nothing (it parked
- * a parked request a second time: its list broke).
+ * A slow reader over a unix socket (16 KiB a read; each read there wakes the
+ * writer, so room-to-write events come while the loop still flushes), then
+ * a further event once the stream waits again, and a stop, which walks the
+ * list of waiting requests. (Meant for the window in which such an event
+ * queues the stream's task after it parked again: srv_wait_direct_due()
+ * makes that task do nothing. The test passes without that check too: it
+ * does not hit the window reliably.)
  */
 START_TEST(wait_stream_unix_slow_reader)
 {
     static const char get[] = "GET /waits/stream?n=3 HTTP/1.1\r\nHost: x\r\n\r\n";
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    char req[160], path[400];
+    char path[400];
     struct wire_conn c;
     struct wire_resp r;
     int status;
@@ -686,12 +705,8 @@ START_TEST(wait_stream_unix_slow_reader)
     memcpy(sa.sun_path, path, strlen(path) + 1);
     ck_assert_int_eq(connect(c.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     ck_assert_int_eq(wire_send(&c, get, strlen(get)), 0);
-    ck_assert(wire_recv_until(&c, "ready\n", WAIT_MS));
-    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=1 ", WAIT_MS));
-    /* 1 MiB: far more than a unix socket holds. */
-    big_len = 1u << 20;
-    snprintf(req, sizeof(req), "/waits/publish?msg=" BIG_PIECE "&rep=%zu", big_len / 16);
-    expect_get(req, "woken=1\n");
+    stream_waits(&c);
+    publish_big(1u << 20); /* far more than a unix socket holds */
     expect_get("/waits/publish?msg=second", "woken=1\n");
     /* Through the held chunk 16 KiB a read, to the second event: the stream waits again. */
     c.read_max = 16384;
@@ -702,9 +717,7 @@ START_TEST(wait_stream_unix_slow_reader)
     ck_assert_msg(wire_read(&c, "GET", 30000, &r) == 0,
                   "status %d, complete %d, closed %d, timed out %d, %zu body bytes", r.status,
                   r.complete, r.closed, r.timed_out, r.body_len);
-    ck_assert_int_eq(r.status, 200);
-    ck_assert_uint_eq(r.body_len, 6 + big_len + 1 + 7 + 6);
-    ck_assert_str_eq(r.body + 6 + big_len, "\nsecond\nthird\n");
+    check_big_body(&r, "second\nthird\n");
     wire_resp_free(&r);
     ck_assert(
         h_get_until(&srv, "/waits/stats", "waiting=0 closed=1 aborted=0 finished=1 ", WAIT_MS));

@@ -292,22 +292,29 @@ park_watch(struct srv_http *h, struct csgi_request *r)
 }
 
 /*
- * Resume a suspended connection. A daemon csgi-server runs itself has no
- * inter-thread channel of libmicrohttpd's (mhd_loop.h): its loop is woken too.
- * The loop is read first: once resumed, the request may end on that loop.
+ * Resume a suspended connection in libmicrohttpd. A daemon csgi-server runs
+ * itself has no inter-thread channel of libmicrohttpd's (mhd_loop.h): its
+ * loop is woken too. The loop is read first: once resumed, the request may
+ * end on that loop.
+ */
+static void
+mhd_resume(struct csgi_request *r)
+{
+    struct srv_mhd_loop *lp = r->mloop;
+
+    MHD_resume_connection(r->conn);
+    srv_mhd_loop_poke(lp);
+}
+
+/* Wake a parked request: its loop's task when the loop writes it (http_mhd.c), else libmicrohttpd.
  */
 static void
 resume_conn(struct csgi_request *r)
 {
-    struct srv_mhd_loop *lp = r->mloop;
-
-    if (r->direct) {
-        /* Woken without libmicrohttpd: the loop's thread runs its next() (http_mhd.c). */
-        srv_mhd_loop_defer(lp, &r->wake_task);
-        return;
-    }
-    MHD_resume_connection(r->conn);
-    srv_mhd_loop_poke(lp);
+    if (r->direct)
+        srv_mhd_loop_defer(r->mloop, &r->wake_task);
+    else
+        mhd_resume(r);
 }
 
 /* Under the lock: watch the parked connection for room to write too, or no more. */
@@ -359,8 +366,7 @@ srv_wait_hand_back(struct csgi_request *r)
     r->direct_blocked = 0;
     r->direct = 0;
     pthread_mutex_unlock(&r->h->wake_lock);
-    MHD_resume_connection(r->conn);
-    srv_mhd_loop_poke(r->mloop);
+    mhd_resume(r);
 }
 
 int

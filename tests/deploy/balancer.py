@@ -33,6 +33,7 @@ SERVER = os.environ["CSGI_SERVER"]
 EXAMPLES = os.environ["CSGI_EXAMPLES"]
 SRC = os.environ["CSGI_SOURCE_ROOT"]
 LOAD_SECONDS = 3
+LOAD_CONNECTIONS = 8
 CLIENT_ADDR = "127.0.0.2"
 
 failures = []
@@ -234,7 +235,7 @@ def run(root, kind, front=None):
                                              slurp(i.access)) for i in (a, b)), 3),
               "%s: the access log names the client" % label)
 
-        wrk = subprocess.Popen(["wrk", "-t2", "-c8", "-d%ds" % LOAD_SECONDS, "--timeout", "3s",
+        wrk = subprocess.Popen(["wrk", "-t2", "-c%d" % LOAD_CONNECTIONS, "-d%ds" % LOAD_SECONDS, "--timeout", "3s",
                                 url + "/hello"], stdout=subprocess.PIPE, text=True)
         t0 = time.monotonic()
         time.sleep(0.3)
@@ -253,10 +254,12 @@ def run(root, kind, front=None):
         check(requests > 100, "%s: wrk made %d requests" % (label, requests))
         check(failed == 0, "%s: %d failed requests in wrk" % (label, failed))
         # The balancer writes its log lines after the responses: the last ones may lag wrk's end.
+        # A request wrk counted as its time ran out can be logged as the client's abort (and
+        # left out above): at most one per connection.
         wait_for(lambda: len(balancer_statuses(kind, log)) >= requests, 5, 0.1)
         statuses = balancer_statuses(kind, log)
         bad = [s for s in statuses if s != 200]
-        check(len(statuses) >= requests and not bad,
+        check(len(statuses) >= requests - LOAD_CONNECTIONS and not bad,
               "%s: the balancer logged %d requests, %d not 200 %s" %
               (label, len(statuses), len(bad), sorted(set(bad))))
         check(a.log_count("failing health checks for 1 s") == 1,

@@ -105,7 +105,10 @@ enum csgi__resp_flags {
     CSGI__RESP_HTTP10 = 1u << 1 /* HTTP/1.0: unknown lengths are close-delimited */
 };
 
-/* Bytes for a copy of the response head inside struct csgi__response (head_copy). */
+/*
+ * Bytes a transport may lend a response state for copies of the response
+ * head (csgi__response_head_room()).
+ */
 #define CSGI__HEAD_COPY 384
 
 /* Per-request response state; embedded in the transport's request. */
@@ -156,19 +159,35 @@ struct csgi__response {
     size_t write_limit;
     struct csgi_responder responder;
     /*
-     * A copy of the head in the thread's start_response() memo (response.c),
-     * made by an earlier request that used this response state on the same
-     * thread: when the next one sends the same head, headers points here and
+     * Room the transport lent (csgi__response_head_room(); NULL: none) for a
+     * copy of the head in the thread's start_response() memo (response.c).
+     * When an earlier request that used this response state on the same
+     * thread copied the head the next one sends, headers points here and
      * nothing is copied. head_memo and head_gen name the memo and the
-     * generation it holds (head_memo NULL: none).
+     * generation it holds (head_memo NULL: none). Without room a head is
+     * copied into request memory each time.
      */
+    struct csgi_header *head_copy;
+    size_t head_copy_size;
     const void *head_memo;
     uint64_t head_gen;
-    union {
-        struct csgi_header hdr[CSGI__HEAD_COPY / sizeof(struct csgi_header)];
-        char bytes[CSGI__HEAD_COPY];
-    } head_copy;
 };
+
+/*
+ * Lend @p r, set up by csgi__response_init(), @p size bytes at @p room
+ * (aligned for struct csgi_header, for as long as @p r is used) for copies
+ * of the response head: a transport that reuses one response state for the
+ * requests of a thread gives it room, and a head the thread sent before then
+ * costs no copy. A response state per waiting request (SPEC 4.14) is better
+ * without: its head is copied once, into request memory, at its size.
+ */
+static inline void
+csgi__response_head_room(struct csgi__response *r, void *room, size_t size)
+{
+    r->head_copy = room;
+    r->head_copy_size = room ? size : 0;
+    r->head_memo = NULL;
+}
 
 /* The host's error pages: "500 Internal Server Error\n", as text. */
 #define CSGI__ERROR_CONTENT_TYPE "text/plain; charset=utf-8"

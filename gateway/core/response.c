@@ -197,10 +197,11 @@ memo_match(int status, struct csgi_str reason, const struct csgi_header *headers
 }
 
 /*
- * The copy of a head that matched the memo: in r->head_copy when the image
- * fits, else in request memory; the image is copied whole and its pointers
- * moved. (When an earlier request of this response state copied the same
- * generation into r->head_copy, the caller uses that without a call.)
+ * The copy of a head that matched the memo: in r->head_copy when the
+ * transport lent room and the image fits, else in request memory; the image
+ * is copied whole and its pointers moved. (When an earlier request of this
+ * response state copied the same generation into r->head_copy, the caller
+ * uses that without a call.)
  */
 static struct csgi_header *
 memo_copy(struct csgi__response *r)
@@ -210,8 +211,8 @@ memo_copy(struct csgi__response *r)
     struct csgi_header *copy;
     char *base;
 
-    if (m->image_len <= sizeof(r->head_copy)) {
-        copy = r->head_copy.hdr;
+    if (r->head_copy && m->image_len <= r->head_copy_size) {
+        copy = r->head_copy;
         r->head_memo = NULL; /* until the copy is whole */
     } else {
         copy = r->ops->alloc(r->ctx, m->image_len ? m->image_len : sizeof(struct csgi_header));
@@ -224,7 +225,7 @@ memo_copy(struct csgi__response *r)
         copy[i].name.ptr = base + (m->image.hdr[i].name.ptr - m->image.bytes);
         copy[i].value.ptr = base + (m->image.hdr[i].value.ptr - m->image.bytes);
     }
-    if (copy == r->head_copy.hdr) {
+    if (copy == r->head_copy) {
         r->head_memo = m;
         r->head_gen = m->gen;
     }
@@ -306,7 +307,7 @@ uint64_t
 csgi__response_head_key(const struct csgi__response *r)
 {
     /* head_copy is written by memo_copy() alone, which names the generation it holds. */
-    if (r->head_memo != &head_memo || r->headers != r->head_copy.hdr)
+    if (r->head_memo != &head_memo || !r->head_copy || r->headers != r->head_copy)
         return 0;
     return r->head_gen; /* from 1: memo_store() counts before it stores */
 }
@@ -344,7 +345,7 @@ core_start_response(void *ctx, int status, struct csgi_str reason,
     if (memo_match(status, reason, headers, n_headers)) {
         length = head_memo.length;
         if (r->head_memo == &head_memo && r->head_gen == head_memo.gen)
-            copy = r->head_copy.hdr; /* copied by an earlier request, and unchanged since */
+            copy = r->head_copy; /* copied by an earlier request, and unchanged since */
         else
             copy = memo_copy(r);
     } else {

@@ -15,13 +15,13 @@ struct srv_arena_block {
 };
 
 #define ARENA_ALIGN SRV_ARENA_ALIGN
-#define ARENA_BLOCK 8192
 
 void *
 srv__arena_alloc_block(struct srv_arena *a, size_t n)
 {
     struct srv_arena_block *b;
     size_t need, bsize;
+    int shared;
     char *p;
 
     if (n == 0)
@@ -34,7 +34,9 @@ srv__arena_alloc_block(struct srv_arena *a, size_t n)
         a->pos += need;
         return p;
     }
-    bsize = need > ARENA_BLOCK / 2 ? need + sizeof(*b) : ARENA_BLOCK;
+    /* Larger than half a shared block: a block of its own, the current one stays. */
+    shared = need <= a->grow / 2;
+    bsize = shared ? a->grow : need + sizeof(*b);
     if (bsize < need)
         return NULL;
     b = malloc(bsize);
@@ -44,10 +46,12 @@ srv__arena_alloc_block(struct srv_arena *a, size_t n)
     a->head = b;
     a->total += bsize;
     p = (char *)(b + 1);
-    if (bsize == ARENA_BLOCK) {
+    if (shared) {
         /* A fresh shared block becomes the current one. */
         a->pos = p + need;
         a->end = (char *)b + bsize;
+        if (a->grow < SRV_ARENA_BLOCK)
+            a->grow *= 2;
     }
     return p;
 }

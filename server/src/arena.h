@@ -15,12 +15,21 @@ struct srv_arena {
     char *pos;
     char *end;
     size_t total;
+    /*
+     * The size of the next shared block (srv__arena_alloc_block()): doubling
+     * from SRV_ARENA_SMALL_GROW up to 8 KiB when the first block was small
+     * (a request that waits keeps what it took for as long as it waits).
+     */
+    size_t grow;
 };
 
 /* The slow path of srv_arena_alloc(): a new block (or n is 0, or too large). */
 void *srv__arena_alloc_block(struct srv_arena *a, size_t n);
 
 #define SRV_ARENA_ALIGN 16
+/* A first block of at most this many bytes grows by blocks of this size first. */
+#define SRV_ARENA_SMALL_GROW 1024
+#define SRV_ARENA_BLOCK      8192
 
 /*
  * First block lives inside the caller's memory: [mem, mem+size). Inline:
@@ -34,6 +43,7 @@ srv_arena_init(struct srv_arena *a, void *mem, size_t size)
 
     a->head = NULL;
     a->total = 0;
+    a->grow = mem && size <= SRV_ARENA_SMALL_GROW ? SRV_ARENA_SMALL_GROW : SRV_ARENA_BLOCK;
     if (!mem || size < aligned - p) {
         a->pos = a->end = NULL;
         return;

@@ -37,10 +37,17 @@
 /*
  * The first arena block of a request block made while the thread's first one
  * is in use (req_alloc()): requests that overlap on one thread are mostly
- * ones that wait (SPEC 4.14), thousands at a time, using a few hundred bytes.
+ * ones that wait (SPEC 4.14), thousands at a time, using a few hundred bytes
+ * (their request headers, at their count, and a copy of the response head
+ * included). Such a block has no room for INLINE_HEADERS nor for head copies.
  */
-#define FIRST_ARENA_SMALL 512
-#define INLINE_HEADERS    16
+#define FIRST_ARENA_SMALL 640
+/*
+ * The thread's first block (the one its requests reuse, req_alloc()) has
+ * room for this many request headers, and CSGI__HEAD_COPY bytes for the host
+ * core's copy of a response head, after its first arena block.
+ */
+#define INLINE_HEADERS 16
 
 enum req_state {
     REQ_NEW = 0, /* URI seen, head not yet checked */
@@ -158,7 +165,7 @@ struct csgi_request {
     char request_id[CSGI__REQUEST_ID_LEN + 1];
     struct timespec t0;
     struct timespec t1; /* when it ended, once t1_set (req_end_time()) */
-    /* NUL-terminated, and padded to at least SRV_INFLIGHT_TARGET_SIZE bytes (on_uri()). */
+    /* NUL-terminated, and padded for srv_score_set_inflight() (on_uri()). */
     char *raw_target;
     size_t raw_target_len;
     /* libmicrohttpd 0.9.75: the target's place in its request line (http_mhd.c check_head()). */
@@ -167,7 +174,7 @@ struct csgi_request {
     int refs;
     int body_fd;
 
-    /* Cleared by on_uri(): from t1_set to inline_headers. */
+    /* Cleared by on_uri(): from t1_set to header_room. */
     int t1_set;
     int state;
     int deadline_cleared; /* the connection's deadline is 0 since set_deadline(r, 0) */
@@ -245,7 +252,8 @@ struct csgi_request {
      * these is set up by its own init when it is first needed, so that the
      * per-request memset stays small.
      */
-    struct csgi_header inline_headers[INLINE_HEADERS];
+    /* INLINE_HEADERS request headers' room in the thread's first block (NULL: a small block). */
+    struct csgi_header *header_room;
     /*
      * The environ's remote_addr (build_environ()): the connection's text,
      * copied whole, so that it is also padded for srv_score_set_inflight().
@@ -278,7 +286,10 @@ struct csgi_request {
     struct csgi__errors errors_state;
     /* The size of the first arena block: FIRST_ARENA or FIRST_ARENA_SMALL (req_alloc()). */
     size_t first_arena;
-    /* The first arena block follows. */
+    /*
+     * The first arena block follows; in the thread's first block, then
+     * header_room and the core's head room (csgi__response_head_room()).
+     */
 };
 
 /* ------------------------------------------------------------------ */

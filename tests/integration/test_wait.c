@@ -227,6 +227,52 @@ START_TEST(wait_overlapping_request_grows_its_arena)
 }
 END_TEST
 
+/*
+ * The request headers of a block made beside a waiting request are kept in
+ * its arena, room for as many as came: 60 come back in order, the most the
+ * server takes (--max-headers, 100) too, and one more is refused with 431.
+ */
+START_TEST(wait_overlapping_request_headers)
+{
+    /* curl adds Host and Accept: n + 2 header lines. */
+    static const size_t counts[] = {60, 98, 99};
+    static char lines[100][32];
+    const char *hdrs[101];
+    char want[64];
+    struct wire_conn s;
+    struct hresp r;
+
+    connect_send(&s, "GET /waits/stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    ck_assert(wire_recv_until(&s, "ready\n", WAIT_MS));
+    for (size_t k = 0; k < 100; k++)
+        snprintf(lines[k], sizeof(lines[k]), "X-H-%02zu: v%02zu", k, k);
+    for (size_t t = 0; t < sizeof(counts) / sizeof(counts[0]); t++) {
+        size_t n = counts[t];
+
+        for (size_t k = 0; k < n; k++)
+            hdrs[k] = lines[k];
+        hdrs[n] = NULL;
+        r = h_request(&srv, "GET", "/echo", NULL, 0, hdrs);
+        if (n + 2 > 100) {
+            ck_assert_int_eq(r.status, 431);
+        } else {
+            ck_assert_int_eq(r.status, 200);
+            for (size_t k = 0; k < n; k++) {
+                snprintf(want, sizeof(want), "[\"X-H-%02zu\",\"v%02zu\"]", k, k);
+                ck_assert_msg(h_has(r.body, want), "%zu headers: %s is missing", n, want);
+                if (k)
+                    ck_assert(strstr(r.body, want) > strstr(r.body, "\"X-H-00\""));
+            }
+        }
+        h_resp_free(&r);
+    }
+    expect_get("/waits/publish?msg=end", "woken=1\n");
+    ck_assert(wire_recv_until(&s, "end\n", WAIT_MS));
+    wire_close(&s);
+    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=0 closed=1 ", WAIT_MS));
+}
+END_TEST
+
 /* A host timer wakes a stream three times: no thread of the plugin's, the only thread free. */
 START_TEST(wait_timer_ticks)
 {
@@ -785,6 +831,7 @@ wait_suite(void)
     tcase_add_test(tc, wait_client_leaves);
     tcase_add_test(tc, wait_client_leaves_second_poll);
     tcase_add_test(tc, wait_overlapping_request_grows_its_arena);
+    tcase_add_test(tc, wait_overlapping_request_headers);
     tcase_add_test(tc, wait_timer_ticks);
     tcase_add_test(tc, wait_fd_watch);
     tcase_add_test(tc, wait_resume_races_leaving);

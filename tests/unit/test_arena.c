@@ -94,6 +94,50 @@ START_TEST(arena_first_block_overflow)
 }
 END_TEST
 
+/*
+ * A small first block (a request block made for a request that waits) grows
+ * by 1 KiB, then 2, 4 and 8 KiB blocks; a large one by 8 KiB blocks at once.
+ */
+START_TEST(arena_small_first_block_grows_small)
+{
+    _Alignas(16) char small[640];
+    static _Alignas(16) char large[4096];
+    const size_t want[] = {1024, 1024 + 2048, 1024 + 2048 + 4096, 1024 + 2048 + 4096 + 8192,
+                           1024 + 2048 + 4096 + 2 * 8192};
+    struct srv_arena a;
+
+    srv_arena_init(&a, small, sizeof(small));
+    ck_assert_ptr_nonnull(srv_arena_alloc(&a, 600));
+    for (size_t k = 0; k < N_OF(want); k++) {
+        /* Each takes a new block: no block before it has 400 bytes left. */
+        size_t before = a.total;
+        char *p = srv_arena_alloc(&a, 400);
+
+        ck_assert_ptr_nonnull(p);
+        memset(p, 0x5a, 400);
+        ck_assert_uint_eq(a.total, want[k]);
+        /* Fill the block it came from. */
+        while (a.end - a.pos >= 400)
+            memset(srv_arena_alloc(&a, 400), 0x5b, 400);
+        ck_assert_uint_eq(a.total, want[k]);
+        ck_assert_uint_gt(a.total, before);
+    }
+    /* More than half the next shared block: a block of its own, at its size. */
+    srv_arena_free(&a);
+    srv_arena_init(&a, small, sizeof(small));
+    ck_assert_ptr_nonnull(srv_arena_alloc(&a, 640));
+    ck_assert_ptr_nonnull(srv_arena_alloc(&a, 600));
+    ck_assert_uint_eq(a.total, 608 + 16); /* 600 rounded up to 16, and the block's own 16 */
+    srv_arena_free(&a);
+
+    srv_arena_init(&a, large, sizeof(large));
+    ck_assert_ptr_nonnull(srv_arena_alloc(&a, 4096));
+    ck_assert_ptr_nonnull(srv_arena_alloc(&a, 400));
+    ck_assert_uint_eq(a.total, 8192);
+    srv_arena_free(&a);
+}
+END_TEST
+
 /* No caller block (or one too small to align): everything comes from the heap. */
 START_TEST(arena_without_first_block)
 {
@@ -332,6 +376,7 @@ arena_suite(void)
     tcase_add_test(tc, arena_first_block_used);
     tcase_add_loop_test(tc, arena_unaligned_first_block, 0, 16);
     tcase_add_test(tc, arena_first_block_overflow);
+    tcase_add_test(tc, arena_small_first_block_grows_small);
     tcase_add_test(tc, arena_without_first_block);
     suite_add_tcase(s, tc);
 

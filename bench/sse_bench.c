@@ -2,9 +2,11 @@
  * sse_bench: N server-sent-event subscribers and one publisher against the
  * sse plugin (plugins/sse) on 127.0.0.1, in one epoll loop. It subscribes N
  * connections, waits until every one has its first bytes, then publishes E
- * events, one every I ms, each carrying its send time; it measures when each
- * event reaches each subscriber, and prints one JSON object: delivered and
- * expected counts, delivery latency percentiles, and, with --pid, the
+ * events, one every I ms, each carrying its send time (each publish's answer
+ * is read beside the subscribers' bytes, which are never left waiting for
+ * it); it measures when each event reaches each subscriber, and prints one
+ * JSON object: delivered and expected counts, delivery latency percentiles,
+ * the longest a publish waited for its answer, and, with --pid, the
  * server worker's RSS and thread count while the subscribers wait and the
  * CPU time it used per event (the fan-out's cost, which the machine's load
  * does not inflate as it does the latency).
@@ -19,7 +21,6 @@
  *
  * Bounded: every phase gives up after --timeout-s (default 60).
  */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +56,23 @@ static struct {
 static double *lat_ms;
 static size_t n_lat, cap_lat;
 static long hellos, delivered, requested;
+
+/*
+ * The publish in flight: its connection (-1: none) and its answer so far.
+ * pump() reads the answer beside the subscribers' bytes: a publisher that
+ * waited for it would leave them unread until the server had answered, after
+ * its whole fan-out, and add that to every latency.
+ */
+#define PUB_ID UINT32_MAX
+static struct {
+    int fd;
+    char resp[512];
+    size_t got;
+    long long sent_ns; /* when it was sent */
+} pub = {-1, {0}, 0, 0};
+static long failed_publish;
+/* The longest a publish waited for its answer (ms). */
+static double publish_answer_ms = -1;
 
 static long long
 now_ns(void)
@@ -121,6 +139,46 @@ on_data(struct sub *s, const char *buf, size_t n)
     }
 }
 
+/* The publish's answer is whole (or broken): a 200 or a failed publish. */
+static void
+pub_end(int ep)
+{
+    pub.resp[pub.got] = '\0';
+    if (strncmp(pub.resp, "HTTP/1.1 200", 12) != 0) {
+        failed_publish++;
+    } else {
+        double ms = (double)(now_ns() - pub.sent_ns) / 1e6;
+
+        if (ms > publish_answer_ms)
+            publish_answer_ms = ms;
+    }
+    epoll_ctl(ep, EPOLL_CTL_DEL, pub.fd, NULL);
+    close(pub.fd);
+    pub.fd = -1;
+}
+
+/* Read what came of the publish's answer; it ends with the connection ("Connection: close"). */
+static void
+pub_read(int ep)
+{
+    char scratch[512];
+    ssize_t n;
+
+    for (;;) {
+        if (pub.got < sizeof(pub.resp) - 1)
+            n = read(pub.fd, pub.resp + pub.got, sizeof(pub.resp) - 1 - pub.got);
+        else
+            n = read(pub.fd, scratch, sizeof(scratch)); /* past what the check reads */
+        if (n > 0 && pub.got < sizeof(pub.resp) - 1)
+            pub.got += (size_t)n;
+        else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            break;
+        else if (n < 0)
+            return;
+    }
+    pub_end(ep);
+}
+
 /* Read what the sockets have, for up to @p ms. */
 static void
 pump(int ep, struct sub *subs, int ms)
@@ -133,6 +191,10 @@ pump(int ep, struct sub *subs, int ms)
         struct sub *s = &subs[evs[i].data.u32];
         ssize_t n;
 
+        if (evs[i].data.u32 == PUB_ID) {
+            pub_read(ep);
+            continue;
+        }
         if (evs[i].events & EPOLLOUT) {
             char req[128];
             int len = snprintf(req, sizeof(req), "GET %s/%s HTTP/1.1\r\nHost: bench\r\n\r\n",
@@ -187,14 +249,47 @@ http_call(const char *method, const char *path, const char *body, char *resp, si
     return strncmp(resp, "HTTP/1.1 200", 12) == 0 ? 0 : -1;
 }
 
-/* POST one event, carrying its send time; returns 0 on a 200. */
-static int
-publish(long seq)
+/*
+ * POST one event, carrying its send time, over a fresh connection
+ * ("Connection: close"); pump() reads the answer. A publish whose answer has
+ * not come by the next one counts as failed.
+ */
+static void
+publish(int ep, long seq)
 {
-    char body[64], resp[512];
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = PUB_ID};
+    char body[64], req[512];
+    int len, one = 1;
 
-    snprintf(body, sizeof(body), "t=%lld seq=%ld", now_ns(), seq);
-    return http_call("POST", "/publish", body, resp, sizeof(resp));
+    if (pub.fd >= 0) {
+        pub.got = 0;
+        pub_end(ep);
+    }
+    pub.got = 0;
+    pub.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (pub.fd < 0 || connect(pub.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        if (pub.fd >= 0)
+            close(pub.fd);
+        pub.fd = -1;
+        failed_publish++;
+        return;
+    }
+    setsockopt(pub.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    pub.sent_ns = now_ns();
+    snprintf(body, sizeof(body), "t=%lld seq=%ld", pub.sent_ns, seq);
+    len = snprintf(req, sizeof(req),
+                   "POST %s/publish HTTP/1.1\r\nHost: bench\r\nContent-Length: %zu\r\n"
+                   "Connection: close\r\n\r\n%s",
+                   opt.prefix, strlen(body), body);
+    if (write(pub.fd, req, (size_t)len) != len ||
+        fcntl(pub.fd, F_SETFL, fcntl(pub.fd, F_GETFL) | O_NONBLOCK) < 0 ||
+        epoll_ctl(ep, EPOLL_CTL_ADD, pub.fd, &ev) < 0) {
+        close(pub.fd);
+        pub.fd = -1;
+        failed_publish++;
+    }
 }
 
 /* The number of long polls waiting, from PREFIX/stats ("... polls=P ..."), or -1. */
@@ -331,7 +426,7 @@ main(int argc, char **argv)
 {
     struct sub *subs;
     long long t0, deadline, subscribed_ms;
-    long rss_kb = -1, threads = -1, failed_publish = 0;
+    long rss_kb = -1, threads = -1;
     double cpu0 = -1, cpu1 = -1;
     int ep;
 
@@ -370,24 +465,26 @@ main(int argc, char **argv)
     for (long e = 0; e < opt.events && now_ns() < deadline; e++) {
         long long next = now_ns() + opt.interval_ms * 1000000LL;
 
-        if (publish(e) < 0)
-            failed_publish++;
+        publish(ep, e);
         while (now_ns() < next)
             pump(ep, subs, (int)((next - now_ns()) / 1000000) + 1);
     }
-    while (delivered < opt.n * opt.events && now_ns() < deadline)
+    while ((delivered < opt.n * opt.events || pub.fd >= 0) && now_ns() < deadline)
         pump(ep, subs, 100);
+    if (pub.fd >= 0)
+        pub_end(ep); /* no answer by the deadline */
     if (opt.pid)
         cpu1 = proc_cpu_ms(opt.pid);
     qsort(lat_ms, n_lat, sizeof(*lat_ms), cmp_double);
     printf("{\"mode\": \"%s\", \"subscribers\": %ld, \"subscribed\": %ld, \"subscribe_ms\": %lld, "
            "\"events\": %ld, "
            "\"publish_failed\": %ld, \"expected\": %ld, \"delivered\": %ld, "
-           "\"p50_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f, "
+           "\"p50_ms\": %.2f, \"p99_ms\": %.2f, \"max_ms\": %.2f, \"publish_answer_max_ms\": %.2f, "
            "\"worker_rss_kib\": %ld, \"worker_threads\": %ld, \"worker_cpu_ms_per_event\": %.1f}\n",
            opt.poll ? "poll" : "stream", opt.n, hellos, subscribed_ms, opt.events, failed_publish,
            opt.n * opt.events, delivered, pct(0.5), pct(0.99), n_lat ? lat_ms[n_lat - 1] : -1.0,
-           rss_kb, threads, cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) / (double)opt.events : -1.0);
+           publish_answer_ms, rss_kb, threads,
+           cpu0 >= 0 && cpu1 >= 0 ? (cpu1 - cpu0) / (double)opt.events : -1.0);
     for (long i = 0; i < opt.n; i++)
         close(subs[i].fd);
     free(subs);

@@ -352,6 +352,9 @@ req_release(struct csgi_request *r)
         /* First release on this thread: make sure its exit frees the cache. */
         pthread_once(&req_cache_once, req_cache_init);
         if (!req_cache_key_ok || pthread_setspecific(req_cache_key, &req_cached) != 0) {
+            /* No cache: the thread's next block is made whole again (req_alloc()). */
+            if (r->header_room)
+                req_made_first = 0;
             free(r);
             return;
         }

@@ -21,13 +21,15 @@ struct srv_arena {
      * (a request that waits keeps what it took for as long as it waits).
      */
     size_t grow;
+    /* Bytes handed out since srv_arena_init() (each rounded up to SRV_ARENA_ALIGN). */
+    size_t taken;
 };
 
 /* The slow path of srv_arena_alloc(): a new block (or n is 0, or too large). */
 void *srv__arena_alloc_block(struct srv_arena *a, size_t n);
 
 #define SRV_ARENA_ALIGN 16
-/* A first block of at most this many bytes grows by blocks of this size first. */
+/* A first block under half of SRV_ARENA_BLOCK grows by blocks of this size first. */
 #define SRV_ARENA_SMALL_GROW 1024
 #define SRV_ARENA_BLOCK      8192
 
@@ -43,7 +45,8 @@ srv_arena_init(struct srv_arena *a, void *mem, size_t size)
 
     a->head = NULL;
     a->total = 0;
-    a->grow = mem && size <= SRV_ARENA_SMALL_GROW ? SRV_ARENA_SMALL_GROW : SRV_ARENA_BLOCK;
+    a->taken = 0;
+    a->grow = mem && size < SRV_ARENA_BLOCK / 2 ? SRV_ARENA_SMALL_GROW : SRV_ARENA_BLOCK;
     if (!mem || size < aligned - p) {
         a->pos = a->end = NULL;
         return;
@@ -66,9 +69,32 @@ srv_arena_alloc(struct srv_arena *a, size_t n)
         char *p = a->pos;
 
         a->pos += need;
+        a->taken += need;
         return p;
     }
     return srv__arena_alloc_block(a, n);
+}
+
+/*
+ * The size of the first block for the next arena like one that took @p taken
+ * bytes, when @p first is the size used now: @p taken and @p slack, rounded up
+ * to 64 bytes, within [@p lo, @p hi]. It grows at once and shrinks by an
+ * eighth of the difference per call (rounded up, to a multiple of 16), so
+ * that a mix of arenas is sized for its larger ones.
+ */
+static inline size_t
+srv_arena_first_size(size_t first, size_t taken, size_t slack, size_t lo, size_t hi)
+{
+    size_t want = taken < hi ? (taken + slack + 63) & ~(size_t)63 : hi;
+
+    if (want < lo)
+        want = lo;
+    if (want > hi)
+        want = hi;
+    if (want >= first)
+        return want;
+    first = (first - (first - want + 7) / 8) & ~(size_t)15;
+    return first < want ? want : first;
 }
 
 /* Copy n bytes and add a NUL; NULL when out of memory. */

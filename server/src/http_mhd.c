@@ -264,6 +264,8 @@ static _Thread_local struct csgi_request *req_cached;
 static _Thread_local int req_cache_armed;
 /* Set once the thread made its first request block (the one with a FIRST_ARENA block). */
 static _Thread_local int req_made_first;
+/* The first arena block of the thread's small request blocks (request.h, small_arena_learn()). */
+static _Thread_local size_t small_arena = FIRST_ARENA_SMALL;
 static pthread_key_t req_cache_key;
 static pthread_once_t req_cache_once = PTHREAD_ONCE_INIT;
 static int req_cache_key_ok;
@@ -311,7 +313,7 @@ req_alloc(void)
      * (REQ_ROOM): 10,000 waiting SSE subscribers on a thread are 36 MiB less
      * (the others take their headers and head copy in their arena, at size).
      */
-    first = req_made_first ? FIRST_ARENA_SMALL : FIRST_ARENA;
+    first = req_made_first ? small_arena : FIRST_ARENA;
     r = malloc(sizeof(*r) + first + (req_made_first ? 0 : REQ_ROOM));
     if (!r)
         return NULL;
@@ -420,6 +422,27 @@ req_unref(struct csgi_request *r)
 {
     if (--r->refs <= 0)
         req_finish(r);
+}
+
+/*
+ * A request in a small block begins to wait (or waits again): what its arena
+ * took sizes the first arena block of the thread's next small blocks, made
+ * mostly for more requests like it (request.h).
+ */
+static inline void
+small_arena_learn(const struct csgi_request *r)
+{
+    if (!r->header_room)
+        small_arena = srv_arena_first_size(small_arena, r->arena.taken, SMALL_ARENA_SLACK,
+                                           SMALL_ARENA_MIN, SMALL_ARENA_MAX);
+}
+
+/* srv_wait_park(), once the thread learnt from the request's arena. */
+static inline int
+park(struct csgi_request *r)
+{
+    small_arena_learn(r);
+    return srv_wait_park(r);
 }
 
 /* URI log callback: a new request line arrived. Returns the request. */
@@ -746,7 +769,7 @@ reader(void *cls, uint64_t pos, char *buf, size_t max)
         if (n != CSGI__READ_PENDING)
             break;
         if (!r->stopped) {
-            int parked = srv_wait_park(r);
+            int parked = park(r);
 
             if (parked == 1) {
                 /* Suspended: nothing now; libmicrohttpd asks again once resume() woke it. */
@@ -914,7 +937,7 @@ direct_run(struct srv_mhd_task *t)
         int64_t n = csgi__response_read(&r->core, buf, sizeof(buf));
 
         if (n == CSGI__READ_PENDING) {
-            int parked = srv_wait_park(r);
+            int parked = park(r);
 
             if (parked == 1) {
                 busy_leave(r->h);
@@ -1147,7 +1170,7 @@ respond(struct csgi_request *r, int declined)
         if (plan->kind != CSGI__PLAN_WAIT)
             break;
         /* No status yet (CSGI_PENDING): park, without a response; resume() comes back here. */
-        parked = srv_wait_park(r);
+        parked = park(r);
         if (parked == 1) {
             r->state = REQ_WAIT;
             return MHD_YES;

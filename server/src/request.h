@@ -40,8 +40,14 @@
  * ones that wait (SPEC 4.14), thousands at a time, using a few hundred bytes
  * (their request headers, at their count, and a copy of the response head
  * included). Such a block has no room for INLINE_HEADERS nor for head copies.
+ * Its size is learnt per thread from what such requests took when they began
+ * to wait, and SMALL_ARENA_SLACK more (srv_arena_first_size(), within
+ * [SMALL_ARENA_MIN, SMALL_ARENA_MAX]); FIRST_ARENA_SMALL until one did.
  */
 #define FIRST_ARENA_SMALL 640
+#define SMALL_ARENA_MIN   256
+#define SMALL_ARENA_MAX   2048
+#define SMALL_ARENA_SLACK 64
 /*
  * The thread's first block (the one its requests reuse, req_alloc()) has
  * room for this many request headers, and CSGI__HEAD_COPY bytes for the host

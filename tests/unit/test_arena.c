@@ -138,6 +138,49 @@ START_TEST(arena_small_first_block_grows_small)
 }
 END_TEST
 
+/* taken counts what was handed out, rounded to 16, from the first block and the blocks after it. */
+START_TEST(arena_counts_what_it_took)
+{
+    _Alignas(16) char mem[128];
+    struct srv_arena a;
+
+    srv_arena_init(&a, mem, sizeof(mem));
+    ck_assert_uint_eq(a.taken, 0);
+    ck_assert_ptr_nonnull(srv_arena_alloc(&a, 1));
+    ck_assert_ptr_nonnull(srv_arena_alloc(&a, 100));
+    ck_assert_uint_eq(a.taken, 16 + 112);
+    ck_assert_ptr_nonnull(srv_arena_alloc(&a, 40));  /* a 1 KiB block */
+    ck_assert_ptr_nonnull(srv_arena_alloc(&a, 900)); /* one of its own */
+    ck_assert_uint_eq(a.taken, 16 + 112 + 48 + 912);
+    srv_arena_free(&a);
+    ck_assert_uint_eq(a.taken, 0);
+}
+END_TEST
+
+/*
+ * The first block size learnt from arenas: what one took and the slack,
+ * rounded up to 64, within the bounds; it grows at once and shrinks by an
+ * eighth of the difference until it is there.
+ */
+START_TEST(arena_first_size_learns)
+{
+    size_t f = 640;
+
+    ck_assert_uint_eq(srv_arena_first_size(f, 900, 64, 256, 2048), 1024);
+    ck_assert_uint_eq(srv_arena_first_size(f, 640, 0, 256, 2048), 640);
+    ck_assert_uint_eq(srv_arena_first_size(f, 1, 0, 1024, 2048), 1024);
+    ck_assert_uint_eq(srv_arena_first_size(f, 5000, 64, 256, 2048), 2048);
+    ck_assert_uint_eq(srv_arena_first_size(f, (size_t)-1, 64, 256, 2048), 2048);
+    /* 296 taken (a bench subscriber), 64 of slack: 384, reached in steps down from 640. */
+    ck_assert_uint_eq(srv_arena_first_size(f, 296, 64, 256, 2048), 608);
+    for (int i = 0; i < 100; i++)
+        f = srv_arena_first_size(f, 296, 64, 256, 2048);
+    ck_assert_uint_eq(f, 384);
+    /* One larger request sizes the next blocks for it at once. */
+    ck_assert_uint_eq(srv_arena_first_size(f, 830, 64, 256, 2048), 896);
+}
+END_TEST
+
 /* No caller block (or one too small to align): everything comes from the heap. */
 START_TEST(arena_without_first_block)
 {
@@ -377,6 +420,8 @@ arena_suite(void)
     tcase_add_loop_test(tc, arena_unaligned_first_block, 0, 16);
     tcase_add_test(tc, arena_first_block_overflow);
     tcase_add_test(tc, arena_small_first_block_grows_small);
+    tcase_add_test(tc, arena_counts_what_it_took);
+    tcase_add_test(tc, arena_first_size_learns);
     tcase_add_test(tc, arena_without_first_block);
     suite_add_tcase(s, tc);
 

@@ -289,6 +289,14 @@ req_cache_init(void)
     req_cache_key_ok = pthread_key_create(&req_cache_key, req_cache_free) == 0;
 }
 
+/*
+ * req_release() keeps the thread's first block by its larger first arena
+ * block, and small ones grow by small blocks (arena.h).
+ */
+_Static_assert(SMALL_ARENA_MAX < FIRST_ARENA && FIRST_ARENA_SMALL <= SMALL_ARENA_MAX &&
+                   SMALL_ARENA_MAX < SRV_ARENA_BLOCK / 2 && FIRST_ARENA >= SRV_ARENA_BLOCK / 2,
+               "small first arena blocks stay below the thread's first one");
+
 /* What the thread's first block has after its first arena block (request.h). */
 #define REQ_ROOM (INLINE_HEADERS * sizeof(struct csgi_header) + CSGI__HEAD_COPY)
 _Static_assert(FIRST_ARENA % _Alignof(struct csgi_header) == 0 &&
@@ -425,16 +433,19 @@ req_unref(struct csgi_request *r)
 }
 
 /*
- * A request in a small block begins to wait (or waits again): what its arena
- * took sizes the first arena block of the thread's next small blocks, made
- * mostly for more requests like it (request.h).
+ * A request in a small block begins to wait: what its arena took so far
+ * sizes the first arena block of the thread's next small blocks, made mostly
+ * for more requests like it (request.h). Its later waits teach nothing (an
+ * application that takes request memory per event would keep it growing).
  */
 static inline void
-small_arena_learn(const struct csgi_request *r)
+small_arena_learn(struct csgi_request *r)
 {
-    if (!r->header_room)
+    if (!r->header_room && !r->arena_learnt) {
+        r->arena_learnt = 1;
         small_arena = srv_arena_first_size(small_arena, r->arena.taken, SMALL_ARENA_SLACK,
                                            SMALL_ARENA_MIN, SMALL_ARENA_MAX);
+    }
 }
 
 /* srv_wait_park(), once the thread learnt from the request's arena. */

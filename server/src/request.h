@@ -235,6 +235,8 @@ struct csgi_request {
      * that never did needs no lock (srv_wait_request_done()).
      */
     int used_wait;
+    /* Its first wait sized the thread's next small blocks (http_mhd.c small_arena_learn()). */
+    int arena_learnt;
     /* The connection the application takes over after a 101 (wait.c), or NULL. */
     struct srv_upgrade *up;
     /*
@@ -290,7 +292,8 @@ struct csgi_request {
     struct csgi_errors errors;
     struct csgi__input input_state;
     struct csgi__errors errors_state;
-    /* The size of the first arena block: FIRST_ARENA or FIRST_ARENA_SMALL (req_alloc()). */
+    /* The size of the first arena block: FIRST_ARENA, or the thread's learnt small size
+     * (req_alloc()). */
     size_t first_arena;
     /*
      * The first arena block follows; in the thread's first block, then

@@ -198,7 +198,7 @@ END_TEST
 
 /*
  * While a stream waits it holds the thread's first request block: requests
- * that overlap it get blocks with a smaller first arena (FIRST_ARENA_SMALL),
+ * that overlap it get blocks with a smaller first arena (learnt, request.h),
  * and one that needs more (a 1,500-byte target, its path copy and the
  * decoded query) grows past it.
  */

@@ -32,7 +32,6 @@ srv__arena_alloc_block(struct srv_arena *a, size_t n)
     if (a->pos && (size_t)(a->end - a->pos) >= need) {
         p = a->pos;
         a->pos += need;
-        a->taken += need;
         return p;
     }
     /* Larger than half a shared block: a block of its own, the current one stays. */
@@ -46,7 +45,6 @@ srv__arena_alloc_block(struct srv_arena *a, size_t n)
     b->next = a->head;
     a->head = b;
     a->total += bsize;
-    a->taken += need;
     p = (char *)(b + 1);
     if (shared) {
         /* A fresh shared block becomes the current one. */
@@ -71,5 +69,4 @@ srv_arena_free(struct srv_arena *a)
     a->head = NULL;
     a->pos = a->end = NULL;
     a->total = 0;
-    a->taken = 0;
 }

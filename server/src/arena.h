@@ -21,8 +21,6 @@ struct srv_arena {
      * (a request that waits keeps what it took for as long as it waits).
      */
     size_t grow;
-    /* Bytes handed out since srv_arena_init() (each rounded up to SRV_ARENA_ALIGN). */
-    size_t taken;
 };
 
 /* The slow path of srv_arena_alloc(): a new block (or n is 0, or too large). */
@@ -45,7 +43,6 @@ srv_arena_init(struct srv_arena *a, void *mem, size_t size)
 
     a->head = NULL;
     a->total = 0;
-    a->taken = 0;
     a->grow = mem && size < SRV_ARENA_BLOCK / 2 ? SRV_ARENA_SMALL_GROW : SRV_ARENA_BLOCK;
     if (!mem || size < aligned - p) {
         a->pos = a->end = NULL;
@@ -69,23 +66,36 @@ srv_arena_alloc(struct srv_arena *a, size_t n)
         char *p = a->pos;
 
         a->pos += need;
-        a->taken += need;
         return p;
     }
     return srv__arena_alloc_block(a, n);
 }
 
 /*
- * The size of the first block for the next arena like one that took @p taken
- * bytes, when @p first is the size used now: @p taken and @p slack, rounded up
+ * The bytes an arena whose first block is [mem, mem+size) holds: what it
+ * handed out (with alignment) while that is all from the first block; once
+ * it took more blocks, the first and all of those, whole.
+ */
+static inline size_t
+srv_arena_held(const struct srv_arena *a, const void *mem, size_t size)
+{
+    if (a->head)
+        return size + a->total;
+    return a->pos ? (size_t)(a->pos - (const char *)mem) : 0;
+}
+
+/*
+ * The size of the first block for the next arena like one that holds @p held
+ * bytes (srv_arena_held()), when @p first is the size used now: @p held and
+ * @p slack, rounded up
  * to 64 bytes, within [@p lo, @p hi]. It grows at once and shrinks by an
  * eighth of the difference per call (rounded up, to a multiple of 16), so
  * that a mix of arenas is sized for its larger ones.
  */
 static inline size_t
-srv_arena_first_size(size_t first, size_t taken, size_t slack, size_t lo, size_t hi)
+srv_arena_first_size(size_t first, size_t held, size_t slack, size_t lo, size_t hi)
 {
-    size_t want = taken < hi ? (taken + slack + 63) & ~(size_t)63 : hi;
+    size_t want = held < hi ? (held + slack + 63) & ~(size_t)63 : hi;
 
     if (want < lo)
         want = lo;

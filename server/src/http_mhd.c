@@ -328,14 +328,8 @@ req_alloc(void)
     r->first_arena = first;
     /* What stays the same from one request of the block to the next. */
     csgi__response_init(&r->core, &srv_core_ops, r, 0, 0);
-    r->header_room = NULL;
-    if (!req_made_first) {
-        char *room = (char *)(r + 1) + first;
-
-        r->header_room = (struct csgi_header *)room;
-        csgi__response_head_room(&r->core, room + INLINE_HEADERS * sizeof(struct csgi_header),
-                                 CSGI__HEAD_COPY);
-    }
+    if (!req_made_first)
+        csgi__response_head_room(&r->core, req_header_room(r) + INLINE_HEADERS, CSGI__HEAD_COPY);
     req_made_first = 1;
     r->errors_state.sink = srv_errors_sink;
     r->errors_state.alloc = srv_core_ops.alloc;
@@ -363,7 +357,7 @@ req_release(struct csgi_request *r)
         pthread_once(&req_cache_once, req_cache_init);
         if (!req_cache_key_ok || pthread_setspecific(req_cache_key, &req_cached) != 0) {
             /* No cache: the thread's next block is made whole again (req_alloc()). */
-            if (r->header_room)
+            if (req_header_room(r))
                 req_made_first = 0;
             free(r);
             return;
@@ -433,18 +427,19 @@ req_unref(struct csgi_request *r)
 }
 
 /*
- * A request in a small block begins to wait: what its arena took so far
- * sizes the first arena block of the thread's next small blocks, made mostly
- * for more requests like it (request.h). Its later waits teach nothing (an
- * application that takes request memory per event would keep it growing).
+ * A request in a small block begins to wait: what its arena holds (an
+ * overflow counts its blocks whole, and the size comes down again) sizes the first arena block of
+ * the thread's next small blocks, made mostly for more requests like it (request.h). Its later
+ * waits teach nothing (an application that takes request memory per event would keep it growing).
  */
 static inline void
 small_arena_learn(struct csgi_request *r)
 {
-    if (!r->header_room && !r->arena_learnt) {
+    if (!r->arena_learnt && !req_header_room(r)) {
         r->arena_learnt = 1;
-        small_arena = srv_arena_first_size(small_arena, r->arena.taken, SMALL_ARENA_SLACK,
-                                           SMALL_ARENA_MIN, SMALL_ARENA_MAX);
+        small_arena =
+            srv_arena_first_size(small_arena, srv_arena_held(&r->arena, r + 1, r->first_arena),
+                                 SMALL_ARENA_SLACK, SMALL_ARENA_MIN, SMALL_ARENA_MAX);
     }
 }
 
@@ -470,7 +465,7 @@ on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     if (!r)
         return NULL;
     csgi__zero((char *)r + offsetof(struct csgi_request, t1_set),
-               offsetof(struct csgi_request, header_room) - offsetof(struct csgi_request, t1_set));
+               offsetof(struct csgi_request, remote_addr) - offsetof(struct csgi_request, t1_set));
     /* The parts outside the memset that a request refused early still uses. */
     csgi__response_reset(&r->core, 0);
     r->errors_state.line = NULL;
@@ -1319,9 +1314,8 @@ check_head(struct csgi_request *r)
     char *path_buf;
     int status;
 
-    if (r->header_room) {
-        r->headers = r->header_room;
-    } else {
+    r->headers = req_header_room(r);
+    if (!r->headers) {
         /* A small block: room for the headers there are (up to the bound), in the arena. */
         int n = MHD_get_connection_values(r->conn, MHD_HEADER_KIND, NULL, NULL);
 

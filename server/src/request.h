@@ -40,7 +40,7 @@
  * ones that wait (SPEC 4.14), thousands at a time, using a few hundred bytes
  * (their request headers, at their count, and a copy of the response head
  * included). Such a block has no room for INLINE_HEADERS nor for head copies.
- * Its size is learnt per thread from what such requests took when they began
+ * Its size is learnt per thread from what such requests held when they began
  * to wait, and SMALL_ARENA_SLACK more (srv_arena_first_size(), within
  * [SMALL_ARENA_MIN, SMALL_ARENA_MAX]); FIRST_ARENA_SMALL until one did.
  */
@@ -180,7 +180,7 @@ struct csgi_request {
     int refs;
     int body_fd;
 
-    /* Cleared by on_uri(): from t1_set to header_room. */
+    /* Cleared by on_uri(): from t1_set to remote_addr. */
     int t1_set;
     int state;
     int deadline_cleared; /* the connection's deadline is 0 since set_deadline(r, 0) */
@@ -260,8 +260,6 @@ struct csgi_request {
      * these is set up by its own init when it is first needed, so that the
      * per-request memset stays small.
      */
-    /* INLINE_HEADERS request headers' room in the thread's first block (NULL: a small block). */
-    struct csgi_header *header_room;
     /*
      * The environ's remote_addr (build_environ()): the connection's text,
      * copied whole, so that it is also padded for srv_score_set_inflight().
@@ -292,18 +290,33 @@ struct csgi_request {
     struct csgi_errors errors;
     struct csgi__input input_state;
     struct csgi__errors errors_state;
-    /* The size of the first arena block: FIRST_ARENA, or the thread's learnt small size
-     * (req_alloc()). */
+    /*
+     * The size of the first arena block: FIRST_ARENA in the thread's first
+     * block, else the thread's learnt small size (req_alloc()).
+     */
     size_t first_arena;
     /*
-     * The first arena block follows; in the thread's first block, then
-     * header_room and the core's head room (csgi__response_head_room()).
+     * The first arena block follows; in the thread's first block, then the
+     * room for INLINE_HEADERS request headers (req_header_room()) and the
+     * core's head room (csgi__response_head_room()).
      */
 };
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
 /* ------------------------------------------------------------------ */
+
+/*
+ * The room for INLINE_HEADERS request headers after the first arena block of
+ * the thread's first request block; NULL for a small block (its first arena
+ * block is smaller, SMALL_ARENA_MAX).
+ */
+static inline struct csgi_header *
+req_header_room(struct csgi_request *r)
+{
+    return r->first_arena == FIRST_ARENA ? (struct csgi_header *)((char *)(r + 1) + FIRST_ARENA)
+                                         : NULL;
+}
 
 static inline struct csgi_str
 cstr(const char *p, size_t n)

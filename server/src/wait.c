@@ -306,8 +306,7 @@ mhd_resume(struct csgi_request *r)
     srv_mhd_loop_poke(lp);
 }
 
-/* Wake a parked request: its loop's task when the loop writes it (http_mhd.c), else libmicrohttpd.
- */
+/* Wake a parked request: its loop's task when that writes it (http_mhd.c), else libmicrohttpd. */
 static void
 resume_conn(struct csgi_request *r)
 {

@@ -197,19 +197,50 @@ START_TEST(wait_client_leaves_second_poll)
 END_TEST
 
 /*
- * While a stream waits it holds the thread's first request block: requests
- * that overlap it get blocks with a smaller first arena (learnt, request.h),
- * and one that needs more (a 1,500-byte target, its path copy and the
- * decoded query) grows past it.
+ * Streams that wait while a test's other requests come (GET /waits/stream):
+ * the first holds the thread's first request block, the others wait in small
+ * blocks, whose first waits size the thread's next small blocks (request.h).
+ * Those other requests then get small blocks of that learnt size.
+ */
+#define N_HOLD 3
+
+static void
+hold_streams(struct wire_conn *s)
+{
+    for (int i = 0; i < N_HOLD; i++) {
+        connect_send(&s[i], "GET /waits/stream HTTP/1.1\r\nHost: x\r\n\r\n");
+        ck_assert(wire_recv_until(&s[i], "ready\n", WAIT_MS));
+    }
+}
+
+/* One publish ends the held streams; each reads it, and the fixture sees every one closed. */
+static void
+release_streams(struct wire_conn *s)
+{
+    char want[64];
+
+    snprintf(want, sizeof(want), "woken=%d\n", N_HOLD);
+    expect_get("/waits/publish?msg=end", want);
+    for (int i = 0; i < N_HOLD; i++) {
+        ck_assert(wire_recv_until(&s[i], "end\n", WAIT_MS));
+        wire_close(&s[i]);
+    }
+    snprintf(want, sizeof(want), "waiting=0 closed=%d ", N_HOLD);
+    ck_assert(h_get_until(&srv, "/waits/stats", want, WAIT_MS));
+}
+
+/*
+ * A request beside waiting streams that needs more than its small block's
+ * first arena (a 1,500-byte target, its path copy and the decoded query)
+ * grows past it.
  */
 START_TEST(wait_overlapping_request_grows_its_arena)
 {
     static char path[1600], want[1600];
-    struct wire_conn s;
+    struct wire_conn s[N_HOLD];
     struct hresp r;
 
-    connect_send(&s, "GET /waits/stream HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert(wire_recv_until(&s, "ready\n", WAIT_MS));
+    hold_streams(s);
     memcpy(path, "/echo?q=", 8);
     memset(path + 8, 'a', 1500);
     path[1508] = '\0';
@@ -220,15 +251,12 @@ START_TEST(wait_overlapping_request_grows_its_arena)
         ck_assert_msg(h_has(r.body, want), "request %d: the query did not come back whole", i);
         h_resp_free(&r);
     }
-    expect_get("/waits/publish?msg=end", "woken=1\n");
-    ck_assert(wire_recv_until(&s, "end\n", WAIT_MS));
-    wire_close(&s);
-    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=0 closed=1 ", WAIT_MS));
+    release_streams(s);
 }
 END_TEST
 
 /*
- * The request headers of a block made beside a waiting request are kept in
+ * The request headers of a block made beside waiting requests are kept in
  * its arena, room for as many as came: 60 come back in order, the most the
  * server takes (--max-headers, 100) too, and one more is refused with 431.
  */
@@ -239,11 +267,10 @@ START_TEST(wait_overlapping_request_headers)
     static char lines[100][32];
     const char *hdrs[101];
     char want[64];
-    struct wire_conn s;
+    struct wire_conn s[N_HOLD];
     struct hresp r;
 
-    connect_send(&s, "GET /waits/stream HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert(wire_recv_until(&s, "ready\n", WAIT_MS));
+    hold_streams(s);
     for (size_t k = 0; k < 100; k++)
         snprintf(lines[k], sizeof(lines[k]), "X-H-%02zu: v%02zu", k, k);
     for (size_t t = 0; t < sizeof(counts) / sizeof(counts[0]); t++) {
@@ -266,10 +293,69 @@ START_TEST(wait_overlapping_request_headers)
         }
         h_resp_free(&r);
     }
-    expect_get("/waits/publish?msg=end", "woken=1\n");
-    ck_assert(wire_recv_until(&s, "end\n", WAIT_MS));
-    wire_close(&s);
-    ck_assert(h_get_until(&srv, "/waits/stats", "waiting=0 closed=1 ", WAIT_MS));
+    release_streams(s);
+}
+END_TEST
+
+/* An echo of @p method read from @p c: 200, and its body (GET, POST) has each of @p want. */
+static void
+expect_echo(struct wire_conn *c, const char *method, const char *const *want)
+{
+    struct wire_resp r;
+
+    ck_assert_int_eq(wire_read(c, method, WAIT_MS, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(r.complete);
+    for (; want && *want; want++)
+        ck_assert_msg(h_has(r.body, *want), "%s: \"%s\" lacks %s", method, r.body, *want);
+    wire_resp_free(&r);
+}
+
+/*
+ * The shapes clients send, each in small request blocks beside waiting
+ * streams (their headers and head copies in their arenas): three requests
+ * pipelined in one send (a HEAD between two GETs, the last with 30 headers),
+ * HTTP/1.0, and a chunked upload sent in pieces with pauses.
+ */
+START_TEST(wait_overlapping_shapes)
+{
+    static char req[4096];
+    static const char *const first[] = {"[\"a\",\"1\"]", "[\"X-A\",\"1\"]", NULL};
+    static const char *const third[] = {"[\"a\",\"3\"]", "[\"X-H-29\",\"v29\"]", NULL};
+    static const char *const old[] = {"[\"v\",\"10\"]", "[\"X-B\",\"2\"]", NULL};
+    static const char *const upload[] = {"\"body\":\"hello, world\"", "[\"X-C\",\"3\"]", NULL};
+    static const char *const pieces[] = {"5\r\nhello\r\n", "7\r\n, world\r\n", "0\r\n\r\n"};
+    struct wire_conn s[N_HOLD], c;
+    size_t len;
+
+    hold_streams(s);
+    len = (size_t)snprintf(req, sizeof(req),
+                           "GET /echo?a=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n"
+                           "HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n"
+                           "GET /echo?a=3 HTTP/1.1\r\nHost: x\r\n");
+    for (int k = 0; k < 30; k++)
+        len += (size_t)snprintf(req + len, sizeof(req) - len, "X-H-%02d: v%02d\r\n", k, k);
+    len += (size_t)snprintf(req + len, sizeof(req) - len, "\r\n");
+    connect_send(&c, req);
+    expect_echo(&c, "GET", first);
+    expect_echo(&c, "HEAD", NULL);
+    expect_echo(&c, "GET", third);
+    wire_close(&c);
+
+    connect_send(&c, "GET /echo?v=10 HTTP/1.0\r\nX-B: 2\r\n\r\n");
+    expect_echo(&c, "GET", old);
+    ck_assert_int_eq(wire_wait_close(&c, WAIT_MS), 1);
+    wire_close(&c);
+
+    connect_send(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                     "X-C: 3\r\n\r\n");
+    for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+        wire_sleep_ms(50);
+        ck_assert_int_eq(wire_send(&c, pieces[i], strlen(pieces[i])), 0);
+    }
+    expect_echo(&c, "POST", upload);
+    wire_close(&c);
+    release_streams(s);
 }
 END_TEST
 
@@ -832,6 +918,7 @@ wait_suite(void)
     tcase_add_test(tc, wait_client_leaves_second_poll);
     tcase_add_test(tc, wait_overlapping_request_grows_its_arena);
     tcase_add_test(tc, wait_overlapping_request_headers);
+    tcase_add_test(tc, wait_overlapping_shapes);
     tcase_add_test(tc, wait_timer_ticks);
     tcase_add_test(tc, wait_fd_watch);
     tcase_add_test(tc, wait_resume_races_leaving);
